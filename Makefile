@@ -1,0 +1,46 @@
+# Two commands matter: `make run` (demo server on SQLite) and `make test` (the suite on SQLite).
+# Everything they need is installed here, into .venv, from the project's own files.
+
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+PYTEST_WORKERS ?= 2
+PG_TEST_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/postgres
+
+.PHONY: install run test test-pg lint openapi browser-deps bench clean
+
+$(STAMP): pyproject.toml
+	$(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+run: install
+	$(BIN)/migrant migrate
+	$(BIN)/migrant seed-demo
+	$(BIN)/migrant serve --host 127.0.0.1 --port 8000
+
+test: install
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS)
+
+# The same suite on PostgreSQL (each run creates and drops its own databases on that server).
+test-pg: install
+	TEST_DATABASE_URL=$(PG_TEST_URL) $(BIN)/python -m pytest -n $(PYTEST_WORKERS)
+
+lint: install
+	$(BIN)/ruff check app tests bench migrations
+	$(BIN)/ruff format --check app tests bench
+	$(BIN)/mypy app
+
+openapi: install
+	$(BIN)/migrant openapi --out openapi/openapi.json
+
+# Headless Chromium for the offline /docs check (Debian's package; needs root, as on CI).
+browser-deps:
+	command -v chromium >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq chromium >/dev/null)
+
+clean:
+	rm -rf $(VENV) data/*.db data/*.db-* .mypy_cache .ruff_cache

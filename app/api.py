@@ -1,0 +1,27 @@
+"""The URL map: public routes first, then one authenticated router per domain."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from app.audit.router import router as audit_router
+from app.auth.router import public_router as auth_public_router
+from app.auth.router import router as auth_router
+from app.auth.users_router import router as users_router
+from app.places.router import router as places_router
+from app.system.router import public_router as system_public_router
+
+API_PREFIX = "/api/v1"
+
+# Reachable without a token. Everything else needs one and declares an access rule.
+public_api = APIRouter()
+public_api.include_router(auth_public_router)
+
+api = APIRouter()
+api.include_router(auth_router)
+api.include_router(users_router)
+api.include_router(places_router)
+api.include_router(audit_router)
+
+root_public = APIRouter()
+root_public.include_router(system_public_router)

@@ -1,0 +1,64 @@
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter
+from sqlalchemy import select
+
+from app.auth import service
+from app.auth.models import User, UserScope
+from app.auth.schemas import LoginIn, MeOut, PasswordChangeIn, RefreshIn, ScopeDivision, TokenOut
+from app.core.deps import ALL_USERS, Actor, SessionDep, SettingsDep, allow, public
+from app.core.errors import NotFound
+from app.places.models import Division
+
+public_router = APIRouter(prefix="/auth", tags=["auth"])
+router = APIRouter(prefix="/auth", tags=["auth"])
+
+# These work even while a password change is pending (that is how the change gets made).
+MeActor = Annotated[Actor, allow(*ALL_USERS, password_expired_ok=True)]
+
+
+@public_router.post("/login", response_model=TokenOut, summary="Sign in with username and password")
+@public
+def login(body: LoginIn, session: SessionDep, settings: SettingsDep) -> TokenOut:
+    user, access, refresh, expires_in = service.login(session, settings, body.username, body.password)
+    return TokenOut(access_token=access, refresh_token=refresh, expires_in=expires_in,
+                    must_change_password=user.must_change_password)
+
+
+@public_router.post("/refresh", response_model=TokenOut, summary="Exchange a refresh token (rotates it)")
+@public
+def refresh(body: RefreshIn, session: SessionDep, settings: SettingsDep) -> TokenOut:
+    user, access, new_refresh, expires_in = service.refresh(session, settings, body.refresh_token)
+    return TokenOut(access_token=access, refresh_token=new_refresh, expires_in=expires_in,
+                    must_change_password=user.must_change_password)
+
+
+@router.post("/logout", status_code=204, summary="End this session (its tokens stop working at once)")
+def logout(session: SessionDep, actor: MeActor) -> None:
+    service.logout(session, actor.session_id)
+
+
+@router.get("/me", response_model=MeOut, summary="Who am I, and where do I work")
+def me(session: SessionDep, actor: MeActor) -> MeOut:
+    user = session.get(User, actor.user_id)
+    if user is None:
+        raise NotFound()
+    scope = None
+    if actor.area_prefixes is not None:
+        divisions = session.execute(
+            select(Division).join(UserScope, UserScope.division_id == Division.id)  # type: ignore[arg-type]
+            .where(UserScope.user_id == user.id).order_by(Division.path)
+        ).scalars()
+        scope = [ScopeDivision.model_validate(d) for d in divisions]
+    return MeOut(id=user.id, username=user.username, display_name=user.display_name, role=actor.role,
+                 must_change_password=user.must_change_password, scope=scope)
+
+
+@router.post("/password", status_code=204, summary="Change my password (the current one is required)")
+def change_password(body: PasswordChangeIn, session: SessionDep, actor: MeActor) -> None:
+    user = session.get(User, actor.user_id)
+    if user is None:
+        raise NotFound()
+    service.change_password(session, user, actor.session_id, body.old_password, body.new_password)

@@ -1,0 +1,68 @@
+"""Account administration (admins only)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+from sqlalchemy import select
+
+from app.auth import users_service as service
+from app.auth.models import Role, User
+from app.auth.schemas import PasswordResetIn, UserCreate, UserOut, UserUpdate
+from app.core.deps import AdminActor, SessionDep
+from app.core.pagination import Page, PageDep, paginate
+
+router = APIRouter(prefix="/users", tags=["users"])
+
+
+def _out(session: SessionDep, user: User) -> UserOut:
+    return UserOut.model_validate({**user.model_dump(), "division_ids": service.division_ids(session, user.id)})
+
+
+@router.post("", response_model=UserOut, status_code=201, summary="Create an account")
+def create_user(body: UserCreate, session: SessionDep, actor: AdminActor) -> UserOut:
+    user = service.create_user(session, username=body.username, display_name=body.display_name, role=body.role,
+                               password=body.password, division_ids=body.division_ids, must_change=True)
+    return _out(session, user)
+
+
+@router.get("", response_model=Page[UserOut], summary="List accounts")
+def list_users(
+    session: SessionDep,
+    actor: AdminActor,
+    page: PageDep,
+    role: Role | None = None,
+    active: bool | None = None,
+    q: Annotated[str | None, Query(max_length=64, description="Username or display name contains")] = None,
+) -> Page[UserOut]:
+    stmt = select(User).order_by(User.username)
+    if role is not None:
+        stmt = stmt.where(User.role == role.value)
+    if active is not None:
+        stmt = stmt.where(User.active == active)
+    if q:
+        like = f"%{q.lower()}%"
+        stmt = stmt.where(User.username.like(like) | User.display_name.like(f"%{q}%"))  # type: ignore[attr-defined]
+    users, total = paginate(session, stmt, page)
+    return Page(items=[_out(session, u) for u in users], total=total, limit=page.limit, offset=page.offset)
+
+
+@router.get("/{user_id}", response_model=UserOut, summary="One account")
+def get_user(user_id: str, session: SessionDep, actor: AdminActor) -> UserOut:
+    return _out(session, service.get_user(session, user_id))
+
+
+@router.patch("/{user_id}", response_model=UserOut, summary="Edit role, assignment, name or status")
+def update_user(user_id: str, body: UserUpdate, session: SessionDep, actor: AdminActor) -> UserOut:
+    user = service.update_user(
+        session, service.get_user(session, user_id), version=body.version, display_name=body.display_name,
+        role=body.role, active=body.active, new_division_ids=body.division_ids, acting_user_id=actor.user_id,
+    )
+    return _out(session, user)
+
+
+@router.post("/{user_id}/reset-password", status_code=204,
+             summary="Set a temporary password; the user must change it at next sign-in")
+def reset_password(user_id: str, body: PasswordResetIn, session: SessionDep, actor: AdminActor) -> None:
+    service.reset_password(session, service.get_user(session, user_id), body.temporary_password)

@@ -1,0 +1,140 @@
+"""Account administration: create, edit (role, scope, active), reset passwords."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlalchemy import delete, or_, select
+from sqlmodel import Session
+
+from app.audit import service as audit
+from app.auth.models import AREA_ROLES, Role, User, UserScope
+from app.auth.service import check_password_policy, normalise_username, revoke_all_sessions, set_password
+from app.core.errors import Conflict, NotFound, StaleVersion, Unprocessable
+from app.core.security import hash_password
+from app.core.types import utcnow
+from app.places.models import Division, Level
+
+# Which division levels each area role may be assigned to.
+SCOPE_LEVELS = {
+    Role.worker: {Level.community.value, Level.grid.value},
+    Role.supervisor: {Level.city.value, Level.district.value, Level.street.value},
+}
+
+
+class UsernameTaken(Conflict):
+    code = "username_taken"
+    en = "That username is already in use."
+    zh = "该用户名已被使用。"
+
+
+class ScopeInvalid(Unprocessable):
+    code = "scope_invalid"
+    en = ("Workers are assigned communities or grids, supervisors a district, street or the city; "
+          "admins and auditors have no assignment.")
+    zh = "专干只能分配社区或网格，督导只能分配区、街道或全市；管理员和审计员不分配区域。"
+
+
+class DivisionUnknown(Unprocessable):
+    code = "division_unknown"
+    en = "A division in the assignment does not exist or is inactive."
+    zh = "分配的区划不存在或已停用。"
+
+
+def resolve_divisions(session: Session, refs: Sequence[str]) -> list[str]:
+    """Division ids from ids, paths or (non-grid) codes, for the CLI."""
+    ids = []
+    for ref in refs:
+        row = session.execute(
+            select(Division.id).where(or_(Division.id == ref, Division.path == ref,
+                                          (Division.code == ref) & (Division.level != Level.grid.value)))
+        ).first()
+        if row is None:
+            raise DivisionUnknown({"division": ref})
+        ids.append(row[0])
+    return ids
+
+
+def _check_scope(session: Session, role: Role, division_ids: Sequence[str]) -> list[str]:
+    unique = list(dict.fromkeys(division_ids))
+    if role not in AREA_ROLES:
+        if unique:
+            raise ScopeInvalid()
+        return []
+    if not unique:
+        raise ScopeInvalid({"reason": "an area role needs at least one division"})
+    rows = session.execute(
+        select(Division.id, Division.level).where(Division.id.in_(unique), Division.active)  # type: ignore[attr-defined]
+    ).all()
+    if len(rows) != len(unique):
+        raise DivisionUnknown()
+    if any(level not in SCOPE_LEVELS[role] for _, level in rows):
+        raise ScopeInvalid()
+    return unique
+
+
+def create_user(session: Session, *, username: str, display_name: str, role: Role, password: str,
+                division_ids: Sequence[str], must_change: bool = False) -> User:
+    name = normalise_username(username)
+    if session.execute(select(User.id).where(User.username == name)).first():
+        raise UsernameTaken()
+    check_password_policy(password, name)
+    scope = _check_scope(session, role, division_ids)
+    user = User(username=name, display_name=display_name, role=role.value,
+                password_hash=hash_password(password), must_change_password=must_change)
+    session.add(user)
+    session.flush()
+    session.add_all(UserScope(user_id=user.id, division_id=d) for d in scope)
+    session.flush()
+    return user
+
+
+def division_ids(session: Session, user_id: str) -> list[str]:
+    return list(session.execute(
+        select(UserScope.division_id).where(UserScope.user_id == user_id).order_by(UserScope.division_id)
+    ).scalars())
+
+
+def get_user(session: Session, user_id: str) -> User:
+    user = session.get(User, user_id)
+    if user is None:
+        raise NotFound()
+    return user
+
+
+def update_user(session: Session, user: User, *, version: int, display_name: str | None, role: Role | None,
+                active: bool | None, new_division_ids: Sequence[str] | None, acting_user_id: str) -> User:
+    if user.version != version:
+        raise StaleVersion({"current_version": user.version})
+    if user.id == acting_user_id and (active is False or (role is not None and role != Role(user.role))):
+        raise Conflict({"reason": "admins cannot disable or demote themselves"})
+    target_role = role or Role(user.role)
+    if new_division_ids is not None or target_role != Role(user.role):
+        scope = _check_scope(session, target_role,
+                             new_division_ids if new_division_ids is not None else division_ids(session, user.id))
+        session.execute(delete(UserScope).where(UserScope.user_id == user.id))  # type: ignore[arg-type]
+        session.add_all(UserScope(user_id=user.id, division_id=d) for d in scope)
+        audit.record(session, "user_scopes.replace", target_type="users", target_id=user.id,
+                     fields=["division_id"])
+    if display_name is not None:
+        user.display_name = display_name
+    if role is not None:
+        user.role = role.value
+    if active is not None:
+        user.active = active
+        if not active:
+            revoke_all_sessions(session, user.id, "disabled")
+    user.version += 1
+    user.updated_at = utcnow()
+    session.add(user)
+    session.flush()
+    return user
+
+
+def reset_password(session: Session, user: User, temporary_password: str) -> None:
+    check_password_policy(temporary_password, user.username)
+    set_password(user, temporary_password, must_change=True)
+    user.version += 1
+    session.add(user)
+    revoke_all_sessions(session, user.id, "password_reset")
+    audit.record(session, "auth.password_reset", target_type="users", target_id=user.id)

@@ -1,0 +1,101 @@
+"""Settings, read from the environment (and an optional .env file).
+
+Development defaults let `make run` work with nothing configured; production mode refuses to start
+with any of them left in place (see `Settings.check_production`).
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEV_JWT_KEYS = "dev-1:development-only-signing-key-change-me-0000000000"
+DEV_THROTTLE_SECRET = "development-only-throttle-secret"  # noqa: S105 - a marked development default
+ROOT = Path(__file__).resolve().parents[2]
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore")
+
+    app_env: Literal["development", "test", "production"] = "development"
+    database_url: str = f"sqlite:///{ROOT / 'data' / 'app.db'}"
+    db_pool_size: int = Field(default=10, ge=1, le=200)
+
+    # Tokens. JWT_KEYS is "kid:secret[,kid:secret…]"; the first signs, all verify (rotation).
+    jwt_keys: str = DEV_JWT_KEYS
+    jwt_issuer: str = "migrant-services"
+    jwt_audience: str = "migrant-services-api"
+    access_token_minutes: int = Field(default=10, ge=1, le=15)
+    refresh_token_days: int = Field(default=7, ge=1, le=30)
+    idle_timeout_minutes: int = Field(default=30, ge=1, le=30)
+
+    # Login protection.
+    login_max_failures: int = Field(default=5, ge=1, le=5)
+    login_lock_minutes: int = Field(default=15, ge=10)
+    login_ip_max_failures: int = Field(default=30, ge=1)
+    login_ip_window_minutes: int = Field(default=15, ge=1)
+    throttle_secret: str = DEV_THROTTLE_SECRET
+    trust_forwarded_for: bool = False
+    # argon2id cost (pwdlib's defaults). Lower only for test runs; hashes record their own parameters.
+    argon2_time_cost: int = Field(default=3, ge=1, le=20)
+    argon2_memory_kib: int = Field(default=65536, ge=1024, le=1_048_576)
+
+    # API limits.
+    max_body_bytes: int = Field(default=1_048_576, ge=1024)
+    page_max: int = Field(default=200, ge=10, le=1000)
+
+    # Audit retention: the law (Cybersecurity Law art. 21) asks for at least 6 months.
+    audit_retention_days: int = Field(default=180, ge=180)
+
+    log_level: str = "INFO"
+
+    @field_validator("jwt_keys")
+    @classmethod
+    def _keys_parse(cls, value: str) -> str:
+        parse_keys(value)
+        return value
+
+    @property
+    def signing_keys(self) -> dict[str, str]:
+        return parse_keys(self.jwt_keys)
+
+    @property
+    def current_kid(self) -> str:
+        return next(iter(self.signing_keys))
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    def check_production(self) -> None:
+        """Refuse to run in production with development secrets or the embedded database."""
+        if self.app_env != "production":
+            return
+        problems = []
+        if self.jwt_keys == DEV_JWT_KEYS or any(len(s) < 32 for s in self.signing_keys.values()):
+            problems.append("JWT_KEYS must be set to secrets of at least 32 characters")
+        if self.throttle_secret == DEV_THROTTLE_SECRET or len(self.throttle_secret) < 32:
+            problems.append("THROTTLE_SECRET must be set to a secret of at least 32 characters")
+        if self.argon2_memory_kib < 19456 or self.argon2_time_cost < 2:
+            problems.append("argon2 cost below OWASP's minimum (19 MiB, 2 passes)")
+        if problems:
+            raise RuntimeError("refusing to start in production: " + "; ".join(problems))
+
+
+def parse_keys(value: str) -> dict[str, str]:
+    keys: dict[str, str] = {}
+    for part in value.split(","):
+        kid, sep, secret = part.strip().partition(":")
+        if not sep or not kid or not secret:
+            raise ValueError("JWT_KEYS must look like 'kid:secret[,kid:secret]'")
+        keys[kid] = secret
+    return keys
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

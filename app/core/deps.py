@@ -1,0 +1,223 @@
+"""Request dependencies: the unit of work, the authenticated actor and access rules.
+
+Every authenticated route declares who may call it with `allow(...)` (tests fail for a route that does
+not); what the caller may *see* is the actor's area scope, applied in SQL by `Actor.area_filter`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Annotated, Any
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy import ColumnElement, false, or_, select, true
+from sqlmodel import Session
+
+from app.audit import service as audit
+from app.auth.models import AREA_ROLES, AuthSession, Role, User, UserScope
+from app.core import context
+from app.core.config import Settings, get_settings
+from app.core.db import begin, get_engine, unit_of_work
+from app.core.errors import AppError, Forbidden, Unauthorized
+from app.core.security import TokenInvalid, decode_access_token
+from app.core.types import utcnow
+from app.places.models import Division
+
+SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
+WRITE = "write_request"
+LAST_SEEN_RESOLUTION = timedelta(seconds=60)
+
+
+def get_session(request: Request) -> Iterator[Session]:
+    """One transaction per request, committed before the response is sent."""
+    write = request.method not in SAFE_METHODS
+    with Session(get_engine(), expire_on_commit=False) as session:
+        session.info[WRITE] = write
+        begin(session, write=write)
+        try:
+            yield session
+        except AppError as exc:
+            if exc.keep_changes and write:
+                audit.seal_pending(session)
+                session.commit()
+            else:
+                session.rollback()
+            if exc.audit_outcome:
+                _audit_failure(request, exc)
+            raise
+        except BaseException:
+            session.rollback()
+            raise
+        else:
+            if write:
+                audit.seal_pending(session)
+                session.commit()
+            else:
+                # Reads run in a read-only transaction; their audit records (sensitive reads) are
+                # appended in a short write transaction before the response leaves.
+                pending = audit.take_pending(session)
+                session.rollback()
+                if pending:
+                    begin(session, write=True)
+                    audit.seal_pending(session, pending)
+                    session.commit()
+
+
+def _audit_failure(request: Request, exc: AppError) -> None:
+    with unit_of_work() as side:
+        audit.record(
+            side,
+            "http." + (exc.audit_outcome or "denied"),
+            target_type="route",
+            target_id=f"{request.method} {request.url.path}"[:100],
+            outcome=exc.audit_outcome or "denied",
+            status_code=exc.status,
+            detail={"code": exc.code},
+        )
+
+
+SessionDep = Annotated[Session, Depends(get_session, scope="function")]
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+bearer = HTTPBearer(auto_error=False, description="Access token from POST /api/v1/auth/login")
+
+
+@dataclass(frozen=True)
+class Actor:
+    user_id: str
+    username: str
+    role: Role
+    session_id: str
+    # Materialised division paths the actor works in; None means the whole city.
+    area_prefixes: tuple[str, ...] | None
+    must_change_password: bool = False
+
+    @property
+    def city_wide(self) -> bool:
+        return self.area_prefixes is None
+
+    def area_filter(self, column: Any) -> ColumnElement[bool]:
+        """SQL condition: the row's area path lies inside the actor's scope."""
+        if self.area_prefixes is None:
+            return true()
+        if not self.area_prefixes:
+            return false()
+        return or_(*(column.startswith(p, autoescape=True) for p in self.area_prefixes))
+
+    def sees_path(self, path: str) -> bool:
+        return self.area_prefixes is None or any(path.startswith(p) for p in self.area_prefixes)
+
+
+class SessionExpired(Unauthorized):
+    code = "session_expired"
+    en = "Your session has ended; sign in again."
+    zh = "会话已结束，请重新登录。"
+    keep_changes = True
+
+
+class PasswordChangeRequired(Forbidden):
+    code = "password_change_required"
+    en = "You must change your password before continuing."
+    zh = "请先修改密码再继续。"
+
+
+def get_actor(
+    session: SessionDep,
+    settings: SettingsDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+) -> Actor:
+    if credentials is None or credentials.scheme.lower() != "bearer":
+        raise Unauthorized(headers={"WWW-Authenticate": "Bearer"})
+    try:
+        claims = decode_access_token(settings, credentials.credentials)
+    except TokenInvalid:
+        raise Unauthorized(headers={"WWW-Authenticate": "Bearer"}) from None
+    row = session.execute(
+        select(User, AuthSession)
+        .join(AuthSession, AuthSession.user_id == User.id)  # type: ignore[arg-type]
+        .where(User.id == claims["sub"], AuthSession.id == claims["sid"])
+    ).first()
+    now = utcnow()
+    if row is None:
+        raise Unauthorized(headers={"WWW-Authenticate": "Bearer"})
+    user, login = row
+    if not user.active or login.revoked_at is not None or login.expires_at <= now:
+        raise SessionExpired()
+    if now - login.last_seen_at > timedelta(minutes=settings.idle_timeout_minutes):
+        _touch_session(session, login.id, revoke="idle")
+        raise SessionExpired()
+    if now - login.last_seen_at > LAST_SEEN_RESOLUTION:
+        _touch_session(session, login.id)
+    role = Role(user.role)
+    prefixes: tuple[str, ...] | None = None
+    if role in AREA_ROLES:
+        prefixes = tuple(
+            session.execute(
+                select(Division.path)
+                .join(UserScope, UserScope.division_id == Division.id)  # type: ignore[arg-type]
+                .where(UserScope.user_id == user.id)
+                .order_by(Division.path)
+            ).scalars()
+        )
+    ctx = context.current()
+    ctx.actor_id, ctx.actor_role = user.id, role.value
+    return Actor(user.id, user.username, role, login.id, prefixes, user.must_change_password)
+
+
+def _touch_session(request_session: Session, session_id: str, revoke: str | None = None) -> None:
+    """Record activity (or an idle revocation).
+
+    A write request does it in its own transaction (which already holds the write lock); a read request,
+    whose transaction is read-only, in a short side transaction.
+    """
+    if request_session.info.get(WRITE):
+        _touch(request_session, session_id, revoke)
+        return
+    with unit_of_work() as side:
+        _touch(side, session_id, revoke)
+
+
+def _touch(session: Session, session_id: str, revoke: str | None) -> None:
+    login = session.get(AuthSession, session_id)
+    if login is None:
+        return
+    login.last_seen_at = utcnow()
+    if revoke and login.revoked_at is None:
+        login.revoked_at, login.revoked_reason = utcnow(), revoke
+        audit.record(session, "auth.session_" + revoke, target_type="auth_session", target_id=session_id,
+                     outcome="denied")
+    session.add(login)
+
+
+CurrentActor = Annotated[Actor, Depends(get_actor)]
+ACCESS_RULE = "__access_rule__"
+
+
+def allow(*roles: Role, password_expired_ok: bool = False) -> Any:
+    """The access rule of a route: the roles that may call it at all (others get 403)."""
+    allowed = frozenset(roles)
+
+    def rule(actor: CurrentActor) -> Actor:
+        if actor.must_change_password and not password_expired_ok:
+            raise PasswordChangeRequired()
+        if actor.role not in allowed:
+            raise Forbidden()
+        return actor
+
+    setattr(rule, ACCESS_RULE, allowed)
+    return Depends(rule)
+
+
+def public(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Mark an endpoint as deliberately unauthenticated (tests check the list)."""
+    setattr(func, ACCESS_RULE, "public")
+    return func
+
+
+ALL_USERS = tuple(Role)
+AdminActor = Annotated[Actor, allow(Role.admin)]
+StaffActor = Annotated[Actor, allow(Role.worker, Role.supervisor, Role.admin)]
+AuditorActor = Annotated[Actor, allow(Role.auditor)]
+AnyActor = Annotated[Actor, allow(*ALL_USERS)]

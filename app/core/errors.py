@@ -1,0 +1,161 @@
+"""One error shape for the whole API: {"code", "message", "details"}.
+
+Every expected outcome is an `AppError` subclass carrying its HTTP status, a stable machine-readable
+code and its message in English and Chinese (chosen by Accept-Language). Domains declare their own
+subclasses next to the code that raises them. Anything else that escapes is logged (without request
+data) and answered as a generic 500.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, ClassVar
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+log = logging.getLogger("app.errors")
+
+
+class AppError(Exception):
+    status: ClassVar[int] = 400
+    code: ClassVar[str] = "bad_request"
+    en: ClassVar[str] = "The request is not valid."
+    zh: ClassVar[str] = "请求无效。"
+    # Audit the failure (denials, lockouts). Writes made before the error are kept only when
+    # `keep_changes` is set (a failed login must still count against the account).
+    audit_outcome: ClassVar[str | None] = None
+    keep_changes: ClassVar[bool] = False
+
+    def __init__(self, details: Any = None, *, headers: dict[str, str] | None = None) -> None:
+        super().__init__(self.code)
+        self.details = details
+        self.headers = headers
+
+    def message(self, lang: str) -> str:
+        return self.zh if lang == "zh" else self.en
+
+
+class BadRequest(AppError):
+    pass
+
+
+class Unauthorized(AppError):
+    status = 401
+    code = "unauthorized"
+    en = "Authentication is required."
+    zh = "需要登录认证。"
+    audit_outcome = "denied"
+
+
+class Forbidden(AppError):
+    status = 403
+    code = "forbidden"
+    en = "Your role may not do this."
+    zh = "您的角色无权执行此操作。"
+    audit_outcome = "denied"
+
+
+class NotFound(AppError):
+    """Also the answer for anything outside the caller's scope, so existence never leaks."""
+
+    status = 404
+    code = "not_found"
+    en = "Not found."
+    zh = "未找到。"
+    audit_outcome = "not_found"
+
+
+class Conflict(AppError):
+    status = 409
+    code = "conflict"
+    en = "The request conflicts with the current state."
+    zh = "请求与当前状态冲突。"
+
+
+class StaleVersion(Conflict):
+    code = "stale_version"
+    en = "The record was changed by someone else; reload it and try again."
+    zh = "记录已被他人修改，请刷新后重试。"
+
+
+class Unprocessable(AppError):
+    status = 422
+    code = "invalid"
+    en = "The input is not valid."
+    zh = "输入无效。"
+
+
+class TooManyRequests(AppError):
+    status = 429
+    code = "too_many_requests"
+    en = "Too many requests; wait and try again."
+    zh = "请求过于频繁，请稍后再试。"
+    audit_outcome = "denied"
+
+
+HTTP_CODES: dict[int, tuple[str, str, str]] = {
+    400: ("bad_request", "The request is not valid.", "请求无效。"),
+    401: ("unauthorized", "Authentication is required.", "需要登录认证。"),
+    403: ("forbidden", "Your role may not do this.", "您的角色无权执行此操作。"),
+    404: ("not_found", "Not found.", "未找到。"),
+    405: ("method_not_allowed", "Method not allowed.", "不支持该请求方法。"),
+    413: ("body_too_large", "The request body is too large.", "请求体过大。"),
+    415: ("unsupported_media_type", "Unsupported media type.", "不支持的媒体类型。"),
+    422: ("validation_error", "The input is not valid.", "输入无效。"),
+}
+
+
+def language(request: Request) -> str:
+    return "zh" if request.headers.get("accept-language", "").lower().startswith("zh") else "en"
+
+
+def error_body(code: str, message: str, details: Any = None) -> dict[str, Any]:
+    return {"code": code, "message": message, "details": details}
+
+
+def _validation_details(exc: RequestValidationError) -> list[dict[str, Any]]:
+    # Never echo the input back: it may hold personal data.
+    return [
+        {"loc": [str(p) for p in err.get("loc", ())], "type": err.get("type"), "message": err.get("msg")}
+        for err in exc.errors()
+    ]
+
+
+def install_handlers(app: FastAPI) -> None:
+    @app.exception_handler(AppError)
+    async def _app_error(request: Request, exc: AppError) -> JSONResponse:
+        return JSONResponse(
+            error_body(exc.code, exc.message(language(request)), exc.details),
+            status_code=exc.status,
+            headers=exc.headers,
+        )
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
+        details = _validation_details(exc)
+        # A custom rule (e.g. an ID check digit) names itself as the code when it is the only failure.
+        types = {d["type"] for d in details}
+        code = "validation_error"
+        if len(types) == 1 and (only := next(iter(types))) and only.startswith("rule."):
+            code = only.removeprefix("rule.")
+        _, en, zh = HTTP_CODES[422]
+        return JSONResponse(error_body(code, zh if language(request) == "zh" else en, details), 422)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code, en, zh = HTTP_CODES.get(exc.status_code, ("http_error", str(exc.detail), str(exc.detail)))
+        return JSONResponse(
+            error_body(code, zh if language(request) == "zh" else en),
+            status_code=exc.status_code,
+            headers=getattr(exc, "headers", None),
+        )
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.error("unhandled error %s on %s %s", type(exc).__name__, request.method, request.url.path,
+                  exc_info=exc)
+        return JSONResponse(error_body("internal_error", "Internal error." if language(request) == "en"
+                                       else "服务器内部错误。"), status_code=500)

@@ -1,0 +1,66 @@
+"""Application factory."""
+
+from __future__ import annotations
+
+import logging
+from importlib import resources
+
+from fastapi import FastAPI
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse
+from fastapi.staticfiles import StaticFiles
+
+from app import registry  # noqa: F401 - complete metadata before anything queries
+from app.api import API_PREFIX, api, public_api, root_public
+from app.core.config import get_settings
+from app.core.deps import public
+from app.core.errors import install_handlers
+from app.core.middleware import RequestContextMiddleware
+
+DESCRIPTION = """
+Service for community workers who serve migrant residents (流动人口): places, accounts and scoped access,
+the audit log. Authenticate with `POST /api/v1/auth/login`, then send `Authorization: Bearer <token>`.
+Errors are `{"code", "message", "details"}`; send `Accept-Language: zh` for Chinese messages.
+"""
+
+
+def create_app() -> FastAPI:
+    settings = get_settings()
+    settings.check_production()
+    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    app = FastAPI(
+        title="Migrant Services API",
+        version="0.1.0",
+        description=DESCRIPTION,
+        docs_url=None,
+        redoc_url=None,
+        max_body_size=settings.max_body_bytes,
+    )
+    install_handlers(app)
+    app.add_middleware(RequestContextMiddleware)
+    app.include_router(root_public)
+    app.include_router(public_api, prefix=API_PREFIX)
+    app.include_router(api, prefix=API_PREFIX)
+    _mount_docs(app)
+    return app
+
+
+def _mount_docs(app: FastAPI) -> None:
+    """Swagger UI from assets shipped in an installed package: works on an intranet with no internet."""
+    static = resources.files("fastapi_offline") / "static"
+    app.mount("/docs-static", StaticFiles(directory=str(static)), name="docs-static")
+
+    @app.get("/docs", include_in_schema=False)
+    @public
+    def docs() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url=app.openapi_url or "/openapi.json",
+            title=app.title + " — docs",
+            swagger_js_url="/docs-static/swagger-ui-bundle.js",
+            swagger_css_url="/docs-static/swagger-ui.css",
+            swagger_favicon_url="/docs-static/favicon.png",
+        )
+
+
+app = create_app()

@@ -1,0 +1,7 @@
+"""Import every domain's models so SQLModel.metadata is complete whatever was imported first."""
+
+from app.audit import models as audit_models
+from app.auth import models as auth_models
+from app.places import models as places_models
+
+__all__ = ["audit_models", "auth_models", "places_models"]
