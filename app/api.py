@@ -8,6 +8,10 @@ from app.audit.router import router as audit_router
 from app.auth.router import public_router as auth_public_router
 from app.auth.router import router as auth_router
 from app.auth.users_router import router as users_router
+from app.people.import_router import router as resident_import_router
+from app.people.records_router import router as resident_records_router
+from app.people.router import router as residents_router
+from app.people.workflows_router import router as resident_workflows_router
 from app.places.router import router as places_router
 from app.system.router import public_router as system_public_router
 
@@ -21,6 +25,11 @@ api = APIRouter()
 api.include_router(auth_router)
 api.include_router(users_router)
 api.include_router(places_router)
+# Fixed paths (/residents/import…) before /residents/{id}.
+api.include_router(resident_import_router)
+api.include_router(residents_router)
+api.include_router(resident_records_router)
+api.include_router(resident_workflows_router)
 api.include_router(audit_router)
 
 root_public = APIRouter()

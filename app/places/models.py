@@ -83,6 +83,7 @@ class Dwelling(SQLModel, table=True):
     kind: str = Field(max_length=12)
     lat: float | None = None
     lng: float | None = None
+    landlord_id: str | None = Field(default=None, foreign_key="landlords.id", max_length=32, index=True)
     active: bool = True
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
