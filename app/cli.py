@@ -1,4 +1,4 @@
-"""Command line: serve, migrate, seed-demo, create-user, openapi, audit-verify, audit-purge."""
+"""Command line: serve, migrate, seed-demo, create-user, openapi, audit-verify, audit-purge, retention-run."""
 
 from __future__ import annotations
 
@@ -15,7 +15,11 @@ from alembic.config import Config
 from app.core.config import ROOT, get_settings
 
 cli = typer.Typer(no_args_is_help=True, add_completion=False, help="Migrant services backend.")
-DEMO_LOGINS = ROOT / "data" / "demo-logins.txt"
+
+
+def demo_logins_file() -> Path:
+    """Where the demo logins are kept (DEMO_LOGINS_FILE; default data/demo-logins.txt)."""
+    return get_settings().demo_logins_file
 
 
 def alembic_config(url: str | None = None) -> Config:
@@ -39,27 +43,52 @@ def seed_demo(
     seed: Annotated[int, typer.Option(help="Random seed (same seed, same places)")] = 20261129,
 ) -> None:
     """Load the demo city once; print the demo logins (kept in data/demo-logins.txt)."""
-    from app.core.db import unit_of_work
-    from app.demo.seed import already_seeded, seed_demo as run_seed
+    import time
 
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from app.core.db import unit_of_work
+    from app.demo.seed import already_seeded
+    from app.demo.seed import seed_demo as run_seed
+
+    started = time.perf_counter()
     with unit_of_work() as session:
         if already_seeded(session):
             typer.echo("demo data already present; keeping it")
             _print_logins()
             return
-        result = run_seed(session, size=size, seed=seed)
-    DEMO_LOGINS.parent.mkdir(parents=True, exist_ok=True)
-    DEMO_LOGINS.write_text("".join(f"{u}\t{r}\t{p}\n" for u, r, p in result.logins), "utf-8")
-    DEMO_LOGINS.chmod(0o600)
-    typer.echo(f"seeded {result.divisions} divisions, {result.dwellings} dwellings, {len(result.logins)} users")
+        # A progress bar with the rate (shown on a terminal only; nothing is printed into a pipe or a log).
+        with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                      TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), transient=True) as bar:
+            task = bar.add_task("residents", total=size, rate="")
+
+            def progress(done: int, total: int) -> None:
+                elapsed = max(time.perf_counter() - started, 1e-6)
+                bar.update(task, completed=done, rate=f"{done / elapsed:,.0f}/s")
+                if done >= total:
+                    bar.update(task, description="indexes, commit")
+
+            result = run_seed(session, size=size, seed=seed, progress=progress)
+    elapsed = max(time.perf_counter() - started, 1e-6)
+    path = demo_logins_file()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # Created private (0600) from the start: the file holds working passwords.
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write("".join(f"{u}\t{r}\t{p}\n" for u, r, p in result.logins))
+    path.chmod(0o600)
+    typer.echo(f"seeded {result.divisions} divisions, {result.dwellings} dwellings, {len(result.logins)} users, "
+               f"{result.residents} residents ({result.key_persons} key persons), {result.landlords} landlords "
+               f"in {elapsed:.1f} s ({result.residents / elapsed:,.0f} residents/s)")
     _print_logins()
 
 
 def _print_logins(limit: int = 8) -> None:
-    if not DEMO_LOGINS.exists():
+    path = demo_logins_file()
+    if not path.exists():
         return
-    lines = DEMO_LOGINS.read_text("utf-8").splitlines()
-    typer.echo("\nDemo logins (all of them are in data/demo-logins.txt):")
+    lines = path.read_text("utf-8").splitlines()
+    typer.echo(f"\nDemo logins (all of them are in {path}):")
     picks = [ln for ln in lines if ln.split("\t")[1] in ("admin", "auditor")]
     picks += [ln for ln in lines if ln.split("\t")[1] == "supervisor"][:2]
     picks += [ln for ln in lines if ln.split("\t")[1] == "worker"][: max(1, limit - len(picks))]
@@ -120,16 +149,78 @@ def openapi(out: Annotated[Path | None, typer.Option(help="Write here instead of
 @cli.command("audit-verify")
 def audit_verify() -> None:
     """Walk the audit hash chain; exit 1 and name the first broken row if it does not verify."""
-    from app.audit.service import verify_chain
-    from app.core.db import unit_of_work
+    from app.audit.service import verify_snapshot
 
-    with unit_of_work(write=False) as session:
-        report = verify_chain(session)
+    report = verify_snapshot()
     if report.first_broken_id is None:
-        typer.echo(f"audit chain intact: {report.checked} rows")
+        head = f"; newest row {report.last_id} hash {report.last_hash}" if report.last_id is not None else ""
+        typer.echo(f"audit chain intact: {report.checked} rows{head}")
         return
     typer.echo(f"audit chain broken at row {report.first_broken_id}: {report.reason}", err=True)
     raise typer.Exit(1)
+
+
+@cli.command("audit-purge")
+def audit_purge(
+    older_than_days: Annotated[int, typer.Option(
+        "--older-than-days", min=0, max=36_500,
+        help="Delete audit records older than this many days (at least AUDIT_RETENTION_DAYS, >= 180)")],
+) -> None:
+    """Delete audit records past retention; the purge itself is recorded and anchors the kept chain.
+
+    There is no HTTP endpoint for this: purging is an operator's act on the host, not an admin's or an
+    auditor's (separation of duties).
+    """
+    import getpass
+    from datetime import timedelta
+
+    from app.audit.service import db_now, purge
+    from app.core.db import unit_of_work
+    from app.core.errors import AppError
+
+    try:
+        operator = getpass.getuser()[:64]
+    except (OSError, KeyError):
+        operator = "unknown"
+    try:
+        with unit_of_work() as session:
+            cutoff = db_now(session) - timedelta(days=older_than_days)
+            result = purge(session, cutoff, detail={"via": "cli", "os_user": operator})
+    except AppError as exc:
+        typer.echo(f"error: {exc.code}: {exc.message('en')} {json.dumps(exc.details) if exc.details else ''}",
+                   err=True)
+        raise typer.Exit(2) from None
+    if result.deleted:
+        typer.echo(f"purged {result.deleted} audit rows recorded before {result.cutoff.isoformat()}; "
+                   f"the chain now starts after row {result.anchor_id}")
+    else:
+        typer.echo(f"nothing to purge before {result.cutoff.isoformat()}")
+
+
+@cli.command("retention-run")
+def retention_run(
+    years: Annotated[int | None, typer.Option(
+        "--years", help="Anonymise residents who left more than this many years ago (default RETENTION_YEARS)")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Only count who is due; change nothing")] = False,
+) -> None:
+    """Anonymise residents who left long ago (PIPL storage limitation); the audit log is never touched."""
+    from app.core.db import unit_of_work
+    from app.people.retention import anonymise
+
+    n = get_settings().retention_years if years is None else years
+    if n < 1:
+        typer.echo(f"error: --years must be at least 1 (got {n}): a retention period cannot be shorter than a year",
+                   err=True)
+        raise typer.Exit(2)
+    with unit_of_work(write=not dry_run) as session:
+        result = anonymise(session, n, dry_run=dry_run)
+    if dry_run:
+        typer.echo(f"{result.residents} residents left before {result.cutoff.isoformat()} are due (dry run)")
+        return
+    typer.echo(f"anonymised {result.residents} residents who left before {result.cutoff.isoformat()} "
+               f"({result.health_records} health records deleted, {result.fp_documents} 婚育证明 numbers, "
+               f"{result.correction_requests} correction requests and {result.transfer_requests} transfer "
+               "reasons cleared)")
 
 
 @cli.command()

@@ -35,7 +35,7 @@ def create_app() -> FastAPI:
         description=DESCRIPTION,
         docs_url=None,
         redoc_url=None,
-        max_body_size=settings.max_body_bytes,
+        # MAX_BODY_BYTES is enforced by RequestContextMiddleware (one error shape, request id kept).
     )
     install_handlers(app)
     app.add_middleware(RequestContextMiddleware)
@@ -60,6 +60,8 @@ def _mount_docs(app: FastAPI) -> None:
             swagger_js_url="/docs-static/swagger-ui-bundle.js",
             swagger_css_url="/docs-static/swagger-ui.css",
             swagger_favicon_url="/docs-static/favicon.png",
+            # Never send the spec's address to validator.swagger.io (the badge of the standalone layout).
+            swagger_ui_parameters={"validatorUrl": None},
         )
 
 

@@ -28,14 +28,14 @@ os.environ.update(
 )
 os.environ.pop("DATABASE_URL", None)
 
-import pytest  # noqa: E402
-from alembic import command  # noqa: E402
-from fastapi.testclient import TestClient  # noqa: E402
-from sqlalchemy import Engine, create_engine, select, text  # noqa: E402
-from sqlalchemy.engine import make_url  # noqa: E402
+import pytest
+from alembic import command
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine, create_engine, select, text
+from sqlalchemy.engine import make_url
 
-from app.cli import alembic_config  # noqa: E402
-from app.core.db import create_db_engine, unit_of_work, use_engine  # noqa: E402
+from app.cli import alembic_config
+from app.core.db import create_db_engine, unit_of_work, use_engine
 
 PASSWORD = "Field-Work-2026!"
 PG_URL = os.environ.get("TEST_DATABASE_URL", "")

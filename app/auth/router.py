@@ -4,9 +4,10 @@ from typing import Annotated
 
 from fastapi import APIRouter
 from sqlalchemy import select
+from sqlmodel import col
 
 from app.auth import service
-from app.auth.models import User, UserScope
+from app.auth.models import User
 from app.auth.schemas import LoginIn, MeOut, PasswordChangeIn, RefreshIn, ScopeDivision, TokenOut
 from app.core.deps import ALL_USERS, Actor, SessionDep, SettingsDep, allow, public
 from app.core.errors import NotFound
@@ -47,18 +48,19 @@ def me(session: SessionDep, actor: MeActor) -> MeOut:
         raise NotFound()
     scope = None
     if actor.area_prefixes is not None:
-        divisions = session.execute(
-            select(Division).join(UserScope, UserScope.division_id == Division.id)  # type: ignore[arg-type]
-            .where(UserScope.user_id == user.id).order_by(Division.path)
-        ).scalars()
+        # Exactly the scope the actor is granted (an account whose role has no area sees nothing).
+        divisions: list[Division] = list(session.execute(
+            select(Division).where(col(Division.path).in_(actor.area_prefixes)).order_by(col(Division.path))
+        ).scalars()) if actor.area_prefixes else []
         scope = [ScopeDivision.model_validate(d) for d in divisions]
     return MeOut(id=user.id, username=user.username, display_name=user.display_name, role=actor.role,
                  must_change_password=user.must_change_password, scope=scope)
 
 
-@router.post("/password", status_code=204, summary="Change my password (the current one is required)")
-def change_password(body: PasswordChangeIn, session: SessionDep, actor: MeActor) -> None:
-    user = session.get(User, actor.user_id)
+@router.post("/password", status_code=204,
+             summary="Change my password (the current one is required; other sessions end)")
+def change_password(body: PasswordChangeIn, session: SessionDep, settings: SettingsDep, actor: MeActor) -> None:
+    user = session.get(User, actor.user_id, with_for_update=True)
     if user is None:
         raise NotFound()
-    service.change_password(session, user, actor.session_id, body.old_password, body.new_password)
+    service.change_password(session, settings, user, actor.session_id, body.old_password, body.new_password)

@@ -1,16 +1,25 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Annotated, Literal
 
-from pydantic import Field
+from pydantic import Field, StringConstraints
 
 from app.auth.models import Role
 from app.core.schemas import InputModel, OutputModel
 
+# Passwords are taken exactly as typed (the model-wide whitespace stripping would silently change the
+# secret, and the CLI does not strip); app.core.security normalises them (NFKC) in one place.
+Password = Annotated[str, StringConstraints(strip_whitespace=False, min_length=1, max_length=256)]
+# Accounts the API can create or convert to today. Partner kinds (landlord, police, outflow_city) get
+# their own scope model with the sharing domain; until then they cannot be assigned.
+AssignableRole = Literal[Role.worker, Role.supervisor, Role.admin, Role.auditor]
+DivisionId = Annotated[str, StringConstraints(min_length=1, max_length=32)]
+
 
 class LoginIn(InputModel):
     username: str = Field(min_length=1, max_length=64)
-    password: str = Field(min_length=1, max_length=256)
+    password: Password
 
 
 class RefreshIn(InputModel):
@@ -19,15 +28,15 @@ class RefreshIn(InputModel):
 
 class TokenOut(OutputModel):
     access_token: str
-    token_type: str = "bearer"
+    token_type: str = "bearer"  # noqa: S105 - the OAuth token type, not a secret
     expires_in: int
     refresh_token: str
     must_change_password: bool
 
 
 class PasswordChangeIn(InputModel):
-    old_password: str = Field(min_length=1, max_length=256)
-    new_password: str = Field(min_length=1, max_length=256)
+    old_password: Password
+    new_password: Password
 
 
 class ScopeDivision(OutputModel):
@@ -50,21 +59,24 @@ class MeOut(OutputModel):
 class UserCreate(InputModel):
     username: str = Field(min_length=3, max_length=64, pattern=r"^[A-Za-z0-9_.@-]+$")
     display_name: str = Field(min_length=1, max_length=100)
-    role: Role
-    password: str = Field(min_length=1, max_length=256)
-    division_ids: list[str] = Field(default_factory=list, max_length=200)
+    role: AssignableRole
+    password: Password = Field(description="Initial password; the user must change it at first sign-in")
+    division_ids: list[DivisionId] = Field(
+        default_factory=list, max_length=200,
+        description="Workers: communities or grids; supervisors: the city, districts or streets; others: none")
 
 
 class UserUpdate(InputModel):
     display_name: str | None = Field(default=None, min_length=1, max_length=100)
-    role: Role | None = None
+    role: AssignableRole | None = None
     active: bool | None = None
-    division_ids: list[str] | None = Field(default=None, max_length=200)
+    division_ids: list[DivisionId] | None = Field(
+        default=None, max_length=200, description="Replaces the assignment (omit to keep it)")
     version: int = Field(ge=1, le=2**31 - 1, description="The version you read (optimistic locking)")
 
 
 class PasswordResetIn(InputModel):
-    temporary_password: str = Field(min_length=1, max_length=256)
+    temporary_password: Password
 
 
 class UserOut(OutputModel):

@@ -1,11 +1,21 @@
-"""Login, refresh-token rotation with reuse detection, logout and password changes."""
+"""Login, refresh-token rotation with reuse detection, logout and password changes.
+
+Concurrency: every state change that two requests could race on is a conditional UPDATE (claiming a
+refresh token, revoking a session, counting an address's failures) or happens under a row lock taken
+before the password is checked (an account's failure counter), so parallel requests can neither reuse
+a refresh token twice nor win extra password guesses. On SQLite write requests are serialised anyway
+(BEGIN IMMEDIATE); on PostgreSQL these statements do the work.
+"""
 
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import delete, select, update
-from sqlmodel import Session
+from sqlalchemy import case, delete, literal, or_, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlmodel import Session, col
 
 from app.audit import service as audit
 from app.auth.models import AuthSession, LoginThrottle, RefreshToken, User
@@ -19,9 +29,10 @@ from app.core.security import (
     new_refresh_token,
     password_problems,
     sha256_hex,
+    verify_and_update_password,
     verify_password,
 )
-from app.core.types import utcnow
+from app.core.types import UTCDateTime, utcnow
 
 
 class InvalidCredentials(Unauthorized):
@@ -29,7 +40,7 @@ class InvalidCredentials(Unauthorized):
     en = "Wrong username or password."
     zh = "用户名或密码错误。"
     keep_changes = True  # the failure counters must survive the error
-    audit_outcome = None  # recorded by the service with the reason
+    audit_outcome = None  # type: ignore[assignment]  # recorded by the service with the reason
 
 
 class LoginLocked(TooManyRequests):
@@ -37,7 +48,7 @@ class LoginLocked(TooManyRequests):
     en = "Too many failed sign-ins; try again later."
     zh = "登录失败次数过多，请稍后再试。"
     keep_changes = True
-    audit_outcome = None
+    audit_outcome = None  # type: ignore[assignment]  # recorded by the service
 
 
 class RefreshInvalid(Unauthorized):
@@ -45,7 +56,7 @@ class RefreshInvalid(Unauthorized):
     en = "The refresh token is not valid; sign in again."
     zh = "刷新令牌无效，请重新登录。"
     keep_changes = True
-    audit_outcome = None
+    audit_outcome = None  # type: ignore[assignment]  # recorded by the service
 
 
 class WrongPassword(Forbidden):
@@ -53,6 +64,7 @@ class WrongPassword(Forbidden):
     en = "The current password is wrong."
     zh = "当前密码错误。"
     audit_outcome = "denied"
+    keep_changes = True  # counts against the account like a failed sign-in
 
 
 class WeakPassword(Unprocessable):
@@ -73,68 +85,139 @@ def normalise_username(username: str) -> str:
 
 
 # --- throttling -----------------------------------------------------------------------------------
+# Two counters, both keyed by an HMAC so no name or address is stored: one per account name (existing
+# or not, so a lockout reveals nothing) that locks the name for LOGIN_LOCK_MINUTES after
+# LOGIN_MAX_FAILURES failures, and one per client address that refuses sign-ins from it for the rest of
+# its window after LOGIN_IP_MAX_FAILURES failures.
 
-def _throttle_keys(settings: Settings, username: str, client_ip: str | None) -> tuple[str, str]:
-    return (
-        keyed_digest(settings.throttle_secret, "user:" + username),
-        keyed_digest(settings.throttle_secret, "ip:" + (client_ip or "-")),
+def account_key(settings: Settings, username: str) -> str:
+    return keyed_digest(settings.throttle_secret, "user:" + normalise_username(username))
+
+
+def address_key(settings: Settings, client_ip: str | None) -> str:
+    return keyed_digest(settings.throttle_secret, "ip:" + (client_ip or "-"))
+
+
+def _ensure_row(session: Session, key: str, now: datetime) -> None:
+    """Create the counter row if missing; two requests doing this at once both succeed."""
+    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    session.execute(
+        insert(LoginThrottle)
+        .values(key=key, failures=0, window_started_at=now)
+        .on_conflict_do_nothing(index_elements=["key"])
     )
 
 
-def _throttle_row(session: Session, key: str, now: datetime) -> LoginThrottle:
-    row = session.get(LoginThrottle, key)
-    if row is None:
-        row = LoginThrottle(key=key, failures=0, window_started_at=now)
-        session.add(row)
-    return row
-
-
-def _check_locks(session: Session, settings: Settings, user_key: str, ip_key: str, now: datetime) -> None:
-    user_row = session.get(LoginThrottle, user_key)
-    if user_row and user_row.locked_until and user_row.locked_until > now:
-        raise _locked(session, user_row.locked_until, now, "account_locked")
-    ip_row = session.get(LoginThrottle, ip_key)
-    window = timedelta(minutes=settings.login_ip_window_minutes)
-    if ip_row and now - ip_row.window_started_at < window and ip_row.failures >= settings.login_ip_max_failures:
-        raise _locked(session, ip_row.window_started_at + window, now, "address_throttled")
+def _lock_account_row(session: Session, key: str, now: datetime) -> LoginThrottle:
+    """The account's counter, locked until the transaction ends (held while the password is checked,
+    so parallel guesses at one name are counted one after another)."""
+    _ensure_row(session, key, now)
+    return session.execute(
+        select(LoginThrottle).where(col(LoginThrottle.key) == key)
+        .with_for_update().execution_options(populate_existing=True)
+    ).scalar_one()
 
 
 def _locked(session: Session, until: datetime, now: datetime, reason: str) -> LoginLocked:
     audit.record(session, "auth.login", outcome="denied", status_code=429, detail={"reason": reason})
-    retry = max(1, int((until - now).total_seconds()))
+    retry = max(1, int((until - now).total_seconds() + 0.999))
     return LoginLocked({"retry_after_seconds": retry}, headers={"Retry-After": str(retry)})
 
 
-def _count_failure(session: Session, settings: Settings, user_key: str, ip_key: str, now: datetime) -> None:
+def _check_account(session: Session, account: LoginThrottle, now: datetime) -> None:
+    if account.locked_until is not None and account.locked_until > now:
+        raise _locked(session, account.locked_until, now, "account_locked")
+
+
+def _check_address(session: Session, settings: Settings, ip_key: str, now: datetime) -> None:
+    row = session.execute(
+        select(col(LoginThrottle.failures), col(LoginThrottle.window_started_at))
+        .where(col(LoginThrottle.key) == ip_key)
+    ).first()
+    if row is None:
+        return
+    failures, started = row
+    end = started + timedelta(minutes=settings.login_ip_window_minutes)
+    if end > now and failures >= settings.login_ip_max_failures:
+        raise _locked(session, end, now, "address_throttled")
+
+
+def _count_failure(session: Session, settings: Settings, account: LoginThrottle, ip_key: str,
+                   now: datetime) -> None:
     lock_window = timedelta(minutes=settings.login_lock_minutes)
-    user_row = _throttle_row(session, user_key, now)
-    if now - user_row.window_started_at > lock_window:
-        user_row.failures, user_row.window_started_at = 0, now
-    user_row.failures += 1
-    if user_row.failures >= settings.login_max_failures:
-        user_row.locked_until, user_row.failures, user_row.window_started_at = now + lock_window, 0, now
-    ip_row = _throttle_row(session, ip_key, now)
-    if now - ip_row.window_started_at > timedelta(minutes=settings.login_ip_window_minutes):
-        ip_row.failures, ip_row.window_started_at = 0, now
-    ip_row.failures += 1
+    if now - account.window_started_at > lock_window:
+        account.failures, account.window_started_at = 0, now
+    account.failures += 1
+    if account.failures >= settings.login_max_failures:
+        account.locked_until, account.failures, account.window_started_at = now + lock_window, 0, now
+    session.add(account)
+    # The address counter is shared by everyone behind that address: increment it in place rather
+    # than holding its row for the whole sign-in.
+    _ensure_row(session, ip_key, now)
+    started = col(LoginThrottle.window_started_at)
+    stale = started < now - timedelta(minutes=settings.login_ip_window_minutes)
+    session.execute(
+        update(LoginThrottle)
+        .where(col(LoginThrottle.key) == ip_key)
+        .values(
+            failures=case((stale, 1), else_=col(LoginThrottle.failures) + 1),
+            window_started_at=case((stale, literal(now, UTCDateTime())), else_=started),
+        )
+        .execution_options(synchronize_session=False)
+    )
+
+
+def _reset_account(session: Session, account: LoginThrottle, now: datetime) -> None:
+    account.failures, account.locked_until, account.window_started_at = 0, None, now
+    session.add(account)
+
+
+def prune_throttle(session: Session, settings: Settings) -> int:
+    """Delete counters that no longer matter (no lock in force, window over): every name ever tried
+    leaves a row, so a periodic job should call this. Returns the number of rows removed."""
+    now = utcnow()
+    window = timedelta(minutes=max(settings.login_lock_minutes, settings.login_ip_window_minutes))
+    return _rowcount(session.execute(
+        delete(LoginThrottle)
+        .where(col(LoginThrottle.window_started_at) < now - window,
+               or_(col(LoginThrottle.locked_until).is_(None), col(LoginThrottle.locked_until) < now))
+        .execution_options(synchronize_session=False)
+    ))
+
+
+def clear_lock(session: Session, settings: Settings, username: str) -> None:
+    """Forget an account name's failures and lock (an administrator's password reset unlocks)."""
+    session.execute(
+        update(LoginThrottle)
+        .where(col(LoginThrottle.key) == account_key(settings, username))
+        .values(failures=0, locked_until=None)
+        .execution_options(synchronize_session=False)
+    )
 
 
 # --- login, refresh, logout ------------------------------------------------------------------------
 
 def login(session: Session, settings: Settings, username: str, password: str) -> tuple[User, str, str, int]:
+    """Every failure answers the same 401 (unknown name, wrong password, disabled account) after the
+    same work: one argon2 verification and one count against the name and the address."""
     now = utcnow()
     name = normalise_username(username)
-    user_key, ip_key = _throttle_keys(settings, name, context.current().client_ip)
-    _check_locks(session, settings, user_key, ip_key, now)
-    user = session.execute(select(User).where(User.username == name)).scalar_one_or_none()
-    ok = verify_password(password, user.password_hash if user else None)
+    ip_key = address_key(settings, context.current().client_ip)
+    account = _lock_account_row(session, account_key(settings, name), now)
+    _check_account(session, account, now)
+    _check_address(session, settings, ip_key, now)
+    user = session.execute(select(User).where(col(User.username) == name)).scalar_one_or_none()
+    ok, new_hash = verify_and_update_password(password, user.password_hash if user else None)
     if not ok or user is None or not user.active:
-        _count_failure(session, settings, user_key, ip_key, now)
+        _count_failure(session, settings, account, ip_key, now)
         reason = "unknown_user" if user is None else ("disabled" if not user.active else "wrong_password")
         audit.record(session, "auth.login", target_type="user", target_id=user.id if user else None,
                      outcome="failure", status_code=401, detail={"reason": reason})
         raise InvalidCredentials()
-    session.execute(delete(LoginThrottle).where(LoginThrottle.key == user_key))  # type: ignore[arg-type]
+    _reset_account(session, account, now)
+    if new_hash is not None:  # stored with older argon2 parameters: upgrade it now we know the password
+        user.password_hash = new_hash
+        session.add(user)
     login_session = AuthSession(user_id=user.id, expires_at=now + timedelta(days=settings.refresh_token_days),
                                 created_at=now, last_seen_at=now)
     session.add(login_session)
@@ -143,6 +226,11 @@ def login(session: Session, settings: Settings, username: str, password: str) ->
     audit.record(session, "auth.login", target_type="user", target_id=user.id, actor_id=user.id,
                  actor_role=user.role)
     return user, access, refresh, expires_in
+
+
+def _rowcount(result: Any) -> int:
+    """Rows matched by an UPDATE (the claim and revocation statements depend on it)."""
+    return int(result.rowcount)
 
 
 def _new_refresh(session: Session, session_id: str) -> str:
@@ -154,72 +242,111 @@ def _new_refresh(session: Session, session_id: str) -> str:
 def refresh(session: Session, settings: Settings, token: str) -> tuple[User, str, str, int]:
     now = utcnow()
     row = session.execute(
-        select(RefreshToken, AuthSession, User)
-        .join(AuthSession, AuthSession.id == RefreshToken.session_id)  # type: ignore[arg-type]
-        .join(User, User.id == AuthSession.user_id)  # type: ignore[arg-type]
-        .where(RefreshToken.token_hash == sha256_hex(token))
+        select(col(RefreshToken.id), col(AuthSession.id), User)
+        .join(AuthSession, col(AuthSession.id) == col(RefreshToken.session_id))
+        .join(User, col(User.id) == col(AuthSession.user_id))
+        .where(col(RefreshToken.token_hash) == sha256_hex(token))
     ).first()
     if row is None:
         audit.record(session, "auth.refresh", outcome="failure", status_code=401, detail={"reason": "unknown"})
         raise RefreshInvalid()
-    stored, login_session, user = row
-    # Atomic claim: of two concurrent uses of one token only one can win.
-    claimed = session.execute(
+    token_id, session_id, user = row
+    # Atomic claim: of two uses of one token (even concurrent ones) exactly one wins.
+    claimed = _rowcount(session.execute(
         update(RefreshToken)
-        .where(RefreshToken.id == stored.id, RefreshToken.used_at.is_(None))  # type: ignore[union-attr]
+        .where(col(RefreshToken.id) == token_id, col(RefreshToken.used_at).is_(None))
         .values(used_at=now)
-    ).rowcount  # type: ignore[attr-defined]
+        .execution_options(synchronize_session=False)
+    ))
     if not claimed:
-        revoke_session(session, login_session, "refresh_reuse")
-        audit.record(session, "auth.refresh_reuse", target_type="auth_session", target_id=login_session.id,
+        # A used token presented again: it was copied. End the whole family (every access and refresh
+        # token of this login), whoever holds the newer ones.
+        revoke_session(session, session_id, "refresh_reuse")
+        audit.record(session, "auth.refresh_reuse", target_type="auth_session", target_id=session_id,
                      actor_id=user.id, actor_role=user.role, outcome="denied", status_code=401)
         raise RefreshInvalid()
-    idle = now - login_session.last_seen_at > timedelta(minutes=settings.idle_timeout_minutes)
-    if login_session.revoked_at is not None or login_session.expires_at <= now or idle or not user.active:
-        if idle:
-            revoke_session(session, login_session, "idle")
-        audit.record(session, "auth.refresh", target_type="auth_session", target_id=login_session.id,
-                     actor_id=user.id, actor_role=user.role, outcome="failure", status_code=401)
+    # The session must still be live, checked and extended in one statement so a concurrent revocation
+    # (reuse detected, logout, disabling) cannot be overtaken.
+    idle_cutoff = now - timedelta(minutes=settings.idle_timeout_minutes)
+    extended = 0
+    if user.active:
+        extended = _rowcount(session.execute(
+            update(AuthSession)
+            .where(col(AuthSession.id) == session_id, col(AuthSession.revoked_at).is_(None),
+                   col(AuthSession.expires_at) > now, col(AuthSession.last_seen_at) >= idle_cutoff)
+            .values(last_seen_at=now)
+            .execution_options(synchronize_session=False)
+        ))
+    if not extended:
+        reason = _dead_reason(session, session_id, user, now, idle_cutoff)
+        if reason == "idle":
+            revoke_session(session, session_id, "idle")
+        audit.record(session, "auth.refresh", target_type="auth_session", target_id=session_id,
+                     actor_id=user.id, actor_role=user.role, outcome="failure", status_code=401,
+                     detail={"reason": reason})
         raise RefreshInvalid()
-    login_session.last_seen_at = now
-    session.add(login_session)
-    new_token = _new_refresh(session, login_session.id)
-    access, expires_in = issue_access_token(settings, user_id=user.id, session_id=login_session.id, now=now)
-    audit.record(session, "auth.refresh", target_type="auth_session", target_id=login_session.id,
+    new_token = _new_refresh(session, session_id)
+    access, expires_in = issue_access_token(settings, user_id=user.id, session_id=session_id, now=now)
+    audit.record(session, "auth.refresh", target_type="auth_session", target_id=session_id,
                  actor_id=user.id, actor_role=user.role)
     return user, access, new_token, expires_in
 
 
-def revoke_session(session: Session, login_session: AuthSession, reason: str) -> None:
-    if login_session.revoked_at is None:
-        login_session.revoked_at, login_session.revoked_reason = utcnow(), reason
-        session.add(login_session)
+def _dead_reason(session: Session, session_id: str, user: User, now: datetime, idle_cutoff: datetime) -> str:
+    if not user.active:
+        return "disabled"
+    login_session = session.execute(
+        select(AuthSession).where(col(AuthSession.id) == session_id)
+        .execution_options(populate_existing=True)
+    ).scalar_one()
+    if login_session.revoked_at is not None:
+        return "revoked"
+    if login_session.expires_at <= now:
+        return "expired"
+    return "idle" if login_session.last_seen_at < idle_cutoff else "revoked"
+
+
+def revoke_session(session: Session, session_id: str, reason: str) -> bool:
+    """End one login (its access tokens fail on the next request, its refresh tokens are dead)."""
+    return bool(_rowcount(session.execute(
+        update(AuthSession)
+        .where(col(AuthSession.id) == session_id, col(AuthSession.revoked_at).is_(None))
+        .values(revoked_at=utcnow(), revoked_reason=reason)
+        .execution_options(synchronize_session=False)
+    )))
 
 
 def revoke_all_sessions(session: Session, user_id: str, reason: str, except_id: str | None = None) -> None:
     stmt = (
         update(AuthSession)
-        .where(AuthSession.user_id == user_id, AuthSession.revoked_at.is_(None))  # type: ignore[union-attr]
+        .where(col(AuthSession.user_id) == user_id, col(AuthSession.revoked_at).is_(None))
         .values(revoked_at=utcnow(), revoked_reason=reason)
+        .execution_options(synchronize_session=False)
     )
     if except_id:
-        stmt = stmt.where(AuthSession.id != except_id)
+        stmt = stmt.where(col(AuthSession.id) != except_id)
     session.execute(stmt)
 
 
 def logout(session: Session, session_id: str) -> None:
-    login_session = session.get(AuthSession, session_id)
-    if login_session is not None:
-        revoke_session(session, login_session, "logout")
+    revoke_session(session, session_id, "logout")
     audit.record(session, "auth.logout", target_type="auth_session", target_id=session_id)
 
 
-def change_password(session: Session, user: User, session_id: str, old: str, new: str) -> None:
+def change_password(session: Session, settings: Settings, user: User, session_id: str, old: str,
+                    new: str) -> None:
+    """The current password is required (and guessing it counts like failed sign-ins); success ends
+    every other session of the user."""
+    now = utcnow()
+    account = _lock_account_row(session, account_key(settings, user.username), now)
+    _check_account(session, account, now)
     if not verify_password(old, user.password_hash):
+        _count_failure(session, settings, account, address_key(settings, context.current().client_ip), now)
         raise WrongPassword()
     check_password_policy(new, user.username)
     if verify_password(new, user.password_hash):
         raise WeakPassword({"rules": ["password_reused"]})
+    _reset_account(session, account, now)
     set_password(user, new, must_change=False)
     session.add(user)
     revoke_all_sessions(session, user.id, "password_changed", except_id=session_id)
@@ -231,3 +358,4 @@ def set_password(user: User, password: str, *, must_change: bool) -> None:
     user.must_change_password = must_change
     user.password_changed_at = utcnow()
     user.updated_at = utcnow()
+    user.version += 1

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query
-from sqlalchemy import select
+from fastapi import APIRouter, Path, Query
+from sqlalchemy import func, or_, select
+from sqlmodel import col
 
 from app.auth import users_service as service
 from app.auth.models import Role, User
@@ -14,6 +15,7 @@ from app.core.deps import AdminActor, SessionDep
 from app.core.pagination import Page, PageDep, paginate
 
 router = APIRouter(prefix="/users", tags=["users"])
+UserId = Annotated[str, Path(max_length=32, description="Account id")]
 
 
 def _out(session: SessionDep, user: User) -> UserOut:
@@ -36,33 +38,37 @@ def list_users(
     active: bool | None = None,
     q: Annotated[str | None, Query(max_length=64, description="Username or display name contains")] = None,
 ) -> Page[UserOut]:
-    stmt = select(User).order_by(User.username)
+    stmt = select(User).order_by(col(User.username))
     if role is not None:
-        stmt = stmt.where(User.role == role.value)
+        stmt = stmt.where(col(User.role) == role.value)
     if active is not None:
-        stmt = stmt.where(User.active == active)
+        stmt = stmt.where(col(User.active) == active)
     if q:
-        like = f"%{q.lower()}%"
-        stmt = stmt.where(User.username.like(like) | User.display_name.like(f"%{q}%"))  # type: ignore[attr-defined]
+        needle = q.lower()  # % and _ are matched literally
+        stmt = stmt.where(or_(
+            col(User.username).contains(needle, autoescape=True),
+            func.lower(col(User.display_name)).contains(needle, autoescape=True),
+        ))
     users, total = paginate(session, stmt, page)
     return Page(items=[_out(session, u) for u in users], total=total, limit=page.limit, offset=page.offset)
 
 
 @router.get("/{user_id}", response_model=UserOut, summary="One account")
-def get_user(user_id: str, session: SessionDep, actor: AdminActor) -> UserOut:
+def get_user(user_id: UserId, session: SessionDep, actor: AdminActor) -> UserOut:
     return _out(session, service.get_user(session, user_id))
 
 
 @router.patch("/{user_id}", response_model=UserOut, summary="Edit role, assignment, name or status")
-def update_user(user_id: str, body: UserUpdate, session: SessionDep, actor: AdminActor) -> UserOut:
+def update_user(user_id: UserId, body: UserUpdate, session: SessionDep, actor: AdminActor) -> UserOut:
     user = service.update_user(
-        session, service.get_user(session, user_id), version=body.version, display_name=body.display_name,
-        role=body.role, active=body.active, new_division_ids=body.division_ids, acting_user_id=actor.user_id,
+        session, service.get_user(session, user_id, for_update=True), version=body.version,
+        display_name=body.display_name, role=body.role, active=body.active, new_division_ids=body.division_ids,
+        acting_user_id=actor.user_id,
     )
     return _out(session, user)
 
 
 @router.post("/{user_id}/reset-password", status_code=204,
              summary="Set a temporary password; the user must change it at next sign-in")
-def reset_password(user_id: str, body: PasswordResetIn, session: SessionDep, actor: AdminActor) -> None:
-    service.reset_password(session, service.get_user(session, user_id), body.temporary_password)
+def reset_password(user_id: UserId, body: PasswordResetIn, session: SessionDep, actor: AdminActor) -> None:
+    service.reset_password(session, service.get_user(session, user_id, for_update=True), body.temporary_password)

@@ -5,11 +5,19 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from sqlalchemy import delete, or_, select
-from sqlmodel import Session
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, col
 
 from app.audit import service as audit
-from app.auth.models import AREA_ROLES, Role, User, UserScope
-from app.auth.service import check_password_policy, normalise_username, revoke_all_sessions, set_password
+from app.auth.models import AREA_ROLES, STAFF_ROLES, Role, User, UserScope
+from app.auth.service import (
+    check_password_policy,
+    clear_lock,
+    normalise_username,
+    revoke_all_sessions,
+    set_password,
+)
+from app.core.config import get_settings
 from app.core.errors import Conflict, NotFound, StaleVersion, Unprocessable
 from app.core.security import hash_password
 from app.core.types import utcnow
@@ -35,6 +43,18 @@ class ScopeInvalid(Unprocessable):
     zh = "专干只能分配社区或网格，督导只能分配区、街道或全市；管理员和审计员不分配区域。"
 
 
+class RoleNotAssignable(Unprocessable):
+    code = "role_not_assignable"
+    en = "Accounts can be workers, supervisors, admins or auditors; partner accounts come later."
+    zh = "账号角色只能是专干、督导、管理员或审计员；合作方账号暂不支持。"
+
+
+class OwnAccountChange(Conflict):
+    code = "own_account_change_refused"
+    en = "You cannot disable your own account or change your own role."
+    zh = "不能停用自己的账号或修改自己的角色。"
+
+
 class DivisionUnknown(Unprocessable):
     code = "division_unknown"
     en = "A division in the assignment does not exist or is inactive."
@@ -46,13 +66,18 @@ def resolve_divisions(session: Session, refs: Sequence[str]) -> list[str]:
     ids = []
     for ref in refs:
         row = session.execute(
-            select(Division.id).where(or_(Division.id == ref, Division.path == ref,
-                                          (Division.code == ref) & (Division.level != Level.grid.value)))
+            select(col(Division.id)).where(or_(col(Division.id) == ref, col(Division.path) == ref,
+                                               (col(Division.code) == ref) & (col(Division.level) != Level.grid.value)))
         ).first()
         if row is None:
             raise DivisionUnknown({"division": ref})
         ids.append(row[0])
     return ids
+
+
+def _check_role(role: Role) -> None:
+    if role not in STAFF_ROLES:
+        raise RoleNotAssignable()
 
 
 def _check_scope(session: Session, role: Role, division_ids: Sequence[str]) -> list[str]:
@@ -64,7 +89,7 @@ def _check_scope(session: Session, role: Role, division_ids: Sequence[str]) -> l
     if not unique:
         raise ScopeInvalid({"reason": "an area role needs at least one division"})
     rows = session.execute(
-        select(Division.id, Division.level).where(Division.id.in_(unique), Division.active)  # type: ignore[attr-defined]
+        select(col(Division.id), col(Division.level)).where(col(Division.id).in_(unique), col(Division.active))
     ).all()
     if len(rows) != len(unique):
         raise DivisionUnknown()
@@ -76,14 +101,19 @@ def _check_scope(session: Session, role: Role, division_ids: Sequence[str]) -> l
 def create_user(session: Session, *, username: str, display_name: str, role: Role, password: str,
                 division_ids: Sequence[str], must_change: bool = False) -> User:
     name = normalise_username(username)
-    if session.execute(select(User.id).where(User.username == name)).first():
+    _check_role(role)
+    if session.execute(select(col(User.id)).where(col(User.username) == name)).first():
         raise UsernameTaken()
     check_password_policy(password, name)
     scope = _check_scope(session, role, division_ids)
     user = User(username=name, display_name=display_name, role=role.value,
                 password_hash=hash_password(password), must_change_password=must_change)
-    session.add(user)
-    session.flush()
+    try:
+        with session.begin_nested():  # a concurrent create of the same name loses here, not with a 500
+            session.add(user)
+            session.flush()
+    except IntegrityError:
+        raise UsernameTaken() from None
     session.add_all(UserScope(user_id=user.id, division_id=d) for d in scope)
     session.flush()
     return user
@@ -91,12 +121,14 @@ def create_user(session: Session, *, username: str, display_name: str, role: Rol
 
 def division_ids(session: Session, user_id: str) -> list[str]:
     return list(session.execute(
-        select(UserScope.division_id).where(UserScope.user_id == user_id).order_by(UserScope.division_id)
+        select(col(UserScope.division_id)).where(col(UserScope.user_id) == user_id)
+        .order_by(col(UserScope.division_id))
     ).scalars())
 
 
-def get_user(session: Session, user_id: str) -> User:
-    user = session.get(User, user_id)
+def get_user(session: Session, user_id: str, *, for_update: bool = False) -> User:
+    """One account; `for_update` locks it so a version check and the write cannot be overtaken."""
+    user = session.get(User, user_id, with_for_update=for_update or None, populate_existing=for_update)
     if user is None:
         raise NotFound()
     return user
@@ -107,12 +139,15 @@ def update_user(session: Session, user: User, *, version: int, display_name: str
     if user.version != version:
         raise StaleVersion({"current_version": user.version})
     if user.id == acting_user_id and (active is False or (role is not None and role != Role(user.role))):
-        raise Conflict({"reason": "admins cannot disable or demote themselves"})
+        raise OwnAccountChange()
     target_role = role or Role(user.role)
+    _check_role(target_role)
     if new_division_ids is not None or target_role != Role(user.role):
-        scope = _check_scope(session, target_role,
-                             new_division_ids if new_division_ids is not None else division_ids(session, user.id))
-        session.execute(delete(UserScope).where(UserScope.user_id == user.id))  # type: ignore[arg-type]
+        if new_division_ids is None:
+            # Keep the assignment when it still fits; a city-wide role simply drops it.
+            new_division_ids = division_ids(session, user.id) if target_role in AREA_ROLES else []
+        scope = _check_scope(session, target_role, new_division_ids)
+        session.execute(delete(UserScope).where(col(UserScope.user_id) == user.id))
         session.add_all(UserScope(user_id=user.id, division_id=d) for d in scope)
         audit.record(session, "user_scopes.replace", target_type="users", target_id=user.id,
                      fields=["division_id"])
@@ -132,9 +167,11 @@ def update_user(session: Session, user: User, *, version: int, display_name: str
 
 
 def reset_password(session: Session, user: User, temporary_password: str) -> None:
+    """Set a temporary password: every session of the user ends, the name is unlocked, and the user
+    must choose a new password at the next sign-in."""
     check_password_policy(temporary_password, user.username)
     set_password(user, temporary_password, must_change=True)
-    user.version += 1
     session.add(user)
     revoke_all_sessions(session, user.id, "password_reset")
+    clear_lock(session, get_settings(), user.username)
     audit.record(session, "auth.password_reset", target_type="users", target_id=user.id)

@@ -6,6 +6,7 @@ with any of them left in place (see `Settings.check_production`).
 
 from __future__ import annotations
 
+import os
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -15,7 +16,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEV_JWT_KEYS = "dev-1:development-only-signing-key-change-me-0000000000"
 DEV_THROTTLE_SECRET = "development-only-throttle-secret"  # noqa: S105 - a marked development default
-ROOT = Path(__file__).resolve().parents[2]
+# The project directory: alembic.ini, migrations/ and the default data/ folder live here. A source checkout
+# finds itself; an installed package (the Docker image) is told with MIGRANT_HOME.
+ROOT = Path(os.environ.get("MIGRANT_HOME") or Path(__file__).resolve().parents[2])
 
 
 class Settings(BaseSettings):
@@ -50,8 +53,13 @@ class Settings(BaseSettings):
 
     # Audit retention: the law (Cybersecurity Law art. 21) asks for at least 6 months.
     audit_retention_days: int = Field(default=180, ge=180)
+    # Residents who left more than this many years ago are anonymised by `migrant retention-run` (PIPL art. 19).
+    retention_years: int = Field(default=3, ge=1, le=100)
 
     log_level: str = "INFO"
+
+    # Where `migrant seed-demo` keeps the demo logins it generated (mode 0600; never commit it).
+    demo_logins_file: Path = ROOT / "data" / "demo-logins.txt"
 
     @field_validator("jwt_keys")
     @classmethod
@@ -76,6 +84,8 @@ class Settings(BaseSettings):
         if self.app_env != "production":
             return
         problems = []
+        if not self.database_url.startswith("postgresql"):
+            problems.append("DATABASE_URL must name a PostgreSQL database (postgresql+psycopg://…)")
         if self.jwt_keys == DEV_JWT_KEYS or any(len(s) < 32 for s in self.signing_keys.values()):
             problems.append("JWT_KEYS must be set to secrets of at least 32 characters")
         if self.throttle_secret == DEV_THROTTLE_SECRET or len(self.throttle_secret) < 32:

@@ -14,7 +14,7 @@ from typing import Annotated, Any
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy import ColumnElement, false, or_, select, true
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from app.audit import service as audit
 from app.auth.models import AREA_ROLES, AuthSession, Role, User, UserScope
@@ -29,6 +29,10 @@ from app.places.models import Division
 SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
 WRITE = "write_request"
 LAST_SEEN_RESOLUTION = timedelta(seconds=60)
+# Roles that see the whole city. Area roles see their assigned subtrees; any other role (the partner
+# kinds, until the sharing domain gives them their own scope) sees nothing: scope fails closed.
+CITY_WIDE_ROLES = frozenset({Role.admin, Role.auditor})
+BEARER_CHALLENGE = {"WWW-Authenticate": "Bearer"}
 
 
 def get_session(request: Request) -> Iterator[Session]:
@@ -116,6 +120,9 @@ class SessionExpired(Unauthorized):
     zh = "会话已结束，请重新登录。"
     keep_changes = True
 
+    def __init__(self) -> None:
+        super().__init__(headers=BEARER_CHALLENGE)
+
 
 class PasswordChangeRequired(Forbidden):
     code = "password_change_required"
@@ -128,20 +135,26 @@ def get_actor(
     settings: SettingsDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> Actor:
+    """The caller, from a verified access token *and* the database.
+
+    The token only names the user and the login session; the account (active?), the session (revoked,
+    expired, idle?), the role and the scope are read on every request, so logging out, disabling an
+    account, changing a role or an assignment takes effect on the very next request.
+    """
     if credentials is None or credentials.scheme.lower() != "bearer":
-        raise Unauthorized(headers={"WWW-Authenticate": "Bearer"})
+        raise Unauthorized(headers=BEARER_CHALLENGE)
     try:
         claims = decode_access_token(settings, credentials.credentials)
     except TokenInvalid:
-        raise Unauthorized(headers={"WWW-Authenticate": "Bearer"}) from None
+        raise Unauthorized(headers=BEARER_CHALLENGE) from None
     row = session.execute(
         select(User, AuthSession)
-        .join(AuthSession, AuthSession.user_id == User.id)  # type: ignore[arg-type]
-        .where(User.id == claims["sub"], AuthSession.id == claims["sid"])
+        .join(AuthSession, col(AuthSession.user_id) == col(User.id))
+        .where(col(User.id) == claims["sub"], col(AuthSession.id) == claims["sid"])
     ).first()
     now = utcnow()
     if row is None:
-        raise Unauthorized(headers={"WWW-Authenticate": "Bearer"})
+        raise Unauthorized(headers=BEARER_CHALLENGE)
     user, login = row
     if not user.active or login.revoked_at is not None or login.expires_at <= now:
         raise SessionExpired()
@@ -150,15 +163,20 @@ def get_actor(
         raise SessionExpired()
     if now - login.last_seen_at > LAST_SEEN_RESOLUTION:
         _touch_session(session, login.id)
-    role = Role(user.role)
+    try:
+        role = Role(user.role)
+    except ValueError:  # a role this code does not know: no access at all
+        raise Forbidden() from None
     prefixes: tuple[str, ...] | None = None
+    if role not in CITY_WIDE_ROLES:
+        prefixes = ()
     if role in AREA_ROLES:
         prefixes = tuple(
             session.execute(
-                select(Division.path)
-                .join(UserScope, UserScope.division_id == Division.id)  # type: ignore[arg-type]
-                .where(UserScope.user_id == user.id)
-                .order_by(Division.path)
+                select(col(Division.path))
+                .join(UserScope, col(UserScope.division_id) == col(Division.id))
+                .where(col(UserScope.user_id) == user.id)
+                .order_by(col(Division.path))
             ).scalars()
         )
     ctx = context.current()

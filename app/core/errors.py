@@ -9,6 +9,7 @@ data) and answered as a generic 500.
 from __future__ import annotations
 
 import logging
+import traceback
 from typing import Any, ClassVar
 
 from fastapi import FastAPI, Request
@@ -108,6 +109,24 @@ HTTP_CODES: dict[int, tuple[str, str, str]] = {
 }
 
 
+def describe_exception(exc: BaseException) -> str:
+    """Types and stack frames of an exception and its causes, without their messages: a database
+    driver's message repeats the values of the row it refused, which may be personal data."""
+    parts: list[str] = []
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen and len(parts) < 10:
+        seen.add(id(current))
+        frames = "".join(f'  File "{f.filename}", line {f.lineno}, in {f.name}\n'
+                         for f in traceback.extract_tb(current.__traceback__))
+        parts.append(f"{type(current).__module__}.{type(current).__qualname__}\n{frames}")
+        current = current.__cause__ or current.__context__
+    return "\ncaused by ".join(parts)
+
+
+INTERNAL_EN, INTERNAL_ZH = "Internal error.", "服务器内部错误。"
+
+
 def language(request: Request) -> str:
     return "zh" if request.headers.get("accept-language", "").lower().startswith("zh") else "en"
 
@@ -155,7 +174,15 @@ def install_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
-        log.error("unhandled error %s on %s %s", type(exc).__name__, request.method, request.url.path,
-                  exc_info=exc)
-        return JSONResponse(error_body("internal_error", "Internal error." if language(request) == "en"
-                                       else "服务器内部错误。"), status_code=500)
+        # Development and tests only: in production RequestContextMiddleware answers unexpected errors
+        # itself and logs them without messages (see there). This runs in Starlette's outermost
+        # middleware, after RequestContextMiddleware: put its headers back so a 500 can be traced by its
+        # request id and is never cached. Starlette re-raises afterwards (full traceback in the log).
+        request_id = str(request.scope.get("app.request_id") or "")
+        log.error("unhandled error %s on %s %s (request %s)", type(exc).__name__, request.method,
+                  request.url.path, request_id or "-", exc_info=exc)
+        headers = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"}
+        if request_id:
+            headers["X-Request-ID"] = request_id
+        message = INTERNAL_ZH if language(request) == "zh" else INTERNAL_EN
+        return JSONResponse(error_body("internal_error", message), status_code=500, headers=headers)

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 import secrets
+import unicodedata
 from datetime import datetime, timedelta
 from functools import lru_cache
 from importlib import resources
@@ -20,6 +22,11 @@ from app.core.types import new_id
 ALGORITHM = "HS256"
 ACCESS = "access"
 REQUIRED_CLAIMS = ["exp", "iat", "iss", "aud", "sub", "jti", "typ", "sid"]
+# Hard ceiling on an access token's lifetime, whatever the settings say (the requirement is ≤ 15 min).
+MAX_ACCESS_SECONDS = 15 * 60
+# sub, sid and jti are 32-char hex ids; anything else is not ours (and must never reach a query).
+ID_CLAIM = re.compile(r"[0-9A-Za-z_-]{1,64}")
+
 
 @lru_cache(maxsize=1)
 def _hasher() -> tuple[PasswordHash, str]:
@@ -30,19 +37,46 @@ def _hasher() -> tuple[PasswordHash, str]:
     return hasher, hasher.hash(secrets.token_urlsafe(16))
 
 
+def normalise_password(password: str) -> str:
+    """NFKC, so a password typed with a Chinese IME in full-width mode (ＡＢＣ１２３) matches its
+    half-width form. Nothing is stripped or truncated: every character counts."""
+    return unicodedata.normalize("NFKC", password)
+
+
 def hash_password(password: str) -> str:
-    return _hasher()[0].hash(password)
+    return _hasher()[0].hash(normalise_password(password))
 
 
 def verify_password(password: str, password_hash: str | None) -> bool:
+    return verify_and_update_password(password, password_hash)[0]
+
+
+def verify_and_update_password(password: str, password_hash: str | None) -> tuple[bool, str | None]:
+    """(matches, new hash when the stored one was made with other argon2 parameters).
+
+    Without an account (`password_hash` None) a dummy hash with the current parameters is verified
+    instead, so an unknown user name costs the same time as a wrong password.
+    """
     hasher, dummy = _hasher()
+    password = normalise_password(password)
     if password_hash is None:
         hasher.verify(password, dummy)
-        return False
+        return False, None
     try:
-        return hasher.verify(password, password_hash)
+        return hasher.verify_and_update(password, password_hash)
     except Exception:  # a malformed stored hash must not become a 500 or a bypass
-        return False
+        return False, None
+
+
+_LEET = str.maketrans({"@": "a", "4": "a", "0": "o", "1": "i", "!": "i", "3": "e", "$": "s", "5": "s",
+                       "7": "t", "+": "t"})
+_EDGES = re.compile(r"^[^a-z]+|[^a-z]+$")
+
+
+def _core(lowered: str) -> str:
+    """The word inside a password: edge digits/symbols dropped, look-alike characters undone
+    ("P@ssw0rd2026!" → "password")."""
+    return _EDGES.sub("", lowered).translate(_LEET)
 
 
 @lru_cache(maxsize=1)
@@ -51,12 +85,26 @@ def common_passwords() -> frozenset[str]:
     return frozenset(line.strip().lower() for line in text.splitlines() if line.strip())
 
 
+@lru_cache(maxsize=1)
+def _common_cores() -> frozenset[str]:
+    return frozenset(c for c in map(_core, common_passwords()) if len(c) >= 4)
+
+
+def is_common(password: str) -> bool:
+    lowered = password.lower()
+    if lowered in common_passwords() or len(set(lowered)) <= 2:
+        return True
+    core = _core(lowered)
+    return len(core) >= 4 and core in _common_cores()
+
+
 def password_problems(password: str, username: str = "") -> list[str]:
     """Rule codes the password breaks (empty when it is acceptable).
 
     MLPS level 3: at least 8 characters from at least 3 classes. A passphrase of 16 or more
     characters needs no particular classes. Common passwords and ones containing the username are refused.
     """
+    password = normalise_password(password)
     problems = []
     if len(password) < 8:
         problems.append("password_too_short")
@@ -72,10 +120,9 @@ def password_problems(password: str, username: str = "") -> list[str]:
     )
     if len(password) < 16 and classes < 3:
         problems.append("password_too_simple")
-    lowered = password.lower()
-    if lowered in common_passwords() or len(set(lowered)) <= 2:
+    if is_common(password):
         problems.append("password_common")
-    if username and len(username) >= 3 and username.lower() in lowered:
+    if username and len(username) >= 3 and username.lower() in password.lower():
         problems.append("password_contains_username")
     return problems
 
@@ -114,12 +161,23 @@ class TokenInvalid(Exception):
 
 
 def decode_access_token(settings: Settings, token: str) -> dict[str, Any]:
+    """Verify an access token: pinned algorithm, a known key id, every required claim, type "access".
+
+    The header is read before verification only to pick the key; nothing in it is trusted: `alg` must be
+    exactly the pinned one (so `none`, HS512 or an RS/HS confusion never reach a verifier) and `kid`
+    must name one of the configured keys (current or previous), else the token is rejected.
+    """
+    if len(token) > 4096:
+        raise TokenInvalid("too long")
     try:
         header = jwt.get_unverified_header(token)
     except jwt.PyJWTError as exc:
         raise TokenInvalid("malformed") from exc
-    key = settings.signing_keys.get(str(header.get("kid")))
-    if key is None or header.get("alg") != ALGORITHM:
+    kid = header.get("kid")
+    if header.get("alg") != ALGORITHM:
+        raise TokenInvalid("algorithm")
+    key = settings.signing_keys.get(kid) if isinstance(kid, str) else None
+    if key is None:
         raise TokenInvalid("unknown key")
     try:
         claims = jwt.decode(
@@ -134,4 +192,14 @@ def decode_access_token(settings: Settings, token: str) -> dict[str, Any]:
         raise TokenInvalid(type(exc).__name__) from exc
     if claims.get("typ") != ACCESS:
         raise TokenInvalid("wrong type")
+    for name in ("sub", "sid", "jti"):
+        value = claims.get(name)
+        if not isinstance(value, str) or not ID_CLAIM.fullmatch(value):
+            raise TokenInvalid("bad " + name)
+    try:
+        lifetime = int(claims["exp"]) - int(claims["iat"])
+    except (TypeError, ValueError, OverflowError):
+        raise TokenInvalid("bad times") from None
+    if lifetime > MAX_ACCESS_SECONDS:
+        raise TokenInvalid("lifetime")
     return claims

@@ -65,17 +65,18 @@ def get_resident(resident_id: str, session: SessionDep, actor: StaffActor, respo
 
 @router.patch("/{resident_id}", response_model=ResidentOut, summary="Edit (send the version you read)")
 def update_resident(resident_id: str, body: ResidentUpdate, session: SessionDep, actor: StaffActor) -> ResidentOut:
-    resident = service.update_resident(session, service.get_resident(session, actor, resident_id), body)
+    resident = service.get_resident(session, actor, resident_id, for_update=True)
+    resident = service.update_resident(session, resident, body)
     return ResidentOut.model_validate(resident)
 
 
 @router.post("/{resident_id}/move", response_model=ResidentOut, summary="Move to another dwelling (history kept)")
 def move_resident(resident_id: str, body: MoveIn, session: SessionDep, actor: StaffActor) -> ResidentOut:
-    resident = service.get_resident(session, actor, resident_id)
+    resident = service.get_resident(session, actor, resident_id, for_update=True)
     return ResidentOut.model_validate(service.move_resident(session, actor, resident, body))
 
 
 @router.post("/{resident_id}/leave", response_model=ResidentOut, summary="Mark as left")
 def leave(resident_id: str, body: LeaveIn, session: SessionDep, actor: StaffActor) -> ResidentOut:
-    resident = service.get_resident(session, actor, resident_id)
+    resident = service.get_resident(session, actor, resident_id, for_update=True)
     return ResidentOut.model_validate(service.leave(session, resident, body))

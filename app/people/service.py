@@ -10,8 +10,8 @@ import json
 from datetime import date, timedelta
 from typing import Any
 
-from sqlalchemy import Select, select
-from sqlmodel import Session
+from sqlalchemy import Select, select, update
+from sqlmodel import Session, col
 
 from app.audit import service as audit
 from app.auth.models import Role
@@ -149,12 +149,17 @@ def check_dates(*dates: date | None) -> None:
 # --- scope ------------------------------------------------------------------------------------------
 
 
-def scoped(actor: Actor) -> Select[tuple[Resident]]:
+def scoped(actor: Actor) -> Select[Resident]:
     return select(Resident).where(actor.area_filter(Resident.area_path))
 
 
-def get_resident(session: Session, actor: Actor, resident_id: str) -> Resident:
-    resident = session.execute(scoped(actor).where(Resident.id == resident_id)).scalar_one_or_none()
+def get_resident(session: Session, actor: Actor, resident_id: str, *, for_update: bool = False) -> Resident:
+    """The resident if the actor may see it, else 404. `for_update` locks the row (PostgreSQL) so two
+    edits made from the same version cannot both pass the version check."""
+    stmt = scoped(actor).where(col(Resident.id) == resident_id)
+    if for_update:
+        stmt = stmt.with_for_update()
+    resident = session.execute(stmt).scalar_one_or_none()
     if resident is None:
         raise NotFound()
     return resident
@@ -162,7 +167,7 @@ def get_resident(session: Session, actor: Actor, resident_id: str) -> Resident:
 
 def get_dwelling_in_scope(session: Session, actor: Actor, dwelling_id: str) -> Dwelling:
     dwelling = session.execute(
-        select(Dwelling).where(Dwelling.id == dwelling_id, Dwelling.active,
+        select(Dwelling).where(col(Dwelling.id) == dwelling_id, col(Dwelling.active),
                                actor.area_filter(Dwelling.area_path))
     ).scalar_one_or_none()
     if dwelling is None:
@@ -188,7 +193,7 @@ def create_resident(session: Session, actor: Actor, body: ResidentCreate) -> Res
     phone = normalise_phone(body.phone)
     check_dates(body.arrival_date)
     dwelling = get_dwelling_in_scope(session, actor, body.dwelling_id)
-    existing = session.execute(select(Resident).where(Resident.id_number == parsed.number)).scalar_one_or_none()
+    existing = session.execute(select(Resident).where(col(Resident.id_number) == parsed.number)).scalar_one_or_none()
     if existing is not None:
         return _existing_person(session, actor, existing, dwelling, body)
     resident = Resident(
@@ -211,13 +216,14 @@ def create_resident(session: Session, actor: Actor, body: ResidentCreate) -> Res
 def _existing_person(session: Session, actor: Actor, existing: Resident, dwelling: Dwelling,
                      body: ResidentCreate) -> Resident:
     """One person, one record: never a second row for an ID number that is already held."""
+    existing = _survivor_of(session, existing)
     if existing.status == ResidentStatus.registered.value:
         if actor.sees_path(existing.area_path):
             raise ResidentExists({"resident_id": existing.id})
         transfer = session.execute(
-            select(TransferRequest).where(TransferRequest.resident_id == existing.id,
-                                          TransferRequest.to_community_id == dwelling.community_id,
-                                          TransferRequest.status == "pending")
+            select(TransferRequest).where(col(TransferRequest.resident_id) == existing.id,
+                                          col(TransferRequest.to_community_id) == dwelling.community_id,
+                                          col(TransferRequest.status) == "pending")
         ).scalar_one_or_none()
         if transfer is None:
             transfer = TransferRequest(
@@ -229,7 +235,7 @@ def _existing_person(session: Session, actor: Actor, existing: Resident, dwellin
             session.flush()
         raise RegisteredElsewhere({"transfer_request_id": transfer.id})
     if existing.merged_into_id is not None or existing.anonymised_at is not None:
-        raise ResidentExists({"resident_id": existing.merged_into_id} if existing.merged_into_id else None)
+        raise ResidentExists()
     # A person who left (or was archived) and has come back: the same record is registered again here.
     move_to(session, existing, dwelling, body.arrival_date, body.source.value)
     existing.status, existing.left_on, existing.left_reason = ResidentStatus.registered.value, None, None
@@ -241,19 +247,36 @@ def _existing_person(session: Session, actor: Actor, existing: Resident, dwellin
     return existing
 
 
+def _survivor_of(session: Session, resident: Resident) -> Resident:
+    """A merged record keeps its ID number as lineage; the person lives on in the record it was merged
+    into (possibly through several merges)."""
+    seen = {resident.id}
+    while resident.merged_into_id is not None and resident.merged_into_id not in seen:
+        survivor = session.get(Resident, resident.merged_into_id)
+        if survivor is None:
+            break
+        seen.add(survivor.id)
+        resident = survivor
+    return resident
+
+
 def flag_likely_duplicates(session: Session, resident: Resident) -> None:
     """Same name, birth date and phone but another ID: flag the pair for a supervisor to review."""
     if resident.phone is None:
         return
     others = session.execute(
-        select(Resident.id).where(Resident.name == resident.name, Resident.birth_date == resident.birth_date,
-                                  Resident.phone == resident.phone, Resident.id != resident.id,
-                                  Resident.merged_into_id.is_(None))  # type: ignore[union-attr]
+        select(col(Resident.id)).where(
+            col(Resident.name) == resident.name,
+            col(Resident.birth_date) == resident.birth_date,
+            col(Resident.phone) == resident.phone,
+            col(Resident.id) != resident.id,
+            col(Resident.merged_into_id).is_(None),
+        )
     ).scalars().all()
     for other in others:
         a, b = sorted((resident.id, other))
-        exists = session.execute(select(DuplicateFlag.id).where(DuplicateFlag.resident_a == a,
-                                                                DuplicateFlag.resident_b == b)).first()
+        exists = session.execute(select(col(DuplicateFlag.id)).where(col(DuplicateFlag.resident_a) == a,
+                                                                col(DuplicateFlag.resident_b) == b)).first()
         if not exists:
             session.add(DuplicateFlag(resident_a=a, resident_b=b, area_path=resident.area_path,
                                       district_code=resident.district_code))
@@ -264,22 +287,22 @@ def flag_likely_duplicates(session: Session, resident: Resident) -> None:
 
 def search(actor: Actor, *, q: str | None = None, id_number: str | None = None, phone: str | None = None,
            dwelling_id: str | None = None, community_id: str | None = None, status: str | None = None,
-           key_person: bool | None = None) -> Select[tuple[Resident]]:
+           key_person: bool | None = None) -> Select[Resident]:
     stmt = scoped(actor)
     if id_number:
-        stmt = stmt.where(Resident.id_number == _normalised_id_for_search(id_number))
+        stmt = stmt.where(col(Resident.id_number) == _normalised_id_for_search(id_number))
     if phone:
-        stmt = stmt.where(Resident.phone == normalise_phone(phone))
+        stmt = stmt.where(col(Resident.phone) == normalise_phone(phone))
     if q:
-        stmt = stmt.where(Resident.name.startswith(q, autoescape=True))  # type: ignore[attr-defined]
+        stmt = stmt.where(col(Resident.name).startswith(q, autoescape=True))
     if dwelling_id:
-        stmt = stmt.where(Resident.dwelling_id == dwelling_id)
+        stmt = stmt.where(col(Resident.dwelling_id) == dwelling_id)
     if community_id:
-        stmt = stmt.where(Resident.community_id == community_id)
+        stmt = stmt.where(col(Resident.community_id) == community_id)
     if status:
-        stmt = stmt.where(Resident.status == status)
+        stmt = stmt.where(col(Resident.status) == status)
     if key_person is not None:
-        stmt = stmt.where(Resident.key_person == key_person)
+        stmt = stmt.where(col(Resident.key_person) == key_person)
     return stmt.order_by(Resident.name, Resident.id)
 
 
@@ -314,7 +337,7 @@ def update_resident(session: Session, resident: Resident, body: ResidentUpdate) 
 def move_to(session: Session, resident: Resident, dwelling: Dwelling, on: date, source: str) -> None:
     """Close the current tenancy and open one at `dwelling`; the resident's area follows."""
     current = session.execute(
-        select(Tenancy).where(Tenancy.resident_id == resident.id, Tenancy.move_out.is_(None))  # type: ignore[union-attr]
+        select(Tenancy).where(col(Tenancy.resident_id) == resident.id, col(Tenancy.move_out).is_(None))
     ).scalars().all()
     for tenancy in current:
         tenancy.move_out = max(on, tenancy.move_in)
@@ -322,6 +345,11 @@ def move_to(session: Session, resident: Resident, dwelling: Dwelling, on: date, 
     session.add(Tenancy(resident_id=resident.id, dwelling_id=dwelling.id, area_path=dwelling.area_path,
                         district_code=dwelling.district_code, move_in=on, source=source))
     resident.dwelling_id, resident.community_id = dwelling.id, dwelling.community_id
+    if resident.district_code != dwelling.district_code:
+        # The shard key travels with the person's records.
+        for model in (FpDocument, HealthRecord):
+            session.execute(update(model).where(col(model.resident_id) == resident.id)
+                            .values(district_code=dwelling.district_code))
     resident.area_path, resident.district_code = dwelling.area_path, dwelling.district_code
 
 
@@ -344,7 +372,7 @@ def leave(session: Session, resident: Resident, body: LeaveIn) -> Resident:
         raise ResidentNotActive()
     check_dates(body.left_on)
     for tenancy in session.execute(
-        select(Tenancy).where(Tenancy.resident_id == resident.id, Tenancy.move_out.is_(None))  # type: ignore[union-attr]
+        select(Tenancy).where(col(Tenancy.resident_id) == resident.id, col(Tenancy.move_out).is_(None))
     ).scalars():
         tenancy.move_out = max(body.left_on, tenancy.move_in)
         session.add(tenancy)
@@ -379,7 +407,7 @@ def is_key_person(resident: Resident, health: HealthRecord | None, docs: list[Fp
 
 def refresh_key_person(session: Session, resident: Resident) -> None:
     health = session.get(HealthRecord, resident.id)
-    docs = list(session.execute(select(FpDocument).where(FpDocument.resident_id == resident.id)).scalars())
+    docs = list(session.execute(select(FpDocument).where(col(FpDocument.resident_id) == resident.id)).scalars())
     flag = is_key_person(resident, health, docs, date.today())
     if flag != resident.key_person:
         resident.key_person = flag

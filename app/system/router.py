@@ -1,22 +1,34 @@
+"""Operational endpoints outside the versioned API: the health check for load balancers and Docker."""
+
 from __future__ import annotations
 
-from fastapi import APIRouter
+import logging
+
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
 from app.core.db import get_engine
 from app.core.deps import public
-from app.core.errors import error_body
+from app.core.errors import error_body, language
 
+log = logging.getLogger("app.health")
 public_router = APIRouter(tags=["system"])
 
 
-@public_router.get("/healthz", summary="Liveness and database check")
+@public_router.get(
+    "/healthz",
+    summary="Liveness and database check",
+    responses={503: {"description": "The database is not reachable (code `database_unavailable`)"}},
+)
 @public
-def healthz() -> JSONResponse:
+def healthz(request: Request) -> JSONResponse:
     try:
         with get_engine().connect() as conn:
             conn.execute(text("SELECT 1"))
-    except Exception:
-        return JSONResponse(error_body("database_unavailable", "The database is not reachable."), 503)
-    return JSONResponse({"status": "ok", "database": "ok"})
+    except Exception as exc:
+        # The class name only: driver messages can carry host names and user names.
+        log.warning("health check: database unreachable (%s)", type(exc).__name__)
+        message = "数据库不可用。" if language(request) == "zh" else "The database is not reachable."
+        return JSONResponse(error_body("database_unavailable", message), 503, headers={"Cache-Control": "no-store"})
+    return JSONResponse({"status": "ok", "database": "ok"}, headers={"Cache-Control": "no-store"})

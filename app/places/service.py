@@ -1,0 +1,698 @@
+"""Places: the division hierarchy (city → district → street → community → grid) and dwellings.
+
+Rules (shared by the API and the table import, see `code_problem`, `parent_problem`, `type_problem`):
+- Codes are data. By level: city 6 digits ending "00"; district 6 digits sharing the city's first 4 and not
+  ending "00" (that is the city's own code); street 9 digits starting with the district code; community
+  12 digits starting with the street code; grid 1–20 of [A-Za-z0-9-], stored upper-case (so "g01" and
+  "G01" cannot both exist), unique within its community. Digits are ASCII only.
+- A parent is exactly one level up; a city has none. `path` = parent path + code + "/" (root "/410100/"),
+  `district_code` is the district's code for a district and everything below it.
+- `community_type` is required for a community and forbidden elsewhere.
+- An active division has an active parent; a division with active children or active dwellings cannot be
+  deactivated (409 `division_in_use`). Dwellings are only placed in active communities and grids.
+
+Renumbering and moving (`_relocate`): the statistical codes embed their ancestors' codes, so a new code
+for a district rewrites the code prefix of its streets and communities too (a city's new code rewrites the
+first four digits below it); grid codes are local and never rewritten. The subtree's new codes, paths and
+district codes are computed once and written with bulk UPDATE statements (by id for divisions; by old path
+for every table that carries `area_path`, found from the metadata so later domains are rewritten too).
+Bulk statements bypass the automatic audit, so one explicit `divisions.relocate` event records the ids,
+codes and counts. Descendant divisions get a new `version`; dwellings keep theirs (nothing a client sees or
+edits changed) but their `updated_at` moves so incremental readers notice the new area.
+
+Rows of other domains follow their place: a relocation rewrites `area_path` (and `district_code`) in every
+area table; a grid moved to another community re-points `community_id` of what lies in it (refused with
+`dwelling_address_taken` if one of its dwellings' addresses is already used in the target community); a
+dwelling moved to another area carries every row that names it (`dwelling_id` + `area_path`: residents,
+tenancies). These are bulk statements with their own audit events (`divisions.relocate`,
+`dwellings.move_rows`). Tables that keep only a `district_code` copy (no `area_path`) are not rewritten.
+
+Scope: every read goes through `actor.area_filter` (divisions by `path`, dwellings by `area_path`); an id
+outside the caller's scope is 404, like an unknown id. A dwelling's area is its grid's path when it has a
+grid, else its community's; a caller may place a dwelling only in an area they see, so a grid worker must
+name their grid.
+
+Concurrency (PostgreSQL; SQLite write transactions are already serialised by BEGIN IMMEDIATE): division
+writes lock the rows they depend on with SELECT … FOR UPDATE in one statement ordered by path (ancestors
+before descendants: one global order, so two places writers cannot deadlock each other); dwelling writes
+take FOR SHARE on their community and grid before locking the dwelling. Versions are compared after the
+lock. A constraint violation, or a deadlock with another domain's writer, becomes a 409 (`concurrent_update`
+or the rule's own code), never a 500.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+from sqlalchemy import ColumnElement, Select, Table, bindparam, func, select, update
+from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlmodel import Session, SQLModel, col
+
+from app.audit import service as audit
+from app.auth.models import UserScope
+from app.core.deps import Actor
+from app.core.errors import AppError, Conflict, NotFound, StaleVersion, Unprocessable
+from app.core.pagination import PageParams, paginate
+from app.core.types import utcnow
+from app.places.models import LEVEL_ORDER, CommunityType, Division, Dwelling, DwellingKind, Level
+from app.places.schemas import (
+    DivisionCreate,
+    DivisionMove,
+    DivisionUpdate,
+    DwellingCreate,
+    DwellingMove,
+    DwellingUpdate,
+    collapse_spaces,
+    normalise_text,
+)
+
+# --- errors ---------------------------------------------------------------------------------------------
+
+
+class DivisionCodeInvalid(Unprocessable):
+    code = "division_code_invalid"
+    en = ("The code does not have the format of its level: city 6 digits ending 00, district 6 digits, "
+          "street 9 digits, community 12 digits, grid 1–20 letters, digits or '-'.")
+    zh = "区划代码格式与级别不符：市6位且以00结尾，区县6位，街道9位，社区12位，网格为1–20位字母、数字或“-”。"
+
+
+class DivisionCodeMismatch(Unprocessable):
+    code = "division_code_mismatch"
+    en = ("The code does not extend its parent's code (a district shares the city's first 4 digits, a street "
+          "starts with the district code, a community with the street code).")
+    zh = "区划代码与上级代码不一致（区县与市前4位相同，街道以区县代码开头，社区以街道代码开头）。"
+
+
+class DivisionParentLevel(Unprocessable):
+    code = "division_parent_level"
+    en = "The parent must be exactly one level up; a city has no parent."
+    zh = "上级区划必须恰好高一级；市没有上级。"
+
+
+class CommunityTypeRequired(Unprocessable):
+    code = "community_type_required"
+    en = "A community needs its demonstration type."
+    zh = "社区必须填写示范类型。"
+
+
+class CommunityTypeForbidden(Unprocessable):
+    code = "community_type_forbidden"
+    en = "Only communities have a demonstration type."
+    zh = "只有社区才有示范类型。"
+
+
+class DivisionCodeTaken(Conflict):
+    code = "division_code_taken"
+    en = "The parent already has a division with this code."
+    zh = "上级区划下已有相同代码的区划。"
+
+
+class DivisionParentInactive(Conflict):
+    code = "division_parent_inactive"
+    en = "An active division needs an active parent."
+    zh = "上级区划已停用，不能在其下启用区划。"
+
+
+class DivisionInUse(Conflict):
+    code = "division_in_use"
+    en = "The division still has active children or dwellings; move or deactivate them first."
+    zh = "该区划下仍有启用的下级区划或房屋，请先迁移或停用。"
+
+
+class DivisionMoveCycle(Conflict):
+    code = "division_move_cycle"
+    en = "A division cannot be moved under itself or one of its descendants."
+    zh = "不能把区划移到其自身或其下级之下。"
+
+
+class DivisionInactive(Conflict):
+    code = "division_inactive"
+    en = "The community or grid is inactive."
+    zh = "该社区或网格已停用。"
+
+
+class NotACommunity(Unprocessable):
+    code = "not_a_community"
+    en = "community_id must name a community."
+    zh = "community_id 必须是社区。"
+
+
+class NotAGrid(Unprocessable):
+    code = "not_a_grid"
+    en = "grid_id must name a grid."
+    zh = "grid_id 必须是网格。"
+
+
+class GridNotInCommunity(Unprocessable):
+    code = "grid_not_in_community"
+    en = "The grid does not belong to the community."
+    zh = "该网格不属于该社区。"
+
+
+class DwellingAddressTaken(Conflict):
+    code = "dwelling_address_taken"
+    en = "The community already has a dwelling at this address."
+    zh = "该社区已有相同地址的房屋。"
+
+
+class ConcurrentUpdate(Conflict):
+    code = "concurrent_update"
+    en = "Someone else changed these records at the same time; try again."
+    zh = "其他人正在同时修改这些记录，请重试。"
+
+
+# --- code rules (pure; the import reuses them) ----------------------------------------------------------
+
+_FORMATS = {
+    Level.city: re.compile(r"[0-9]{4}00"),
+    Level.district: re.compile(r"[0-9]{4}(?!00)[0-9]{2}"),
+    Level.street: re.compile(r"[0-9]{9}"),
+    Level.community: re.compile(r"[0-9]{12}"),
+    Level.grid: re.compile(r"[A-Z0-9-]{1,20}"),
+}
+
+
+def normalise_code(level: Level, code: str) -> str:
+    code = code.strip()
+    return code.upper() if level == Level.grid else code
+
+
+def parent_level(level: Level) -> Level | None:
+    index = LEVEL_ORDER.index(level)
+    return LEVEL_ORDER[index - 1] if index else None
+
+
+def parent_problem(level: Level, parent: Level | None) -> type[AppError] | None:
+    return DivisionParentLevel if parent != parent_level(level) else None
+
+
+def code_problem(level: Level, code: str, parent_code: str | None) -> type[AppError] | None:
+    """The rule a (normalised) code breaks for its level and parent code, if any."""
+    if not _FORMATS[level].fullmatch(code):
+        return DivisionCodeInvalid
+    if parent_code is None or level in (Level.city, Level.grid):
+        return None
+    if level == Level.district:
+        return None if code[:4] == parent_code[:4] else DivisionCodeMismatch
+    return None if code.startswith(parent_code) else DivisionCodeMismatch
+
+
+def type_problem(level: Level, community_type: CommunityType | str | None) -> type[AppError] | None:
+    if level == Level.community and community_type is None:
+        return CommunityTypeRequired
+    if level != Level.community and community_type is not None:
+        return CommunityTypeForbidden
+    return None
+
+
+def district_code_for(level: Level, code: str, parent: Division | None) -> str | None:
+    if level == Level.city:
+        return None
+    if level == Level.district:
+        return code
+    return parent.district_code if parent is not None else None
+
+
+def descendant_prefix(level: Level, code: str) -> str:
+    """The part of a code that the numeric codes below it start with ('' when none do)."""
+    if level == Level.city:
+        return code[:4]
+    if level in (Level.district, Level.street):
+        return code
+    return ""
+
+
+def _raise(problem: type[AppError] | None) -> None:
+    if problem is not None:
+        raise problem()
+
+
+@contextmanager
+def db_conflicts(on_integrity: type[AppError]) -> Iterator[None]:
+    """Turn a constraint violation (a concurrent writer won a race) or a deadlock into a 409."""
+    try:
+        yield
+    except IntegrityError:
+        raise on_integrity() from None
+    except DBAPIError as exc:
+        sqlstate = getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None)
+        if sqlstate in ("40P01", "40001", "55P03"):
+            raise ConcurrentUpdate() from None
+        raise
+
+
+# --- reading divisions ----------------------------------------------------------------------------------
+
+def division_query(actor: Actor) -> Select[Any]:
+    return select(Division).where(actor.area_filter(col(Division.path)))
+
+
+def list_divisions(session: Session, actor: Actor, page: PageParams, *, parent_id: str | None = None,
+                   level: Level | None = None, q: str | None = None,
+                   active: bool | None = None) -> tuple[list[Division], int]:
+    stmt = division_query(actor).order_by(col(Division.path))
+    if parent_id is not None:
+        stmt = stmt.where(col(Division.parent_id) == parent_id)
+    if level is not None:
+        stmt = stmt.where(col(Division.level) == level.value)
+    if active is not None:
+        stmt = stmt.where(col(Division.active) == active)
+    if q:
+        text = collapse_spaces(q)
+        stmt = stmt.where(col(Division.name).icontains(text, autoescape=True)
+                          | col(Division.code).icontains(text, autoescape=True))
+    return paginate(session, stmt, page)
+
+
+def get_division(session: Session, actor: Actor, division_id: str) -> Division:
+    division = session.execute(division_query(actor).where(col(Division.id) == division_id)).scalar_one_or_none()
+    if division is None:
+        raise NotFound()
+    return division
+
+
+def ancestors(session: Session, division: Division) -> list[Division]:
+    """The breadcrumb from the root down to the parent (names of one's own ancestors are not secret)."""
+    parts = division.path.strip("/").split("/")
+    prefixes = ["/" + "/".join(parts[:i]) + "/" for i in range(1, len(parts))]
+    if not prefixes:
+        return []
+    rows = session.execute(select(Division).where(col(Division.path).in_(prefixes))).scalars()
+    return sorted(rows, key=lambda d: len(d.path))
+
+
+# --- locking --------------------------------------------------------------------------------------------
+
+def _lock(session: Session, ids: Iterable[str | None], *, subtree: str | None = None,
+          share: bool = False) -> dict[str, Division]:
+    """Lock divisions (and optionally a whole subtree) in path order; return them fresh, by id."""
+    wanted = [i for i in dict.fromkeys(ids) if i]
+    cond: ColumnElement[bool] = col(Division.id).in_(wanted)
+    if subtree is not None:
+        cond = cond | col(Division.path).startswith(subtree, autoescape=True)
+    stmt = (select(Division).where(cond).order_by(col(Division.path))
+            .with_for_update(read=share).execution_options(populate_existing=True))
+    with db_conflicts(ConcurrentUpdate):
+        rows = session.execute(stmt).scalars().all()
+    return {d.id: d for d in rows}
+
+
+# --- writing divisions ----------------------------------------------------------------------------------
+
+def create_division(session: Session, data: DivisionCreate) -> Division:
+    level = data.level
+    code = normalise_code(level, data.code)
+    if (level == Level.city and data.parent_id is not None) or (level != Level.city and data.parent_id is None):
+        raise DivisionParentLevel()
+    _raise(code_problem(level, code, None))
+    _raise(type_problem(level, data.community_type))
+    parent = None
+    if data.parent_id is not None:
+        parent = _lock(session, [data.parent_id]).get(data.parent_id)
+        if parent is None:
+            raise NotFound()
+        _raise(parent_problem(level, Level(parent.level)))
+        _raise(code_problem(level, code, parent.code))
+        if data.active and not parent.active:
+            raise DivisionParentInactive()
+    path = (parent.path if parent else "/") + code + "/"
+    if session.execute(select(col(Division.id)).where(col(Division.path) == path)).first():
+        raise DivisionCodeTaken()
+    division = Division(
+        code=code, name=collapse_spaces(data.name), level=level.value, parent_id=parent.id if parent else None,
+        path=path, district_code=district_code_for(level, code, parent),
+        community_type=data.community_type.value if data.community_type else None, vintage=data.vintage,
+        active=data.active,
+    )
+    session.add(division)
+    with db_conflicts(DivisionCodeTaken):
+        session.flush()
+    return division
+
+
+def _check_version(record: Division | Dwelling, version: int | None) -> None:
+    if version is not None and record.version != version:
+        raise StaleVersion({"current_version": record.version})
+
+
+def update_division(session: Session, division: Division, data: DivisionUpdate) -> Division:
+    changes = data.changes()
+    level = Level(division.level)
+    new_code = normalise_code(level, changes["code"]) if "code" in changes else division.code
+    relocating = new_code != division.code
+    locked = _lock(session, [division.id, division.parent_id], subtree=division.path if relocating else None)
+    division = locked[division.id]
+    _check_version(division, data.version)
+    parent = locked.get(division.parent_id) if division.parent_id else None
+    if relocating:
+        _raise(code_problem(level, new_code, parent.code if parent else None))
+    dirty = False
+    with session.no_autoflush:  # one flush, one audit event for all of this request's changes
+        if "community_type" in changes:
+            ctype = changes["community_type"]
+            _raise(type_problem(level, ctype))
+            value = ctype.value if ctype is not None else None
+            dirty |= value != division.community_type
+            division.community_type = value
+        if "name" in changes and collapse_spaces(changes["name"]) != division.name:
+            division.name, dirty = collapse_spaces(changes["name"]), True
+        if "vintage" in changes and changes["vintage"] != division.vintage:
+            division.vintage, dirty = changes["vintage"], True
+        if "active" in changes and changes["active"] != division.active:
+            if changes["active"]:
+                if parent is not None and not parent.active:
+                    raise DivisionParentInactive()
+            else:
+                _check_not_in_use(session, division)
+            division.active, dirty = changes["active"], True
+    if relocating:
+        _bump(division)
+        _relocate(session, division, parent, new_code)  # flushes the division with the other changes
+    elif dirty:
+        _bump(division)
+        session.add(division)
+        with db_conflicts(DivisionCodeTaken):
+            session.flush()
+    return division
+
+
+def move_division(session: Session, division: Division, data: DivisionMove) -> Division:
+    level = Level(division.level)
+    if level == Level.city:
+        raise DivisionParentLevel()
+    locked = _lock(session, [division.id, data.parent_id, division.parent_id], subtree=division.path)
+    division = locked[division.id]
+    _check_version(division, data.version)
+    parent = locked.get(data.parent_id)
+    if parent is None:
+        raise NotFound()
+    if parent.path.startswith(division.path):
+        raise DivisionMoveCycle()
+    _raise(parent_problem(level, Level(parent.level)))
+    code = normalise_code(level, data.code) if data.code is not None else division.code
+    _raise(code_problem(level, code, parent.code))
+    if division.active and not parent.active:
+        raise DivisionParentInactive()
+    if parent.id == division.parent_id and code == division.code:
+        return division
+    _bump(division)
+    _relocate(session, division, parent, code)
+    return division
+
+
+def _bump(record: Division | Dwelling) -> None:
+    record.version += 1
+    record.updated_at = utcnow()
+
+
+def _check_not_in_use(session: Session, division: Division) -> None:
+    children = session.execute(
+        select(col(Division.id)).where(col(Division.parent_id) == division.id, col(Division.active)).limit(1)
+    ).first()
+    dwellings = session.execute(
+        select(col(Dwelling.id)).where(col(Dwelling.area_path).startswith(division.path, autoescape=True),
+                                  col(Dwelling.active)).limit(1)
+    ).first()
+    if children or dwellings:
+        raise DivisionInUse({"active_children": bool(children), "active_dwellings": bool(dwellings)})
+
+
+def area_tables() -> list[Table]:
+    """Every table whose rows live in an area (carry `area_path`): rewritten when divisions move."""
+    return [t for t in SQLModel.metadata.sorted_tables if "area_path" in t.c]
+
+
+def _relocate(session: Session, node: Division, parent: Division | None, new_code: str) -> None:
+    """Give `node` a new code and/or parent; rewrite its subtree and everything located in it.
+
+    The node's own pending changes (and version) are flushed once, together with its new code and path."""
+    level = Level(node.level)
+    old_path, old_code = node.path, node.code
+    new_path = (parent.path if parent else "/") + new_code + "/"
+    regrid = level == Level.grid and parent is not None and parent.id != node.parent_id
+    with session.no_autoflush:
+        if new_path != old_path and session.execute(
+                select(col(Division.id)).where(col(Division.path) == new_path)).first():
+            raise DivisionCodeTaken()
+        if regrid and parent is not None:
+            same_address = select(col(Dwelling.address)).where(col(Dwelling.community_id) == parent.id)
+            if session.execute(select(col(Dwelling.id)).where(
+                    col(Dwelling.grid_id) == node.id, col(Dwelling.address).in_(same_address)).limit(1)).first():
+                raise DwellingAddressTaken()
+        rows = session.execute(
+            select(col(Division.id), col(Division.code), col(Division.level), col(Division.parent_id),
+                   col(Division.path))
+            .where(col(Division.path).startswith(old_path, autoescape=True), col(Division.id) != node.id)
+            .order_by(col(Division.path))
+        ).all()
+    old_prefix, new_prefix = descendant_prefix(level, old_code), descendant_prefix(level, new_code)
+    new_dc = district_code_for(level, new_code, parent)
+    paths: dict[str, str] = {node.id: new_path}
+    dcs: dict[str, str | None] = {node.id: new_dc}
+    division_rows: list[dict[str, Any]] = []
+    area_rows: list[dict[str, Any]] = [{"b_old": old_path, "b_new": new_path, "b_dc": new_dc}]
+    for row in rows:  # parents sort before their children
+        row_level = Level(row.level)
+        code = row.code
+        if old_prefix != new_prefix and row_level != Level.grid and code.startswith(old_prefix):
+            code = new_prefix + code[len(old_prefix):]
+        parent_path = paths.get(row.parent_id)
+        path = parent_path + code + "/" if parent_path else new_path + row.path[len(old_path):]
+        dc = code if row_level == Level.district else dcs.get(row.parent_id, new_dc)
+        paths[row.id], dcs[row.id] = path, dc
+        division_rows.append({"b_id": row.id, "b_code": code, "b_path": path, "b_dc": dc})
+        area_rows.append({"b_old": row.path, "b_new": path, "b_dc": dc})
+
+    now = utcnow()
+    node.code, node.path, node.district_code = new_code, new_path, new_dc
+    node.parent_id = parent.id if parent else None
+    session.add(node)
+    with db_conflicts(DivisionCodeTaken):
+        session.flush()  # the node first: its new path is free, its descendants' new paths lie under it
+        table: Table = Division.__table__  # type: ignore[attr-defined]
+        if division_rows:
+            session.execute(
+                update(table).where(table.c.id == bindparam("b_id")).values(
+                    code=bindparam("b_code"), path=bindparam("b_path"), district_code=bindparam("b_dc"),
+                    updated_at=now, version=table.c.version + 1),
+                division_rows,
+            )
+        moved: dict[str, int] = {}
+        for area in area_tables():
+            count = session.execute(
+                select(func.count()).select_from(area)
+                .where(area.c.area_path.startswith(old_path, autoescape=True))
+            ).scalar_one()
+            if not count:
+                continue
+            values: dict[str, Any] = {"area_path": bindparam("b_new")}
+            if "district_code" in area.c:
+                values["district_code"] = func.coalesce(bindparam("b_dc"), area.c.district_code)
+            if "updated_at" in area.c:
+                values["updated_at"] = now
+            session.execute(update(area).where(area.c.area_path == bindparam("b_old")).values(values), area_rows)
+            moved[area.name] = count
+            if regrid and parent is not None and "community_id" in area.c:
+                # A grid changed community: what lies in it now belongs to the new community.
+                session.execute(update(area).where(area.c.area_path.startswith(new_path, autoescape=True))
+                                .values(community_id=parent.id))
+    # Objects of the subtree already in this session are stale now.
+    for obj in list(session.identity_map.values()):
+        if obj is not node and (isinstance(obj, Division | Dwelling) or hasattr(obj, "area_path")):
+            session.expire(obj)
+    audit.record(
+        session, "divisions.relocate", target_type="divisions", target_id=node.id,
+        fields=["code", "district_code", "parent_id", "path"],
+        detail={"from_code": old_code, "to_code": new_code, "from_path": old_path, "to_path": new_path,
+                "descendants": len(division_rows), "area_rows": moved},
+    )
+
+
+# --- dwellings ------------------------------------------------------------------------------------------
+
+def dwelling_query(actor: Actor) -> Select[Any]:
+    return select(Dwelling).where(actor.area_filter(col(Dwelling.area_path)))
+
+
+def list_dwellings(session: Session, actor: Actor, page: PageParams, *, community_id: str | None = None,
+                   grid_id: str | None = None, kind: DwellingKind | None = None, q: str | None = None,
+                   active: bool | None = None) -> tuple[list[Dwelling], int]:
+    stmt = dwelling_query(actor).order_by(col(Dwelling.address), col(Dwelling.id))
+    if community_id is not None:
+        stmt = stmt.where(col(Dwelling.community_id) == community_id)
+    if grid_id is not None:
+        stmt = stmt.where(col(Dwelling.grid_id) == grid_id)
+    if kind is not None:
+        stmt = stmt.where(col(Dwelling.kind) == kind.value)
+    if active is not None:
+        stmt = stmt.where(col(Dwelling.active) == active)
+    if q:
+        stmt = stmt.where(col(Dwelling.address).icontains(normalise_text(q), autoescape=True))
+    return paginate(session, stmt, page)
+
+
+def get_dwelling(session: Session, actor: Actor, dwelling_id: str) -> Dwelling:
+    dwelling = session.execute(dwelling_query(actor).where(col(Dwelling.id) == dwelling_id)).scalar_one_or_none()
+    if dwelling is None:
+        raise NotFound()
+    return dwelling
+
+
+def _target(session: Session, actor: Actor, community_id: str,
+            grid_id: str | None) -> tuple[Division, Division | None]:
+    """The community (and grid) a dwelling goes to, locked for share; 404 when the area is not visible."""
+    locked = _lock(session, [community_id, grid_id], share=True)
+    community, grid = locked.get(community_id), locked.get(grid_id) if grid_id else None
+    if grid_id is not None:
+        if grid is None or not _sees_now(session, actor, grid.path):
+            raise NotFound()
+        if grid.level != Level.grid.value:
+            raise NotAGrid()
+        if community is None or grid.parent_id != community.id:
+            raise GridNotInCommunity()
+    elif community is None or not _sees_now(session, actor, community.path):
+        raise NotFound()
+    if community.level != Level.community.value:
+        raise NotACommunity()
+    return community, grid
+
+
+def _sees_now(session: Session, actor: Actor, path: str) -> bool:
+    """`actor.sees_path`, but a miss is checked again against the caller's assignments as they are now.
+
+    The scope paths were read when the request began; a renumbering or move that committed since (this
+    request may have waited for it on the lock just taken) changed the paths of the same places."""
+    if actor.sees_path(path):
+        return True
+    if actor.area_prefixes is None:
+        return False  # pragma: no cover - city-wide actors see every path
+    current = session.execute(
+        select(col(Division.path)).join(UserScope, col(UserScope.division_id) == col(Division.id))
+        .where(col(UserScope.user_id) == actor.user_id)
+    ).scalars()
+    return any(path.startswith(prefix) for prefix in current)
+
+
+def _require_active(community: Division, grid: Division | None) -> None:
+    if not community.active or (grid is not None and not grid.active):
+        raise DivisionInactive()
+
+
+def _address_taken(session: Session, community_id: str, address: str, exclude: str | None = None) -> bool:
+    stmt = select(col(Dwelling.id)).where(col(Dwelling.community_id) == community_id, col(Dwelling.address) == address)
+    if exclude is not None:
+        stmt = stmt.where(col(Dwelling.id) != exclude)
+    return session.execute(stmt.limit(1)).first() is not None
+
+
+def _lock_dwelling(session: Session, dwelling_id: str) -> Dwelling:
+    with db_conflicts(ConcurrentUpdate):
+        dwelling = session.execute(
+            select(Dwelling).where(col(Dwelling.id) == dwelling_id).with_for_update()
+            .execution_options(populate_existing=True)
+        ).scalar_one_or_none()
+    if dwelling is None:
+        raise NotFound()
+    return dwelling
+
+
+def _place(dwelling: Dwelling, community: Division, grid: Division | None) -> None:
+    dwelling.community_id, dwelling.grid_id = community.id, grid.id if grid else None
+    dwelling.area_path = grid.path if grid else community.path
+    dwelling.district_code = community.district_code or community.path.strip("/").split("/")[1]
+
+
+def create_dwelling(session: Session, actor: Actor, data: DwellingCreate) -> Dwelling:
+    community, grid = _target(session, actor, data.community_id, data.grid_id)
+    _require_active(community, grid)
+    if _address_taken(session, community.id, data.address):
+        raise DwellingAddressTaken()
+    dwelling = Dwelling(community_id=community.id, area_path="", district_code="", address=data.address,
+                        kind=data.kind.value, lat=data.lat, lng=data.lng)
+    _place(dwelling, community, grid)
+    session.add(dwelling)
+    with db_conflicts(DwellingAddressTaken):
+        session.flush()
+    return dwelling
+
+
+def update_dwelling(session: Session, actor: Actor, dwelling: Dwelling, data: DwellingUpdate) -> Dwelling:
+    changes = data.changes()
+    community, grid = _target(session, actor, dwelling.community_id, dwelling.grid_id)
+    dwelling = _lock_dwelling(session, dwelling.id)
+    _check_version(dwelling, data.version)
+    dirty = False
+    if "address" in changes and changes["address"] != dwelling.address:
+        if _address_taken(session, dwelling.community_id, changes["address"], exclude=dwelling.id):
+            raise DwellingAddressTaken()
+        dwelling.address, dirty = changes["address"], True
+    if "kind" in changes and changes["kind"].value != dwelling.kind:
+        dwelling.kind, dirty = changes["kind"].value, True
+    if "lat" in changes and (changes["lat"], changes["lng"]) != (dwelling.lat, dwelling.lng):
+        dwelling.lat, dwelling.lng, dirty = changes["lat"], changes["lng"], True
+    if "active" in changes and changes["active"] != dwelling.active:
+        if changes["active"]:
+            _require_active(community, grid)
+        dwelling.active, dirty = changes["active"], True
+    if dirty:
+        _bump(dwelling)
+        session.add(dwelling)
+        with db_conflicts(DwellingAddressTaken):
+            session.flush()
+    return dwelling
+
+
+def move_dwelling(session: Session, actor: Actor, dwelling: Dwelling, data: DwellingMove) -> Dwelling:
+    community, grid = _target(session, actor, data.community_id, data.grid_id)
+    dwelling = _lock_dwelling(session, dwelling.id)
+    _check_version(dwelling, data.version)
+    if dwelling.community_id == community.id and dwelling.grid_id == (grid.id if grid else None):
+        return dwelling
+    if dwelling.active:
+        _require_active(community, grid)
+    if community.id != dwelling.community_id and _address_taken(session, community.id, dwelling.address):
+        raise DwellingAddressTaken()
+    old_area = dwelling.area_path
+    _place(dwelling, community, grid)
+    _bump(dwelling)
+    session.add(dwelling)
+    with db_conflicts(DwellingAddressTaken):
+        session.flush()
+    _carry_dwelling_rows(session, dwelling, old_area)
+    return dwelling
+
+
+def _carry_dwelling_rows(session: Session, dwelling: Dwelling, old_area: str) -> None:
+    """Rows located by this dwelling (residents, tenancies, …: any table with `dwelling_id` and
+    `area_path`) move with it, so they stay in the scope of whoever now looks after the dwelling."""
+    now = utcnow()
+    carried: dict[str, int] = {}
+    for area in area_tables():
+        if area.name == Dwelling.__tablename__ or "dwelling_id" not in area.c:
+            continue
+        values: dict[str, Any] = {"area_path": dwelling.area_path}
+        if "district_code" in area.c:
+            values["district_code"] = dwelling.district_code
+        if "community_id" in area.c:
+            values["community_id"] = dwelling.community_id
+        if "updated_at" in area.c:
+            values["updated_at"] = now
+        where = area.c.dwelling_id == dwelling.id
+        count = session.execute(select(func.count()).select_from(area).where(where)).scalar_one()
+        if count:
+            session.execute(update(area).where(where).values(values))
+            carried[area.name] = count
+    for obj in list(session.identity_map.values()):
+        if getattr(obj, "dwelling_id", None) == dwelling.id:
+            session.expire(obj)
+    if carried:
+        audit.record(session, "dwellings.move_rows", target_type="dwellings", target_id=dwelling.id,
+                     fields=["area_path", "community_id", "district_code"],
+                     detail={"from_path": old_area, "to_path": dwelling.area_path, "rows": carried})
+
+
+def refs(divisions: Sequence[Division]) -> list[dict[str, str]]:
+    return [{"id": d.id, "code": d.code, "name": d.name, "level": d.level} for d in divisions]

@@ -1,0 +1,121 @@
+"""Helpers for the records, shapes, rights and retention tests."""
+
+from __future__ import annotations
+
+import itertools
+from datetime import date, timedelta
+from typing import Any
+
+from sqlalchemy import Engine, text
+
+from app.people.rules import check_char
+from tests.conftest import Api, World
+
+API = "/api/v1"
+RESIDENTS = f"{API}/residents"
+LANDLORDS = f"{API}/landlords"
+_seq = itertools.count(1)
+
+# Every endpoint that takes a resident, with the callers that see a c1 resident and those that do not.
+SEES_C1 = ("worker1", "sup_street", "sup_district", "admin")
+BLIND_TO_C1 = ("worker2", "worker3", "sup_other")
+
+
+def id_number(birth: date | str = "19900315", *, male: bool = False, area: str = "411602", n: int | None = None) -> str:
+    """A valid 18-digit ID; each call gets a fresh sequence number unless `n` is given."""
+    born = birth.strftime("%Y%m%d") if isinstance(birth, date) else birth
+    k = next(_seq) if n is None else n
+    seq = (2 * k + (1 if male else 0)) % 1000
+    first17 = f"{area}{born}{seq:03d}"
+    return first17 + check_char(first17)
+
+
+def years_ago(years: int, *, days: int = 0) -> date:
+    today = date.today()
+    try:
+        d = today.replace(year=today.year - years)
+    except ValueError:
+        d = today.replace(year=today.year - years, day=28)
+    return d - timedelta(days=days)
+
+
+def dwelling(world: World, community: str = "c1", index: int = 0) -> str:
+    return world.dwellings[world.community(community)["id"]][index]
+
+
+def register(api: Api, world: World, user: str = "worker1", community: str = "c1", *, birth: date | str = "19900315",
+             male: bool = False, dwelling_index: int = 0, **over: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "name": "李娜", "id_number": id_number(birth, male=male), "phone": "13912345678", "hukou_code": "411602",
+        "hukou_address": "周口市川汇区人民路1号", "arrival_date": (date.today() - timedelta(days=30)).isoformat(),
+        "dwelling_id": dwelling(world, community, dwelling_index),
+    }
+    body.update(over)
+    response = api.as_(user, "POST", RESIDENTS, json=body)
+    assert response.status_code == 201, response.text
+    return dict(response.json())
+
+
+def rows(engine: Engine, sql: str, **params: Any) -> list[dict[str, Any]]:
+    with engine.connect() as conn:
+        return [dict(r._mapping) for r in conn.execute(text(sql), params)]
+
+
+def execute(engine: Engine, sql: str, **params: Any) -> None:
+    with engine.begin() as conn:
+        conn.execute(text(sql), params)
+
+
+def audit_events(engine: Engine, action: str, target_id: str | None = None) -> list[dict[str, Any]]:
+    if target_id is None:
+        return rows(engine, "SELECT * FROM audit_events WHERE action = :a ORDER BY id", a=action)
+    return rows(engine, "SELECT * FROM audit_events WHERE action = :a AND target_id = :t ORDER BY id",
+                a=action, t=target_id)
+
+
+def all_audit_text(engine: Engine) -> str:
+    return "\n".join(" ".join(str(v) for v in row.values()) for row in rows(engine, "SELECT * FROM audit_events"))
+
+
+def dwelling_version(engine: Engine, dwelling_id: str) -> int:
+    return int(rows(engine, "SELECT version FROM dwellings WHERE id = :d", d=dwelling_id)[0]["version"])
+
+
+def health_body(version: int = 0, **over: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {"version": version, "contraception": "iud",
+                            "contraception_since": "2020-05-01", "pregnancy": "not_pregnant", "children": []}
+    body.update(over)
+    return body
+
+
+def put_health(api: Api, resident_id: str, user: str = "worker1", purpose: str = "visit", **over: Any) -> Any:
+    return api.as_(user, "PUT", f"{RESIDENTS}/{resident_id}/health", params={"purpose": purpose},
+                   json=health_body(**over))
+
+
+def valid_doc(**over: Any) -> dict[str, Any]:
+    today = date.today()
+    body: dict[str, Any] = {"number": "豫周婚育2024-000123", "issuing_division": "411602",
+                            "issued_on": (today - timedelta(days=400)).isoformat(),
+                            "expires_on": (today + timedelta(days=700)).isoformat(), "status": "valid"}
+    body.update(over)
+    return body
+
+
+def key_person(api: Api, resident_id: str) -> bool:
+    response = api.as_("worker1", "GET", f"{RESIDENTS}/{resident_id}")
+    assert response.status_code == 200, response.text
+    return bool(response.json()["key_person"])
+
+
+def free_dwelling(engine: Engine, world: World, community: str = "c1", skip: int = 0) -> str:
+    """A dwelling of the community with no landlord yet (the demo gives many dwellings a landlord)."""
+    ids = rows(engine, "SELECT id FROM dwellings WHERE community_id = :c AND landlord_id IS NULL AND active "
+                       "ORDER BY id", c=world.community(community)["id"])
+    return str(ids[skip]["id"])
+
+
+def landlord_body(**over: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {"name": "王建国", "id_number": id_number("19700101", male=True), "phone": "137-0000-1111"}
+    body.update(over)
+    return body
