@@ -233,8 +233,9 @@ def serve(
     import uvicorn
 
     get_settings().check_production()
-    uvicorn.run("app.main:app", host=host, port=port, workers=workers, proxy_headers=False,
-                log_level=os.environ.get("UVICORN_LOG_LEVEL", "info"))
+    # No access log: request lines carry query strings, which can hold names or ID numbers.
+    uvicorn.run("app.main:app", host=host, port=port, workers=workers, proxy_headers=False, access_log=False,
+                timeout_worker_healthcheck=60, log_level=os.environ.get("UVICORN_LOG_LEVEL", "info"))
 
 
 def main() -> None:

@@ -262,6 +262,73 @@ def what_if(direct: Direct, prefixes: list[str], n: int) -> None:
         print(f"    {label:<26}{med:>10.3f}ms median{p95:>10.3f}ms p95")
 
 
+def breakdown(url: str, username: str, district_path: str, ids: list[str], prefixes: list[str], n: int) -> None:
+    """What one search request is made of: its parts timed one by one in this process (same database)."""
+    from sqlmodel import Session
+
+    from app.audit import service as audit
+    from app.auth.models import AuthSession, User, UserScope
+    from app.core.config import get_settings
+    from app.core.db import begin
+    from app.core.pagination import Page, paginate
+    from app.core.security import decode_access_token, issue_access_token
+    from app.core.types import utcnow
+    from app.people.router import list_item
+
+    engine = create_db_engine(url)
+    settings = get_settings()
+    with Session(engine) as session:
+        user = session.execute(select(User).where(col(User.username) == username)).scalar_one()
+    actor = Actor(user.id, username, Role.supervisor, "bench", (district_path,))
+    token, _ = issue_access_token(settings, user_id=user.id, session_id="s" * 32, now=utcnow())
+
+    def empty(i: int) -> None:
+        with Session(engine) as session:
+            begin(session, write=False)
+            session.rollback()
+
+    def who(i: int) -> None:  # what get_actor asks the database
+        with Session(engine) as session:
+            begin(session, write=False)
+            session.execute(select(User, AuthSession).join(AuthSession, col(AuthSession.user_id) == col(User.id))
+                            .where(col(User.id) == user.id)).first()
+            list(session.execute(select(col(Division.path)).join(UserScope, col(UserScope.division_id) == col(
+                Division.id)).where(col(UserScope.user_id) == user.id)).scalars())
+            session.rollback()
+
+    def found(i: int, name: bool = False) -> Page[Any]:
+        with Session(engine) as session:
+            begin(session, write=False)
+            stmt = service.search(actor, q=prefixes[i]) if name else service.search(actor, id_number=ids[i])
+            rows, total = paginate(session, stmt, PageParams(limit=50, offset=0))
+            page: Page[Any] = Page(items=[list_item(r) for r in rows], total=total, limit=50, offset=0)
+            session.rollback()
+            return page
+
+    pages = [found(i, name=True) for i in range(min(n, 50))]
+
+    def audited(i: int) -> None:
+        with Session(engine) as session:
+            begin(session, write=True)
+            service.audit_search(session, ["x"], "id_number")
+            audit.seal_pending(session)
+            session.commit()
+
+    parts: list[tuple[str, Callable[[int], Any]]] = [
+        ("empty read transaction", empty),
+        ("JWT verification", lambda i: decode_access_token(settings, token)),
+        ("actor: user + scope queries", who),
+        ("search by ID: count + page (ORM)", found),
+        ("search by name: count + page (ORM)", lambda i: found(i, name=True)),
+        ("page of up to 50 to JSON", lambda i: pages[i % len(pages)].model_dump_json()),
+        ("audit event: seal + commit", audited),
+    ]
+    print("\n  breakdown (in-process, median ms):")
+    for label, fn in parts:
+        print(f"    {label:<38}{summary([timed(lambda i=i, fn=fn: fn(i)) for i in range(n)])[0]:>9.3f}")
+    engine.dispose()
+
+
 # --- the API side ------------------------------------------------------------------------------------------
 
 def free_port() -> int:
@@ -330,6 +397,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=20261129)
     parser.add_argument("--reuse", action="store_true", help="reuse a database built by an earlier run")
     parser.add_argument("--keep", action="store_true", help="keep the PostgreSQL database afterwards")
+    parser.add_argument("--breakdown", action="store_true", help="also time a request's parts in-process")
     parser.add_argument("--what-if", action="store_true",
                         help="also time the name search written with one-value LIKE patterns (+ district code)")
     args = parser.parse_args()
@@ -361,15 +429,19 @@ def main() -> None:
         times: dict[str, list[float]] = {k: [] for k in ("api_id", "direct_id", "api_q", "direct_q", "healthz", "me")}
         matches: list[int] = []
         for i in range(args.requests):
+            # The direct side's SQL is built and compiled before the clock starts: only the database counts.
+            by_id, by_name = direct.statements(id_number=ids[i]), direct.statements(q=prefixes[i])
             times["api_id"].append(timed(lambda i=i: api.get("/api/v1/residents", id_number=ids[i])))
-            times["direct_id"].append(timed(lambda i=i: direct.run(id_number=ids[i])))
+            times["direct_id"].append(timed(lambda s=by_id: direct.run(s)))
             times["api_q"].append(timed(lambda i=i: matches.append(api.get("/api/v1/residents", q=prefixes[i]))))
-            times["direct_q"].append(timed(lambda i=i: direct.run(q=prefixes[i])))
+            times["direct_q"].append(timed(lambda s=by_name: direct.run(s)))
             if i % 3 == 0:
                 times["healthz"].append(timed(lambda: api.client.get("/healthz")))
                 times["me"].append(timed(lambda: api.get("/api/v1/auth/me")))
         if args.what_if:
             what_if(direct, prefixes, args.requests)
+        if args.breakdown:
+            breakdown(url, username, district_path, ids, prefixes, min(args.requests, 200))
     finally:
         server.send_signal(signal.SIGINT)
         try:

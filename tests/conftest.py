@@ -34,10 +34,13 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine, create_engine, select, text
 from sqlalchemy.engine import make_url
 
+from app.audit.service import verify_chain
 from app.cli import alembic_config
 from app.core.db import create_db_engine, unit_of_work, use_engine
 
 PASSWORD = "Field-Work-2026!"
+# Engines (by id) whose audit log a test tampered with on purpose: not verified afterwards.
+TAMPERED: set[int] = set()
 PG_URL = os.environ.get("TEST_DATABASE_URL", "")
 BACKEND = "postgresql" if PG_URL.startswith("postgresql") else "sqlite"
 
@@ -173,13 +176,20 @@ def world(databases: Databases) -> World:
 
 @pytest.fixture()
 def engine(databases: Databases) -> Iterator[Engine]:
+    """A fresh database for the test. Afterwards the audit chain must verify: everything a test did
+    through the app left an intact log (tests that tamper on purpose register in TAMPERED)."""
     name = f"{databases.run}_{uuid.uuid4().hex[:10]}"
     url = databases.clone_template(name)
     eng = create_db_engine(url)
     use_engine(eng)
     try:
         yield eng
+        if id(eng) not in TAMPERED:
+            with unit_of_work(write=False, engine=eng) as session:
+                report = verify_chain(session)
+            assert report.first_broken_id is None, f"audit chain broken after the test: {report}"
     finally:
+        TAMPERED.discard(id(eng))
         use_engine(None)
         eng.dispose()
         databases.drop(name)

@@ -24,6 +24,7 @@ def _out(session: SessionDep, user: User) -> UserOut:
 
 @router.post("", response_model=UserOut, status_code=201, summary="Create an account")
 def create_user(body: UserCreate, session: SessionDep, actor: AdminActor) -> UserOut:
+    service.guard_auditor(body.role)
     user = service.create_user(session, username=body.username, display_name=body.display_name, role=body.role,
                                password=body.password, division_ids=body.division_ids, must_change=True)
     return _out(session, user)
@@ -60,8 +61,10 @@ def get_user(user_id: UserId, session: SessionDep, actor: AdminActor) -> UserOut
 
 @router.patch("/{user_id}", response_model=UserOut, summary="Edit role, assignment, name or status")
 def update_user(user_id: UserId, body: UserUpdate, session: SessionDep, actor: AdminActor) -> UserOut:
+    target = service.get_user(session, user_id, for_update=True)
+    service.guard_auditor(target.role, body.role)
     user = service.update_user(
-        session, service.get_user(session, user_id, for_update=True), version=body.version,
+        session, target, version=body.version,
         display_name=body.display_name, role=body.role, active=body.active, new_division_ids=body.division_ids,
         acting_user_id=actor.user_id,
     )
@@ -71,4 +74,6 @@ def update_user(user_id: UserId, body: UserUpdate, session: SessionDep, actor: A
 @router.post("/{user_id}/reset-password", status_code=204,
              summary="Set a temporary password; the user must change it at next sign-in")
 def reset_password(user_id: UserId, body: PasswordResetIn, session: SessionDep, actor: AdminActor) -> None:
-    service.reset_password(session, service.get_user(session, user_id, for_update=True), body.temporary_password)
+    target = service.get_user(session, user_id, for_update=True)
+    service.guard_auditor(target.role)
+    service.reset_password(session, target, body.temporary_password)

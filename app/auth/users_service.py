@@ -18,7 +18,7 @@ from app.auth.service import (
     set_password,
 )
 from app.core.config import get_settings
-from app.core.errors import Conflict, NotFound, StaleVersion, Unprocessable
+from app.core.errors import Conflict, Forbidden, NotFound, StaleVersion, Unprocessable
 from app.core.security import hash_password
 from app.core.types import utcnow
 from app.places.models import Division, Level
@@ -96,6 +96,20 @@ def _check_scope(session: Session, role: Role, division_ids: Sequence[str]) -> l
     if any(level not in SCOPE_LEVELS[role] for _, level in rows):
         raise ScopeInvalid()
     return unique
+
+
+class AuditorManagedByOperator(Forbidden):
+    code = "auditor_managed_by_operator"
+    en = ("Auditor accounts are created and reset only by the server operator (CLI), so that an admin "
+          "cannot act as an auditor.")
+    zh = "审计员账号只能由服务器运维人员通过命令行创建或重置，管理员不能代行审计员职责。"
+
+
+def guard_auditor(role: Role | str, *others: Role | str | None) -> None:
+    """Separation of duties (MLPS): nothing done through the admin API may create, become, take over
+    or change an auditor account."""
+    if any(r is not None and Role(r) == Role.auditor for r in (role, *others)):
+        raise AuditorManagedByOperator()
 
 
 def create_user(session: Session, *, username: str, display_name: str, role: Role, password: str,

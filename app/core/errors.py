@@ -15,6 +15,7 @@ from typing import Any, ClassVar
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import IntegrityError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 log = logging.getLogger("app.errors")
@@ -127,6 +128,10 @@ def describe_exception(exc: BaseException) -> str:
 INTERNAL_EN, INTERNAL_ZH = "Internal error.", "服务器内部错误。"
 
 
+CONCURRENT_EN = "Someone else changed the same data at the same moment; nothing was saved. Try again."
+CONCURRENT_ZH = "他人同时修改了相同数据，本次未保存，请重试。"
+
+
 def language(request: Request) -> str:
     return "zh" if request.headers.get("accept-language", "").lower().startswith("zh") else "en"
 
@@ -162,6 +167,15 @@ def install_handlers(app: FastAPI) -> None:
             code = only.removeprefix("rule.")
         _, en, zh = HTTP_CODES[422]
         return JSONResponse(error_body(code, zh if language(request) == "zh" else en, details), 422)
+
+    @app.exception_handler(IntegrityError)
+    async def _integrity(request: Request, exc: IntegrityError) -> JSONResponse:
+        # A race the service's own checks could not see (two requests creating the same unique value at
+        # once): the transaction was rolled back, nothing was stored; the client may retry.
+        log.warning("integrity conflict on %s %s", request.method, request.url.path)
+        lang = language(request)
+        return JSONResponse(error_body("concurrent_conflict", CONCURRENT_ZH if lang == "zh" else CONCURRENT_EN),
+                            status_code=409)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:

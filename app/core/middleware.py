@@ -128,8 +128,10 @@ def _with_headers(send: Send, request_id: str, path: str, started: list[bool]) -
 
 def _client_ip(scope: Scope, headers: Headers) -> str | None:
     if get_settings().trust_forwarded_for:
+        # The trusted proxy appends the address it saw; everything left of that came from the client
+        # and can be forged, so only the right-most entry is believed.
         forwarded = headers.get("x-forwarded-for")
         if forwarded:
-            return forwarded.split(",")[0].strip()[:45]
+            return forwarded.split(",")[-1].strip()[:45] or None
     client: Any = scope.get("client")
     return client[0][:45] if client else None

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from sqlalchemy import Connection, Engine, text
 
-from tests.conftest import BACKEND, Api
+from tests.conftest import BACKEND, TAMPERED, Api
 
 EVENTS = "/api/v1/audit/events"
 VERIFY = "/api/v1/audit/verify"
@@ -32,6 +32,7 @@ def events(api: Api, **params: Any) -> list[dict[str, Any]]:
 def attacker(engine: Engine) -> Iterator[Connection]:
     """A connection that gets past the append-only guard, as someone with the database file (SQLite) or
     superuser rights (PostgreSQL) would; the application's own connections never do this."""
+    TAMPERED.add(id(engine))
     with engine.begin() as conn:
         if BACKEND == "postgresql":
             conn.execute(text("SET LOCAL session_replication_role = replica"))

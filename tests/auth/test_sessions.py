@@ -120,7 +120,7 @@ def test_demoted_admin_loses_admin_routes_at_once(client: TestClient, api: Api, 
     client.post("/api/v1/auth/password", headers=bearer(first["access_token"]),
                 json={"old_password": "Temporary-Pass-2026", "new_password": "Admin-Two-Strong-99"})
     assert client.get(USERS, headers=bearer(first["access_token"])).status_code == 200
-    patch_user(api, uid, role="auditor")
+    patch_user(api, uid, role="supervisor", division_ids=[world.districts[0]["id"]])
     assert_error(client.get(USERS, headers=bearer(first["access_token"])), 403, "forbidden")
 
 

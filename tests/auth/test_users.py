@@ -56,11 +56,27 @@ def test_create_supervisor_with_a_subtree(api: Api, world: World, level: str) ->
     assert response.json()["division_ids"] == [division["id"]]
 
 
-@pytest.mark.parametrize("role", ["admin", "auditor"])
-def test_create_city_wide_roles_without_assignment(api: Api, role: str) -> None:
-    response = new_user(api, role=role)
+def test_create_admin_without_assignment(api: Api) -> None:
+    response = new_user(api, role="admin")
     assert response.status_code == 201
     assert response.json()["division_ids"] == []
+
+
+def test_auditor_accounts_are_out_of_the_admin_api(api: Api, world: World) -> None:
+    """Separation of duties: an admin can neither create, become, reset nor retarget an auditor."""
+    assert_error(new_user(api, role="auditor"), 403, "auditor_managed_by_operator")
+    auditor = world.users["auditor"]
+    version = api.as_("admin", "GET", f"{USERS}/{auditor}").json()["version"]
+    assert_error(api.as_("admin", "PATCH", f"{USERS}/{auditor}", json={"version": version, "active": False}),
+                 403, "auditor_managed_by_operator")
+    assert_error(api.as_("admin", "POST", f"{USERS}/{auditor}/reset-password",
+                         json={"temporary_password": "Temporary-Pass-2026!"}), 403, "auditor_managed_by_operator")
+    worker = world.users["worker2"]
+    version = api.as_("admin", "GET", f"{USERS}/{worker}").json()["version"]
+    assert_error(api.as_("admin", "PATCH", f"{USERS}/{worker}", json={"version": version, "role": "auditor"}),
+                 403, "auditor_managed_by_operator")
+    # The auditor can still sign in: nothing was changed.
+    assert api.login("auditor")["access_token"]
 
 
 @pytest.mark.parametrize(
@@ -74,7 +90,6 @@ def test_create_city_wide_roles_without_assignment(api: Api, role: str) -> None:
         ("supervisor", "community"),
         ("supervisor", "grid"),
         ("admin", "community"),
-        ("auditor", "district"),
     ],
 )
 def test_create_with_a_scope_that_does_not_fit_the_role(api: Api, world: World, role: str, level: str | None) -> None:
@@ -194,10 +209,10 @@ def test_update_scope_rules(api: Api, world: World) -> None:
     assert_error(patch(role="supervisor"), 422, "scope_invalid")
     ok = patch(role="supervisor", division_ids=[street_of(world)["id"]])
     assert ok.status_code == 200 and ok.json()["role"] == "supervisor"
-    # supervisor → auditor drops the assignment.
-    ok = patch(role="auditor")
+    # supervisor → admin drops the assignment.
+    ok = patch(role="admin")
     assert ok.status_code == 200 and ok.json()["division_ids"] == []
-    # auditor → worker needs one.
+    # admin → worker needs one.
     assert_error(patch(role="worker"), 422, "scope_invalid")
     assert_error(patch(role="police"), 422, "validation_error")
 
@@ -205,7 +220,8 @@ def test_update_scope_rules(api: Api, world: World) -> None:
 def test_admins_cannot_demote_or_disable_themselves(api: Api, world: World) -> None:
     uid = world.users["admin"]
     version = api.as_("admin", "GET", f"{USERS}/{uid}").json()["version"]
-    for changes in ({"role": "auditor"}, {"role": "worker", "division_ids": [world.community("c1")["id"]]},
+    for changes in ({"role": "supervisor", "division_ids": [street_of(world)["id"]]},
+                    {"role": "worker", "division_ids": [world.community("c1")["id"]]},
                     {"active": False}):
         assert_error(api.as_("admin", "PATCH", f"{USERS}/{uid}", json={**changes, "version": version}),
                      409, "own_account_change_refused")

@@ -1,0 +1,178 @@
+"""A worker's token cannot read or change anything outside their communities, on any route that exists.
+
+Records are made in another district (community c3), then worker1 (community c1) calls every route of
+the app against them with a body that passes validation, so only the scope check can stop it. The route
+table below must name every route: a new route without an entry fails `test_every_route_is_swept`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from app.core.routes import api_routes
+from app.main import app
+from app.people.rules import check_char
+from tests.conftest import Api, World
+
+V1 = "/api/v1"
+
+
+def valid_id(prefix17: str) -> str:
+    return prefix17 + check_char(prefix17)
+
+
+@pytest.fixture()
+def far(api: Api, world: World) -> dict[str, Any]:
+    """Records in community c3 (another district), made by the people who may make them."""
+    c3 = world.community("c3")
+    dwelling = world.dwellings[c3["id"]][0]
+    other_dwelling = world.dwellings[c3["id"]][1]
+
+    def post(user: str, url: str, body: dict[str, Any], status: int = 201) -> dict[str, Any]:
+        response = api.as_(user, "POST", V1 + url, json=body)
+        assert response.status_code == status, (url, response.text)
+        return dict(response.json())
+
+    person = {"name": "远方", "hukou_code": "411702", "arrival_date": "2026-09-01", "phone": "13900001111"}
+    resident = post("worker3", "/residents", {**person, "id_number": valid_id("41170219950101002"),
+                                              "dwelling_id": dwelling})
+    twin = post("worker3", "/residents", {**person, "id_number": valid_id("41170219950101004"),
+                                          "dwelling_id": other_dwelling})
+    landlord = post("worker3", "/landlords", {"name": "房东", "id_number": valid_id("41010519700101001"),
+                                               "dwelling_id": dwelling})
+    fp_doc = post("worker3", f"/residents/{resident['id']}/fp-documents", {"status": "valid"})
+    correction = post("worker3", f"/residents/{resident['id']}/corrections", {"changes": {"occupation": "厨师"}})
+    # The same person reported in the neighbour community c2: a transfer request between two communities
+    # that are both outside worker1's area.
+    c2 = world.community("c2")
+    conflict = api.as_("worker2", "POST", V1 + "/residents", json={
+        **person, "id_number": resident["id_number"], "dwelling_id": world.dwellings[c2["id"]][0]})
+    assert conflict.status_code == 409, conflict.text
+    flags = api.as_("sup_other", "GET", V1 + "/duplicates").json()["items"]
+    return {
+        "resident_id": resident["id"], "keep_id": resident["id"], "twin_id": twin["id"],
+        "dwelling_id": dwelling, "division_id": c3["id"], "landlord_id": landlord["id"],
+        "document_id": fp_doc["id"], "correction_id": correction["id"],
+        "transfer_id": conflict.json()["details"]["transfer_request_id"],
+        "flag_id": next(f["id"] for f in flags if {f["resident_a"], f["resident_b"]} == {resident["id"], twin["id"]}),
+        "user_id": world.users["worker3"],
+    }
+
+
+def bodies(far: dict[str, Any], world: World) -> dict[tuple[str, str], dict[str, Any] | None]:
+    """A body that passes validation for every write route (None: no body)."""
+    c1 = world.community("c1")
+    own_dwelling = world.dwellings[c1["id"]][0]
+    return {
+        ("POST", "/users"): {"username": "sweeper", "display_name": "x", "role": "worker",
+                             "password": "Sweep-Test-2026!", "division_ids": [far["division_id"]]},
+        ("PATCH", "/users/{user_id}"): {"version": 1, "active": False},
+        ("POST", "/users/{user_id}/reset-password"): {"temporary_password": "Sweep-Test-2026!"},
+        ("POST", "/divisions"): {"code": "G99", "name": "x", "level": "grid", "parent_id": far["division_id"],
+                                 "vintage": 2024},
+        ("PATCH", "/divisions/{division_id}"): {"version": 1, "name": "x"},
+        ("POST", "/divisions/{division_id}/move"): {"parent_id": world.streets[0]["id"]},
+        ("POST", "/dwellings"): {"community_id": far["division_id"], "address": "新地址1号", "kind": "rental"},
+        ("PATCH", "/dwellings/{dwelling_id}"): {"version": 1, "kind": "own"},
+        ("POST", "/dwellings/{dwelling_id}/move"): {"community_id": c1["id"]},
+        ("PUT", "/dwellings/{dwelling_id}/landlord"): {"version": 1, "landlord_id": None},
+        ("POST", "/residents"): {"name": "越界", "id_number": valid_id("41160219900101003"), "hukou_code": "411602",
+                                 "arrival_date": "2026-09-01", "dwelling_id": far["dwelling_id"]},
+        ("PATCH", "/residents/{resident_id}"): {"version": 1, "occupation": "x"},
+        ("POST", "/residents/{resident_id}/move"): {"version": 1, "dwelling_id": own_dwelling,
+                                                    "moved_on": "2026-10-01"},
+        ("POST", "/residents/{resident_id}/leave"): {"version": 1, "left_on": "2026-10-01", "reason": "left_city"},
+        ("POST", "/landlords"): {"name": "房东二", "id_number": valid_id("41010519700101002"),
+                                 "dwelling_id": far["dwelling_id"]},
+        ("PATCH", "/landlords/{landlord_id}"): {"version": 1, "name": "x"},
+        ("POST", "/residents/{resident_id}/fp-documents"): {"status": "valid"},
+        ("PATCH", "/fp-documents/{document_id}"): {"version": 1, "status": "expired"},
+        ("PUT", "/residents/{resident_id}/health"): {"version": 0, "pregnancy": "not_pregnant"},
+        ("POST", "/transfers/{transfer_id}/accept"): None,
+        ("POST", "/transfers/{transfer_id}/reject"): {"reason": "x"},
+        ("POST", "/transfers/{transfer_id}/cancel"): {},
+        ("POST", "/duplicates/{flag_id}/dismiss"): {"reason": "different_people"},
+        ("POST", "/residents/{keep_id}/merge"): {"merged_id": far["twin_id"], "reason": "duplicate_registration",
+                                                 "version_keep": 1, "version_merged": 1},
+        ("POST", "/residents/{resident_id}/corrections"): {"changes": {"occupation": "x"}},
+        ("POST", "/corrections/{correction_id}/decide"): {"accept": True, "reason": "x"},
+    }
+
+
+# Query parameters a route requires.
+PARAMS = {
+    ("GET", "/residents/{resident_id}/health"): {"purpose": "visit"},
+    ("PUT", "/residents/{resident_id}/health"): {"purpose": "visit"},
+}
+# Routes that are about the caller, public, or take files: their scope is tested where they live.
+ELSEWHERE = {
+    ("POST", "/auth/login"), ("POST", "/auth/refresh"), ("POST", "/auth/logout"), ("GET", "/auth/me"),
+    ("POST", "/auth/password"), ("GET", "/healthz"), ("GET", "/docs"),
+    ("POST", "/divisions/import"),  # tests/places: admin only
+    ("POST", "/residents/import"),  # tests/people/test_import.py: out-of-scope dwellings are row errors
+}
+# List routes: filtered to the far records, worker1 must get nothing of them (or 403).
+LISTS = {
+    ("GET", "/users"): ({}, 403),
+    ("GET", "/divisions"): ({"parent_id": "{division_id}"}, 200),
+    ("GET", "/dwellings"): ({"community_id": "{division_id}"}, 200),
+    ("GET", "/residents"): ({"community_id": "{division_id}"}, 200),
+    ("GET", "/landlords"): ({}, 200),
+    ("GET", "/transfers"): ({}, 200),
+    ("GET", "/duplicates"): ({}, 403),
+    ("GET", "/corrections"): ({}, 200),
+    ("GET", "/audit/events"): ({}, 403),
+    ("GET", "/audit/verify"): ({}, 403),
+    ("GET", "/residents/import/template"): ({}, 200),
+}
+
+
+def operations() -> list[tuple[str, str]]:
+    ops = []
+    for path, route in api_routes(app):
+        short = path.removeprefix(V1)
+        ops.extend((method, short) for method in sorted(route.methods or ()))
+    return ops
+
+
+def test_every_route_is_swept(far: dict[str, Any], world: World) -> None:
+    covered = set(bodies(far, world)) | ELSEWHERE | set(LISTS)
+    reads = {(m, p) for m, p in operations() if m == "GET" and "{" in p}
+    missing = [op for op in operations() if op not in covered and op not in reads]
+    assert missing == [], f"add these routes to the scope sweep: {missing}"
+
+
+def test_worker_cannot_touch_another_district(api: Api, world: World, far: dict[str, Any]) -> None:
+    table = bodies(far, world)
+    checked = 0
+    for method, path in operations():
+        if (method, path) in ELSEWHERE or (method, path) in LISTS:
+            continue
+        url = V1 + path.format(**far)
+        kwargs: dict[str, Any] = {"params": PARAMS.get((method, path), {})}
+        if method != "GET":
+            body = table[(method, path)]
+            if body is not None:
+                kwargs["json"] = body
+        response = api.as_("worker1", method, url, **kwargs)
+        assert response.status_code in (403, 404), (method, path, response.status_code, response.text)
+        checked += 1
+    assert checked >= 30
+    # Nothing changed: the far records are as they were made.
+    resident = api.as_("worker3", "GET", f"{V1}/residents/{far['resident_id']}").json()
+    assert (resident["version"], resident["status"], resident["occupation"]) == (1, "REGISTERED", None)
+
+
+def test_lists_show_nothing_from_another_district(api: Api, far: dict[str, Any]) -> None:
+    far_ids = {v for v in far.values() if isinstance(v, str)}
+    for (method, path), (params, status) in LISTS.items():
+        query = {k: v.format(**far) for k, v in params.items()}
+        response = api.as_("worker1", method, V1 + path, params=query)
+        assert response.status_code == status, (path, response.text)
+        if status == 200 and response.headers["content-type"].startswith("application/json"):
+            items = response.json()["items"]
+            assert not {item["id"] for item in items} & far_ids, path
+            if query:
+                assert items == [], path
