@@ -31,6 +31,7 @@ from app.core import context
 from app.core.config import Settings, get_settings
 from app.core.db import begin, get_engine
 from app.core.errors import Unprocessable
+from app.core.queries import starts_with
 from app.core.types import utcnow
 
 GENESIS = "0" * 64
@@ -276,7 +277,7 @@ def events_query(flt: EventFilter) -> Select[Any]:
         if flt.action.endswith("*"):
             prefix = flt.action[:-1]
             if prefix:
-                stmt = stmt.where(col(AuditEvent.action).startswith(prefix, autoescape=True))
+                stmt = stmt.where(starts_with(col(AuditEvent.action), prefix))
         else:
             stmt = stmt.where(col(AuditEvent.action) == flt.action)
     if flt.since is not None:

@@ -13,7 +13,7 @@ from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from sqlalchemy import ColumnElement, false, or_, select, true
+from sqlalchemy import ColumnElement, and_, false, or_, select, true
 from sqlmodel import Session, col
 
 from app.audit import service as audit
@@ -22,6 +22,7 @@ from app.core import context
 from app.core.config import Settings, get_settings
 from app.core.db import begin, get_engine, unit_of_work
 from app.core.errors import AppError, Forbidden, Unauthorized
+from app.core.queries import starts_with
 from app.core.security import TokenInvalid, decode_access_token
 from app.core.types import utcnow
 from app.places.models import Division
@@ -102,13 +103,34 @@ class Actor:
     def city_wide(self) -> bool:
         return self.area_prefixes is None
 
-    def area_filter(self, column: Any) -> ColumnElement[bool]:
-        """SQL condition: the row's area path lies inside the actor's scope."""
+    def area_filter(self, column: Any, district_column: Any = None) -> ColumnElement[bool]:
+        """SQL condition: the row's area path lies inside the actor's scope.
+
+        Given the row's `district_code` column too, the condition also names the districts, so the
+        database can use (district_code, …) indexes and a distributed deployment prunes to those shards.
+        """
         if self.area_prefixes is None:
             return true()
         if not self.area_prefixes:
             return false()
-        return or_(*(column.startswith(p, autoescape=True) for p in self.area_prefixes))
+        inside = or_(*(starts_with(column, p) for p in self.area_prefixes))
+        districts = self.district_codes
+        if district_column is None or districts is None:
+            return inside
+        return and_(district_column.in_(districts), inside)
+
+    @property
+    def district_codes(self) -> list[str] | None:
+        """The districts the scope lies in (None when it covers a whole city)."""
+        if self.area_prefixes is None:
+            return None
+        codes = set()
+        for prefix in self.area_prefixes:
+            parts = [p for p in prefix.split("/") if p]
+            if len(parts) < 2:
+                return None
+            codes.add(parts[1])
+        return sorted(codes)
 
     def sees_path(self, path: str) -> bool:
         return self.area_prefixes is None or any(path.startswith(p) for p in self.area_prefixes)

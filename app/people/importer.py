@@ -285,6 +285,10 @@ PYDANTIC_CODES = {"missing": "required", "string_too_short": "required", "string
 def _check_row(actor: Actor, number: int, cells: list[Any], positions: dict[str, int]) -> Row:
     values = {k: text_of(cells[i]) if i < len(cells) else "" for k, i in positions.items()}
     row = Row(number, values)
+    for key, text in values.items():
+        if "\x00" in text:  # reported, and never sent to the database (PostgreSQL refuses NUL in text)
+            row.error(key, "nul_byte")
+            values[key] = text.replace("\x00", "")
     birth = _date(row, "birth_date")
     arrival = _date(row, "arrival_date")
     sex_text = values.get("sex", "")
@@ -339,9 +343,6 @@ def _check_row(actor: Actor, number: int, cells: list[Any], positions: dict[str,
         for key in ("community_code", "dwelling_address"):
             if not values.get(key):
                 row.error(key, "required")
-    for key, text in values.items():
-        if "\x00" in text and not any(k == key for k, _ in row.errors):
-            row.error(key, "nul_byte")
     return row
 
 

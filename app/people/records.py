@@ -25,6 +25,7 @@ from sqlmodel import Session, col
 from app.audit import service as audit
 from app.core.deps import Actor
 from app.core.errors import Conflict, NotFound, StaleVersion, Unprocessable
+from app.core.queries import starts_with
 from app.core.types import utcnow
 from app.people import rules, service
 from app.people.models import (
@@ -190,7 +191,7 @@ def search_landlords(actor: Actor, *, q: str | None = None, id_number: str | Non
     if id_number:
         stmt = stmt.where(col(Landlord.id_number) == _normalised_id(id_number))
     if q:
-        stmt = stmt.where(col(Landlord.name).startswith(q, autoescape=True))
+        stmt = stmt.where(starts_with(col(Landlord.name), q))
     return stmt.order_by(col(Landlord.name), col(Landlord.id))
 
 

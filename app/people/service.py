@@ -17,6 +17,7 @@ from app.audit import service as audit
 from app.auth.models import Role
 from app.core.deps import Actor
 from app.core.errors import Conflict, Forbidden, NotFound, StaleVersion, Unprocessable
+from app.core.queries import starts_with
 from app.core.types import utcnow
 from app.people import rules
 from app.people.models import (
@@ -150,7 +151,7 @@ def check_dates(*dates: date | None) -> None:
 
 
 def scoped(actor: Actor) -> Select[Resident]:
-    return select(Resident).where(actor.area_filter(Resident.area_path))
+    return select(Resident).where(actor.area_filter(Resident.area_path, Resident.district_code))
 
 
 def get_resident(session: Session, actor: Actor, resident_id: str, *, for_update: bool = False) -> Resident:
@@ -294,7 +295,7 @@ def search(actor: Actor, *, q: str | None = None, id_number: str | None = None, 
     if phone:
         stmt = stmt.where(col(Resident.phone) == normalise_phone(phone))
     if q:
-        stmt = stmt.where(col(Resident.name).startswith(q, autoescape=True))
+        stmt = stmt.where(starts_with(col(Resident.name), q))
     if dwelling_id:
         stmt = stmt.where(col(Resident.dwelling_id) == dwelling_id)
     if community_id:

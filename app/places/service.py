@@ -56,6 +56,7 @@ from app.auth.models import UserScope
 from app.core.deps import Actor
 from app.core.errors import AppError, Conflict, NotFound, StaleVersion, Unprocessable
 from app.core.pagination import PageParams, paginate
+from app.core.queries import starts_with
 from app.core.types import utcnow
 from app.places.models import LEVEL_ORDER, CommunityType, Division, Dwelling, DwellingKind, Level
 from app.places.schemas import (
@@ -292,7 +293,7 @@ def _lock(session: Session, ids: Iterable[str | None], *, subtree: str | None = 
     wanted = [i for i in dict.fromkeys(ids) if i]
     cond: ColumnElement[bool] = col(Division.id).in_(wanted)
     if subtree is not None:
-        cond = cond | col(Division.path).startswith(subtree, autoescape=True)
+        cond = cond | starts_with(col(Division.path), subtree)
     stmt = (select(Division).where(cond).order_by(col(Division.path))
             .with_for_update(read=share).execution_options(populate_existing=True))
     with db_conflicts(ConcurrentUpdate):
@@ -413,7 +414,7 @@ def _check_not_in_use(session: Session, division: Division) -> None:
         select(col(Division.id)).where(col(Division.parent_id) == division.id, col(Division.active)).limit(1)
     ).first()
     dwellings = session.execute(
-        select(col(Dwelling.id)).where(col(Dwelling.area_path).startswith(division.path, autoescape=True),
+        select(col(Dwelling.id)).where(starts_with(col(Dwelling.area_path), division.path),
                                   col(Dwelling.active)).limit(1)
     ).first()
     if children or dwellings:
@@ -445,7 +446,7 @@ def _relocate(session: Session, node: Division, parent: Division | None, new_cod
         rows = session.execute(
             select(col(Division.id), col(Division.code), col(Division.level), col(Division.parent_id),
                    col(Division.path))
-            .where(col(Division.path).startswith(old_path, autoescape=True), col(Division.id) != node.id)
+            .where(starts_with(col(Division.path), old_path), col(Division.id) != node.id)
             .order_by(col(Division.path))
         ).all()
     old_prefix, new_prefix = descendant_prefix(level, old_code), descendant_prefix(level, new_code)
@@ -484,7 +485,7 @@ def _relocate(session: Session, node: Division, parent: Division | None, new_cod
         for area in area_tables():
             count = session.execute(
                 select(func.count()).select_from(area)
-                .where(area.c.area_path.startswith(old_path, autoescape=True))
+                .where(starts_with(area.c.area_path, old_path))
             ).scalar_one()
             if not count:
                 continue
@@ -497,7 +498,7 @@ def _relocate(session: Session, node: Division, parent: Division | None, new_cod
             moved[area.name] = count
             if regrid and parent is not None and "community_id" in area.c:
                 # A grid changed community: what lies in it now belongs to the new community.
-                session.execute(update(area).where(area.c.area_path.startswith(new_path, autoescape=True))
+                session.execute(update(area).where(starts_with(area.c.area_path, new_path))
                                 .values(community_id=parent.id))
     # Objects of the subtree already in this session are stale now.
     for obj in list(session.identity_map.values()):

@@ -10,6 +10,7 @@ import uuid
 from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 import pytest
 from alembic import command
@@ -30,7 +31,7 @@ from app.places.models import Dwelling
 from tests.conftest import Databases
 
 
-def _all(engine: Engine, model: type) -> list:  # type: ignore[type-arg]
+def _all(engine: Engine, model: type) -> list[Any]:
     with Session(engine) as session:
         return list(session.execute(select(model)).scalars())
 

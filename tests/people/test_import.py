@@ -346,6 +346,17 @@ def test_bad_files_are_refused(api: Api, data: bytes, status: int, code: str) ->
     assert response.json()["code"] == code
 
 
+def test_nul_bytes_deep_in_a_csv_are_row_errors(api: Api, world: World) -> None:
+    """Past the first 64 KiB the file is not refused whole: the row says which cell holds the NUL."""
+    records = [person(world), person(world, 公民身份号码=idn(seq="242"), 住所编号="ab\x00cd")]
+    data = csv_file(records)
+    head, tail = data.split(b"\r\n", 2)[:2], data.split(b"\r\n", 2)[2]
+    padded = b"\r\n".join(head) + b"\r\n" + b"\r\n" * 70_000 + tail
+    response = upload(api, "worker1", padded)
+    assert response.status_code == 200, response.text
+    assert errors(response) == {(70_003, "住所编号", "nul_byte"), (70_003, "住所编号", "dwelling_not_found")}
+
+
 def test_too_large_and_too_many_rows(api: Api) -> None:
     big = b"a,b\n" + b"x" * (8 * 1024 * 1024 + 10)
     response = upload(api, "worker1", big)
