@@ -179,7 +179,7 @@ class Direct:
     def compiled(self, stmts: list[Any]) -> list[tuple[str, Any]]:
         out = []
         for s in stmts:
-            compiled = s.compile(dialect=self.dialect)
+            compiled = s.compile(dialect=self.dialect, compile_kwargs={"render_postcompile": True})
             if self.sqlite:
                 out.append((compiled.string, tuple(compiled.params[k] for k in compiled.positiontup or ())))
             else:
