@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import Engine
-from sqlmodel import Session
+from sqlmodel import Session, col, select
 
 from app.places.models import Dwelling
 from tests.conftest import Api, World
@@ -382,7 +382,7 @@ def test_move_carries_residents_and_tenancies(api: Api, world: World, engine: En
         assert moved is not None
         assert (moved.community_id, moved.area_path, moved.district_code) == (c2["id"], c2["path"],
                                                                                c2["district_code"])
-        tenancy = session.query(Tenancy).filter(Tenancy.resident_id == resident_id).one()  # type: ignore[arg-type]
+        tenancy = session.exec(select(Tenancy).where(col(Tenancy.resident_id) == resident_id)).one()
         assert tenancy.area_path == c2["path"]
     events = audit_actions(engine, "dwellings.move_rows")
     assert events and events[-1].target_id == dwelling_id and "测试" not in (events[-1].detail or "")
