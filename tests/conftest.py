@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import tempfile
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -25,6 +26,7 @@ os.environ.update(
     ARGON2_TIME_COST="1",
     ARGON2_MEMORY_KIB="1024",
     LOG_LEVEL="WARNING",
+    PHOTO_DIR=tempfile.mkdtemp(prefix="migrant-test-photos-"),
 )
 os.environ.pop("DATABASE_URL", None)
 

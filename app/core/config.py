@@ -56,6 +56,22 @@ class Settings(BaseSettings):
     # Residents who left more than this many years ago are anonymised by `migrant retention-run` (PIPL art. 19).
     retention_years: int = Field(default=3, ge=1, le=100)
 
+    # Visits and check-in (flags are computed by the server when a visit arrives).
+    visit_radius_m: float = Field(default=200, ge=20, le=5000)
+    visit_max_accuracy_m: float = Field(default=100, ge=5, le=5000)
+    visit_clock_tolerance_seconds: int = Field(default=300, ge=0, le=86400)
+    visit_late_hours: int = Field(default=72, ge=1, le=24 * 90)
+    visit_fix_max_age_seconds: int = Field(default=900, ge=30, le=86400)
+    visit_max_age_days: int = Field(default=90, ge=1, le=3660)
+    # Tasks: a newly reported arrival is visited within this many days; key persons by this day of each month.
+    new_arrival_visit_days: int = Field(default=7, ge=1, le=60)
+    key_person_visit_due_day: int = Field(default=25, ge=1, le=28)
+    # Visit photos: stored on disk, outside the database.
+    photo_dir: Path = ROOT / "data" / "photos"
+    photo_max_bytes: int = Field(default=5_242_880, ge=10_240, le=52_428_800)
+    photo_max_per_visit: int = Field(default=6, ge=1, le=50)
+    photo_upload_hours: int = Field(default=72, ge=1, le=24 * 30)
+
     log_level: str = "INFO"
 
     # Where `migrant seed-demo` keeps the demo logins it generated (mode 0600; never commit it).

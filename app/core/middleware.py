@@ -67,7 +67,7 @@ class RequestContextMiddleware:
                 msg = "NUL bytes are not allowed." if _lang(headers) == "en" else "不允许包含空字符。"
                 await JSONResponse(error_body("nul_byte", msg), status_code=422)(scope, receive, send)
                 return
-            limit = get_settings().max_body_bytes
+            limit = body_limit(scope["path"])
             if _content_length(headers) > limit:
                 msg = "The request body is too large." if _lang(headers) == "en" else "请求体过大。"
                 response = JSONResponse(error_body("body_too_large", msg), status_code=413,
@@ -84,6 +84,22 @@ class RequestContextMiddleware:
             await JSONResponse(error_body("internal_error", msg), status_code=500)(scope, receive, send)
         finally:
             context.reset(token)
+
+
+# Routes that take files get their own allowance; everything else gets MAX_BODY_BYTES.
+PHOTO_UPLOAD = re.compile(r"^/api/v1/visits/[^/]+/photos$")
+IMPORTS = {"/api/v1/residents/import", "/api/v1/divisions/import"}
+MULTIPART_OVERHEAD = 64 * 1024
+IMPORT_ALLOWANCE = 8 * 1024 * 1024  # both importers refuse files over 8 MiB with their own 413
+
+
+def body_limit(path: str) -> int:
+    settings = get_settings()
+    if PHOTO_UPLOAD.match(path):
+        return max(settings.max_body_bytes, settings.photo_max_bytes + MULTIPART_OVERHEAD)
+    if path in IMPORTS:
+        return max(settings.max_body_bytes, IMPORT_ALLOWANCE + MULTIPART_OVERHEAD)
+    return settings.max_body_bytes
 
 
 def _content_length(headers: Headers) -> int:

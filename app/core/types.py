@@ -3,16 +3,29 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta, timezone
 from typing import Any
 
 from sqlalchemy import DateTime
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator
 
+# The city's clock for calendar questions (what is "today", which month a visit falls in). China keeps one
+# zone without daylight saving, so a fixed offset is exact and needs no tz database.
+CITY_TZ = timezone(timedelta(hours=8), "Asia/Shanghai")
+
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+def city_today() -> date:
+    return datetime.now(CITY_TZ).date()
+
+
+def city_date(moment: datetime) -> date:
+    """The calendar date in the city of an aware moment."""
+    return moment.astimezone(CITY_TZ).date()
 
 
 def new_id() -> str:

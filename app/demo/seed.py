@@ -21,7 +21,6 @@ import string
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import date
 from typing import Any
 
 from sqlalchemy import select, text
@@ -30,7 +29,7 @@ from sqlmodel import Session, col
 from app.audit import service as audit
 from app.auth.models import Role, User, UserScope
 from app.core.security import hash_password
-from app.core.types import new_id, utcnow
+from app.core.types import city_today, new_id, utcnow
 from app.demo import residents as people
 from app.places.models import CommunityType, Division, Dwelling, DwellingKind, Level
 
@@ -114,7 +113,7 @@ def seed_demo(session: Session, size: int = 1000, seed: int = 20261129, with_use
     result = DemoResult()
     n_communities, dwellings_each = plan(size)
     now = utcnow()
-    generator = people.PeopleGenerator(random.Random(seed + 1), date.today(), now)
+    generator = people.PeopleGenerator(random.Random(seed + 1), city_today(), now)
     divisions: list[dict[str, Any]] = []
     dwellings: list[dict[str, Any]] = []
     landlords: list[tuple[Any, ...]] = []

@@ -42,7 +42,7 @@ from app.auth.models import Role
 from app.core.deps import Actor
 from app.core.errors import AppError, Conflict, Unprocessable
 from app.core.schemas import OutputModel
-from app.core.types import new_id, utcnow
+from app.core.types import city_today, new_id, utcnow
 from app.people import service
 from app.people.import_file import FileTable, ImportEmpty, read_table, text_of
 from app.people.models import MaritalStatus, Resident, ResidentStatus, Tenancy
@@ -561,7 +561,7 @@ def _resident_values(actor: Actor, row: Row) -> tuple[dict[str, Any], dict[str, 
         "created_by": actor.user_id, "created_at": now, "updated_at": now, "version": 1,
     }
     # A new person has no health record and no 婚育证明 yet: refresh_key_person's inputs are known.
-    values["key_person"] = service.is_key_person(cast(Any, SimpleNamespace(**values)), None, [], date.today())
+    values["key_person"] = service.is_key_person(cast(Any, SimpleNamespace(**values)), None, [], city_today())
     tenancy = {"id": new_id(), "resident_id": values["id"], "dwelling_id": dwelling.id,
                "area_path": dwelling.area_path, "district_code": dwelling.district_code,
                "move_in": body.arrival_date, "move_out": None, "source": body.source.value, "created_at": now}

@@ -26,7 +26,7 @@ from app.audit import service as audit
 from app.core.deps import Actor
 from app.core.errors import Conflict, NotFound, StaleVersion, Unprocessable
 from app.core.queries import starts_with
-from app.core.types import utcnow
+from app.core.types import city_today, utcnow
 from app.people import rules, service
 from app.people.models import (
     FpDocStatus,
@@ -385,7 +385,7 @@ def fp_documents(session: Session, resident: Resident) -> list[FpDocument]:
 
 def _check_fp(issued_on: date | None, expires_on: date | None, status: str) -> None:
     service.check_dates(issued_on)
-    today = date.today()
+    today = city_today()
     if expires_on is not None and not 1900 <= expires_on.year <= today.year + 100:
         raise service.DateOutOfRange()
     if issued_on is not None and expires_on is not None and issued_on > expires_on:
@@ -451,7 +451,7 @@ def update_fp_document(session: Session, actor: Actor, doc: FpDocument, resident
 
 
 def health_out(resident: Resident, record: HealthRecord | None, today: date | None = None) -> HealthOut:
-    today = today or date.today()
+    today = today or city_today()
     children = []
     if record is not None:
         for child in json.loads(record.children or "[]"):

@@ -9,6 +9,8 @@ import re
 from dataclasses import dataclass
 from datetime import date
 
+from app.core.types import city_today
+
 WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
 CHECK_CHARS = "10X98765432"
 ID18 = re.compile(r"^\d{17}[\dX]$")
@@ -58,7 +60,7 @@ def parse_id(raw: str) -> ParsedId:
         born = date(int(number[6:10]), int(number[10:12]), int(number[12:14]))
     except ValueError:
         raise RuleError("id_birth_date", "The birth date inside the ID number is not a real date.") from None
-    if born.year < 1900 or born > date.today():
+    if born.year < 1900 or born > city_today():
         raise RuleError("id_birth_date", "The birth date inside the ID number is out of range.")
     sex = "M" if int(number[16]) % 2 == 1 else "F"
     return ParsedId(number, number[:6], born, sex, check_char(number[:17]) == number[17])

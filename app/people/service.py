@@ -18,7 +18,7 @@ from app.auth.models import Role
 from app.core.deps import Actor
 from app.core.errors import Conflict, Forbidden, NotFound, StaleVersion, Unprocessable
 from app.core.queries import starts_with
-from app.core.types import utcnow
+from app.core.types import city_today, utcnow
 from app.people import rules
 from app.people.models import (
     LONG_ACTING,
@@ -141,7 +141,7 @@ def check_identity(actor: Actor, body: ResidentCreate) -> tuple[rules.ParsedId, 
 
 
 def check_dates(*dates: date | None) -> None:
-    today = date.today()
+    today = city_today()
     for d in dates:
         if d is not None and (d > today + timedelta(days=1) or d.year < 1900):
             raise DateOutOfRange()
@@ -409,7 +409,7 @@ def is_key_person(resident: Resident, health: HealthRecord | None, docs: list[Fp
 def refresh_key_person(session: Session, resident: Resident) -> None:
     health = session.get(HealthRecord, resident.id)
     docs = list(session.execute(select(FpDocument).where(col(FpDocument.resident_id) == resident.id)).scalars())
-    flag = is_key_person(resident, health, docs, date.today())
+    flag = is_key_person(resident, health, docs, city_today())
     if flag != resident.key_person:
         resident.key_person = flag
         session.add(resident)

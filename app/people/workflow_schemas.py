@@ -16,6 +16,7 @@ from pydantic import Field, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
 from app.core.schemas import InputModel, OutputModel
+from app.core.types import city_today
 from app.people import rules
 from app.people.models import MaritalStatus, RequestStatus
 from app.people.schemas import HUKOU_CODE, ResidentOut
@@ -164,7 +165,7 @@ class CorrectionChanges(InputModel):
     @classmethod
     def _arrival(cls, value: date | None) -> date | None:
         # The same bounds as app.people.service.check_dates.
-        if value is not None and (value > date.today() + timedelta(days=1) or value.year < 1900):
+        if value is not None and (value > city_today() + timedelta(days=1) or value.year < 1900):
             raise PydanticCustomError(
                 "rule.date_out_of_range", "A date is in the future or implausibly far in the past."
             )

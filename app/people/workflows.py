@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import date
 from typing import Any, Literal
 
 from pydantic import ValidationError
@@ -28,7 +27,7 @@ from sqlmodel import Session, col
 from app.audit import service as audit
 from app.core.deps import Actor
 from app.core.errors import Conflict, Forbidden, NotFound, StaleVersion
-from app.core.types import utcnow
+from app.core.types import city_today, utcnow
 from app.people import service
 from app.people.models import (
     CorrectionRequest,
@@ -213,7 +212,7 @@ def accept_transfer(session: Session, actor: Actor, transfer_id: str) -> Transfe
     dwelling = session.get(Dwelling, transfer.to_dwelling_id) if transfer.to_dwelling_id else None
     if dwelling is None or not dwelling.active:
         raise TransferDwellingUnavailable()
-    service.move_to(session, resident, dwelling, date.today(), TenancySource.worker.value)
+    service.move_to(session, resident, dwelling, city_today(), TenancySource.worker.value)
     service.touch(resident)
     session.add(resident)
     _decide_transfer(actor, transfer, RequestStatus.accepted, None)
@@ -382,7 +381,7 @@ def _carry_id_number(session: Session, keep: Resident, merged: Resident) -> None
 
 def _move_history(session: Session, result: MergeResult) -> None:
     keep, merged = result.survivor, result.merged
-    today = date.today()
+    today = city_today()
     for tenancy in session.execute(select(Tenancy).where(col(Tenancy.resident_id) == merged.id)).scalars().all():
         if tenancy.move_out is None:  # the survivor's current dwelling is the one that stands
             tenancy.move_out = max(today, tenancy.move_in)
