@@ -14,6 +14,7 @@ from app.people.records_router import router as resident_records_router
 from app.people.router import router as residents_router
 from app.people.workflows_router import router as resident_workflows_router
 from app.places.router import router as places_router
+from app.sync.router import router as sync_router
 from app.system.router import public_router as system_public_router
 from app.visits.photos_router import router as visit_photos_router
 from app.visits.router import router as visits_router
@@ -38,6 +39,7 @@ api.include_router(catalog_router)
 api.include_router(visits_router)
 api.include_router(visit_photos_router)
 api.include_router(tasks_router)
+api.include_router(sync_router)
 api.include_router(audit_router)
 
 root_public = APIRouter()

@@ -1,4 +1,5 @@
-"""Command line: serve, migrate, seed-demo, create-user, openapi, audit-verify, audit-purge, retention-run."""
+"""Command line: serve, migrate, seed-demo, create-user, openapi, audit-verify, audit-purge, retention-run,
+tasks-generate."""
 
 from __future__ import annotations
 
@@ -221,6 +222,36 @@ def retention_run(
                f"({result.health_records} health records deleted, {result.fp_documents} 婚育证明 numbers, "
                f"{result.correction_requests} correction requests and {result.transfer_requests} transfer "
                "reasons cleared)")
+
+
+@cli.command("tasks-generate")
+def tasks_generate(
+    month: Annotated[str | None, typer.Option(
+        "--month", help="City month YYYY-MM (default: the current one, UTC+8)")] = None,
+) -> None:
+    """Create the month's key-person visit tasks city-wide; run daily (idempotent, catches new key persons)."""
+    import re
+
+    from app.audit import service as audit
+    from app.core.db import unit_of_work
+    from app.core.errors import AppError
+    from app.core.types import city_today
+    from app.visits.tasks import generate_monthly, month_of
+
+    month = month or month_of(city_today())
+    if not re.fullmatch(r"20\d{2}-(0[1-9]|1[0-2])", month):
+        typer.echo(f"error: --month must be YYYY-MM (got {month!r})", err=True)
+        raise typer.Exit(2)
+    try:
+        with unit_of_work() as session:
+            counts = generate_monthly(session, month, None)
+            audit.record(session, "tasks.generate", target_type="tasks",
+                         detail={"month": month, "via": "cli", **counts.as_dict()})
+    except AppError as exc:
+        typer.echo(f"error: {exc.code}: {exc.message('en')}", err=True)
+        raise typer.Exit(2) from None
+    typer.echo(f"{month}: {counts.created} key-person tasks created ({counts.completed_by_visits} already done by "
+               f"visits), {counts.existing} existed")
 
 
 @cli.command()

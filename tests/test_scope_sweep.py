@@ -7,6 +7,7 @@ table below must name every route: a new route without an entry fails `test_ever
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -17,6 +18,9 @@ from app.people.rules import check_char
 from tests.conftest import Api, World
 
 V1 = "/api/v1"
+# A valid 1×1 PNG (the photo upload checks magic bytes).
+PNG_1X1 = bytes.fromhex("89504e470d0a1a0a0000000d4948445200000001000000010806000000"
+                        "1f15c4890000000d4944415478da63f8cfc0f01f0005000201a3c3f0a40000000049454e44ae426082")
 
 
 def valid_id(prefix17: str) -> str:
@@ -51,14 +55,38 @@ def far(api: Api, world: World) -> dict[str, Any]:
         **person, "id_number": resident["id_number"], "dwelling_id": world.dwellings[c2["id"]][0]})
     assert conflict.status_code == 409, conflict.text
     flags = api.as_("sup_other", "GET", V1 + "/duplicates").json()["items"]
+    visit = post("worker3", "/visits", far_visit(resident["id"]))
+    photo = api.as_("worker3", "POST", f"{V1}/visits/{visit['id']}/photos", data={"kind": "dwelling"},
+                    files={"file": ("far.png", PNG_1X1, "image/png")})
+    assert photo.status_code == 201, photo.text
+    catalog_item = api.as_("admin", "GET", V1 + "/catalog").json()["items"][0]
+    task = api.as_("worker3", "GET", V1 + "/tasks", params={"resident_id": resident["id"],
+                                                            "kind": "new_arrival_visit"}).json()["items"][0]
+    synced = api.as_("worker3", "GET", V1 + "/sync/pull", params={"schema_version": 1},
+                     headers={"X-Device-Id": "far-phone-0001"})
+    assert synced.status_code == 200, synced.text
+    device = api.as_("worker3", "GET", V1 + "/sync/devices").json()["items"][0]
     return {
+        "device_row_id": device["id"],
         "resident_id": resident["id"], "keep_id": resident["id"], "twin_id": twin["id"],
         "dwelling_id": dwelling, "division_id": c3["id"], "landlord_id": landlord["id"],
         "document_id": fp_doc["id"], "correction_id": correction["id"],
         "transfer_id": conflict.json()["details"]["transfer_request_id"],
         "flag_id": next(f["id"] for f in flags if {f["resident_a"], f["resident_b"]} == {resident["id"], twin["id"]}),
         "user_id": world.users["worker3"],
+        "visit_id": visit["id"],
+        "photo_id": photo.json()["id"],
+        "item_id": catalog_item["id"],
+        "task_id": task["id"],
     }
+
+
+def far_visit(resident_id: str | None = None) -> dict[str, Any]:
+    """A phone visit (no check-in needed) that met the resident an hour ago."""
+    start = datetime.now(UTC) - timedelta(hours=1)
+    body: dict[str, Any] = {"mode": "phone", "purpose": "routine", "outcome": "met", "started_at": start.isoformat(),
+                            "ended_at": (start + timedelta(minutes=5)).isoformat()}
+    return body if resident_id is None else {**body, "resident_id": resident_id}
 
 
 def bodies(far: dict[str, Any], world: World) -> dict[tuple[str, str], dict[str, Any] | None]:
@@ -98,6 +126,18 @@ def bodies(far: dict[str, Any], world: World) -> dict[tuple[str, str], dict[str,
                                                  "version_keep": 1, "version_merged": 1},
         ("POST", "/residents/{resident_id}/corrections"): {"changes": {"occupation": "x"}},
         ("POST", "/corrections/{correction_id}/decide"): {"accept": True, "reason": "x"},
+        ("POST", "/tasks"): {"resident_id": far["resident_id"], "reason": "other",
+                             "due_date": (datetime.now(UTC) + timedelta(hours=8)).date().isoformat()},
+        ("POST", "/tasks/generate"): {"month": (datetime.now(UTC) + timedelta(hours=8)).strftime("%Y-%m")},
+        ("POST", "/tasks/{task_id}/cancel"): {"reason": "other", "version": 1},
+        ("POST", "/visits"): far_visit(far["resident_id"]),
+        ("POST", "/catalog/items"): {"code": "sweep_item", "name_zh": "x", "name_en": "x",
+                                     "effective_from": "2026-01-01", "note": "x"},
+        ("PATCH", "/catalog/items/{item_id}"): {"version": 1, "note": "x", "unit": "x"},
+        ("POST", "/catalog/items/{item_id}/retire"): {"version": 1, "note": "x", "effective_to": "2026-12-31"},
+        ("POST", "/visits/{visit_id}/review"): {"decision": "approve", "version": 1},
+        ("POST", "/visits/{visit_id}/corrections"): {**far_visit(), "correction_reason": "wrong_time"},
+        ("POST", "/sync/devices/{device_row_id}/revoke"): None,
     }
 
 
@@ -105,6 +145,7 @@ def bodies(far: dict[str, Any], world: World) -> dict[tuple[str, str], dict[str,
 PARAMS = {
     ("GET", "/residents/{resident_id}/health"): {"purpose": "visit"},
     ("PUT", "/residents/{resident_id}/health"): {"purpose": "visit"},
+    ("GET", "/residents/{resident_id}/services"): {"purpose": "visit"},
 }
 # Routes that are about the caller, public, or take files: their scope is tested where they live.
 ELSEWHERE = {
@@ -112,6 +153,10 @@ ELSEWHERE = {
     ("POST", "/auth/password"), ("GET", "/healthz"), ("GET", "/docs"),
     ("POST", "/divisions/import"),  # tests/places: admin only
     ("POST", "/residents/import"),  # tests/people/test_import.py: out-of-scope dwellings are row errors
+    # The catalogue is city-wide reference data, not scoped: roles are tested in tests/catalog.
+    ("GET", "/catalog"), ("GET", "/catalog/versions"), ("GET", "/catalog/versions/{version}"),
+    ("POST", "/visits/{visit_id}/photos"),  # multipart: tests/visits/test_photos.py (scope 404, author 403)
+    ("GET", "/sync/pull"),  # needs X-Device-Id; scope per table and exits: tests/sync/test_pull.py
 }
 # List routes: filtered to the far records, worker1 must get nothing of them (or 403).
 LISTS = {
@@ -126,6 +171,10 @@ LISTS = {
     ("GET", "/audit/events"): ({}, 403),
     ("GET", "/audit/verify"): ({}, 403),
     ("GET", "/residents/import/template"): ({}, 200),
+    ("GET", "/tasks"): ({"community_id": "{division_id}"}, 200),
+    ("GET", "/me/tasks"): ({"upcoming_days": "31"}, 200),
+    ("GET", "/visits"): ({"community_id": "{division_id}"}, 200),
+    ("GET", "/sync/devices"): ({}, 200),
 }
 
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -40,6 +40,10 @@ CHAIN_LOCK_KEY = 7_301_042  # advisory lock id for the chain on PostgreSQL
 MIN_RETENTION_DAYS = 180  # Cybersecurity Law art. 21; the database guards enforce the same figure
 # Tables whose writes are bookkeeping, recorded by explicit auth events instead.
 UNAUDITED_TABLES = {"audit_events", "auth_sessions", "refresh_tokens", "login_throttle"}
+# Run at commit under the chain lock, before the events are appended (app/sync/tracking.py stamps the sync
+# log's sequence there). A session that needs them with no audit event to seal sets info[SEAL_FLAG].
+SEAL_HOOKS: list[Callable[[Session], None]] = []
+SEAL_FLAG = "seal_hooks_needed"
 HASHED_COLUMNS = (
     "id", "at", "actor_id", "actor_role", "action", "target_type", "target_id", "fields", "outcome",
     "status_code", "purpose", "request_id", "client_ip", "detail",
@@ -99,9 +103,15 @@ def seal_pending(session: Session, events: list[dict[str, Any]] | None = None) -
     # commit would otherwise flush them after sealing and silently drop their events.
     session.flush()
     events = (events or []) + take_pending(session)
-    if not events:
+    hooks = session.info.pop(SEAL_FLAG, False)
+    if not events and not hooks:
         return
     _lock_chain(session)
+    if hooks:
+        for hook in SEAL_HOOKS:
+            hook(session)
+        if not events:
+            return
     last = session.execute(
         select(col(AuditEvent.id), col(AuditEvent.hash)).order_by(col(AuditEvent.id).desc()).limit(1)
     ).first()

@@ -31,6 +31,7 @@ from app.auth.models import Role, User, UserScope
 from app.core.security import hash_password
 from app.core.types import city_today, new_id, utcnow
 from app.demo import residents as people
+from app.demo import visits as demo_visits
 from app.places.models import CommunityType, Division, Dwelling, DwellingKind, Level
 
 CITY = ("410100", "郑州市", 34.7466, 113.6254)
@@ -74,6 +75,9 @@ class DemoResult:
     health_records: int = 0
     key_persons: int = 0
     women_15_49: int = 0
+    visits: int = 0  # with the accounts: app/demo/visits.py
+    service_deliveries: int = 0
+    tasks: int = 0
 
 
 def random_password(rng: random.Random | None = None) -> str:
@@ -104,10 +108,13 @@ class _Account:
 
 
 def seed_demo(session: Session, size: int = 1000, seed: int = 20261129, with_users: bool = True, *,
-              districts: int | None = None, progress: Callable[[int, int], None] | None = None) -> DemoResult:
+              districts: int | None = None, progress: Callable[[int, int], None] | None = None,
+              with_visits: bool | None = None) -> DemoResult:
     """Load the demo city into an empty database (the caller checks `already_seeded`).
 
     `progress(done, total)` is called as residents are written (the CLI draws a progress bar with it).
+    `with_visits` (default: `with_users`) adds about three months of visits and the open tasks
+    (app/demo/visits.py); visits need the workers' accounts.
     """
     rng = random.Random(seed)
     result = DemoResult()
@@ -218,6 +225,9 @@ def seed_demo(session: Session, size: int = 1000, seed: int = 20261129, with_use
         "landlords": result.landlords, "residents": result.residents, "tenancies": result.tenancies,
         "fp_documents": result.fp_documents, "health_records": result.health_records,
     })
+    if with_users if with_visits is None else with_visits:
+        history = demo_visits.seed_visits(session, seed + 2, now=now)
+        result.visits, result.service_deliveries, result.tasks = history.visits, history.deliveries, history.tasks
     return result
 
 

@@ -16,7 +16,6 @@ from sqlmodel import Session, col
 from app.core.deps import Actor, SessionDep, StaffActor
 from app.core.errors import language
 from app.people import importer
-from app.people.import_file import IMPORT_MAX_BYTES
 from app.places.models import Division, Dwelling
 
 router = APIRouter(tags=["residents"])
@@ -125,7 +124,7 @@ def import_template(session: SessionDep, actor: StaffActor) -> Response:
 
 @router.post("/residents/import", response_model=importer.ImportReport,
              summary="Import residents from the template (XLSX or CSV): dry run, or all rows or none",
-             max_body_size=IMPORT_MAX_BYTES + 64 * 1024,
+             max_body_size=importer.IMPORT_MAX_BYTES + 64 * 1024,
              responses={201: {"model": importer.ImportReport, "description": "Committed: every row written"},
                         413: {"description": "body_too_large / import_too_large"},
                         415: {"description": "import_unsupported_type"},
@@ -139,7 +138,7 @@ def import_residents(
     file: Annotated[UploadFile, File(description="The filled-in template (.xlsx) or a CSV with the same headers")],
     dry_run: Annotated[bool, Query(description="Check every row and write nothing (the default)")] = True,
 ) -> importer.ImportReport:
-    data = file.file.read(IMPORT_MAX_BYTES + 1)
+    data = file.file.read(importer.IMPORT_MAX_BYTES + 1)
     report = importer.import_residents(session, actor, data, dry_run=dry_run, lang=language(request))
     if not dry_run:
         response.status_code = 201

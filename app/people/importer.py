@@ -1,5 +1,5 @@
 """Bulk import of residents from an office's register (XLSX or CSV): a dry run reports every row's errors,
-a commit writes every row or none. Reading files (formats, encodings, size limits) is in import_file.py.
+a commit writes every row or none. Reading files (formats, encodings, size limits) is in app/core/tabular.py.
 
 Rows: the header row names the columns (Chinese as in the template, or the API's English field names;
 spaces, full-width forms and a trailing "*" are ignored; unknown columns are ignored and listed by letter).
@@ -42,14 +42,17 @@ from app.auth.models import Role
 from app.core.deps import Actor
 from app.core.errors import AppError, Conflict, Unprocessable
 from app.core.schemas import OutputModel
+from app.core.tabular import FileTable, ImportEmpty, Limits, read_table, text_of
 from app.core.types import city_today, new_id, utcnow
 from app.people import service
-from app.people.import_file import FileTable, ImportEmpty, read_table, text_of
 from app.people.models import MaritalStatus, Resident, ResidentStatus, Tenancy
 from app.people.schemas import ResidentCreate
 from app.places.models import Division, Dwelling, Level
+from app.sync import tracking
 
 IMPORT_MAX_ROWS = 20_000
+IMPORT_MAX_BYTES = 8 * 1024 * 1024
+LIMITS = Limits(max_bytes=IMPORT_MAX_BYTES, max_rows=IMPORT_MAX_ROWS)
 MAX_LISTED_ERRORS = 50_000
 CHUNK = 500
 FLUSH_EVERY = 1000
@@ -459,7 +462,7 @@ def _survivor(session: Session, resident: Resident) -> Resident:
 # --- the import -------------------------------------------------------------------------------------------
 
 def import_residents(session: Session, actor: Actor, data: bytes, *, dry_run: bool, lang: str) -> ImportReport:
-    table = read_table(data, IMPORT_MAX_ROWS)
+    table = read_table(data, LIMITS)
     if len(table.rows) < 2:
         raise ImportEmpty()
     positions, ignored = _header(table.rows[0][1])
@@ -514,6 +517,7 @@ def _commit(session: Session, actor: Actor, rows: list[Row], lang: str, report: 
             chunk = fresh[start:start + FLUSH_EVERY]
             session.execute(residents.insert(), [values for values, _ in chunk])
             session.execute(tenancies.insert(), [tenancy for _, tenancy in chunk])
+            tracking.mark_rows(session, residents, residents.c.id.in_([values["id"] for values, _ in chunk]))
     except IntegrityError:
         raise ImportConflict() from None
     # Bulk statements bypass the automatic write audit: record the same events it would (ids, field names).
@@ -527,7 +531,9 @@ def _commit(session: Session, actor: Actor, rows: list[Row], lang: str, report: 
         if row.returning:
             assert row.body is not None and row.dwelling is not None
             try:
-                service.create_resident(session, actor, row.body.model_copy(update={"dwelling_id": row.dwelling.id}))
+                # An imported register is existing stock, not new arrivals: no new-arrival visit tasks.
+                service.create_resident(session, actor, row.body.model_copy(update={"dwelling_id": row.dwelling.id}),
+                                        arrival_task=False)
             except AppError as exc:  # the record changed since the check; report it like any row error
                 late.append((row, exc))
     if late:

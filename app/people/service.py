@@ -34,6 +34,7 @@ from app.people.models import (
 )
 from app.people.schemas import LeaveIn, MoveIn, ResidentCreate, ResidentUpdate
 from app.places.models import Dwelling
+from app.visits import tasks
 
 # --- rule errors ----------------------------------------------------------------------------------
 
@@ -189,14 +190,15 @@ def touch(resident: Resident) -> None:
 # --- create ------------------------------------------------------------------------------------------
 
 
-def create_resident(session: Session, actor: Actor, body: ResidentCreate) -> Resident:
+def create_resident(session: Session, actor: Actor, body: ResidentCreate, *, arrival_task: bool = True) -> Resident:
+    """Register a person; `arrival_task` (off for bulk import) gives them a new-arrival visit task."""
     parsed, verified = check_identity(actor, body)
     phone = normalise_phone(body.phone)
     check_dates(body.arrival_date)
     dwelling = get_dwelling_in_scope(session, actor, body.dwelling_id)
     existing = session.execute(select(Resident).where(col(Resident.id_number) == parsed.number)).scalar_one_or_none()
     if existing is not None:
-        return _existing_person(session, actor, existing, dwelling, body)
+        return _existing_person(session, actor, existing, dwelling, body, arrival_task)
     resident = Resident(
         community_id=dwelling.community_id, dwelling_id=dwelling.id, area_path=dwelling.area_path,
         district_code=dwelling.district_code, name=body.name, sex=parsed.sex, birth_date=parsed.birth_date,
@@ -211,13 +213,15 @@ def create_resident(session: Session, actor: Actor, body: ResidentCreate) -> Res
     session.flush()
     flag_likely_duplicates(session, resident)
     refresh_key_person(session, resident)
+    if arrival_task:
+        tasks.on_resident_registered(session, resident)
     return resident
 
 
 def _existing_person(session: Session, actor: Actor, existing: Resident, dwelling: Dwelling,
-                     body: ResidentCreate) -> Resident:
+                     body: ResidentCreate, arrival_task: bool) -> Resident:
     """One person, one record: never a second row for an ID number that is already held."""
-    existing = _survivor_of(session, existing)
+    existing = survivor_of(session, existing)
     if existing.status == ResidentStatus.registered.value:
         if actor.sees_path(existing.area_path):
             raise ResidentExists({"resident_id": existing.id})
@@ -245,10 +249,12 @@ def _existing_person(session: Session, actor: Actor, existing: Resident, dwellin
     session.add(existing)
     session.flush()
     refresh_key_person(session, existing)
+    if arrival_task:
+        tasks.on_resident_registered(session, existing)
     return existing
 
 
-def _survivor_of(session: Session, resident: Resident) -> Resident:
+def survivor_of(session: Session, resident: Resident) -> Resident:
     """A merged record keeps its ID number as lineage; the person lives on in the record it was merged
     into (possibly through several merges)."""
     seen = {resident.id}
@@ -352,6 +358,7 @@ def move_to(session: Session, resident: Resident, dwelling: Dwelling, on: date, 
             session.execute(update(model).where(col(model.resident_id) == resident.id)
                             .values(district_code=dwelling.district_code))
     resident.area_path, resident.district_code = dwelling.area_path, dwelling.district_code
+    tasks.on_resident_moved(session, resident)
 
 
 def move_resident(session: Session, actor: Actor, resident: Resident, body: MoveIn) -> Resident:
@@ -382,6 +389,7 @@ def leave(session: Session, resident: Resident, body: LeaveIn) -> Resident:
     session.add(resident)
     session.flush()
     refresh_key_person(session, resident)
+    tasks.on_resident_left(session, resident)
     return resident
 
 
@@ -414,6 +422,8 @@ def refresh_key_person(session: Session, resident: Resident) -> None:
         resident.key_person = flag
         session.add(resident)
         session.flush()
+        if flag:
+            tasks.on_key_person(session, resident)
 
 
 def audit_read(session: Session, resident_id: str, group: str, purpose: str | None) -> None:

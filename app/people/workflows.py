@@ -52,6 +52,7 @@ from app.people.workflow_schemas import (
     TransferSide,
 )
 from app.places.models import Dwelling
+from app.visits import tasks
 
 HealthOutcome = Literal["none", "moved", "kept_on_merged"]
 
@@ -217,6 +218,7 @@ def accept_transfer(session: Session, actor: Actor, transfer_id: str) -> Transfe
     session.add(resident)
     _decide_transfer(actor, transfer, RequestStatus.accepted, None)
     _reroute_pending(session, actor, transfer, resident)
+    tasks.on_transfer_accepted(session, resident)
     return _audited(session, transfer, "transfer.accept")
 
 
@@ -350,6 +352,7 @@ def merge(session: Session, actor: Actor, keep_id: str, body: MergeIn) -> MergeR
     session.flush()
     service.refresh_key_person(session, keep)
     service.refresh_key_person(session, merged)
+    tasks.on_resident_merged(session, merged)
     audit.record(
         session,
         "resident.merge",

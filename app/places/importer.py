@@ -1,15 +1,10 @@
 """Import a division table (行政区划代码表) from CSV or XLSX: all or nothing, upsert by path.
 
-File handling (decided by content, never by file name or declared type):
-- XLSX: a zip holding `xl/workbook.xml`; read with openpyxl in read-only mode from the first worksheet. The
-  uncompressed size is checked first (zip bombs). Numeric cells are turned back into digit strings
-  (Excel stores 410105001001 as a number); leading zeros Excel already dropped cannot be recovered.
-- CSV: UTF-8 with or without a BOM; comma-, tab- or semicolon-separated (whichever the first lines use
-  most). Other encodings (GBK exports) get 422 `import_encoding` asking for "CSV UTF-8".
-- Anything else (old .xls, PDF, images, any file with NUL bytes) is 415 `import_unsupported_type`; over
-  `IMPORT_MAX_BYTES` is 413 `import_too_large`; over `IMPORT_MAX_ROWS` data rows 422 `import_too_many_rows`.
-  The whole request is capped before that by MAX_BODY_BYTES (1 MiB by default, 413 `body_too_large`), which
-  holds a city's table (about 15,000 CSV rows; XLSX compresses far better).
+File handling (decided by content, never by file name or declared type) is app/core/tabular.py's: XLSX
+(first worksheet, zip-bomb check) or CSV in UTF-8 or GB18030/GBK; anything else is 415
+`import_unsupported_type`; over `IMPORT_MAX_BYTES` (5 MiB) 413 `import_too_large`; over `IMPORT_MAX_ROWS` data
+rows 422 `import_too_many_rows`. Numeric cells are turned back into digit strings (Excel stores 410105001001
+as a number); leading zeros Excel already dropped cannot be recovered.
 
 Columns (a header row, possibly below a title row; English or Chinese names, case and full-width characters
 ignored, unknown columns ignored and listed in the report): code 代码, name 名称, level 级别, parent_code 上级代码 (all
@@ -27,21 +22,17 @@ Renumbering is not an import: a changed code is a new path, so use PATCH or move
 
 from __future__ import annotations
 
-import csv
-import io
 import re
 import unicodedata
-import zipfile
-from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import insert, select, tuple_
 from sqlmodel import Session, col
 
 from app.audit import service as audit
-from app.core.errors import AppError, Unprocessable
+from app.core.errors import Unprocessable
+from app.core.tabular import ImportEmpty, Limits, read_table, text_of
 from app.core.types import new_id, utcnow
 from app.places import service
 from app.places.models import LEVEL_ORDER, CommunityType, Division, Level
@@ -49,9 +40,8 @@ from app.places.schemas import ImportReport, ImportRowError, collapse_spaces
 
 IMPORT_MAX_BYTES = 5 * 1024 * 1024
 IMPORT_MAX_ROWS = 50_000
-XLSX_MAX_UNCOMPRESSED = 100 * 1024 * 1024
+LIMITS = Limits(max_bytes=IMPORT_MAX_BYTES, max_rows=IMPORT_MAX_ROWS, max_unpacked=100 * 1024 * 1024, max_columns=50)
 MAX_REPORTED_ERRORS = 5_000
-MAX_COLUMNS = 50
 HEADER_SEARCH_ROWS = 10
 NAME_MAX = 100
 CHUNK = 500
@@ -59,36 +49,14 @@ CHUNK = 500
 
 # --- errors ---------------------------------------------------------------------------------------------
 
-class ImportTooLarge(AppError):
-    status = 413
-    code = "import_too_large"
-    en = "The file is too large to import (at most 5 MiB, 100 MiB unpacked)."
-    zh = "导入文件过大（最大5 MiB，解压后不超过100 MiB）。"
 
 
-class ImportUnsupportedType(AppError):
-    status = 415
-    code = "import_unsupported_type"
-    en = "Upload a CSV (UTF-8) or an Excel .xlsx file; old .xls and other formats cannot be read."
-    zh = "请上传 CSV（UTF-8）或 Excel .xlsx 文件；不支持旧版 .xls 及其他格式。"
 
 
-class ImportEncoding(Unprocessable):
-    code = "import_encoding"
-    en = "The CSV file is not UTF-8; save it as \"CSV UTF-8\" and try again."
-    zh = "CSV 文件不是 UTF-8 编码，请另存为“CSV UTF-8”后重试。"
 
 
-class ImportEmpty(Unprocessable):
-    code = "import_empty"
-    en = "The file has no header row or no data rows."
-    zh = "文件没有表头或没有数据行。"
 
 
-class ImportUnreadable(Unprocessable):
-    code = "import_unreadable"
-    en = "The file could not be read as a table."
-    zh = "无法按表格读取该文件。"
 
 
 class ImportColumns(Unprocessable):
@@ -97,10 +65,6 @@ class ImportColumns(Unprocessable):
     zh = "表头缺少必需列或有重复列（代码、名称、级别、上级代码）。"
 
 
-class ImportTooManyRows(Unprocessable):
-    code = "import_too_many_rows"
-    en = "The file has too many rows (at most 50,000)."
-    zh = "文件行数过多（最多50,000行）。"
 
 
 class ImportInvalid(Unprocessable):
@@ -122,6 +86,7 @@ ROW_MESSAGES: dict[str, tuple[str, str]] = {
     "parent_not_found": ("No division of the level above has this parent code.", "找不到该上级代码对应的上级区划。"),
     "parent_invalid": ("The parent row has errors.", "上级区划所在行有错误。"),
     "duplicate_row": ("The same division appears on an earlier row.", "与前面的行重复。"),
+    "nul_byte": ("NUL bytes are not allowed.", "不允许包含空字符。"),
 }
 
 # --- header and value vocabularies ----------------------------------------------------------------------
@@ -162,104 +127,6 @@ COMMUNITY_TYPES: dict[str, CommunityType] = _vocabulary({
     CommunityType.fringe: ("城乡接合部", "城乡结合部"),
 })
 _VINTAGE = re.compile(r"([0-9]{4})(?:年)?")
-
-
-# --- reading the file -----------------------------------------------------------------------------------
-
-def _cell(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return str(value).upper()
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, float):
-        return str(int(value)) if value.is_integer() else repr(value)
-    if isinstance(value, datetime | date):
-        return value.isoformat()
-    return str(value)
-
-
-@dataclass
-class Table:
-    format: str
-    rows: list[tuple[int, list[str]]]  # (row number as shown, cells), header first
-
-
-def read_table(data: bytes) -> Table:
-    if not data:
-        raise ImportEmpty()
-    if len(data) > IMPORT_MAX_BYTES:
-        raise ImportTooLarge()
-    if data.startswith(b"PK\x03\x04"):
-        return Table("xlsx", _read_xlsx(data))
-    if b"\x00" in data or data.startswith((b"\xd0\xcf\x11\xe0", b"%PDF", b"\x89PNG", b"\x1f\x8b")):
-        raise ImportUnsupportedType()
-    return Table("csv", _read_csv(data))
-
-
-def _limited(rows: Iterable[tuple[int, list[str]]]) -> list[tuple[int, list[str]]]:
-    out = []
-    for number, cells in rows:
-        if not any(c.strip() for c in cells):
-            continue
-        out.append((number, cells))
-        if len(out) > IMPORT_MAX_ROWS + 1:
-            raise ImportTooManyRows()
-    return out
-
-
-def _read_csv(data: bytes) -> list[tuple[int, list[str]]]:
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        raise ImportEncoding() from None
-    head = "\n".join(text.split("\n", HEADER_SEARCH_ROWS)[:HEADER_SEARCH_ROWS])
-    delimiter = max((",", "\t", ";"), key=head.count)  # ties (none of them) fall back to the comma
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
-    try:
-        return _limited((n, row) for n, row in enumerate(reader, start=1))
-    except csv.Error:
-        raise ImportUnreadable() from None
-
-
-def _read_xlsx(data: bytes) -> list[tuple[int, list[str]]]:
-    import openpyxl  # imported lazily: only imports need it
-
-    try:
-        with zipfile.ZipFile(io.BytesIO(data)) as archive:
-            names = set(archive.namelist())
-            unpacked = sum(info.file_size for info in archive.infolist())
-    except (zipfile.BadZipFile, ValueError, OSError):
-        raise ImportUnreadable() from None
-    if "xl/workbook.xml" not in names:
-        raise ImportUnsupportedType()
-    if unpacked > XLSX_MAX_UNCOMPRESSED:
-        raise ImportTooLarge()
-    try:
-        workbook = openpyxl.load_workbook(io.BytesIO(data), read_only=True, data_only=True)
-    except Exception:  # openpyxl raises many kinds of errors for damaged files
-        raise ImportUnreadable() from None
-    try:
-        if not workbook.worksheets:
-            raise ImportEmpty()
-        sheet = workbook.worksheets[0]
-        # Ignore the declared size (a file may claim A1:XFD1048576): read the rows that exist, with
-        # gaps filled so row numbers stay those the spreadsheet shows, and no more columns than needed.
-        sheet.reset_dimensions()
-
-        def rows() -> Iterator[tuple[int, list[str]]]:
-            for number, values in enumerate(sheet.iter_rows(values_only=True, max_col=MAX_COLUMNS), start=1):
-                yield number, [_cell(v) for v in values]
-
-        try:
-            return _limited(rows())
-        except AppError:
-            raise
-        except Exception:
-            raise ImportUnreadable() from None
-    finally:
-        workbook.close()
 
 
 # --- checking rows --------------------------------------------------------------------------------------
@@ -322,6 +189,10 @@ def _find_header(rows: list[tuple[int, list[str]]]) -> tuple[int, dict[str, int]
 def _parse(number: int, cells: list[str], positions: dict[str, int], default_vintage: int | None) -> Row:
     values = {c: (cells[i] if i < len(cells) else "").strip() for c, i in positions.items()}
     row = Row(number, values)
+    for column, text in values.items():
+        if "\x00" in text:
+            row.error("nul_byte", column)
+            values[column] = text.replace("\x00", "")
     level_text = values["level"]
     row.level = LEVELS.get(_key(level_text)) if level_text else None
     if row.level is None:
@@ -465,11 +336,12 @@ def _message(code: str, lang: str) -> str:
 
 def import_divisions(session: Session, data: bytes, *, dry_run: bool, default_vintage: int | None = None,
                      lang: str = "en") -> ImportReport:
-    table = read_table(data)
-    start, positions, ignored = _find_header(table.rows)
-    if start + 1 >= len(table.rows):
+    table = read_table(data, LIMITS)
+    lines = [(n, [text_of(v) for v in cells]) for n, cells in table.rows]
+    start, positions, ignored = _find_header(lines)
+    if start + 1 >= len(lines):
         raise ImportEmpty()
-    rows = [_parse(n, cells, positions, default_vintage) for n, cells in table.rows[start + 1:]]
+    rows = [_parse(n, cells, positions, default_vintage) for n, cells in lines[start + 1:]]
     _resolve(session, rows)
     errors = sorted(
         ((row.number, code, column) for row in rows for code, column in row.errors), key=lambda e: e[0]

@@ -15,7 +15,7 @@ from fastapi import APIRouter, File, Query, Request, UploadFile
 from app.core.deps import AdminActor, SessionDep, StaffActor
 from app.core.errors import language
 from app.core.pagination import Page, PageDep
-from app.places import importer, service
+from app.places import dwellings, importer, service
 from app.places.models import Division, DwellingKind, Level
 from app.places.schemas import (
     DivisionCreate,
@@ -68,7 +68,7 @@ def import_divisions(
     request: Request,
     session: SessionDep,
     actor: AdminActor,
-    file: Annotated[UploadFile, File(description="CSV (UTF-8) or .xlsx; see the import rules")],
+    file: Annotated[UploadFile, File(description="CSV (UTF-8 or GBK) or .xlsx; see the import rules")],
     dry_run: Annotated[bool, Query(description="Check everything, write nothing")] = False,
     vintage: Annotated[int | None, Query(ge=1980, le=2200, description="Year for rows without one")] = None,
 ) -> ImportReport:
@@ -117,7 +117,7 @@ def list_dwellings(
     q: Annotated[str | None, Query(max_length=200, description="Address contains")] = None,
     active: bool | None = None,
 ) -> Page[DwellingOut]:
-    rows, total = service.list_dwellings(session, actor, page, community_id=community_id, grid_id=grid_id,
+    rows, total = dwellings.list_dwellings(session, actor, page, community_id=community_id, grid_id=grid_id,
                                          kind=kind, q=q, active=active)
     return Page(items=[DwellingOut.model_validate(d) for d in rows], total=total, limit=page.limit,
                 offset=page.offset)
@@ -125,23 +125,23 @@ def list_dwellings(
 
 @router.get("/dwellings/{dwelling_id}", response_model=DwellingOut, summary="One dwelling")
 def get_dwelling(dwelling_id: str, session: SessionDep, actor: StaffActor) -> DwellingOut:
-    return DwellingOut.model_validate(service.get_dwelling(session, actor, dwelling_id))
+    return DwellingOut.model_validate(dwellings.get_dwelling(session, actor, dwelling_id))
 
 
 @router.post("/dwellings", response_model=DwellingOut, status_code=201, summary="Register a dwelling")
 def create_dwelling(body: DwellingCreate, session: SessionDep, actor: StaffActor) -> DwellingOut:
-    return DwellingOut.model_validate(service.create_dwelling(session, actor, body))
+    return DwellingOut.model_validate(dwellings.create_dwelling(session, actor, body))
 
 
 @router.patch("/dwellings/{dwelling_id}", response_model=DwellingOut,
               summary="Edit address, kind, position or status")
 def update_dwelling(dwelling_id: str, body: DwellingUpdate, session: SessionDep, actor: StaffActor) -> DwellingOut:
-    dwelling = service.get_dwelling(session, actor, dwelling_id)
-    return DwellingOut.model_validate(service.update_dwelling(session, actor, dwelling, body))
+    dwelling = dwellings.get_dwelling(session, actor, dwelling_id)
+    return DwellingOut.model_validate(dwellings.update_dwelling(session, actor, dwelling, body))
 
 
 @router.post("/dwellings/{dwelling_id}/move", response_model=DwellingOut,
              summary="Move to another community or grid (both must be in my scope)")
 def move_dwelling(dwelling_id: str, body: DwellingMove, session: SessionDep, actor: StaffActor) -> DwellingOut:
-    dwelling = service.get_dwelling(session, actor, dwelling_id)
-    return DwellingOut.model_validate(service.move_dwelling(session, actor, dwelling, body))
+    dwelling = dwellings.get_dwelling(session, actor, dwelling_id)
+    return DwellingOut.model_validate(dwellings.move_dwelling(session, actor, dwelling, body))

@@ -52,23 +52,19 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlmodel import Session, SQLModel, col
 
 from app.audit import service as audit
-from app.auth.models import UserScope
 from app.core.deps import Actor
 from app.core.errors import AppError, Conflict, NotFound, StaleVersion, Unprocessable
 from app.core.pagination import PageParams, paginate
 from app.core.queries import starts_with
 from app.core.types import utcnow
-from app.places.models import LEVEL_ORDER, CommunityType, Division, Dwelling, DwellingKind, Level
+from app.places.models import LEVEL_ORDER, CommunityType, Division, Dwelling, Level
 from app.places.schemas import (
     DivisionCreate,
     DivisionMove,
     DivisionUpdate,
-    DwellingCreate,
-    DwellingMove,
-    DwellingUpdate,
     collapse_spaces,
-    normalise_text,
 )
+from app.sync import tracking
 
 # --- errors ---------------------------------------------------------------------------------------------
 
@@ -287,7 +283,7 @@ def ancestors(session: Session, division: Division) -> list[Division]:
 
 # --- locking --------------------------------------------------------------------------------------------
 
-def _lock(session: Session, ids: Iterable[str | None], *, subtree: str | None = None,
+def lock(session: Session, ids: Iterable[str | None], *, subtree: str | None = None,
           share: bool = False) -> dict[str, Division]:
     """Lock divisions (and optionally a whole subtree) in path order; return them fresh, by id."""
     wanted = [i for i in dict.fromkeys(ids) if i]
@@ -312,7 +308,7 @@ def create_division(session: Session, data: DivisionCreate) -> Division:
     _raise(type_problem(level, data.community_type))
     parent = None
     if data.parent_id is not None:
-        parent = _lock(session, [data.parent_id]).get(data.parent_id)
+        parent = lock(session, [data.parent_id]).get(data.parent_id)
         if parent is None:
             raise NotFound()
         _raise(parent_problem(level, Level(parent.level)))
@@ -334,7 +330,7 @@ def create_division(session: Session, data: DivisionCreate) -> Division:
     return division
 
 
-def _check_version(record: Division | Dwelling, version: int | None) -> None:
+def check_version(record: Division | Dwelling, version: int | None) -> None:
     if version is not None and record.version != version:
         raise StaleVersion({"current_version": record.version})
 
@@ -344,9 +340,9 @@ def update_division(session: Session, division: Division, data: DivisionUpdate) 
     level = Level(division.level)
     new_code = normalise_code(level, changes["code"]) if "code" in changes else division.code
     relocating = new_code != division.code
-    locked = _lock(session, [division.id, division.parent_id], subtree=division.path if relocating else None)
+    locked = lock(session, [division.id, division.parent_id], subtree=division.path if relocating else None)
     division = locked[division.id]
-    _check_version(division, data.version)
+    check_version(division, data.version)
     parent = locked.get(division.parent_id) if division.parent_id else None
     if relocating:
         _raise(code_problem(level, new_code, parent.code if parent else None))
@@ -370,10 +366,10 @@ def update_division(session: Session, division: Division, data: DivisionUpdate) 
                 _check_not_in_use(session, division)
             division.active, dirty = changes["active"], True
     if relocating:
-        _bump(division)
+        bump(division)
         _relocate(session, division, parent, new_code)  # flushes the division with the other changes
     elif dirty:
-        _bump(division)
+        bump(division)
         session.add(division)
         with db_conflicts(DivisionCodeTaken):
             session.flush()
@@ -384,9 +380,9 @@ def move_division(session: Session, division: Division, data: DivisionMove) -> D
     level = Level(division.level)
     if level == Level.city:
         raise DivisionParentLevel()
-    locked = _lock(session, [division.id, data.parent_id, division.parent_id], subtree=division.path)
+    locked = lock(session, [division.id, data.parent_id, division.parent_id], subtree=division.path)
     division = locked[division.id]
-    _check_version(division, data.version)
+    check_version(division, data.version)
     parent = locked.get(data.parent_id)
     if parent is None:
         raise NotFound()
@@ -399,12 +395,12 @@ def move_division(session: Session, division: Division, data: DivisionMove) -> D
         raise DivisionParentInactive()
     if parent.id == division.parent_id and code == division.code:
         return division
-    _bump(division)
+    bump(division)
     _relocate(session, division, parent, code)
     return division
 
 
-def _bump(record: Division | Dwelling) -> None:
+def bump(record: Division | Dwelling) -> None:
     record.version += 1
     record.updated_at = utcnow()
 
@@ -422,8 +418,11 @@ def _check_not_in_use(session: Session, division: Division) -> None:
 
 
 def area_tables() -> list[Table]:
-    """Every table whose rows live in an area (carry `area_path`): rewritten when divisions move."""
-    return [t for t in SQLModel.metadata.sorted_tables if "area_path" in t.c]
+    """Every table whose rows live in an area (carry `area_path`): rewritten when divisions move.
+
+    Tables whose `area_path` records where something *was* (the sync log: `info={"area_history": True}`)
+    are history and keep their paths."""
+    return [t for t in SQLModel.metadata.sorted_tables if "area_path" in t.c and not t.info.get("area_history")]
 
 
 def _relocate(session: Session, node: Division, parent: Division | None, new_code: str) -> None:
@@ -481,6 +480,7 @@ def _relocate(session: Session, node: Division, parent: Division | None, new_cod
                     updated_at=now, version=table.c.version + 1),
                 division_rows,
             )
+            tracking.mark_area_move(session, table, old_path, new_path)
         moved: dict[str, int] = {}
         for area in area_tables():
             count = session.execute(
@@ -496,10 +496,15 @@ def _relocate(session: Session, node: Division, parent: Division | None, new_cod
                 values["updated_at"] = now
             session.execute(update(area).where(area.c.area_path == bindparam("b_old")).values(values), area_rows)
             moved[area.name] = count
+            synced = area.name in tracking.SYNCED_TABLES
+            if synced:
+                tracking.mark_area_move(session, area, old_path, new_path)
             if regrid and parent is not None and "community_id" in area.c:
                 # A grid changed community: what lies in it now belongs to the new community.
-                session.execute(update(area).where(starts_with(area.c.area_path, new_path))
-                                .values(community_id=parent.id))
+                inside = starts_with(area.c.area_path, new_path)
+                session.execute(update(area).where(inside).values(community_id=parent.id))
+                if synced:
+                    tracking.mark_rows(session, area, inside, fields=["community_id"])
     # Objects of the subtree already in this session are stale now.
     for obj in list(session.identity_map.values()):
         if obj is not node and (isinstance(obj, Division | Dwelling) or hasattr(obj, "area_path")):
@@ -510,189 +515,6 @@ def _relocate(session: Session, node: Division, parent: Division | None, new_cod
         detail={"from_code": old_code, "to_code": new_code, "from_path": old_path, "to_path": new_path,
                 "descendants": len(division_rows), "area_rows": moved},
     )
-
-
-# --- dwellings ------------------------------------------------------------------------------------------
-
-def dwelling_query(actor: Actor) -> Select[Any]:
-    return select(Dwelling).where(actor.area_filter(col(Dwelling.area_path)))
-
-
-def list_dwellings(session: Session, actor: Actor, page: PageParams, *, community_id: str | None = None,
-                   grid_id: str | None = None, kind: DwellingKind | None = None, q: str | None = None,
-                   active: bool | None = None) -> tuple[list[Dwelling], int]:
-    stmt = dwelling_query(actor).order_by(col(Dwelling.address), col(Dwelling.id))
-    if community_id is not None:
-        stmt = stmt.where(col(Dwelling.community_id) == community_id)
-    if grid_id is not None:
-        stmt = stmt.where(col(Dwelling.grid_id) == grid_id)
-    if kind is not None:
-        stmt = stmt.where(col(Dwelling.kind) == kind.value)
-    if active is not None:
-        stmt = stmt.where(col(Dwelling.active) == active)
-    if q:
-        stmt = stmt.where(col(Dwelling.address).icontains(normalise_text(q), autoescape=True))
-    return paginate(session, stmt, page)
-
-
-def get_dwelling(session: Session, actor: Actor, dwelling_id: str) -> Dwelling:
-    dwelling = session.execute(dwelling_query(actor).where(col(Dwelling.id) == dwelling_id)).scalar_one_or_none()
-    if dwelling is None:
-        raise NotFound()
-    return dwelling
-
-
-def _target(session: Session, actor: Actor, community_id: str,
-            grid_id: str | None) -> tuple[Division, Division | None]:
-    """The community (and grid) a dwelling goes to, locked for share; 404 when the area is not visible."""
-    locked = _lock(session, [community_id, grid_id], share=True)
-    community, grid = locked.get(community_id), locked.get(grid_id) if grid_id else None
-    if grid_id is not None:
-        if grid is None or not _sees_now(session, actor, grid.path):
-            raise NotFound()
-        if grid.level != Level.grid.value:
-            raise NotAGrid()
-        if community is None or grid.parent_id != community.id:
-            raise GridNotInCommunity()
-    elif community is None or not _sees_now(session, actor, community.path):
-        raise NotFound()
-    if community.level != Level.community.value:
-        raise NotACommunity()
-    return community, grid
-
-
-def _sees_now(session: Session, actor: Actor, path: str) -> bool:
-    """`actor.sees_path`, but a miss is checked again against the caller's assignments as they are now.
-
-    The scope paths were read when the request began; a renumbering or move that committed since (this
-    request may have waited for it on the lock just taken) changed the paths of the same places."""
-    if actor.sees_path(path):
-        return True
-    if actor.area_prefixes is None:
-        return False  # pragma: no cover - city-wide actors see every path
-    current = session.execute(
-        select(col(Division.path)).join(UserScope, col(UserScope.division_id) == col(Division.id))
-        .where(col(UserScope.user_id) == actor.user_id)
-    ).scalars()
-    return any(path.startswith(prefix) for prefix in current)
-
-
-def _require_active(community: Division, grid: Division | None) -> None:
-    if not community.active or (grid is not None and not grid.active):
-        raise DivisionInactive()
-
-
-def _address_taken(session: Session, community_id: str, address: str, exclude: str | None = None) -> bool:
-    stmt = select(col(Dwelling.id)).where(col(Dwelling.community_id) == community_id, col(Dwelling.address) == address)
-    if exclude is not None:
-        stmt = stmt.where(col(Dwelling.id) != exclude)
-    return session.execute(stmt.limit(1)).first() is not None
-
-
-def _lock_dwelling(session: Session, dwelling_id: str) -> Dwelling:
-    with db_conflicts(ConcurrentUpdate):
-        dwelling = session.execute(
-            select(Dwelling).where(col(Dwelling.id) == dwelling_id).with_for_update()
-            .execution_options(populate_existing=True)
-        ).scalar_one_or_none()
-    if dwelling is None:
-        raise NotFound()
-    return dwelling
-
-
-def _place(dwelling: Dwelling, community: Division, grid: Division | None) -> None:
-    dwelling.community_id, dwelling.grid_id = community.id, grid.id if grid else None
-    dwelling.area_path = grid.path if grid else community.path
-    dwelling.district_code = community.district_code or community.path.strip("/").split("/")[1]
-
-
-def create_dwelling(session: Session, actor: Actor, data: DwellingCreate) -> Dwelling:
-    community, grid = _target(session, actor, data.community_id, data.grid_id)
-    _require_active(community, grid)
-    if _address_taken(session, community.id, data.address):
-        raise DwellingAddressTaken()
-    dwelling = Dwelling(community_id=community.id, area_path="", district_code="", address=data.address,
-                        kind=data.kind.value, lat=data.lat, lng=data.lng)
-    _place(dwelling, community, grid)
-    session.add(dwelling)
-    with db_conflicts(DwellingAddressTaken):
-        session.flush()
-    return dwelling
-
-
-def update_dwelling(session: Session, actor: Actor, dwelling: Dwelling, data: DwellingUpdate) -> Dwelling:
-    changes = data.changes()
-    community, grid = _target(session, actor, dwelling.community_id, dwelling.grid_id)
-    dwelling = _lock_dwelling(session, dwelling.id)
-    _check_version(dwelling, data.version)
-    dirty = False
-    if "address" in changes and changes["address"] != dwelling.address:
-        if _address_taken(session, dwelling.community_id, changes["address"], exclude=dwelling.id):
-            raise DwellingAddressTaken()
-        dwelling.address, dirty = changes["address"], True
-    if "kind" in changes and changes["kind"].value != dwelling.kind:
-        dwelling.kind, dirty = changes["kind"].value, True
-    if "lat" in changes and (changes["lat"], changes["lng"]) != (dwelling.lat, dwelling.lng):
-        dwelling.lat, dwelling.lng, dirty = changes["lat"], changes["lng"], True
-    if "active" in changes and changes["active"] != dwelling.active:
-        if changes["active"]:
-            _require_active(community, grid)
-        dwelling.active, dirty = changes["active"], True
-    if dirty:
-        _bump(dwelling)
-        session.add(dwelling)
-        with db_conflicts(DwellingAddressTaken):
-            session.flush()
-    return dwelling
-
-
-def move_dwelling(session: Session, actor: Actor, dwelling: Dwelling, data: DwellingMove) -> Dwelling:
-    community, grid = _target(session, actor, data.community_id, data.grid_id)
-    dwelling = _lock_dwelling(session, dwelling.id)
-    _check_version(dwelling, data.version)
-    if dwelling.community_id == community.id and dwelling.grid_id == (grid.id if grid else None):
-        return dwelling
-    if dwelling.active:
-        _require_active(community, grid)
-    if community.id != dwelling.community_id and _address_taken(session, community.id, dwelling.address):
-        raise DwellingAddressTaken()
-    old_area = dwelling.area_path
-    _place(dwelling, community, grid)
-    _bump(dwelling)
-    session.add(dwelling)
-    with db_conflicts(DwellingAddressTaken):
-        session.flush()
-    _carry_dwelling_rows(session, dwelling, old_area)
-    return dwelling
-
-
-def _carry_dwelling_rows(session: Session, dwelling: Dwelling, old_area: str) -> None:
-    """Rows located by this dwelling (residents, tenancies, …: any table with `dwelling_id` and
-    `area_path`) move with it, so they stay in the scope of whoever now looks after the dwelling."""
-    now = utcnow()
-    carried: dict[str, int] = {}
-    for area in area_tables():
-        if area.name == Dwelling.__tablename__ or "dwelling_id" not in area.c:
-            continue
-        values: dict[str, Any] = {"area_path": dwelling.area_path}
-        if "district_code" in area.c:
-            values["district_code"] = dwelling.district_code
-        if "community_id" in area.c:
-            values["community_id"] = dwelling.community_id
-        if "updated_at" in area.c:
-            values["updated_at"] = now
-        where = area.c.dwelling_id == dwelling.id
-        count = session.execute(select(func.count()).select_from(area).where(where)).scalar_one()
-        if count:
-            session.execute(update(area).where(where).values(values))
-            carried[area.name] = count
-    for obj in list(session.identity_map.values()):
-        if getattr(obj, "dwelling_id", None) == dwelling.id:
-            session.expire(obj)
-    if carried:
-        audit.record(session, "dwellings.move_rows", target_type="dwellings", target_id=dwelling.id,
-                     fields=["area_path", "community_id", "district_code"],
-                     detail={"from_path": old_area, "to_path": dwelling.area_path, "rows": carried})
 
 
 def refs(divisions: Sequence[Division]) -> list[dict[str, str]]:

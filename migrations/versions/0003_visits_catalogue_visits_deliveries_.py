@@ -6,7 +6,9 @@ Create Date: 2026-11-29 14:38:14.315919
 """
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
+from datetime import UTC, date, datetime
 
 import sqlalchemy as sa
 import sqlmodel
@@ -155,6 +157,8 @@ def upgrade() -> None:
     with op.batch_alter_table('tasks', schema=None) as batch_op:
         batch_op.create_index('ix_tasks_area_due', ['area_path', 'state', 'due_date'], unique=False, postgresql_ops={'area_path': 'varchar_pattern_ops'})
         batch_op.create_index('ix_tasks_district_state_due', ['district_code', 'state', 'due_date'], unique=False)
+        batch_op.create_index('ix_tasks_completed_by_visit', ['completed_by_visit_id'], unique=False)
+        batch_op.create_index('ix_tasks_source_visit', ['source_visit_id'], unique=False)
 
     op.create_table('visit_photos',
     sa.Column('id', sqlmodel.sql.sqltypes.AutoString(length=36), nullable=False),
@@ -191,6 +195,76 @@ def upgrade() -> None:
         batch_op.create_index('ix_visit_reviews_visit', ['visit_id', 'created_at'], unique=False)
 
     # ### end Alembic commands ###
+    _seed_catalogue()
+
+
+# --- seed: the 8 statutory free-service items as catalogue version 1 ------------------------------------
+# Ids are fixed (uuid5 of "migrant:service_item:<code>") so every deployment names the items alike.
+# The snapshot format is app.catalog.service.snapshot(), duplicated here so the migration never imports
+# app models.
+
+SEED_NOTE = "Statutory free services (流动人口计划生育工作条例 2009)"
+SEED_FROM = date(2009, 10, 1)
+SEED_ITEMS = [
+    ("aba0bd7dc4ab595d928b13f422180d60", "education", "宣传教育与咨询",
+     "Policy and reproductive-health education and counselling",
+     "人口计划生育政策、生殖健康知识宣传教育与咨询指导。", "次"),
+    ("1ed491611d645329a76c70e9be2dd774", "contraceptives", "免费发放避孕药具", "Free contraceptives",
+     "免费提供避孕药具及使用指导。", "份"),
+    ("c13ce0523286563b9686db7c5fb7b020", "pregnancy_iud_check", "孕情、环情检查", "Pregnancy and IUD-status checks",
+     "育龄妇女孕情、环情检查。", "次"),
+    ("9580ad9b561e5179b1dcd474cae687b5", "iud_procedure", "放置、取出宫内节育器", "IUD insertion and removal",
+     "放置或取出宫内节育器及术后随访。", "例"),
+    ("77a5d7e8291950b2b71f924a9d4d5a32", "termination", "人工流产/引产", "Termination procedures",
+     "实施避孕节育手术范围内的人工流产或引产。", "例"),
+    ("30cb54ce838951acb3a180cc99bbe11a", "sterilisation", "绝育手术", "Sterilisation",
+     "输卵管或输精管绝育手术。", "例"),
+    ("fee2ead070075bc39def6e43e6cef41c", "complications", "计划生育手术并发症诊治",
+     "Treatment of family-planning surgery complications", "计划生育手术并发症的诊断与治疗。", "例"),
+    ("503cdb4d9f0e53c1ab4d9f4deef327ca", "rh_checkup", "生殖健康检查及随访",
+     "Reproductive-health check and follow-up", "常见妇科病及生殖健康检查与随访。", "次"),
+]
+
+
+def _seed_snapshot(items: list[dict[str, object]]) -> str:
+    keys = ("id", "code", "name_zh", "name_en", "description", "unit", "sort_order", "effective_from",
+            "effective_to", "sensitive")
+    ordered = sorted(items, key=lambda i: (i["sort_order"], i["code"]))  # type: ignore[arg-type,return-value]
+    entries = []
+    for item in ordered:
+        entry = {k: item[k] for k in keys}
+        for k in ("effective_from", "effective_to"):
+            entry[k] = entry[k].isoformat() if entry[k] is not None else None  # type: ignore[attr-defined]
+        entries.append(entry)
+    return json.dumps(entries, ensure_ascii=False, separators=(",", ":"))
+
+
+def _seed_catalogue() -> None:
+    now = datetime.now(UTC)
+    versions = sa.table(
+        "catalog_versions",
+        sa.column("version", sa.Integer()), sa.column("note", sa.String()), sa.column("items", sa.String()),
+        sa.column("published_by", sa.String()), sa.column("published_at", app.core.types.UTCDateTime()),
+    )
+    service_items = sa.table(
+        "service_items",
+        sa.column("id", sa.String()), sa.column("code", sa.String()), sa.column("name_zh", sa.String()),
+        sa.column("name_en", sa.String()), sa.column("description", sa.String()), sa.column("unit", sa.String()),
+        sa.column("sort_order", sa.Integer()), sa.column("effective_from", sa.Date()),
+        sa.column("effective_to", sa.Date()), sa.column("sensitive", sa.Boolean()),
+        sa.column("since_version", sa.Integer()), sa.column("retired_in_version", sa.Integer()),
+        sa.column("created_at", app.core.types.UTCDateTime()), sa.column("updated_at", app.core.types.UTCDateTime()),
+        sa.column("version", sa.Integer()),
+    )
+    rows: list[dict[str, object]] = [
+        {"id": id_, "code": code, "name_zh": zh, "name_en": en, "description": desc, "unit": unit,
+         "sort_order": n, "effective_from": SEED_FROM, "effective_to": None, "sensitive": True,
+         "since_version": 1, "retired_in_version": None, "created_at": now, "updated_at": now, "version": 1}
+        for n, (id_, code, zh, en, desc, unit) in enumerate(SEED_ITEMS, start=1)
+    ]
+    op.bulk_insert(versions, [{"version": 1, "note": SEED_NOTE, "items": _seed_snapshot(rows),
+                               "published_by": None, "published_at": now}])
+    op.bulk_insert(service_items, rows)
 
 
 def downgrade() -> None:
@@ -204,6 +278,8 @@ def downgrade() -> None:
 
     op.drop_table('visit_photos')
     with op.batch_alter_table('tasks', schema=None) as batch_op:
+        batch_op.drop_index('ix_tasks_source_visit')
+        batch_op.drop_index('ix_tasks_completed_by_visit')
         batch_op.drop_index('ix_tasks_district_state_due')
         batch_op.drop_index('ix_tasks_area_due', postgresql_ops={'area_path': 'varchar_pattern_ops'})
 

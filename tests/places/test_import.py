@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import zipfile
@@ -49,6 +50,14 @@ def test_csv_dry_run_writes_nothing(api: Api, world: World, engine: Engine) -> N
                       "ignored_columns": [], "error_count": 0, "errors": []}
     assert snapshot(engine) == before
     assert audit_actions(engine, "divisions.import") == []
+
+
+def test_gbk_csv_is_read_like_utf8(api: Api, world: World, engine: Engine) -> None:
+    """Chinese Excel saves "CSV (逗号分隔)" in GBK: it reads the same as the UTF-8 file."""
+    rows = new_district_rows(world)
+    utf8 = ok(upload(api, csv_bytes(rows), query="?dry_run=true"))
+    gbk = ok(upload(api, csv_bytes(rows).decode().encode("gbk"), query="?dry_run=true"))
+    assert gbk == utf8 and gbk["created"] == 5
 
 
 def test_csv_commit_creates_and_updates(api: Api, world: World, engine: Engine) -> None:
@@ -243,12 +252,12 @@ FILE_ERRORS = [
     ("blank lines", b"\n\n,,,\n", 422, "import_empty"),
     ("missing columns", b"code,name\n410199,x\n", 422, "import_columns"),
     ("repeated column", "code,代码,name,level,parent_code\n".encode(), 422, "import_columns"),
-    ("gbk", "代码,名称,级别,上级代码\n410199,郑东新区,区,410100\n".encode("gbk"), 422, "import_encoding"),
+    ("not text", b"\xff\xfe\xfd\x80\x81,\xff\n", 422, "import_encoding"),
     ("old xls", b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\x00" * 100, 415, "import_unsupported_type"),
     ("pdf", b"%PDF-1.7\n...", 415, "import_unsupported_type"),
     ("png", b"\x89PNG\r\n\x1a\n" + b"\x00" * 20, 415, "import_unsupported_type"),
     ("binary", bytes(range(256)), 415, "import_unsupported_type"),
-    ("late nul byte", b"code,name,level,parent_code\n" + b"x" * 70_000 + b"\x00\n", 415, "import_unsupported_type"),
+    ("early nul byte", b"code,name,level,parent_code\n410199,\x00\n", 415, "import_unsupported_type"),
     ("zip, not xlsx", zip_bytes({"readme.txt": b"hello"}), 415, "import_unsupported_type"),
     ("broken zip", b"PK\x03\x04" + b"garbage" * 10, 422, "import_unreadable"),
     ("broken xlsx", zip_bytes({"xl/workbook.xml": b"<not-xml", "[Content_Types].xml": b"<x/>"}), 422,
@@ -272,25 +281,46 @@ def test_missing_columns_are_named(api: Api) -> None:
 def test_size_limits(api: Api, engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
     before = count_divisions(engine)
     data = csv_bytes([["410199", "郑东新区", "district", "410100", "", 2025]])
-    monkeypatch.setattr(importer, "IMPORT_MAX_BYTES", len(data) - 1)
+    limits = importer.LIMITS
+    monkeypatch.setattr(importer, "LIMITS", dataclasses.replace(limits, max_bytes=len(data) - 1))
     error(upload(api, data), 413, "import_too_large")
-    monkeypatch.setattr(importer, "IMPORT_MAX_BYTES", 5 * 1024 * 1024)
-    monkeypatch.setattr(importer, "IMPORT_MAX_ROWS", 3)
+    monkeypatch.setattr(importer, "LIMITS", dataclasses.replace(limits, max_rows=3))
     many = csv_bytes([[f"4101{n:02d}", "区", "district", "410100", "", 2025] for n in range(11, 16)])
     error(upload(api, many), 422, "import_too_many_rows")
     error(upload(api, xlsx_bytes([[f"4101{n:02d}", "区", "district", "410100", "", 2025] for n in range(11, 16)]),
                  name="t.xlsx"), 422, "import_too_many_rows")
-    monkeypatch.setattr(importer, "XLSX_MAX_UNCOMPRESSED", 1000)
+    monkeypatch.setattr(importer, "LIMITS", dataclasses.replace(limits, max_unpacked=1000))
     error(upload(api, xlsx_bytes([["410199", "郑东新区", "district", "410100", "", 2025]]), name="t.xlsx"), 413,
           "import_too_large")
     assert count_divisions(engine) == before
 
 
+def test_nul_byte_deep_in_a_csv_is_a_row_error(api: Api, engine: Engine) -> None:
+    before = count_divisions(engine)
+    padding = [[f"4101{n:02d}", "区" * 90, "district", "410100", "", 2025] for n in range(11, 99)]
+    rows = [*padding * 3, ["410199", "郑东\x00新区", "district", "410100", "", 2025]]
+    data = csv_bytes(rows)
+    assert data.index(b"\x00") > 65536
+    report = error(upload(api, data), 422, "import_invalid")["details"]
+    assert {(e["code"], e["field"]) for e in report["errors"]} >= {("nul_byte", "name")}
+    assert count_divisions(engine) == before
+
+
 def test_body_over_the_request_limit(api: Api) -> None:
+    from app.core.middleware import body_limit
+
+    big = b"code,name,level,parent_code\n" + b"x" * body_limit(f"{DIVISIONS}/import")
+    error(upload(api, big), 413, "body_too_large")
+
+
+def test_import_route_accepts_bodies_over_the_general_limit(api: Api) -> None:
+    """Imports have their own allowance: a file over MAX_BODY_BYTES reaches the importer's own 413."""
     from app.core.config import get_settings
 
-    big = b"code,name,level,parent_code\n" + b"x" * get_settings().max_body_bytes
-    error(upload(api, big), 413, "body_too_large")
+    big = b"code,name,level,parent_code\n" + b"x" * (get_settings().max_body_bytes + 1)
+    assert len(big) < 5 * 1024 * 1024
+    response = upload(api, big)
+    assert response.json()["code"] != "body_too_large", response.text
 
 
 @pytest.mark.parametrize("request_kwargs", [

@@ -1,11 +1,14 @@
-"""Reading an uploaded register (XLSX or CSV) into rows of cells, with the file-level errors.
+"""Reading an uploaded table (XLSX or CSV) into rows of cells, with the file-level errors every import shares.
 
-- XLSX: a zip holding `xl/workbook.xml`, read with openpyxl in read-only mode from the first worksheet;
-  the unpacked size is checked first (zip bombs).
+- XLSX: a zip holding `xl/workbook.xml`, read with openpyxl in read-only mode from the first worksheet; the
+  unpacked size is checked first (zip bombs) and the declared dimensions are ignored (a file may claim
+  A1:XFD1048576), reading only the rows that exist and at most `max_columns` columns.
 - CSV: UTF-8 (with or without BOM); when that fails, GB18030 (a superset of GBK, what Chinese Excel writes
-  for "CSV (逗号分隔)"). Comma-separated; tab or semicolon when the header line has no comma.
-- Old .xls, PDF, images, anything with NUL bytes: 415. Over `IMPORT_MAX_BYTES`: 413. Blank rows are skipped;
-  row numbers are kept as the spreadsheet shows them (header = row 1).
+  for "CSV (逗号分隔)"). The delimiter is the commonest of comma, tab and semicolon in the first lines.
+- Old .xls, PDF, images, archives, anything with NUL bytes in its first 64 KiB: 415 (a NUL later is left
+  to the importer, which reports it as an error of its row and column). Over the byte limit: 413. Blank rows are
+  skipped; row numbers are kept as the spreadsheet shows them (header = row 1).
+Each import states its own `Limits`; the errors carry the limits in `details`.
 """
 
 from __future__ import annotations
@@ -20,15 +23,15 @@ from typing import Any
 
 from app.core.errors import AppError, Unprocessable
 
-IMPORT_MAX_BYTES = 8 * 1024 * 1024
-XLSX_MAX_UNCOMPRESSED = 150 * 1024 * 1024
+HEADER_SEARCH_ROWS = 10
+NOT_TABLES = (b"\xd0\xcf\x11\xe0", b"%PDF", b"\x89PNG", b"\x1f\x8b", b"\xff\xd8\xff", b"GIF8")
 
 
 class ImportTooLarge(AppError):
     status = 413
     code = "import_too_large"
-    en = "The file is too large to import (at most 8 MiB, 150 MiB unpacked)."
-    zh = "导入文件过大（最大 8 MiB，解压后不超过 150 MiB）。"
+    en = "The file is too large to import (details give the limits in bytes)."
+    zh = "导入文件过大（details 中给出字节数上限）。"
 
 
 class ImportUnsupportedType(AppError):
@@ -58,8 +61,16 @@ class ImportUnreadable(Unprocessable):
 
 class ImportTooManyRows(Unprocessable):
     code = "import_too_many_rows"
-    en = "The file has too many rows (at most 20,000 per import); split it."
-    zh = "文件行数过多（每次最多 20,000 行），请拆分后导入。"
+    en = "The file has too many rows for one import (details give the limit); split it."
+    zh = "文件行数超过单次导入上限（见 details），请拆分后导入。"
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_bytes: int
+    max_rows: int
+    max_unpacked: int = 150 * 1024 * 1024
+    max_columns: int = 60
 
 
 @dataclass
@@ -69,15 +80,14 @@ class FileTable:
     rows: list[tuple[int, list[Any]]]  # (row number as shown, cells), header first
 
 
-def read_table(data: bytes, max_rows: int) -> FileTable:
+def read_table(data: bytes, limits: Limits) -> FileTable:
     if not data:
         raise ImportEmpty()
-    if len(data) > IMPORT_MAX_BYTES:
-        raise ImportTooLarge()
+    if len(data) > limits.max_bytes:
+        raise ImportTooLarge({"max_bytes": limits.max_bytes})
     if data.startswith(b"PK\x03\x04"):
-        return FileTable("xlsx", None, _read_xlsx(data, max_rows))
-    if b"\x00" in data[:65536] or data.startswith((b"\xd0\xcf\x11\xe0", b"%PDF", b"\x89PNG", b"\x1f\x8b",
-                                                   b"\xff\xd8\xff", b"GIF8")):
+        return FileTable("xlsx", None, _read_xlsx(data, limits))
+    if b"\x00" in data[:65536] or data.startswith(NOT_TABLES):
         raise ImportUnsupportedType()
     try:
         text, encoding = data.decode("utf-8-sig"), "utf-8"
@@ -86,31 +96,31 @@ def read_table(data: bytes, max_rows: int) -> FileTable:
             text, encoding = data.decode("gb18030"), "gb18030"
         except UnicodeDecodeError:
             raise ImportEncoding() from None
-    return FileTable("csv", encoding, _read_csv(text, max_rows))
+    return FileTable("csv", encoding, _read_csv(text, limits))
 
 
-def _limited(rows: Iterable[tuple[int, list[Any]]], max_rows: int) -> list[tuple[int, list[Any]]]:
+def _limited(rows: Iterable[tuple[int, list[Any]]], limits: Limits) -> list[tuple[int, list[Any]]]:
     out = []
     for number, cells in rows:
         if not any(text_of(c) for c in cells):
             continue
-        out.append((number, cells))
-        if len(out) > max_rows + 1:
-            raise ImportTooManyRows({"max_rows": max_rows})
+        out.append((number, cells[:limits.max_columns]))
+        if len(out) > limits.max_rows + 1:
+            raise ImportTooManyRows({"max_rows": limits.max_rows})
     return out
 
 
-def _read_csv(text: str, max_rows: int) -> list[tuple[int, list[Any]]]:
-    first = text.split("\n", 1)[0]
-    delimiter = "," if "," in first else ("\t" if "\t" in first else (";" if ";" in first else ","))
+def _read_csv(text: str, limits: Limits) -> list[tuple[int, list[Any]]]:
+    head = "\n".join(text.split("\n", HEADER_SEARCH_ROWS)[:HEADER_SEARCH_ROWS])
+    delimiter = max((",", "\t", ";"), key=head.count)  # ties (none of them) fall back to the comma
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
     try:
-        return _limited(((n, list(row)) for n, row in enumerate(reader, start=1)), max_rows)
+        return _limited(((n, list(row)) for n, row in enumerate(reader, start=1)), limits)
     except csv.Error:
         raise ImportUnreadable() from None
 
 
-def _read_xlsx(data: bytes, max_rows: int) -> list[tuple[int, list[Any]]]:
+def _read_xlsx(data: bytes, limits: Limits) -> list[tuple[int, list[Any]]]:
     import openpyxl  # only imports need it
 
     try:
@@ -121,8 +131,8 @@ def _read_xlsx(data: bytes, max_rows: int) -> list[tuple[int, list[Any]]]:
         raise ImportUnreadable() from None
     if "xl/workbook.xml" not in names:
         raise ImportUnsupportedType()
-    if unpacked > XLSX_MAX_UNCOMPRESSED:
-        raise ImportTooLarge()
+    if unpacked > limits.max_unpacked:
+        raise ImportTooLarge({"max_bytes": limits.max_bytes, "max_unpacked_bytes": limits.max_unpacked})
     try:
         workbook = openpyxl.load_workbook(io.BytesIO(data), read_only=True, data_only=True)
     except Exception:  # openpyxl raises many kinds of errors for damaged files
@@ -131,13 +141,14 @@ def _read_xlsx(data: bytes, max_rows: int) -> list[tuple[int, list[Any]]]:
         if not workbook.worksheets:
             raise ImportEmpty()
         sheet = workbook.worksheets[0]
+        sheet.reset_dimensions()
 
         def rows() -> Iterator[tuple[int, list[Any]]]:
-            for number, values in enumerate(sheet.iter_rows(values_only=True), start=1):
+            for number, values in enumerate(sheet.iter_rows(values_only=True, max_col=limits.max_columns), start=1):
                 yield number, list(values)
 
         try:
-            return _limited(rows(), max_rows)
+            return _limited(rows(), limits)
         except AppError:
             raise
         except Exception:
@@ -161,5 +172,3 @@ def text_of(value: Any) -> str:
     if isinstance(value, date):
         return value.isoformat()
     return str(value).strip()
-
-

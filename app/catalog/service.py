@@ -1,0 +1,252 @@
+"""The free-service catalogue: versions, snapshots, resolving delivered items, and admin changes.
+
+Every admin change publishes a new `catalog_versions` row whose `items` is a JSON snapshot of the whole
+catalogue as it then stood (`snapshot()`; migration 0003 seeds version 1 with the same format). A visit is
+checked against the snapshot of the version the phone used, so an item retired after the visit was made
+still validates when the visit arrives late.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from datetime import date
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlmodel import Session, col
+
+from app.catalog.models import CatalogVersion, ServiceItem
+from app.catalog.schemas import ItemCreate, ItemRetire, ItemUpdate
+from app.core.deps import Actor
+from app.core.errors import Conflict, NotFound, StaleVersion, Unprocessable
+from app.core.types import utcnow
+
+# --- errors ---------------------------------------------------------------------------------------------
+
+
+class CatalogVersionUnknown(Unprocessable):
+    code = "catalog_version_unknown"
+    en = "That catalogue version does not exist."
+    zh = "服务目录版本不存在。"
+
+
+class ServiceItemUnknown(Unprocessable):
+    code = "service_item_unknown"
+    en = "A service item is not in the catalogue version used."
+    zh = "服务项目不在所用的目录版本中。"
+
+
+class ServiceItemNotEffective(Unprocessable):
+    code = "service_item_not_effective"
+    en = "A service item was not in effect on the visit's date."
+    zh = "服务项目在访视当日不在有效期内。"
+
+
+class ServiceItemCodeTaken(Conflict):
+    code = "service_item_code_taken"
+    en = "A service item with this code already exists (codes are never reused)."
+    zh = "该服务项目代码已存在（代码不可重复使用）。"
+
+
+class ServiceItemRetired(Conflict):
+    code = "service_item_retired"
+    en = "The service item is already retired."
+    zh = "该服务项目已停用。"
+
+
+class EffectiveDatesOrder(Unprocessable):
+    code = "effective_dates_order"
+    en = "The end of the effective period is before its start."
+    zh = "有效期结束日期早于开始日期。"
+
+
+# --- snapshots and versions ----------------------------------------------------------------------------
+
+
+def snapshot_entry(item: ServiceItem) -> dict[str, Any]:
+    return {
+        "id": item.id,
+        "code": item.code,
+        "name_zh": item.name_zh,
+        "name_en": item.name_en,
+        "description": item.description,
+        "unit": item.unit,
+        "sort_order": item.sort_order,
+        "effective_from": item.effective_from.isoformat(),
+        "effective_to": item.effective_to.isoformat() if item.effective_to else None,
+        "sensitive": item.sensitive,
+    }
+
+
+def snapshot(items: Iterable[ServiceItem]) -> str:
+    """The JSON snapshot of a catalogue (ordered by sort_order, then code). Same format as the seed."""
+    ordered = sorted(items, key=lambda i: (i.sort_order, i.code))
+    return json.dumps([snapshot_entry(i) for i in ordered], ensure_ascii=False, separators=(",", ":"))
+
+
+def current_version(session: Session) -> int:
+    version = session.execute(select(func.max(col(CatalogVersion.version)))).scalar_one_or_none()
+    if version is None:  # the migration seeds version 1; an empty table is a broken deployment
+        raise CatalogVersionUnknown()
+    return int(version)
+
+
+def get_version(session: Session, version: int) -> CatalogVersion:
+    row = session.get(CatalogVersion, version)
+    if row is None:
+        raise NotFound()
+    return row
+
+
+def snapshot_items(row: CatalogVersion) -> list[dict[str, Any]]:
+    items: list[dict[str, Any]] = json.loads(row.items)
+    return items
+
+
+def _effective(entry: dict[str, Any], on: date) -> bool:
+    start = date.fromisoformat(entry["effective_from"])
+    end = date.fromisoformat(entry["effective_to"]) if entry.get("effective_to") else None
+    return start <= on and (end is None or on <= end)
+
+
+def resolve_items(
+    session: Session, codes: list[str], version: int | None, on: date
+) -> tuple[int, dict[str, ServiceItem]]:
+    """Check delivered item codes against a catalogue version (None: the current one) on a local date.
+
+    Returns the version used and the ServiceItem rows by code. 422 `catalog_version_unknown`,
+    `service_item_unknown` (code not in that version's snapshot) or `service_item_not_effective`.
+    """
+    used = current_version(session) if version is None else version
+    row = session.get(CatalogVersion, used)
+    if row is None:
+        raise CatalogVersionUnknown({"catalog_version": used})
+    entries = {e["code"]: e for e in snapshot_items(row)}
+    wanted = list(dict.fromkeys(codes))
+    unknown = [c for c in wanted if c not in entries]
+    if unknown:
+        raise ServiceItemUnknown({"codes": unknown, "catalog_version": used})
+    inactive = [c for c in wanted if not _effective(entries[c], on)]
+    if inactive:
+        raise ServiceItemNotEffective({"codes": inactive, "catalog_version": used})
+    if not wanted:
+        return used, {}
+    ids = [entries[c]["id"] for c in wanted]
+    rows = session.execute(select(ServiceItem).where(col(ServiceItem.id).in_(ids))).scalars().all()
+    by_id = {r.id: r for r in rows}
+    missing = [c for c in wanted if entries[c]["id"] not in by_id]
+    if missing:  # a snapshot naming a row that no longer exists: items are never deleted, so not expected
+        raise ServiceItemUnknown({"codes": missing, "catalog_version": used})
+    return used, {c: by_id[entries[c]["id"]] for c in wanted}
+
+
+# --- reads -----------------------------------------------------------------------------------------------
+
+
+def list_items(session: Session, on: date | None) -> list[ServiceItem]:
+    stmt = select(ServiceItem).order_by(col(ServiceItem.sort_order), col(ServiceItem.code))
+    if on is not None:
+        stmt = stmt.where(col(ServiceItem.effective_from) <= on).where(
+            (col(ServiceItem.effective_to).is_(None)) | (col(ServiceItem.effective_to) >= on)
+        )
+    return list(session.execute(stmt).scalars().all())
+
+
+def versions_query() -> Any:
+    return select(CatalogVersion).order_by(col(CatalogVersion.version).desc())
+
+
+# --- publishing ------------------------------------------------------------------------------------------
+
+
+def _reserve_version(session: Session, actor: Actor, note: str) -> CatalogVersion:
+    """Take the next version number.
+
+    Publishers serialise on one lock: the first version row (the seed, never deleted) FOR NO KEY UPDATE on
+    PostgreSQL, which does not block visits referencing it; SQLite write requests already hold the write
+    lock. The maximum is read after the lock, in a fresh statement, so a publish that waited for another
+    sees the number that one took and two publishes never race for the same number.
+    """
+    session.execute(
+        select(col(CatalogVersion.version)).order_by(col(CatalogVersion.version)).limit(1)
+        .with_for_update(key_share=True)
+    ).scalar_one_or_none()
+    latest = session.execute(select(func.max(col(CatalogVersion.version)))).scalar_one_or_none() or 0
+    row = CatalogVersion(version=int(latest) + 1, note=note, items="[]", published_by=actor.user_id,
+                         published_at=utcnow())
+    session.add(row)
+    session.flush()
+    return row
+
+
+def _finish(session: Session, row: CatalogVersion) -> CatalogVersion:
+    session.flush()
+    row.items = snapshot(session.execute(select(ServiceItem)).scalars().all())
+    session.add(row)
+    session.flush()
+    return row
+
+
+def _get_item(session: Session, item_id: str, *, for_update: bool = False) -> ServiceItem:
+    stmt = select(ServiceItem).where(col(ServiceItem.id) == item_id)
+    if for_update:  # NO KEY UPDATE: deliveries referencing the item are not blocked
+        stmt = stmt.with_for_update(key_share=True)
+    item = session.execute(stmt).scalar_one_or_none()
+    if item is None:
+        raise NotFound()
+    return item
+
+
+def _check_dates(start: date, end: date | None) -> None:
+    if end is not None and end < start:
+        raise EffectiveDatesOrder()
+
+
+def add_item(session: Session, actor: Actor, body: ItemCreate) -> tuple[ServiceItem, CatalogVersion]:
+    _check_dates(body.effective_from, body.effective_to)
+    if session.execute(select(col(ServiceItem.id)).where(col(ServiceItem.code) == body.code)).first():
+        raise ServiceItemCodeTaken({"code": body.code})
+    row = _reserve_version(session, actor, body.note)
+    item = ServiceItem(
+        code=body.code, name_zh=body.name_zh, name_en=body.name_en, description=body.description,
+        unit=body.unit, sort_order=body.sort_order, effective_from=body.effective_from,
+        effective_to=body.effective_to, sensitive=body.sensitive, since_version=row.version,
+    )
+    session.add(item)
+    return item, _finish(session, row)
+
+
+def update_item(session: Session, actor: Actor, item_id: str, body: ItemUpdate) -> tuple[ServiceItem, CatalogVersion]:
+    item = _get_item(session, item_id, for_update=True)
+    if body.version != item.version:
+        raise StaleVersion({"version": item.version})
+    changes = body.model_dump(exclude_unset=True, exclude={"version", "note"})
+    start = changes.get("effective_from", item.effective_from)
+    end = changes.get("effective_to", item.effective_to)
+    _check_dates(start, end)
+    if item.retired_in_version is not None and end is None:
+        raise ServiceItemRetired()  # a retired item stays retired: add a new item instead
+    row = _reserve_version(session, actor, body.note)
+    for name, value in changes.items():
+        setattr(item, name, value)
+    item.version += 1
+    item.updated_at = utcnow()
+    session.add(item)
+    return item, _finish(session, row)
+
+
+def retire_item(session: Session, actor: Actor, item_id: str, body: ItemRetire) -> tuple[ServiceItem, CatalogVersion]:
+    item = _get_item(session, item_id, for_update=True)
+    if item.retired_in_version is not None:
+        raise ServiceItemRetired()
+    if body.version != item.version:
+        raise StaleVersion({"version": item.version})
+    _check_dates(item.effective_from, body.effective_to)
+    row = _reserve_version(session, actor, body.note)
+    item.effective_to = body.effective_to
+    item.retired_in_version = row.version
+    item.version += 1
+    item.updated_at = utcnow()
+    session.add(item)
+    return item, _finish(session, row)

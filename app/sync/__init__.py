@@ -1,0 +1,1 @@
+"""Offline sync for workers' phones, wire-compatible with WatermelonDB (docs/sync.md)."""

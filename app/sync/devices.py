@@ -1,0 +1,179 @@
+"""Devices: registered on first sync, their bookkeeping, the scope they hold, revocation and listing.
+
+A device's scope (the division path prefixes whose records it holds) changes only once the device proves
+it received the pull that sent the new scope: a later pull with `last_pulled_at >= pending_cursor` and
+`> pending_from`. A pull whose response was lost is retried with the old cursor and sends the scope again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Select, select, update
+from sqlmodel import Session, col
+
+from app.audit import service as audit
+from app.auth.models import Role, User
+from app.core.deps import Actor
+from app.core.errors import Forbidden, NotFound, Unprocessable
+from app.core.types import utcnow
+from app.sync import tracking
+from app.sync.models import SyncDevice, SyncRejection
+
+DEVICE_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
+SKEW_MAX_MS = 10 * 365 * 86_400_000
+
+
+class DeviceIdRequired(Unprocessable):
+    code = "device_id_required"
+    en = "The X-Device-Id header is required: 8 to 64 letters, digits, '.', '_' or '-'."
+    zh = "需要 X-Device-Id 请求头：8至64位字母、数字、“.”、“_”或“-”。"
+
+
+class DeviceRevoked(Forbidden):
+    code = "device_revoked"
+    en = "This device has been revoked; ask your supervisor."
+    zh = "此设备已被停用，请联系上级主管。"
+
+
+def check_device_id(value: str | None) -> str:
+    if value is None or not DEVICE_ID.match(value):
+        raise DeviceIdRequired()
+    return value
+
+
+def scope_key(prefixes: tuple[str, ...]) -> str:
+    return hashlib.sha256(json.dumps(sorted(prefixes)).encode()).hexdigest()
+
+
+def _prefixes(raw: str | None) -> tuple[str, ...] | None:
+    return None if raw is None else tuple(json.loads(raw))
+
+
+@dataclass(frozen=True)
+class DeviceState:
+    row_id: str
+    held_scope: tuple[str, ...] | None  # None: unknown (a new device, or none acknowledged yet)
+
+
+def open_device(session: Session, actor: Actor, device_id: str, last_pulled_at: int) -> DeviceState:
+    """Register the device or find it (403 when revoked) and settle an acknowledged scope."""
+    device = session.execute(
+        select(SyncDevice).where(col(SyncDevice.user_id) == actor.user_id, col(SyncDevice.device_id) == device_id)
+        .with_for_update()
+    ).scalar_one_or_none()
+    if device is None:
+        area, district = _home(actor.area_prefixes or ())
+        device = SyncDevice(user_id=actor.user_id, device_id=device_id, area_path=area, district_code=district)
+        session.add(device)
+        session.flush()
+    if device.revoked_at is not None:
+        raise DeviceRevoked()
+    pending_cursor, pending_from = device.pending_cursor, device.pending_from
+    if (device.pending_scope is not None and pending_cursor is not None and pending_from is not None
+            and last_pulled_at >= pending_cursor and last_pulled_at > pending_from):
+        device.scope_prefixes, device.scope_key = device.pending_scope, _key_of(device.pending_scope)
+        device.pending_scope = device.pending_cursor = device.pending_from = None
+        session.add(device)
+    return DeviceState(device.id, _prefixes(device.scope_prefixes) if last_pulled_at else None)
+
+
+def _home(prefixes: tuple[str, ...]) -> tuple[str, str | None]:
+    """Where a device is listed: its user's first assigned area (supervisors of that area see it)."""
+    area = prefixes[0] if prefixes else "/"
+    parts = [p for p in area.split("/") if p]
+    return area, parts[1] if len(parts) > 1 else None
+
+
+def usernames(session: Session, user_ids: set[str]) -> dict[str, str]:
+    rows = session.execute(select(col(User.id), col(User.username)).where(col(User.id).in_(user_ids))).all()
+    return {i: u for i, u in rows}
+
+
+def _key_of(raw: str) -> str:
+    return scope_key(tuple(json.loads(raw)))
+
+
+@dataclass(frozen=True)
+class PullRecord:
+    device_row_id: str
+    actor: Actor
+    last_pulled_at: int
+    cursor: int
+    held_scope: tuple[str, ...] | None
+    app_version: str | None
+    schema_version: int
+    device_time_ms: int | None
+    counts: dict[str, Any]
+
+
+def record_pull(session: Session, pull: PullRecord) -> None:
+    """After a pull: the device's bookkeeping, the scope just sent, reconciled rejections, the audit event."""
+    device = session.get(SyncDevice, pull.device_row_id, with_for_update=True)
+    if device is None:  # pragma: no cover - rows are never deleted
+        return
+    now = utcnow()
+    device.last_pull_at, device.last_cursor = now, pull.cursor
+    device.cursor_lag = max(pull.cursor - pull.last_pulled_at, 0)
+    device.pulls += 1
+    device.app_version, device.schema_version = pull.app_version, pull.schema_version
+    if pull.device_time_ms is not None:
+        device.clock_skew_ms = max(min(pull.device_time_ms - int(now.timestamp() * 1000), SKEW_MAX_MS), -SKEW_MAX_MS)
+    prefixes = pull.actor.area_prefixes or ()
+    device.area_path, device.district_code = _home(prefixes)
+    if pull.held_scope is not None and set(pull.held_scope) == set(prefixes):
+        device.pending_scope = device.pending_cursor = device.pending_from = None
+    else:
+        device.pending_scope = json.dumps(sorted(prefixes))
+        device.pending_cursor, device.pending_from = pull.cursor, pull.last_pulled_at
+        # Move the counter past this pull's cursor, so the pull acknowledging the scope presents a cursor
+        # greater than the one the device had (a retry presents the old one), even when nothing else is written.
+        tracking.stage(session)
+    session.add(device)
+    if pull.last_pulled_at:
+        rejections = SyncRejection.__table__  # type: ignore[attr-defined]
+        session.execute(
+            update(rejections)
+            .where(rejections.c.device_row_id == device.id, rejections.c.reconciled.is_(False),
+                   rejections.c.seq_at <= pull.last_pulled_at)
+            .values(reconciled=True)
+        )
+    audit.record(session, "sync.pull", target_type="sync_device", target_id=device.id, detail=pull.counts)
+
+
+def pending_rejections(session: Session, device_row_id: str, after: int, cursor: int) -> list[tuple[str, str]]:
+    """(table, record id) of the device's rejected records it has not been sent yet for sure: stamped after
+    the cursor it presents (a device presenting a later cursor has received a pull that carried them)."""
+    rows = session.execute(
+        select(col(SyncRejection.table_name), col(SyncRejection.record_id))
+        .where(col(SyncRejection.device_row_id) == device_row_id, col(SyncRejection.reconciled).is_(False),
+               col(SyncRejection.seq_at) > after, col(SyncRejection.seq_at) <= cursor)
+    ).all()
+    return [(t, r) for t, r in rows]
+
+
+# --- listing and revocation ------------------------------------------------------------------------------
+
+def devices_query(actor: Actor) -> Select[Any]:
+    """Devices the actor may see: a worker their own; supervisors those of users in their area; admins all."""
+    stmt = select(SyncDevice).order_by(col(SyncDevice.first_seen_at), col(SyncDevice.id))
+    if actor.role == Role.worker:
+        return stmt.where(col(SyncDevice.user_id) == actor.user_id)
+    return stmt.where(actor.area_filter(col(SyncDevice.area_path)))
+
+
+def revoke(session: Session, actor: Actor, row_id: str) -> SyncDevice:
+    row = session.execute(
+        devices_query(actor).where(col(SyncDevice.id) == row_id).with_for_update()
+    ).scalar_one_or_none()
+    if row is None:
+        raise NotFound()
+    if row.revoked_at is None:
+        row.revoked_at, row.revoked_by = utcnow(), actor.user_id
+        session.add(row)
+        session.flush()
+    return row

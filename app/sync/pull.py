@@ -1,0 +1,226 @@
+"""The pull: every change a device lacks, read in one snapshot, with the cursor of that snapshot.
+
+Algorithm (docs/sync.md "Pull"):
+- a table is sent *in full* (every record in scope, under `updated`) on a first pull, when the worker's
+  scope differs from the one the device holds, or when the app's `migration` names the table;
+- otherwise the record ids in `sync_log` with `last_pulled_at < seq <= cursor` whose area lies in the
+  scope (or the scope the device held) are looked up now: those in scope go under `updated`, the rest under
+  `deleted`; records the server rejected from this device are looked up the same way;
+- on a scope change, records of areas no longer in scope go under `deleted`;
+- `created` is always empty (apps call `synchronize({sendCreatedAsUpdated: true})`).
+
+"In scope" is the area scope plus what a phone keeps: registered residents (not merged) and their
+婚育证明 documents, visits and service deliveries of the last 13 months, open tasks and tasks closed in the
+last 35 days, the whole catalogue.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections import defaultdict
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import ColumnElement, Select, Table, or_, select, true
+from sqlmodel import Session, col
+
+from app.core.deps import Actor
+from app.core.errors import Unprocessable
+from app.core.types import CITY_TZ, city_today, utcnow
+from app.people.models import ResidentStatus
+from app.sync.models import SyncCounter, SyncLog
+from app.sync.tracking import EVERYONE
+from app.sync.wire import MODELS, shape
+from app.visits.models import TaskState
+
+SUPPORTED_SCHEMA_VERSIONS = frozenset({1})
+SYNCED = tuple(MODELS)
+VISIT_MONTHS = 13
+CLOSED_TASK_DAYS = 35
+CHUNK = 500
+
+
+class SchemaVersionUnsupported(Unprocessable):
+    code = "schema_version_unsupported"
+    en = "This app version's database schema is not supported by the server; update the app."
+    zh = "服务器不支持此应用版本的数据库结构，请更新应用。"
+
+
+class CursorAhead(Unprocessable):
+    code = "cursor_ahead"
+    en = "last_pulled_at is ahead of the server; sync again from scratch."
+    zh = "last_pulled_at 超前于服务器，请重新完整同步。"
+
+
+class MigrationInvalid(Unprocessable):
+    code = "migration_invalid"
+    en = "migration must be null or {\"from\": n, \"tables\": [...], \"columns\": [{\"table\", \"columns\"}]}."
+    zh = "migration 必须为空或 {\"from\": n, \"tables\": [...], \"columns\": [{\"table\", \"columns\"}]}。"
+
+
+def migration_tables(migration: Any) -> set[str]:
+    """Tables a WatermelonDB migration touched (new tables, tables with new columns), among the synced."""
+    if migration is None:
+        return set()
+    if not isinstance(migration, dict) or not isinstance(migration.get("from"), int):
+        raise MigrationInvalid()
+    tables, columns = migration.get("tables", []), migration.get("columns", [])
+    if not isinstance(tables, list) or not isinstance(columns, list):
+        raise MigrationInvalid()
+    named = set()
+    for t in tables:
+        if not isinstance(t, str):
+            raise MigrationInvalid()
+        named.add(t)
+    for c in columns:
+        if not isinstance(c, dict) or not isinstance(c.get("table"), str):
+            raise MigrationInvalid()
+        named.add(c["table"])
+    return named & set(SYNCED)
+
+
+def months_ago(today: date, months: int) -> date:
+    index = today.year * 12 + today.month - 1 - months
+    year, month = divmod(index, 12)
+    return date(year, month + 1, min(today.day, 28))
+
+
+@dataclass
+class Window:
+    """The cut-offs of what a phone keeps."""
+
+    visits_since: datetime
+    deliveries_since: date
+    closed_tasks_since: datetime
+
+    @classmethod
+    def now(cls) -> Window:
+        since = months_ago(city_today(), VISIT_MONTHS)
+        start = datetime(since.year, since.month, since.day, tzinfo=CITY_TZ)
+        return cls(start, since, utcnow() - timedelta(days=CLOSED_TASK_DAYS))
+
+
+def _table(name: str) -> Table:
+    return MODELS[name].__table__  # type: ignore[attr-defined]
+
+
+def _area(actor: Actor, prefixes: tuple[str, ...] | None, column: Any, district: Any = None) -> ColumnElement[bool]:
+    return dataclasses.replace(actor, area_prefixes=prefixes).area_filter(column, district)
+
+
+def in_scope(name: str, actor: Actor, prefixes: tuple[str, ...] | None, window: Window | None,
+             what: Iterable[Any]) -> Select[Any]:
+    """SELECT `what` FROM the table WHERE the record is in the scope given by `prefixes` (None: whole city)
+    and — with a window — kept by phones."""
+    t = _table(name)
+    stmt = select(*what)
+    if name == "service_items":
+        return stmt.select_from(t)
+    if name == "divisions":
+        return stmt.where(_area(actor, prefixes, t.c.path, t.c.district_code))
+    if name == "fp_documents":
+        residents = _table("residents")
+        return stmt.join_from(t, residents, t.c.resident_id == residents.c.id).where(
+            _area(actor, prefixes, residents.c.area_path, residents.c.district_code),
+            *(_resident_kept(residents) if window else ()),
+        )
+    cond = [_area(actor, prefixes, t.c.area_path, t.c.district_code)]
+    if window and name == "residents":
+        cond += _resident_kept(t)
+    elif window and name == "visits":
+        cond.append(t.c.started_at >= window.visits_since)
+    elif window and name == "service_deliveries":
+        cond.append(t.c.delivered_on >= window.deliveries_since)
+    elif window and name == "tasks":
+        cond.append(or_(t.c.state == TaskState.open.value, t.c.updated_at >= window.closed_tasks_since))
+    return stmt.where(*cond)
+
+
+def _resident_kept(residents: Table) -> list[ColumnElement[bool]]:
+    return [residents.c.status == ResidentStatus.registered.value, residents.c.merged_into_id.is_(None)]
+
+
+@dataclass
+class Pull:
+    cursor: int
+    changes: dict[str, dict[str, list[Any]]] = field(default_factory=dict)
+    full_tables: list[str] = field(default_factory=list)
+
+    def counts(self) -> dict[str, Any]:
+        return {
+            "cursor": self.cursor,
+            "updated": sum(len(c["updated"]) for c in self.changes.values()),
+            "deleted": sum(len(c["deleted"]) for c in self.changes.values()),
+            "full_tables": len(self.full_tables),
+        }
+
+    def body(self) -> dict[str, Any]:
+        return {"changes": self.changes, "timestamp": self.cursor}
+
+
+def read_cursor(session: Session) -> int:
+    return int(session.execute(select(col(SyncCounter.seq)).where(col(SyncCounter.id) == 1)).scalar_one())
+
+
+def pull(session: Session, actor: Actor, *, last_pulled_at: int, cursor: int, held_scope: tuple[str, ...] | None,
+         migration: set[str], rejected: list[tuple[str, str]]) -> Pull:
+    """The changes for a device (the session is a snapshot; `cursor` was read in it)."""
+    scope = actor.area_prefixes
+    first = last_pulled_at == 0
+    scope_changed = not first and (held_scope is None or set(held_scope) != set(scope or ()))
+    full = set(SYNCED) if first or scope_changed else migration
+    window = Window.now()
+    touched: dict[str, set[str]] = defaultdict(set)
+    if not first:
+        for table, record_id in _logged(session, actor, last_pulled_at, cursor, scope, held_scope):
+            touched[table].add(record_id)
+    for table, record_id in rejected:
+        if table in MODELS:
+            touched[table].add(record_id)
+    result = Pull(cursor, full_tables=sorted(full))
+    for name in SYNCED:
+        s = shape(name)
+        t = _table(name)
+        updated: list[dict[str, Any]] = []
+        seen: set[str] = set()
+        if name in full:
+            rows: Iterable[Any] = session.execute(in_scope(name, actor, scope, window, s.columns))
+        else:
+            rows = _rows_by_id(session, name, actor, scope, window, sorted(touched.get(name, ())))
+        for row in rows:
+            raw = s.raw(row)
+            updated.append(raw)
+            seen.add(raw["id"])
+        gone = touched.get(name, set()) - seen
+        if scope_changed and held_scope and name != "service_items":
+            away = in_scope(name, actor, held_scope, window, [t.c.id])
+            gone |= {r for (r,) in session.execute(away)} - seen
+        result.changes[name] = {"created": [], "updated": updated, "deleted": sorted(gone)}
+    return result
+
+
+def _rows_by_id(session: Session, name: str, actor: Actor, scope: tuple[str, ...] | None, window: Window,
+                ids: list[str]) -> Iterator[Any]:
+    t = _table(name)
+    for i in range(0, len(ids), CHUNK):
+        chunk = ids[i:i + CHUNK]
+        yield from session.execute(in_scope(name, actor, scope, window, shape(name).columns).where(t.c.id.in_(chunk)))
+
+
+def _logged(session: Session, actor: Actor, after: int, upto: int, scope: tuple[str, ...] | None,
+            held: tuple[str, ...] | None) -> Iterator[tuple[str, str]]:
+    """(table, record id) logged in (after, upto] in an area of the scope or of the scope the device held."""
+    log = SyncLog.__table__  # type: ignore[attr-defined]
+    areas = _area(actor, scope, log.c.area_path)
+    if held and scope is not None:
+        areas = or_(areas, _area(actor, held, log.c.area_path))
+    stmt = (
+        select(log.c.table_name, log.c.record_id)
+        .where(log.c.seq > after, log.c.seq <= upto, or_(log.c.area_path == EVERYONE, areas) if scope is not None
+               else true())
+        .distinct()
+    )
+    for table, record_id in session.execute(stmt):
+        yield str(table), str(record_id)

@@ -1,0 +1,163 @@
+"""The wire shape of synced records: WatermelonDB raw records.
+
+A raw record is a flat JSON object keyed by the model's snake_case column names, `id` being the record id.
+Numbers are JSON numbers, dates and datetimes epoch milliseconds (a date is its midnight UTC:
+`Date.UTC(y, m - 1, d)`), booleans JSON booleans, everything else strings, absent values null — a string in
+a number column would be stored as 0 by WatermelonDB. Internal columns (area paths, district codes, who
+accepted an ID) never leave; residents go in the worker's shape and no table carries health data.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from functools import cache
+from typing import Any
+
+from sqlalchemy import Boolean, Column, Date, Float, Integer, Table
+from sqlmodel import SQLModel
+
+from app.catalog.models import ServiceItem
+from app.core.types import UTCDateTime
+from app.people.models import FpDocument, Resident
+from app.places.models import Division, Dwelling
+from app.visits.models import ServiceDelivery, Task, Visit
+
+EPOCH_DAY_MS = 86_400_000
+# Pull order: parents before children (WatermelonDB does not care, but humans reading a dump do).
+MODELS: dict[str, type[SQLModel]] = {
+    "divisions": Division,
+    "service_items": ServiceItem,
+    "dwellings": Dwelling,
+    "residents": Resident,
+    "fp_documents": FpDocument,
+    "visits": Visit,
+    "service_deliveries": ServiceDelivery,
+    "tasks": Task,
+}
+# Columns that never reach a phone.
+INTERNAL = frozenset({"area_path", "district_code"})
+# Residents in the worker's shape: as GET /residents/{id} (ResidentOut), nothing more.
+RESIDENT_INTERNAL = frozenset({"id_accepted_by", "anonymised_at", "created_by"})
+
+
+def to_ms(value: datetime) -> int:
+    return int(value.astimezone(UTC).timestamp() * 1000)
+
+
+def date_to_ms(value: date) -> int:
+    return (value.toordinal() - date(1970, 1, 1).toordinal()) * EPOCH_DAY_MS
+
+
+def ms_to_date(value: int) -> date:
+    return date.fromordinal(date(1970, 1, 1).toordinal() + value // EPOCH_DAY_MS)
+
+
+def ms_to_datetime(value: int) -> datetime:
+    return datetime.fromtimestamp(value / 1000, UTC)
+
+
+def _out(column: Column[Any]) -> Callable[[Any], Any] | None:
+    kind = column.type
+    if isinstance(kind, UTCDateTime):
+        return lambda v: None if v is None else to_ms(v)
+    if isinstance(kind, Date):
+        return lambda v: None if v is None else date_to_ms(v)
+    if isinstance(kind, Boolean):
+        return lambda v: None if v is None else bool(v)
+    return None
+
+
+class WireError(ValueError):
+    """A raw value of the wrong type for its column (the field is named, never the value)."""
+
+    def __init__(self, field: str) -> None:
+        super().__init__(field)
+        self.field = field
+
+
+def _in(column: Column[Any]) -> Callable[[Any], Any]:
+    kind, name = column.type, column.name
+
+    def number(v: Any) -> float | int:
+        if isinstance(v, bool) or not isinstance(v, int | float):
+            raise WireError(name)
+        return v
+
+    def convert(v: Any) -> Any:
+        if v is None:
+            return None
+        if isinstance(kind, UTCDateTime):
+            return ms_to_datetime(int(number(v)))
+        if isinstance(kind, Date):
+            return ms_to_date(int(number(v)))
+        if isinstance(kind, Boolean):
+            if not isinstance(v, bool):
+                raise WireError(name)
+            return v
+        if isinstance(kind, Integer):
+            n = number(v)
+            if n != int(n):
+                raise WireError(name)
+            return int(n)
+        if isinstance(kind, Float):
+            return float(number(v))
+        if not isinstance(v, str):
+            raise WireError(name)
+        return v
+
+    return convert
+
+
+@dataclass(frozen=True)
+class Shape:
+    table: str
+    columns: tuple[Column[Any], ...]
+    out: tuple[Callable[[Any], Any] | None, ...]
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(c.name for c in self.columns)
+
+    def raw(self, row: Sequence[Any]) -> dict[str, Any]:
+        """A selected row (in `columns` order) → raw record."""
+        return {c.name: (v if f is None else f(v)) for c, f, v in zip(self.columns, self.out, row, strict=True)}
+
+
+@cache
+def shape(table: str) -> Shape:
+    sql_table: Table = MODELS[table].__table__  # type: ignore[attr-defined]
+    hidden = set() if table == "divisions" else set(INTERNAL)
+    if table == "residents":
+        hidden |= RESIDENT_INTERNAL
+    columns = tuple(c for c in sql_table.columns if c.name not in hidden)
+    return Shape(table, columns, tuple(_out(c) for c in columns))
+
+
+def columns(table: str) -> tuple[str, ...]:
+    """The wire columns of a synced table (docs/sync.md lists them)."""
+    return shape(table).names
+
+
+def to_raw(table: str, record: SQLModel) -> dict[str, Any]:
+    """A model instance → raw record."""
+    s = shape(table)
+    return s.raw([getattr(record, c.name) for c in s.columns])
+
+
+def from_raw(table: str, raw: dict[str, Any], *, only: Sequence[str] | None = None) -> dict[str, Any]:
+    """A raw record (as pushed) → model field values, for the wire columns present (or those in `only`).
+
+    WatermelonDB's bookkeeping keys (`_status`, `_changed`) and unknown keys are ignored; a value of the
+    wrong type raises WireError naming the field.
+    """
+    s = shape(table)
+    wanted = set(only) if only is not None else None
+    values = {}
+    for column in s.columns:
+        name = column.name
+        if name not in raw or (wanted is not None and name not in wanted):
+            continue
+        values[name] = _in(column)(raw[name])
+    return values

@@ -1,0 +1,401 @@
+"""Visits: record (check-in flags, service deliveries, task completion), read, review, correct.
+
+A visit is immutable once stored. Only its review fields change (every decision is also a `visit_reviews`
+row); a correction is a new visit whose `corrects_visit_id` names the original, which is then superseded
+and its deliveries no longer count in the resident's service history.
+
+Scope: a visit lies in the area it was recorded in (the resident's area at the time). Lists, reviews and
+corrections use that area; a single visit, a resident's visits and their service history are also visible
+to whoever sees the resident now, so a worker who takes over a resident who moved sees their history.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import ColumnElement, Select, exists, select
+from sqlalchemy.orm import aliased
+from sqlmodel import Session, col
+
+from app.audit import service as audit
+from app.auth.models import Role
+from app.catalog import service as catalog
+from app.catalog.models import ServiceItem
+from app.core.config import get_settings
+from app.core.deps import Actor
+from app.core.errors import Conflict, Forbidden, NotFound, StaleVersion, Unprocessable
+from app.core.types import CITY_TZ, city_date, new_id, utcnow
+from app.people import service as people
+from app.people.models import Resident, ResidentStatus
+from app.places.models import Dwelling
+from app.visits import tasks
+from app.visits.checkin import CheckinFacts, assess
+from app.visits.geo import gcj02_to_wgs84
+from app.visits.models import ReviewState, ServiceDelivery, Task, Visit, VisitReview
+from app.visits.schemas import (
+    CheckinOut,
+    CoordSystem,
+    CorrectionCreate,
+    DeliveryOut,
+    ReviewDecision,
+    ReviewIn,
+    ReviewOut,
+    ServiceHistoryItem,
+    VisitCreate,
+    VisitFields,
+    VisitListItem,
+    VisitOut,
+)
+from app.visits.task_schemas import FOLLOW_UP_MAX_DAYS
+
+# --- errors -----------------------------------------------------------------------------------------------
+
+
+class VisitTooOld(Unprocessable):
+    code = "visit_too_old"
+    en = "The visit started too long ago to be recorded (see VISIT_MAX_AGE_DAYS)."
+    zh = "访视开始时间过早，已超过可补录期限。"
+
+
+class VisitResidentNotActive(Unprocessable):
+    code = "resident_not_active"
+    en = "The record is archived; record the visit on the surviving record."
+    zh = "该人员档案已归档，请在现行档案上记录访视。"
+
+
+class FollowUpDateRange(Unprocessable):
+    code = "follow_up_date_range"
+    en = f"A follow-up is due on or after the visit's date and within {FOLLOW_UP_MAX_DAYS} days of it."
+    zh = f"随访日期应不早于访视当日，且在访视后{FOLLOW_UP_MAX_DAYS}天以内。"
+
+
+class VisitIdTaken(Conflict):
+    code = "visit_id_taken"
+    en = "This visit id is already used by a different visit; generate a new id."
+    zh = "该访视编号已被其他访视使用，请生成新编号。"
+
+
+class DeliveryIdTaken(Conflict):
+    code = "delivery_id_taken"
+    en = "A service delivery id is already used; generate a new id."
+    zh = "服务记录编号已被使用，请生成新编号。"
+
+
+class OwnVisitReview(Forbidden):
+    code = "own_visit_review"
+    en = "You cannot review a visit you recorded yourself."
+    zh = "不能审核自己记录的访视。"
+
+
+class NotVisitAuthor(Forbidden):
+    code = "not_visit_author"
+    en = "Only the visit's author or a supervisor can correct it."
+    zh = "只有访视记录人或督导可以更正该访视。"
+
+
+class AlreadyCorrected(Conflict):
+    code = "already_corrected"
+    en = "This visit has already been corrected; correct the newest version instead."
+    zh = "该访视已被更正，请更正最新的版本。"
+
+
+# --- scope --------------------------------------------------------------------------------------------------
+
+
+def in_area(actor: Actor) -> ColumnElement[bool]:
+    return actor.area_filter(col(Visit.area_path), col(Visit.district_code))
+
+
+def get_visit(session: Session, actor: Actor, visit_id: str, *, for_update: bool = False,
+              via_resident: bool = False) -> Visit:
+    """The visit if it lies in the actor's area (or, with `via_resident`, its resident does), else 404."""
+    stmt = select(Visit).where(col(Visit.id) == visit_id, in_area(actor))
+    if for_update:
+        stmt = stmt.with_for_update()
+    visit = session.execute(stmt).scalar_one_or_none()
+    if visit is None and via_resident:
+        found = session.get(Visit, visit_id)
+        if found is not None and session.execute(
+            select(col(Resident.id)).where(col(Resident.id) == found.resident_id,
+                                           actor.area_filter(col(Resident.area_path), col(Resident.district_code)))
+        ).first() is not None:
+            visit = found
+    if visit is None:
+        raise NotFound()
+    return visit
+
+
+def visit_resident(session: Session, actor: Actor, resident_id: str) -> Resident:
+    """The resident a new visit is recorded on: in scope, followed through merges to the survivor."""
+    resident = people.get_resident(session, actor, resident_id)
+    if resident.merged_into_id is not None:
+        resident = people.get_resident(session, actor, people.survivor_of(session, resident).id)
+    if resident.status == ResidentStatus.archived.value or resident.merged_into_id is not None:
+        raise VisitResidentNotActive()
+    return resident
+
+
+def superseded_ids(session: Session, visit_ids: Sequence[str]) -> dict[str, str]:
+    """original visit id -> the id of the correction that supersedes it."""
+    if not visit_ids:
+        return {}
+    rows = session.execute(
+        select(col(Visit.corrects_visit_id), col(Visit.id)).where(col(Visit.corrects_visit_id).in_(list(visit_ids)))
+    ).all()
+    return {str(original): str(correction) for original, correction in rows}
+
+
+def not_superseded(visit_id: Any) -> ColumnElement[bool]:
+    later = aliased(Visit)
+    return ~exists().where(col(later.corrects_visit_id) == visit_id)
+
+
+# --- recording ------------------------------------------------------------------------------------------------
+
+
+def record_visit(session: Session, actor: Actor, body: VisitCreate) -> tuple[Visit, bool]:
+    """(visit, created). A retry of a stored visit (same client id and content) returns it unchanged."""
+    if body.id is not None and (stored := session.get(Visit, body.id)) is not None:
+        return _replay(session, actor, stored, body, None), False
+    resident = visit_resident(session, actor, body.resident_id)
+    return _record(session, actor, resident, body, area=None, corrects=None, reason=None), True
+
+
+def correct_visit(session: Session, actor: Actor, visit_id: str, body: CorrectionCreate) -> tuple[Visit, bool]:
+    """A correction: a new visit superseding `visit_id` (by its author, or a supervisor in scope)."""
+    if body.id is not None and (stored := session.get(Visit, body.id)) is not None:
+        return _replay(session, actor, stored, body, visit_id), False
+    original = get_visit(session, actor, visit_id, for_update=True)
+    if actor.role != Role.supervisor and original.worker_id != actor.user_id:
+        raise NotVisitAuthor()
+    newer = superseded_ids(session, [original.id]).get(original.id)
+    if newer is not None:
+        raise AlreadyCorrected({"corrected_by_id": newer})
+    resident = session.get(Resident, original.resident_id)
+    if resident is None:
+        raise NotFound()
+    resident = people.survivor_of(session, resident)
+    if resident.status == ResidentStatus.archived.value or resident.merged_into_id is not None:
+        raise VisitResidentNotActive()
+    return _record(session, actor, resident, body, area=original, corrects=original,
+                   reason=body.correction_reason.value), True
+
+
+def _replay(session: Session, actor: Actor, stored: Visit, body: VisitFields, corrects: str | None) -> Visit:
+    """A retry after a lost response: the same author and content answer with the stored visit."""
+    same = (
+        stored.worker_id == actor.user_id
+        and stored.corrects_visit_id == corrects
+        and stored.started_at == body.started_at
+        and stored.mode == body.mode.value
+        and stored.outcome == body.outcome.value
+        and _delivered(session, stored.id) == sorted((s.item_code, s.quantity) for s in body.services)
+    )
+    if same and isinstance(body, VisitCreate) and body.resident_id != stored.resident_id:
+        resident = session.get(Resident, body.resident_id)
+        same = resident is not None and people.survivor_of(session, resident).id == stored.resident_id
+    if not same:
+        raise VisitIdTaken()
+    return stored
+
+
+def _delivered(session: Session, visit_id: str) -> list[tuple[str, int]]:
+    rows = session.execute(
+        select(col(ServiceDelivery.item_code), col(ServiceDelivery.quantity))
+        .where(col(ServiceDelivery.visit_id) == visit_id)
+    ).all()
+    return sorted((str(code), int(quantity)) for code, quantity in rows)
+
+
+def codes_json(values: Sequence[Any]) -> str:
+    return json.dumps(sorted({str(getattr(v, "value", v)) for v in values}), separators=(",", ":"))
+
+
+def _record(session: Session, actor: Actor, resident: Resident, body: VisitFields, *, area: Visit | None,
+            corrects: Visit | None, reason: str | None) -> Visit:
+    settings = get_settings()
+    received = utcnow()
+    if body.started_at < received - timedelta(days=settings.visit_max_age_days):
+        raise VisitTooOld()
+    on = city_date(body.started_at)
+    if body.follow_up is not None and not on <= body.follow_up.due_date <= on + timedelta(days=FOLLOW_UP_MAX_DAYS):
+        raise FollowUpDateRange()
+    if body.dwelling_id is not None:
+        dwelling: Dwelling | None = people.get_dwelling_in_scope(session, actor, body.dwelling_id)
+    else:
+        dwelling = session.get(Dwelling, resident.dwelling_id) if resident.dwelling_id else None
+    version, items = catalog.resolve_items(session, [s.item_code for s in body.services], body.catalog_version, on)
+    delivery_ids = [s.id for s in body.services if s.id is not None]
+    if delivery_ids and session.execute(
+        select(col(ServiceDelivery.id)).where(col(ServiceDelivery.id).in_(delivery_ids))
+    ).first() is not None:
+        raise DeliveryIdTaken()
+
+    lat = lng = None
+    checkin = body.checkin
+    if checkin is not None:
+        lat, lng = checkin.lat, checkin.lng
+        if checkin.coord_system == CoordSystem.gcj02:
+            lat, lng = gcj02_to_wgs84(lat, lng)
+    facts = CheckinFacts(
+        mode=body.mode.value, started_at=body.started_at, ended_at=body.ended_at, lat=lat, lng=lng,
+        accuracy_m=checkin.accuracy_m if checkin else None, mock_location=bool(checkin and checkin.mock_location),
+        fix_time=checkin.fix_time if checkin else None,
+    )
+    distance, flags = assess(facts, (dwelling.lat, dwelling.lng) if dwelling else None, received, settings)
+    home = area or resident
+    visit = Visit(
+        id=body.id or new_id(), resident_id=resident.id, worker_id=actor.user_id, community_id=home.community_id,
+        dwelling_id=dwelling.id if dwelling else None, area_path=home.area_path, district_code=home.district_code,
+        mode=body.mode.value, purpose=body.purpose.value, outcome=body.outcome.value,
+        started_at=body.started_at, ended_at=body.ended_at, received_at=received, notes=codes_json(body.notes),
+        catalog_version=version, lat=lat, lng=lng, coord_system=checkin.coord_system.value if checkin else None,
+        accuracy_m=checkin.accuracy_m if checkin else None, provider=checkin.provider.value if checkin and
+        checkin.provider else None, mock_location=facts.mock_location, fix_time=facts.fix_time,
+        distance_m=distance, no_coordinates_reason=body.no_coordinates_reason.value
+        if body.no_coordinates_reason else None, flags=json.dumps(flags, separators=(",", ":")),
+        corrects_visit_id=corrects.id if corrects else None, correction_reason=reason,
+    )
+    session.add(visit)
+    session.flush()
+    for service in body.services:
+        item = items[service.item_code]
+        session.add(ServiceDelivery(
+            id=service.id or new_id(), visit_id=visit.id, resident_id=resident.id, item_id=item.id,
+            item_code=item.code, quantity=service.quantity, notes=codes_json(service.notes), delivered_on=on,
+            area_path=visit.area_path, district_code=visit.district_code,
+        ))
+    session.flush()
+    tasks.on_visit_recorded(session, visit, actor,
+                            follow_up_due=body.follow_up.due_date if body.follow_up else None,
+                            follow_up_reason=body.follow_up.reason.value if body.follow_up else None)
+    return visit
+
+
+# --- review -------------------------------------------------------------------------------------------------
+
+
+def review_visit(session: Session, actor: Actor, visit_id: str, body: ReviewIn) -> Visit:
+    visit = get_visit(session, actor, visit_id, for_update=True)
+    if visit.worker_id == actor.user_id:
+        raise OwnVisitReview()
+    if visit.version != body.version:
+        raise StaleVersion({"current_version": visit.version})
+    state = ReviewState.approved if body.decision == ReviewDecision.approve else ReviewState.flagged
+    now = utcnow()
+    reason = body.reason.value if body.reason else None
+    session.add(VisitReview(visit_id=visit.id, district_code=visit.district_code, decision=state.value,
+                            reason=reason, comment=body.comment or None, reviewed_by=actor.user_id, created_at=now))
+    visit.review_state, visit.reviewed_by, visit.reviewed_at, visit.review_reason = (
+        state.value, actor.user_id, now, reason)
+    visit.version += 1
+    session.add(visit)
+    session.flush()
+    return visit
+
+
+# --- reading ------------------------------------------------------------------------------------------------
+
+
+def day_start(day: date) -> datetime:
+    return datetime(day.year, day.month, day.day, tzinfo=CITY_TZ)
+
+
+def list_visits(actor: Actor, *, resident_id: str | None = None, worker_id: str | None = None,
+                community_id: str | None = None, start: date | None = None, end: date | None = None,
+                review_state: str | None = None, flagged: bool | None = None, mode: str | None = None,
+                purpose: str | None = None) -> Select[Any]:
+    stmt = select(Visit).where(in_area(actor))
+    for column, value in ((Visit.resident_id, resident_id), (Visit.worker_id, worker_id),
+                          (Visit.community_id, community_id), (Visit.review_state, review_state),
+                          (Visit.mode, mode), (Visit.purpose, purpose)):
+        if value is not None:
+            stmt = stmt.where(col(column) == value)
+    if start is not None:
+        stmt = stmt.where(col(Visit.started_at) >= day_start(start))
+    if end is not None:
+        stmt = stmt.where(col(Visit.started_at) < day_start(end + timedelta(days=1)))
+    if flagged is not None:
+        stmt = stmt.where(col(Visit.flags) != "[]" if flagged else col(Visit.flags) == "[]")
+    return newest_first(stmt)
+
+
+def newest_first(stmt: Select[Any]) -> Select[Any]:
+    return stmt.order_by(col(Visit.started_at).desc(), col(Visit.id).desc())
+
+
+def resident_visits(resident: Resident) -> Select[Any]:
+    return newest_first(select(Visit).where(col(Visit.resident_id) == resident.id))
+
+
+def list_items(session: Session, visits: Sequence[Visit]) -> list[VisitListItem]:
+    corrected = superseded_ids(session, [v.id for v in visits])
+    return [VisitListItem.model_validate({**_base(v), "corrected_by_id": corrected.get(v.id)}) for v in visits]
+
+
+def _base(visit: Visit) -> dict[str, Any]:
+    return {**visit.model_dump(), "flags": json.loads(visit.flags), "notes": json.loads(visit.notes)}
+
+
+def visit_out(session: Session, visit: Visit) -> VisitOut:
+    deliveries = session.execute(
+        select(ServiceDelivery, ServiceItem).join(ServiceItem, col(ServiceItem.id) == col(ServiceDelivery.item_id))
+        .where(col(ServiceDelivery.visit_id) == visit.id).order_by(col(ServiceItem.sort_order), col(ServiceItem.code))
+    ).all()
+    reviews = session.execute(
+        select(VisitReview).where(col(VisitReview.visit_id) == visit.id)
+        .order_by(col(VisitReview.created_at), col(VisitReview.id))
+    ).scalars().all()
+    done = session.execute(select(col(Task.id)).where(col(Task.completed_by_visit_id) == visit.id)
+                           .order_by(col(Task.id))).scalars().all()
+    created = session.execute(select(col(Task.id)).where(col(Task.source_visit_id) == visit.id)
+                              .order_by(col(Task.id))).scalars().all()
+    checkin = None
+    if visit.lat is not None and visit.lng is not None:
+        checkin = CheckinOut(lat=visit.lat, lng=visit.lng, coord_system=visit.coord_system or "wgs84",
+                             accuracy_m=visit.accuracy_m, provider=visit.provider,
+                             mock_location=visit.mock_location, fix_time=visit.fix_time)
+    return VisitOut.model_validate({
+        **_base(visit),
+        "corrected_by_id": superseded_ids(session, [visit.id]).get(visit.id),
+        "checkin": checkin,
+        "services": [_delivery(d, item, DeliveryOut) for d, item in deliveries],
+        "reviews": [ReviewOut.model_validate(r) for r in reviews],
+        "tasks_completed": list(done),
+        "tasks_created": list(created),
+    })
+
+
+def _delivery(delivery: ServiceDelivery, item: ServiceItem, shape: Any, **extra: Any) -> Any:
+    return shape.model_validate({**delivery.model_dump(), "notes": json.loads(delivery.notes),
+                                 "name_zh": item.name_zh, "name_en": item.name_en, **extra})
+
+
+def service_history(resident: Resident) -> Select[Any]:
+    """A resident's deliveries, newest first, without those of superseded visits."""
+    return (
+        select(ServiceDelivery)
+        .where(col(ServiceDelivery.resident_id) == resident.id, not_superseded(col(ServiceDelivery.visit_id)))
+        .order_by(col(ServiceDelivery.delivered_on).desc(), col(ServiceDelivery.created_at).desc(),
+                  col(ServiceDelivery.id).desc())
+    )
+
+
+def history_items(session: Session, deliveries: Sequence[ServiceDelivery]) -> list[ServiceHistoryItem]:
+    if not deliveries:
+        return []
+    items = {i.id: i for i in session.execute(
+        select(ServiceItem).where(col(ServiceItem.id).in_({d.item_id for d in deliveries}))).scalars()}
+    visits = {v.id: v for v in session.execute(
+        select(Visit).where(col(Visit.id).in_({d.visit_id for d in deliveries}))).scalars()}
+    return [_delivery(d, items[d.item_id], ServiceHistoryItem, community_id=visits[d.visit_id].community_id,
+                      worker_id=visits[d.visit_id].worker_id) for d in deliveries]
+
+
+def audit_visit_read(session: Session, visit: Visit, purpose: str | None) -> None:
+    """A visit holds a precise location and, in its services, reproductive-health data."""
+    audit.record(session, "visit.read", target_type="visits", target_id=visit.id, fields=["checkin", "services"],
+                 purpose=purpose or "case_work")
