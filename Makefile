@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed-stamp
 PYTEST_WORKERS ?= 2
 PG_TEST_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/postgres
 
-.PHONY: install run test test-pg lint format openapi browser-deps bench clean
+.PHONY: install interop-deps run test test-pg lint format openapi browser-deps bench clean
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -18,16 +18,31 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+# Node packages for the WatermelonDB interop test (tests/interop; exact versions from its package-lock.json).
+# Without npm (or when npm ci fails) the rest of the suite still runs and the test is skipped; CI (.ci/run)
+# installs Node and requires the test to run (REQUIRE_NODE=1).
+INTEROP := tests/interop
+INTEROP_STAMP := $(INTEROP)/node_modules/.installed-stamp
+
+$(INTEROP_STAMP): $(INTEROP)/package.json $(INTEROP)/package-lock.json
+	@if ! command -v npm >/dev/null 2>&1; then \
+		echo "npm not found: tests/sync/test_watermelon_interop.py will be skipped (install Node >= 18 to run it)"; \
+	elif ! (cd $(INTEROP) && npm ci --no-audit --no-fund --loglevel=error && touch node_modules/.installed-stamp); then \
+		echo "npm ci failed in $(INTEROP): the interop test will be skipped (fails on CI)"; \
+	fi
+
+interop-deps: $(INTEROP_STAMP)
+
 run: install
 	$(BIN)/migrant migrate
 	$(BIN)/migrant seed-demo
 	$(BIN)/migrant serve --host 127.0.0.1 --port 8000
 
-test: install
+test: install interop-deps
 	$(BIN)/python -m pytest -n $(PYTEST_WORKERS)
 
 # The same suite on PostgreSQL (each run creates and drops its own databases on that server).
-test-pg: install
+test-pg: install interop-deps
 	TEST_DATABASE_URL=$(PG_TEST_URL) $(BIN)/python -m pytest -n $(PYTEST_WORKERS)
 
 # The code is formatted by hand to 120 columns; `make format` is there for whoever wants ruff's layout.
@@ -49,4 +64,4 @@ browser-deps:
 		apt-get update -qq && apt-get install -y -qq chromium >/dev/null)
 
 clean:
-	rm -rf $(VENV) data/*.db data/*.db-* .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(INTEROP)/node_modules data/*.db data/*.db-* .mypy_cache .ruff_cache

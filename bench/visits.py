@@ -22,6 +22,12 @@ What it does, in one run on one machine:
    median (target ≥ 0.25). What the API does beyond the limit (authentication, scope check, validation,
    catalogue resolution, check-in flags, task completion, audit events, the JSON answer) is what the ratio
    prices. `--breakdown` also times those parts in-process. No assertions on time.
+
+Batch mode (`--batch 1000`): in-process, no HTTP. Each of `--rounds` rounds (after one warm-up round) records
+`--batch` visits × 2 deliveries with app/visits/batch.py `record_visits` in one transaction (audit seal and
+durable commit included, body validation excluded and reported apart), then inserts the same rows (read back,
+new ids) with one executemany per table in one transaction through the bare driver; ratio executemany median /
+record_visits median (target ≥ 0.3). `--profile cumulative|tottime` prints a cProfile of record_visits.
 """
 
 from __future__ import annotations
@@ -218,6 +224,19 @@ class Direct:
             self.raw.commit()
         cursor.close()
 
+    def insert_many(self, rows: list[tuple[tuple[Any, ...], list[tuple[Any, ...]]]]) -> None:
+        """Every visit and delivery row in one transaction: one executemany per table, a durable commit."""
+        cursor = self.raw.cursor()
+        if self.sqlite:
+            cursor.execute("BEGIN IMMEDIATE")
+        cursor.executemany(self.insert_visit, [visit for visit, _ in rows])
+        cursor.executemany(self.insert_delivery, [d for _, deliveries in rows for d in deliveries])
+        if self.sqlite:
+            cursor.execute("COMMIT")
+        else:
+            self.raw.commit()
+        cursor.close()
+
     def close(self) -> None:
         self.raw.close()
         self.engine.dispose()
@@ -369,6 +388,114 @@ def breakdown(url: str, username: str, bodies: list[dict[str, Any]], people: lis
     engine.dispose()
 
 
+# --- batch mode: record_visits vs executemany -------------------------------------------------------------
+
+def batch_actor(url: str, username: str) -> Any:
+    from app.auth.models import User, UserScope
+    from app.core.deps import Actor
+
+    engine = create_db_engine(url)
+    try:
+        with engine.connect() as conn:
+            user_id = conn.execute(select(col(User.id)).where(col(User.username) == username)).scalar_one()
+            path = conn.execute(select(col(Division.path)).join(UserScope, col(UserScope.division_id) == col(
+                Division.id)).where(col(UserScope.user_id) == user_id)).scalar_one()
+    finally:
+        engine.dispose()
+    return Actor(user_id, username, Role.worker, "bench", (path,))
+
+
+def batch_bodies(rng: random.Random, people: list[Any], n: int, now: datetime) -> list[dict[str, Any]]:
+    """`n` visits with exactly two deliveries each (client ids on everything, as a phone sends them)."""
+    out = []
+    for i in range(n):
+        b = body(rng, people[(i * 7919) % len(people)], now)
+        b["services"] = [{"id": uuid.UUID(int=rng.getrandbits(128)).hex, "item_code": code, "quantity": 1}
+                         for code in rng.sample(ITEMS, 2)]
+        out.append(b)
+    return out
+
+
+def run_batch(args: argparse.Namespace) -> None:
+    """`--rounds` rounds, interleaved: record_visits of `--batch` visits × 2 deliveries in one transaction
+    (audit seal and durable commit included), then the same rows inserted by executemany in one transaction."""
+    import cProfile
+    import pstats
+
+    from sqlmodel import Session
+
+    from app.audit import service as audit
+    from app.core import context
+    from app.core.db import begin
+    from app.visits.batch import VisitItem, record_visits
+    from app.visits.schemas import VisitCreate
+
+    url = database_url(args.db)
+    (ROOT / "bench" / "out").mkdir(parents=True, exist_ok=True)
+    username, _ = build(args.db, url, args.size, args.seed)
+    people = residents(url, username)
+    actor = batch_actor(url, username)
+    rng = random.Random(args.seed + 1)  # not the demo history's stream: its ids would come out again
+    engine = create_db_engine(url)
+    direct = Direct(url)
+    profiler = cProfile.Profile() if args.profile else None
+    load_start = os.getloadavg()[0]
+    times: dict[str, list[float]] = {"batch": [], "direct": [], "validate": []}
+    sent: list[str] = []
+    token = context.set_current(context.RequestContext(actor_id=actor.user_id, actor_role=actor.role.value))
+    try:
+        for round_ in range(args.rounds + 1):  # the first round warms caches and is not counted
+            raw = batch_bodies(rng, people, args.batch, datetime.now(UTC))
+            sent += [b["id"] for b in raw]
+            started = time.perf_counter_ns()
+            items = [VisitItem(VisitCreate.model_validate(b)) for b in raw]
+            validated = (time.perf_counter_ns() - started) / 1e6
+
+            def record(items: list[Any] = items) -> None:
+                with Session(engine) as session:
+                    begin(session, write=True)
+                    results = record_visits(session, actor, items)
+                    audit.seal_pending(session)
+                    session.commit()
+                bad = [r for r in results if r.status != "created"]
+                if bad:
+                    raise SystemExit(f"record_visits: {len(bad)} not created, first {bad[0]}")
+
+            if profiler is not None and round_ > 0:
+                profiler.enable()
+            elapsed = timed(record)
+            if profiler is not None:
+                profiler.disable()
+            rows = [direct.rows_of(b["id"]) for b in raw]
+            direct_ms = timed(lambda rows=rows: direct.insert_many(rows))
+            if round_ == 0:
+                continue
+            times["batch"].append(elapsed)
+            times["direct"].append(direct_ms)
+            times["validate"].append(validated)
+            print(f"  round {round_}: record_visits {elapsed:8.1f} ms  executemany {direct_ms:7.1f} ms  "
+                  f"(body validation {validated:.1f} ms)", flush=True)
+    finally:
+        context.reset(token)
+        direct.close()
+        engine.dispose()
+    stored = check(url, username, sent)
+    batch_med, direct_med = statistics.median(times["batch"]), statistics.median(times["direct"])
+    print(f"\n{args.db}: {args.rounds} rounds of {args.batch:,} visits × 2 deliveries ({args.size:,} residents); "
+          f"{os.cpu_count()} CPUs, load average {load_start:.1f} at the start; {stored}")
+    print(f"  record_visits + audit seal + commit, median {batch_med:8.1f} ms  "
+          f"({1000 * args.batch / batch_med:,.0f} visits/s)")
+    print(f"  executemany of the same rows + commit, median {direct_med:6.1f} ms  "
+          f"({1000 * args.batch / direct_med:,.0f} visits/s)")
+    print(f"  body validation (pydantic, not in either side), median {statistics.median(times['validate']):.1f} ms")
+    print(f"  ratio executemany / record_visits (medians) {direct_med / batch_med:.2f} (target ≥ 0.3); "
+          f"load average {os.getloadavg()[0]:.1f} at the end")
+    if profiler is not None:
+        pstats.Stats(profiler).sort_stats(args.profile).print_stats(40)
+    if args.db == "postgres" and not args.keep:
+        drop(args.db, url)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--db", choices=("sqlite", "postgres"), default="sqlite")
@@ -378,7 +505,16 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=20261129)
     parser.add_argument("--keep", action="store_true", help="keep the PostgreSQL database afterwards")
     parser.add_argument("--breakdown", action="store_true", help="also time a request's parts in-process")
-    run(parser.parse_args())
+    parser.add_argument("--batch", type=int, default=0,
+                        help="batch mode: record_visits of this many visits × 2 deliveries per transaction, in-process")
+    parser.add_argument("--rounds", type=int, default=7, help="batch mode: measured rounds")
+    parser.add_argument("--profile", choices=("cumulative", "tottime"),
+                        help="batch mode: cProfile record_visits, sorted so")
+    args = parser.parse_args()
+    if args.batch:
+        run_batch(args)
+    else:
+        run(args)
 
 
 if __name__ == "__main__":

@@ -66,8 +66,16 @@ def far(api: Api, world: World) -> dict[str, Any]:
                      headers={"X-Device-Id": "far-phone-0001"})
     assert synced.status_code == 200, synced.text
     device = api.as_("worker3", "GET", V1 + "/sync/devices").json()["items"][0]
+    # A sync conflict on the twin: the supervisor and worker3's phone both changed its occupation.
+    assert api.as_("sup_other", "PATCH", f"{V1}/residents/{twin['id']}", json={"version": 1, "occupation": "a"}
+                   ).status_code == 200
+    pushed = api.as_("worker3", "POST", V1 + "/sync/push", params={"last_pulled_at": synced.json()["timestamp"]},
+                     headers={"X-Device-Id": "far-phone-0001"}, json={"changes": {"residents": {"updated": [
+                         {"id": twin["id"], "_status": "updated", "_changed": "occupation", "occupation": "b"}]}}})
+    assert pushed.status_code == 200 and pushed.json()["applied"] == {"residents": 1}, pushed.text
+    conflict_id = api.as_("sup_other", "GET", V1 + "/sync/conflicts").json()["items"][0]["id"]
     return {
-        "device_row_id": device["id"],
+        "device_row_id": device["id"], "conflict_id": conflict_id,
         "resident_id": resident["id"], "keep_id": resident["id"], "twin_id": twin["id"],
         "dwelling_id": dwelling, "division_id": c3["id"], "landlord_id": landlord["id"],
         "document_id": fp_doc["id"], "correction_id": correction["id"],
@@ -138,6 +146,7 @@ def bodies(far: dict[str, Any], world: World) -> dict[tuple[str, str], dict[str,
         ("POST", "/visits/{visit_id}/review"): {"decision": "approve", "version": 1},
         ("POST", "/visits/{visit_id}/corrections"): {**far_visit(), "correction_reason": "wrong_time"},
         ("POST", "/sync/devices/{device_row_id}/revoke"): None,
+        ("POST", "/sync/conflicts/{conflict_id}/resolve"): {"outcome": "acknowledged"},
     }
 
 
@@ -157,6 +166,7 @@ ELSEWHERE = {
     ("GET", "/catalog"), ("GET", "/catalog/versions"), ("GET", "/catalog/versions/{version}"),
     ("POST", "/visits/{visit_id}/photos"),  # multipart: tests/visits/test_photos.py (scope 404, author 403)
     ("GET", "/sync/pull"),  # needs X-Device-Id; scope per table and exits: tests/sync/test_pull.py
+    ("POST", "/sync/push"),  # needs X-Device-Id; out-of-scope records are refused one by one: tests/sync/test_push.py
 }
 # List routes: filtered to the far records, worker1 must get nothing of them (or 403).
 LISTS = {
@@ -175,6 +185,7 @@ LISTS = {
     ("GET", "/me/tasks"): ({"upcoming_days": "31"}, 200),
     ("GET", "/visits"): ({"community_id": "{division_id}"}, 200),
     ("GET", "/sync/devices"): ({}, 200),
+    ("GET", "/sync/conflicts"): ({}, 403),
 }
 
 

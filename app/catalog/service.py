@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
-from datetime import date
+from dataclasses import dataclass
+from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 from sqlmodel import Session, col
 
 from app.catalog.models import CatalogVersion, ServiceItem
@@ -104,10 +105,90 @@ def snapshot_items(row: CatalogVersion) -> list[dict[str, Any]]:
     return items
 
 
-def _effective(entry: dict[str, Any], on: date) -> bool:
-    start = date.fromisoformat(entry["effective_from"])
-    end = date.fromisoformat(entry["effective_to"]) if entry.get("effective_to") else None
-    return start <= on and (end is None or on <= end)
+@dataclass(frozen=True)
+class Entry:
+    """One item as a catalogue version published it (names as of that version)."""
+
+    id: str
+    code: str
+    name_zh: str
+    name_en: str
+    sort_order: int
+    effective_from: date
+    effective_to: date | None
+
+    def effective(self, on: date) -> bool:
+        return self.effective_from <= on and (self.effective_to is None or on <= self.effective_to)
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    version: int
+    by_code: dict[str, Entry]
+    by_id: dict[str, Entry]
+
+
+# Parsed snapshots, per process. A published version never changes; the key also holds its publication
+# stamp, so another database where the same number means another publication (tests) cannot hit it.
+_SNAPSHOTS: dict[tuple[int, datetime, str | None, str], Snapshot] = {}
+_SNAPSHOTS_MAX = 256
+
+
+def _parse(version: int, items: str) -> Snapshot:
+    entries = [Entry(id=e["id"], code=e["code"], name_zh=e["name_zh"], name_en=e["name_en"],
+                     sort_order=int(e.get("sort_order") or 0), effective_from=date.fromisoformat(e["effective_from"]),
+                     effective_to=date.fromisoformat(e["effective_to"]) if e.get("effective_to") else None)
+               for e in json.loads(items)]
+    return Snapshot(version, {e.code: e for e in entries}, {e.id: e for e in entries})
+
+
+def snapshots(session: Session, versions: Iterable[int]) -> tuple[int, dict[int, Snapshot]]:
+    """(the current version, the parsed snapshots of the current version and of those of `versions` that
+    exist). One query for the version stamps; the items only for versions this process has not parsed yet."""
+    table = CatalogVersion.__table__  # type: ignore[attr-defined]
+    latest = select(func.max(table.c.version)).scalar_subquery()
+    wanted = sorted(set(versions))
+    where = or_(table.c.version == latest, table.c.version.in_(wanted)) if wanted else table.c.version == latest
+    stamps = session.execute(
+        select(table.c.version, table.c.published_at, table.c.published_by, table.c.note).where(where)
+    ).all()
+    if not stamps:  # the migration seeds version 1; an empty table is a broken deployment
+        raise CatalogVersionUnknown()
+    found: dict[int, Snapshot] = {}
+    missing = []
+    for version, published_at, published_by, note in stamps:
+        cached = _SNAPSHOTS.get((version, published_at, published_by, note))
+        if cached is None:
+            missing.append(version)
+        else:
+            found[version] = cached
+    if missing:
+        if len(_SNAPSHOTS) >= _SNAPSHOTS_MAX:
+            _SNAPSHOTS.clear()
+        for version, items, published_at, published_by, note in session.execute(
+            select(table.c.version, table.c["items"], table.c.published_at, table.c.published_by, table.c.note)
+            .where(table.c.version.in_(missing))
+        ).all():
+            found[version] = _SNAPSHOTS[(version, published_at, published_by, note)] = _parse(version, items)
+    return max(v for v, *_ in stamps), found
+
+
+def check_items(snapshot: Snapshot | None, version: int, codes: list[str], on: date) -> dict[str, Entry]:
+    """The entries of delivered item codes in a catalogue version, checked on a local date.
+
+    422 `catalog_version_unknown` (no snapshot), `service_item_unknown` (code not in that version's
+    snapshot) or `service_item_not_effective`.
+    """
+    if snapshot is None:
+        raise CatalogVersionUnknown({"catalog_version": version})
+    wanted = list(dict.fromkeys(codes))
+    unknown = [c for c in wanted if c not in snapshot.by_code]
+    if unknown:
+        raise ServiceItemUnknown({"codes": unknown, "catalog_version": version})
+    inactive = [c for c in wanted if not snapshot.by_code[c].effective(on)]
+    if inactive:
+        raise ServiceItemNotEffective({"codes": inactive, "catalog_version": version})
+    return {c: snapshot.by_code[c] for c in wanted}
 
 
 def resolve_items(
@@ -118,27 +199,17 @@ def resolve_items(
     Returns the version used and the ServiceItem rows by code. 422 `catalog_version_unknown`,
     `service_item_unknown` (code not in that version's snapshot) or `service_item_not_effective`.
     """
-    used = current_version(session) if version is None else version
-    row = session.get(CatalogVersion, used)
-    if row is None:
-        raise CatalogVersionUnknown({"catalog_version": used})
-    entries = {e["code"]: e for e in snapshot_items(row)}
-    wanted = list(dict.fromkeys(codes))
-    unknown = [c for c in wanted if c not in entries]
-    if unknown:
-        raise ServiceItemUnknown({"codes": unknown, "catalog_version": used})
-    inactive = [c for c in wanted if not _effective(entries[c], on)]
-    if inactive:
-        raise ServiceItemNotEffective({"codes": inactive, "catalog_version": used})
-    if not wanted:
+    current, found = snapshots(session, [] if version is None else [version])
+    used = current if version is None else version
+    entries = check_items(found.get(used), used, codes, on)
+    if not entries:
         return used, {}
-    ids = [entries[c]["id"] for c in wanted]
-    rows = session.execute(select(ServiceItem).where(col(ServiceItem.id).in_(ids))).scalars().all()
-    by_id = {r.id: r for r in rows}
-    missing = [c for c in wanted if entries[c]["id"] not in by_id]
+    rows = session.execute(select(ServiceItem).where(col(ServiceItem.id).in_([e.id for e in entries.values()])))
+    by_id = {r.id: r for r in rows.scalars().all()}
+    missing = [c for c, e in entries.items() if e.id not in by_id]
     if missing:  # a snapshot naming a row that no longer exists: items are never deleted, so not expected
         raise ServiceItemUnknown({"codes": missing, "catalog_version": used})
-    return used, {c: by_id[entries[c]["id"]] for c in wanted}
+    return used, {c: by_id[e.id] for c, e in entries.items()}
 
 
 # --- reads -----------------------------------------------------------------------------------------------

@@ -50,6 +50,8 @@ class Settings(BaseSettings):
     # API limits.
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
     page_max: int = Field(default=200, ge=10, le=1000)
+    # Sync push bodies (a day of offline work); gzip-compressed bodies are limited to this once inflated.
+    sync_push_max_bytes: int = Field(default=16_777_216, ge=65_536, le=268_435_456)
 
     # Audit retention: the law (Cybersecurity Law art. 21) asks for at least 6 months.
     audit_retention_days: int = Field(default=180, ge=180)

@@ -89,6 +89,7 @@ class RequestContextMiddleware:
 # Routes that take files get their own allowance; everything else gets MAX_BODY_BYTES.
 PHOTO_UPLOAD = re.compile(r"^/api/v1/visits/[^/]+/photos$")
 IMPORTS = {"/api/v1/residents/import", "/api/v1/divisions/import"}
+SYNC_PUSH = "/api/v1/sync/push"  # its route also inflates gzip bodies, to the same limit (app/sync/router.py)
 MULTIPART_OVERHEAD = 64 * 1024
 IMPORT_ALLOWANCE = 8 * 1024 * 1024  # both importers refuse files over 8 MiB with their own 413
 
@@ -99,6 +100,8 @@ def body_limit(path: str) -> int:
         return max(settings.max_body_bytes, settings.photo_max_bytes + MULTIPART_OVERHEAD)
     if path in IMPORTS:
         return max(settings.max_body_bytes, IMPORT_ALLOWANCE + MULTIPART_OVERHEAD)
+    if path == SYNC_PUSH:
+        return max(settings.max_body_bytes, settings.sync_push_max_bytes)
     return settings.max_body_bytes
 
 

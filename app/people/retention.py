@@ -34,7 +34,7 @@ from sqlmodel import Session, col
 
 from app.audit import service as audit
 from app.core.errors import Unprocessable
-from app.core.types import utcnow
+from app.core.types import city_today, utcnow
 from app.people.models import (
     CorrectionRequest,
     FpDocument,
@@ -107,7 +107,7 @@ def anonymise(session: Session, older_than_years: int, *, today: date | None = N
     """Anonymise every resident due; flushes, never commits. Returns what was (or would be) changed."""
     if older_than_years < 1:
         raise RetentionYearsInvalid({"older_than_years": older_than_years})
-    today = today or date.today()
+    today = today or city_today()
     result = RetentionResult(older_than_years=older_than_years, cutoff=cutoff_for(older_than_years, today),
                              dry_run=dry_run)
     if dry_run:

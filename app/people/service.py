@@ -190,8 +190,10 @@ def touch(resident: Resident) -> None:
 # --- create ------------------------------------------------------------------------------------------
 
 
-def create_resident(session: Session, actor: Actor, body: ResidentCreate, *, arrival_task: bool = True) -> Resident:
-    """Register a person; `arrival_task` (off for bulk import) gives them a new-arrival visit task."""
+def create_resident(session: Session, actor: Actor, body: ResidentCreate, *, arrival_task: bool = True,
+                    resident_id: str | None = None) -> Resident:
+    """Register a person; `arrival_task` (off for bulk import) gives them a new-arrival visit task.
+    `resident_id`: a client-generated id (sync push); ignored when the person already has a record."""
     parsed, verified = check_identity(actor, body)
     phone = normalise_phone(body.phone)
     check_dates(body.arrival_date)
@@ -207,6 +209,8 @@ def create_resident(session: Session, actor: Actor, body: ResidentCreate, *, arr
         arrival_date=body.arrival_date, marital_status=body.marital_status.value, employer=body.employer,
         occupation=body.occupation, residence_permit_no=body.residence_permit_no, created_by=actor.user_id,
     )
+    if resident_id is not None:
+        resident.id = resident_id
     session.add(resident)
     session.add(Tenancy(resident_id=resident.id, dwelling_id=dwelling.id, area_path=dwelling.area_path,
                         district_code=dwelling.district_code, move_in=body.arrival_date, source=body.source.value))

@@ -130,13 +130,16 @@ def _place(dwelling: Dwelling, community: Division, grid: Division | None) -> No
     dwelling.district_code = community.district_code or community.path.strip("/").split("/")[1]
 
 
-def create_dwelling(session: Session, actor: Actor, data: DwellingCreate) -> Dwelling:
+def create_dwelling(session: Session, actor: Actor, data: DwellingCreate, *,
+                    dwelling_id: str | None = None) -> Dwelling:
     community, grid = _target(session, actor, data.community_id, data.grid_id)
     _require_active(community, grid)
     if _address_taken(session, community.id, data.address):
         raise DwellingAddressTaken()
     dwelling = Dwelling(community_id=community.id, area_path="", district_code="", address=data.address,
                         kind=data.kind.value, lat=data.lat, lng=data.lng)
+    if dwelling_id is not None:  # a client-generated id (sync push)
+        dwelling.id = dwelling_id
     _place(dwelling, community, grid)
     session.add(dwelling)
     with db_conflicts(DwellingAddressTaken):

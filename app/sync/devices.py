@@ -11,6 +11,7 @@ import hashlib
 import json
 import re
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Select, select, update
@@ -58,6 +59,13 @@ def _prefixes(raw: str | None) -> tuple[str, ...] | None:
 class DeviceState:
     row_id: str
     held_scope: tuple[str, ...] | None  # None: unknown (a new device, or none acknowledged yet)
+    # What the last recorded pull left (to skip bookkeeping for a quiet pull that would change nothing).
+    last_pull_at: datetime | None = None
+    last_cursor: int | None = None
+    app_version: str | None = None
+    schema_version: int | None = None
+    pending: bool = False
+    open_rejections: bool = False
 
 
 def open_device(session: Session, actor: Actor, device_id: str, last_pulled_at: int) -> DeviceState:
@@ -79,7 +87,34 @@ def open_device(session: Session, actor: Actor, device_id: str, last_pulled_at: 
         device.scope_prefixes, device.scope_key = device.pending_scope, _key_of(device.pending_scope)
         device.pending_scope = device.pending_cursor = device.pending_from = None
         session.add(device)
-    return DeviceState(device.id, _prefixes(device.scope_prefixes) if last_pulled_at else None)
+    open_rejections = session.execute(
+        select(col(SyncRejection.id)).where(col(SyncRejection.device_row_id) == device.id,
+                                            col(SyncRejection.reconciled).is_(False)).limit(1)
+    ).first() is not None
+    return DeviceState(device.id, _prefixes(device.scope_prefixes) if last_pulled_at else None,
+                       device.last_pull_at, device.last_cursor, device.app_version, device.schema_version,
+                       device.pending_scope is not None, open_rejections)
+
+
+# A pull that sends nothing and changes nothing is recorded at most this often (the device list shows the
+# last pull to the minute), so phones polling an unchanged server cost one read, not a durable write.
+QUIET_PULL_RESOLUTION = timedelta(seconds=60)
+
+
+def quiet(state: DeviceState, pull: PullRecord) -> bool:
+    """True when recording this pull would only move `last_pull_at` by less than QUIET_PULL_RESOLUTION."""
+    counts = pull.counts
+    if counts.get("updated") or counts.get("deleted") or counts.get("full_tables"):
+        return False
+    if pull.cursor != pull.last_pulled_at or state.last_cursor != pull.cursor:
+        return False
+    if state.pending or state.open_rejections or state.held_scope is None:
+        return False
+    if set(state.held_scope) != set(pull.actor.area_prefixes or ()):
+        return False
+    if (state.app_version, state.schema_version) != (pull.app_version, pull.schema_version):
+        return False
+    return state.last_pull_at is not None and utcnow() - state.last_pull_at < QUIET_PULL_RESOLUTION
 
 
 def _home(prefixes: tuple[str, ...]) -> tuple[str, str | None]:
@@ -143,6 +178,26 @@ def record_pull(session: Session, pull: PullRecord) -> None:
             .values(reconciled=True)
         )
     audit.record(session, "sync.pull", target_type="sync_device", target_id=device.id, detail=pull.counts)
+
+
+def record_push(session: Session, device_row_id: str, app_version: str | None, device_time_ms: int | None,
+                counts: dict[str, Any]) -> None:
+    """After a push (same transaction): the device's bookkeeping and the `sync.push` audit event."""
+    device = session.get(SyncDevice, device_row_id, with_for_update=True)
+    if device is None:  # pragma: no cover - rows are never deleted
+        return
+    now = utcnow()
+    device.last_push_at = now
+    device.pushes += 1
+    device.last_rejected = int(counts["rejected"])
+    device.rejected_total += device.last_rejected
+    if app_version is not None:
+        device.app_version = app_version
+    if device_time_ms is not None:
+        device.clock_skew_ms = max(min(device_time_ms - int(now.timestamp() * 1000), SKEW_MAX_MS), -SKEW_MAX_MS)
+    session.add(device)
+    session.flush()
+    audit.record(session, "sync.push", target_type="sync_device", target_id=device.id, detail=counts)
 
 
 def pending_rejections(session: Session, device_row_id: str, after: int, cursor: int) -> list[tuple[str, str]]:

@@ -50,6 +50,8 @@ class SyncLog(SQLModel, table=True):
     district_code: str | None = Field(default=None, max_length=6)
     op: str = Field(max_length=6)
     fields: str | None = Field(default=None, max_length=500)
+    # The device whose push wrote the change (NULL: any other writer): its own edits are no conflict.
+    device_row_id: str | None = Field(default=None, max_length=32)
 
 
 class SyncDevice(SQLModel, table=True):

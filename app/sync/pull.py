@@ -10,8 +10,8 @@ Algorithm (docs/sync.md "Pull"):
 - `created` is always empty (apps call `synchronize({sendCreatedAsUpdated: true})`).
 
 "In scope" is the area scope plus what a phone keeps: registered residents (not merged) and their
-婚育证明 documents, visits and service deliveries of the last 13 months, open tasks and tasks closed in the
-last 35 days, the whole catalogue.
+婚育证明 documents, visits and service deliveries of the last 13 months, open tasks and tasks done in the
+last 35 days (cancelled ones are not kept), the whole catalogue.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, Table, or_, select, true
+from sqlalchemy import ColumnElement, Select, Table, and_, or_, select, true
 from sqlmodel import Session, col
 
 from app.core.deps import Actor
@@ -134,7 +134,9 @@ def in_scope(name: str, actor: Actor, prefixes: tuple[str, ...] | None, window: 
     elif window and name == "service_deliveries":
         cond.append(t.c.delivered_on >= window.deliveries_since)
     elif window and name == "tasks":
-        cond.append(or_(t.c.state == TaskState.open.value, t.c.updated_at >= window.closed_tasks_since))
+        # Cancelled tasks are not kept: a follow-up deleted on a phone (cancelled by the push) is never sent back.
+        cond.append(or_(t.c.state == TaskState.open.value,
+                        and_(t.c.state == TaskState.done.value, t.c.updated_at >= window.closed_tasks_since)))
     return stmt.where(*cond)
 
 
@@ -180,33 +182,48 @@ def pull(session: Session, actor: Actor, *, last_pulled_at: int, cursor: int, he
         if table in MODELS:
             touched[table].add(record_id)
     result = Pull(cursor, full_tables=sorted(full))
+    dialect = session.get_bind().dialect.name
     for name in SYNCED:
         s = shape(name)
         t = _table(name)
         updated: list[dict[str, Any]] = []
         seen: set[str] = set()
         if name in full:
-            rows: Iterable[Any] = session.execute(in_scope(name, actor, scope, window, s.columns))
+            rows: Iterable[Any] = session.execute(in_scope(name, actor, scope, window, s.select_list(dialect)))
         else:
-            rows = _rows_by_id(session, name, actor, scope, window, sorted(touched.get(name, ())))
+            rows = _rows_by_id(session, name, actor, scope, window, sorted(touched.get(name, ())), dialect)
         for row in rows:
-            raw = s.raw(row)
+            raw = s.record(row)
             updated.append(raw)
             seen.add(raw["id"])
         gone = touched.get(name, set()) - seen
         if scope_changed and held_scope and name != "service_items":
             away = in_scope(name, actor, held_scope, window, [t.c.id])
             gone |= {r for (r,) in session.execute(away)} - seen
+        if name == "fp_documents" and result.changes["residents"]["deleted"]:
+            # A resident a phone no longer keeps (left, merged, moved away) takes their documents along,
+            # though the documents themselves did not change.
+            gone |= _documents_of(session, result.changes["residents"]["deleted"]) - seen
         result.changes[name] = {"created": [], "updated": updated, "deleted": sorted(gone)}
     return result
 
 
+def _documents_of(session: Session, resident_ids: list[str]) -> set[str]:
+    t = _table("fp_documents")
+    found: set[str] = set()
+    for i in range(0, len(resident_ids), CHUNK):
+        chunk = resident_ids[i:i + CHUNK]
+        found.update(r for (r,) in session.execute(select(t.c.id).where(t.c.resident_id.in_(chunk))))
+    return found
+
+
 def _rows_by_id(session: Session, name: str, actor: Actor, scope: tuple[str, ...] | None, window: Window,
-                ids: list[str]) -> Iterator[Any]:
+                ids: list[str], dialect: str) -> Iterator[Any]:
     t = _table(name)
     for i in range(0, len(ids), CHUNK):
         chunk = ids[i:i + CHUNK]
-        yield from session.execute(in_scope(name, actor, scope, window, shape(name).columns).where(t.c.id.in_(chunk)))
+        yield from session.execute(in_scope(name, actor, scope, window, shape(name).select_list(dialect))
+                                   .where(t.c.id.in_(chunk)))
 
 
 def _logged(session: Session, actor: Actor, after: int, upto: int, scope: tuple[str, ...] | None,

@@ -17,7 +17,20 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import ColumnElement, Table, event, func, insert, inspect, literal, select, text, update
+from sqlalchemy import (
+    BigInteger,
+    ColumnElement,
+    String,
+    Table,
+    event,
+    func,
+    insert,
+    inspect,
+    literal,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.orm import Session as OrmSession
 from sqlmodel import Session, SQLModel
 
@@ -25,6 +38,13 @@ from app.audit import service as audit
 from app.sync.models import SyncLog, SyncOp, SyncRejection
 
 STAGED = "sync_staged"
+WRITER = "sync_writer"  # session.info key: the device row whose push is being applied
+# Log rows whose sequence number is only known at commit: most are kept aside and inserted by `stamp` with
+# it; those that must be read before a later statement changes their rows (exits, moves) are inserted at
+# once with seq NULL (STAGED) and numbered by one UPDATE at commit.
+DEFERRED_ROWS = "sync_deferred_rows"
+DEFERRED_SELECTS = "sync_deferred_selects"
+LOG_COLUMNS = ["seq", "table_name", "record_id", "area_path", "district_code", "op", "fields", "device_row_id"]
 FIELDS_MAX = 500
 # Tables a phone receives. Their rows carry area_path/district_code, except the three handled below.
 SYNCED_TABLES = frozenset({
@@ -112,7 +132,6 @@ def _write(session: OrmSession, _ctx: Any) -> None:
     entries: list[dict[str, Any]] = session.info.pop("sync_entries", [])
     if not entries:
         return
-    log = _log_table()
     plain = []
     for e in entries:
         if e["op"] == "resident_move":
@@ -122,11 +141,13 @@ def _write(session: OrmSession, _ctx: Any) -> None:
         else:
             area, district = e["area"]
             plain.append({"seq": None, "table_name": e["table"], "record_id": e["id"], "area_path": area,
-                          "district_code": district, "op": str(e["op"]), "fields": e["fields"]})
+                          "district_code": district, "op": str(e["op"]), "fields": e["fields"],
+                          "device_row_id": session.info.get(WRITER)})
     if plain:
-        session.connection().execute(insert(log), plain)
-    session.info[STAGED] = True
+        session.info.setdefault(DEFERRED_ROWS, []).extend(plain)
     session.info[audit.SEAL_FLAG] = True
+    if any(e["op"] == "resident_move" or e["area"] is None for e in entries):
+        session.info[STAGED] = True  # rows inserted above with seq NULL
 
 
 def _log_via_resident(session: OrmSession, e: dict[str, Any]) -> None:
@@ -174,22 +195,27 @@ def mark_rows(session: Session, table: Table, where: ColumnElement[bool], op: st
     name = table.name
     if name not in SYNCED_TABLES:
         raise ValueError(f"{name} is not a synced table")
+    writer = literal(session.info.get(WRITER), type_=String)
     if name == "service_items":
         stmt = select(literal(None), literal(name), table.c.id, literal(EVERYONE), literal(None), literal(str(op)),
-                      literal(_fields(fields))).where(where)
+                      literal(_fields(fields)), writer).where(where)
     elif name == "fp_documents":
         from app.people.models import Resident
 
         residents = Resident.__table__  # type: ignore[attr-defined]
         stmt = select(literal(None), literal(name), table.c.id, residents.c.area_path, residents.c.district_code,
-                      literal(str(op)), literal(_fields(fields))
+                      literal(str(op)), literal(_fields(fields)), writer
                       ).join_from(table, residents, table.c.resident_id == residents.c.id).where(where)
     else:
         path = table.c.path if name == "divisions" else table.c.area_path
         stmt = select(literal(None), literal(name), table.c.id, path, table.c.district_code, literal(str(op)),
-                      literal(_fields(fields))).where(where)
-    columns = ["seq", "table_name", "record_id", "area_path", "district_code", "op", "fields"]
-    session.execute(insert(_log_table()).from_select(columns, stmt))
+                      literal(_fields(fields)), writer).where(where)
+    if op == SyncOp.upsert:
+        # The rows' state at commit is what phones must get: select them then, numbered directly.
+        session.info.setdefault(DEFERRED_SELECTS, []).append(stmt)
+        session.info[audit.SEAL_FLAG] = True
+        return
+    session.execute(insert(_log_table()).from_select(LOG_COLUMNS, stmt))
     _flag(session)
 
 
@@ -207,6 +233,7 @@ def mark_area_move(session: Session, table: Table, old_prefix: str, new_prefix: 
     session.execute(insert(_log_table()).from_select(columns, select(
         literal(None), literal(name), table.c.id, old_path, table.c.district_code, literal("exit"), literal(None),
     ).where(moved)))
+    _flag(session)
     mark_rows(session, table, moved, SyncOp.upsert, [path.name])
     if name == "residents":  # their documents move with them
         from app.people.models import FpDocument
@@ -227,12 +254,21 @@ def _flag(session: Session) -> None:
 # --- stamping at commit --------------------------------------------------------------------------------
 
 def stamp(session: Session) -> None:
-    """Give this transaction's staged rows the next sequence number (under the chain lock)."""
-    if not session.info.pop(STAGED, False):
+    """Give this transaction's log rows the next sequence number (under the chain lock)."""
+    staged = session.info.pop(STAGED, False)
+    rows: list[dict[str, Any]] = session.info.pop(DEFERRED_ROWS, [])
+    selects: list[Any] = session.info.pop(DEFERRED_SELECTS, [])
+    if not (staged or rows or selects):
         return
     table = SyncLog.__table__  # type: ignore[attr-defined]
     seq = session.execute(text("UPDATE sync_counter SET seq = seq + 1 WHERE id = 1 RETURNING seq")).scalar_one()
-    session.execute(update(table).where(table.c.seq.is_(None)).values(seq=seq))
+    if rows:
+        session.execute(insert(table), [{**row, "seq": seq} for row in rows])
+    for stmt in selects:
+        numbered = stmt.with_only_columns(literal(seq, type_=BigInteger), *list(stmt.selected_columns)[1:])
+        session.execute(insert(table).from_select(LOG_COLUMNS, numbered))
+    if staged:
+        session.execute(update(table).where(table.c.seq.is_(None)).values(seq=seq))
     rejections = SyncRejection.__table__  # type: ignore[attr-defined]
     session.execute(update(rejections).where(rejections.c.seq_at.is_(None)).values(seq_at=seq))
 

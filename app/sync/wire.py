@@ -15,13 +15,26 @@ from datetime import UTC, date, datetime
 from functools import cache
 from typing import Any
 
-from sqlalchemy import Boolean, Column, Date, Float, Integer, Table
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    ColumnElement,
+    Date,
+    Float,
+    Integer,
+    Table,
+    cast,
+    func,
+    literal_column,
+)
 from sqlmodel import SQLModel
 
 from app.catalog.models import ServiceItem
 from app.core.types import UTCDateTime
 from app.people.models import FpDocument, Resident
 from app.places.models import Division, Dwelling
+from app.visits.geo import wgs84_to_gcj02
 from app.visits.models import ServiceDelivery, Task, Visit
 
 EPOCH_DAY_MS = 86_400_000
@@ -122,7 +135,46 @@ class Shape:
 
     def raw(self, row: Sequence[Any]) -> dict[str, Any]:
         """A selected row (in `columns` order) → raw record."""
-        return {c.name: (v if f is None else f(v)) for c, f, v in zip(self.columns, self.out, row, strict=True)}
+        record = {c.name: (v if f is None else f(v)) for c, f, v in zip(self.columns, self.out, row, strict=True)}
+        if self.table == "visits":
+            _phone_datum(record)
+        return record
+
+
+    def select_list(self, dialect: str) -> list[Any]:
+        """The columns to SELECT for `record()`: times and dates come out of the database already as epoch
+        milliseconds (a first pull converts hundreds of thousands of them; Python would parse each first)."""
+        return [_epoch_ms(c, dialect).label(c.name) if isinstance(c.type, UTCDateTime | Date) else c
+                for c in self.columns]
+
+    def record(self, row: Sequence[Any]) -> dict[str, Any]:
+        """A row selected with `select_list` → raw record (the same values `raw` gives)."""
+        record = dict(zip(self.names, row, strict=True))
+        if self.table == "visits":
+            _phone_datum(record)
+        return record
+
+
+def _epoch_ms(column: Column[Any], dialect: str) -> ColumnElement[int]:
+    """Epoch milliseconds, truncated exactly like `to_ms` / `date_to_ms`.
+
+    SQLite stores SQLAlchemy timestamps as text 'YYYY-MM-DD HH:MM:SS.ffffff': whole seconds from strftime('%s')
+    plus the first three fraction digits (julianday's float arithmetic would round some values up)."""
+    if dialect == "postgresql":
+        if isinstance(column.type, Date):
+            return cast(column - literal_column("DATE '1970-01-01'"), BigInteger) * EPOCH_DAY_MS
+        return cast(func.floor(func.extract("epoch", column) * 1000), BigInteger)
+    if isinstance(column.type, Date):
+        return cast(func.round((func.julianday(column) - 2440587.5) * 86400000.0), BigInteger)
+    seconds = cast(func.strftime("%s", column), BigInteger)
+    return seconds * 1000 + cast(func.substr(column, 21, 3), BigInteger)
+
+
+def _phone_datum(record: dict[str, Any]) -> None:
+    """A visit goes back to the phone in the datum it was recorded in: the server keeps WGS-84, but a phone
+    whose map SDK speaks GCJ-02 must get back the point it recorded, not one ~500 m away on its map."""
+    if record.get("coord_system") == "gcj02" and record.get("lat") is not None and record.get("lng") is not None:
+        record["lat"], record["lng"] = wgs84_to_gcj02(record["lat"], record["lng"])
 
 
 @cache

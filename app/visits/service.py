@@ -22,22 +22,15 @@ from sqlmodel import Session, col
 
 from app.audit import service as audit
 from app.auth.models import Role
-from app.catalog import service as catalog
 from app.catalog.models import ServiceItem
-from app.core.config import get_settings
 from app.core.deps import Actor
-from app.core.errors import Conflict, Forbidden, NotFound, StaleVersion, Unprocessable
-from app.core.types import CITY_TZ, city_date, new_id, utcnow
+from app.core.errors import AppError, Conflict, Forbidden, NotFound, StaleVersion, Unprocessable
+from app.core.types import CITY_TZ, new_id, utcnow
 from app.people import service as people
 from app.people.models import Resident, ResidentStatus
-from app.places.models import Dwelling
-from app.visits import tasks
-from app.visits.checkin import CheckinFacts, assess
-from app.visits.geo import gcj02_to_wgs84
 from app.visits.models import ReviewState, ServiceDelivery, Task, Visit, VisitReview
 from app.visits.schemas import (
     CheckinOut,
-    CoordSystem,
     CorrectionCreate,
     DeliveryOut,
     ReviewDecision,
@@ -45,7 +38,6 @@ from app.visits.schemas import (
     ReviewOut,
     ServiceHistoryItem,
     VisitCreate,
-    VisitFields,
     VisitListItem,
     VisitOut,
 )
@@ -156,18 +148,33 @@ def not_superseded(visit_id: Any) -> ColumnElement[bool]:
 # --- recording ------------------------------------------------------------------------------------------------
 
 
+BUILT = "visits_built"  # session.info: the answers of visits written in this transaction, by id
+
+
 def record_visit(session: Session, actor: Actor, body: VisitCreate) -> tuple[Visit, bool]:
-    """(visit, created). A retry of a stored visit (same client id and content) returns it unchanged."""
-    if body.id is not None and (stored := session.get(Visit, body.id)) is not None:
-        return _replay(session, actor, stored, body, None), False
-    resident = visit_resident(session, actor, body.resident_id)
-    return _record(session, actor, resident, body, area=None, corrects=None, reason=None), True
+    """(visit, created). A retry of a stored visit (same client id and content) returns it unchanged.
+
+    The one-item case of `batch.record` (the bulk path sync push uses too); its answer is kept for
+    `visit_out`, which need not read back what was just written."""
+    from app.visits import batch
+
+    outcome = batch.record(session, actor, [body])[0]
+    if outcome.error is not None:
+        raise outcome.error
+    if outcome.stored is not None:
+        return outcome.stored, False
+    assert outcome.written is not None
+    return _written(session, outcome.written), True
 
 
 def correct_visit(session: Session, actor: Actor, visit_id: str, body: CorrectionCreate) -> tuple[Visit, bool]:
     """A correction: a new visit superseding `visit_id` (by its author, or a supervisor in scope)."""
+    from app.visits import batch
+
     if body.id is not None and (stored := session.get(Visit, body.id)) is not None:
-        return _replay(session, actor, stored, body, visit_id), False
+        if not batch.same_visit(session, actor, stored, _delivered(session, stored.id), body, visit_id):
+            raise VisitIdTaken()
+        return stored, False
     original = get_visit(session, actor, visit_id, for_update=True)
     if actor.role != Role.supervisor and original.worker_id != actor.user_id:
         raise NotVisitAuthor()
@@ -180,26 +187,13 @@ def correct_visit(session: Session, actor: Actor, visit_id: str, body: Correctio
     resident = people.survivor_of(session, resident)
     if resident.status == ResidentStatus.archived.value or resident.merged_into_id is not None:
         raise VisitResidentNotActive()
-    return _record(session, actor, resident, body, area=original, corrects=original,
-                   reason=body.correction_reason.value), True
-
-
-def _replay(session: Session, actor: Actor, stored: Visit, body: VisitFields, corrects: str | None) -> Visit:
-    """A retry after a lost response: the same author and content answer with the stored visit."""
-    same = (
-        stored.worker_id == actor.user_id
-        and stored.corrects_visit_id == corrects
-        and stored.started_at == body.started_at
-        and stored.mode == body.mode.value
-        and stored.outcome == body.outcome.value
-        and _delivered(session, stored.id) == sorted((s.item_code, s.quantity) for s in body.services)
-    )
-    if same and isinstance(body, VisitCreate) and body.resident_id != stored.resident_id:
-        resident = session.get(Resident, body.resident_id)
-        same = resident is not None and people.survivor_of(session, resident).id == stored.resident_id
-    if not same:
-        raise VisitIdTaken()
-    return stored
+    pending = batch.Pending(body, body.id or new_id(), batch.Home.of(resident),
+                            area=(original.community_id, original.area_path, original.district_code),
+                            corrects=original.id, reason=body.correction_reason.value)
+    done = batch.write(session, actor, [pending])[0]
+    if isinstance(done, AppError):
+        raise done
+    return _written(session, done), True
 
 
 def _delivered(session: Session, visit_id: str) -> list[tuple[str, int]]:
@@ -214,65 +208,31 @@ def codes_json(values: Sequence[Any]) -> str:
     return json.dumps(sorted({str(getattr(v, "value", v)) for v in values}), separators=(",", ":"))
 
 
-def _record(session: Session, actor: Actor, resident: Resident, body: VisitFields, *, area: Visit | None,
-            corrects: Visit | None, reason: str | None) -> Visit:
-    settings = get_settings()
-    received = utcnow()
-    if body.started_at < received - timedelta(days=settings.visit_max_age_days):
-        raise VisitTooOld()
-    on = city_date(body.started_at)
-    if body.follow_up is not None and not on <= body.follow_up.due_date <= on + timedelta(days=FOLLOW_UP_MAX_DAYS):
-        raise FollowUpDateRange()
-    if body.dwelling_id is not None:
-        dwelling: Dwelling | None = people.get_dwelling_in_scope(session, actor, body.dwelling_id)
-    else:
-        dwelling = session.get(Dwelling, resident.dwelling_id) if resident.dwelling_id else None
-    version, items = catalog.resolve_items(session, [s.item_code for s in body.services], body.catalog_version, on)
-    delivery_ids = [s.id for s in body.services if s.id is not None]
-    if delivery_ids and session.execute(
-        select(col(ServiceDelivery.id)).where(col(ServiceDelivery.id).in_(delivery_ids))
-    ).first() is not None:
-        raise DeliveryIdTaken()
-
-    lat = lng = None
-    checkin = body.checkin
-    if checkin is not None:
-        lat, lng = checkin.lat, checkin.lng
-        if checkin.coord_system == CoordSystem.gcj02:
-            lat, lng = gcj02_to_wgs84(lat, lng)
-    facts = CheckinFacts(
-        mode=body.mode.value, started_at=body.started_at, ended_at=body.ended_at, lat=lat, lng=lng,
-        accuracy_m=checkin.accuracy_m if checkin else None, mock_location=bool(checkin and checkin.mock_location),
-        fix_time=checkin.fix_time if checkin else None,
-    )
-    distance, flags = assess(facts, (dwelling.lat, dwelling.lng) if dwelling else None, received, settings)
-    home = area or resident
-    visit = Visit(
-        id=body.id or new_id(), resident_id=resident.id, worker_id=actor.user_id, community_id=home.community_id,
-        dwelling_id=dwelling.id if dwelling else None, area_path=home.area_path, district_code=home.district_code,
-        mode=body.mode.value, purpose=body.purpose.value, outcome=body.outcome.value,
-        started_at=body.started_at, ended_at=body.ended_at, received_at=received, notes=codes_json(body.notes),
-        catalog_version=version, lat=lat, lng=lng, coord_system=checkin.coord_system.value if checkin else None,
-        accuracy_m=checkin.accuracy_m if checkin else None, provider=checkin.provider.value if checkin and
-        checkin.provider else None, mock_location=facts.mock_location, fix_time=facts.fix_time,
-        distance_m=distance, no_coordinates_reason=body.no_coordinates_reason.value
-        if body.no_coordinates_reason else None, flags=json.dumps(flags, separators=(",", ":")),
-        corrects_visit_id=corrects.id if corrects else None, correction_reason=reason,
-    )
-    session.add(visit)
-    session.flush()
-    for service in body.services:
-        item = items[service.item_code]
-        session.add(ServiceDelivery(
-            id=service.id or new_id(), visit_id=visit.id, resident_id=resident.id, item_id=item.id,
-            item_code=item.code, quantity=service.quantity, notes=codes_json(service.notes), delivered_on=on,
-            area_path=visit.area_path, district_code=visit.district_code,
-        ))
-    session.flush()
-    tasks.on_visit_recorded(session, visit, actor,
-                            follow_up_due=body.follow_up.due_date if body.follow_up else None,
-                            follow_up_reason=body.follow_up.reason.value if body.follow_up else None)
+def _written(session: Session, written: Any) -> Visit:
+    """The visit just written (not attached to the session) with its answer built from what was written."""
+    visit = Visit.model_validate(written.visit)
+    session.info.setdefault(BUILT, {})[visit.id] = _out_of_written(written)
     return visit
+
+
+def _out_of_written(written: Any) -> VisitOut:
+    """`visit_out` of a visit just written: no reviews or correction yet; services in catalogue order."""
+    v = written.visit
+    services = sorted(written.deliveries, key=lambda d: (written.items[d["item_id"]].sort_order, d["item_code"]))
+    checkin = None
+    if v["lat"] is not None and v["lng"] is not None:
+        checkin = CheckinOut(lat=v["lat"], lng=v["lng"], coord_system=v["coord_system"] or "wgs84",
+                             accuracy_m=v["accuracy_m"], provider=v["provider"], mock_location=v["mock_location"],
+                             fix_time=v["fix_time"])
+    return VisitOut.model_validate({
+        **v, "flags": json.loads(v["flags"]), "notes": json.loads(v["notes"]), "corrected_by_id": None,
+        "checkin": checkin,
+        "services": [DeliveryOut.model_validate({**d, "notes": json.loads(d["notes"]),
+                                                 "name_zh": written.items[d["item_id"]].name_zh,
+                                                 "name_en": written.items[d["item_id"]].name_en}) for d in services],
+        "reviews": [], "tasks_completed": sorted(written.tasks_completed),
+        "tasks_created": sorted(written.tasks_created),
+    })
 
 
 # --- review -------------------------------------------------------------------------------------------------
@@ -341,6 +301,9 @@ def _base(visit: Visit) -> dict[str, Any]:
 
 
 def visit_out(session: Session, visit: Visit) -> VisitOut:
+    built: VisitOut | None = session.info.get(BUILT, {}).pop(visit.id, None)
+    if built is not None:
+        return built
     deliveries = session.execute(
         select(ServiceDelivery, ServiceItem).join(ServiceItem, col(ServiceItem.id) == col(ServiceDelivery.item_id))
         .where(col(ServiceDelivery.visit_id) == visit.id).order_by(col(ServiceItem.sort_order), col(ServiceItem.code))

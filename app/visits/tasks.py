@@ -16,7 +16,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import ColumnElement, Select, and_, case, exists, func, or_, select
 from sqlalchemy.orm import aliased
@@ -77,7 +77,17 @@ def day_start(day: date) -> datetime:
 # --- completion by visits ---------------------------------------------------------------------------------
 
 
-def visit_completes(task: Task, visit: Visit, source_started: datetime | None = None) -> bool:
+class VisitLike(Protocol):
+    """What task completion reads of a visit (a `Visit`, or the values of one being written in bulk)."""
+
+    id: str
+    resident_id: str
+    mode: str
+    outcome: str
+    started_at: datetime
+
+
+def visit_completes(task: Task, visit: VisitLike, source_started: datetime | None = None) -> bool:
     """Does `visit` discharge `task`? The rules of docs/visits.md."""
     if visit.outcome != VisitOutcome.met.value or visit.resident_id != task.resident_id:
         return False
@@ -95,7 +105,7 @@ def visit_completes(task: Task, visit: Visit, source_started: datetime | None = 
     return False  # verification: settled by the monthly cycle
 
 
-def _complete(session: Session, task: Task, visit: Visit) -> None:
+def _complete(session: Session, task: Task, visit: VisitLike) -> None:
     now = utcnow()
     task.state, task.completed_by_visit_id, task.completed_at = TaskState.done.value, visit.id, now
     task.updated_at = now
@@ -177,13 +187,15 @@ def _existing(session: Session, resident_id: str, kind: TaskKind, period: str) -
 
 def _new_task(session: Session, resident: Resident, kind: TaskKind, period: str, due: date, *,
               created_by: str | None = None, reason: str | None = None, note: str | None = None,
-              source_visit_id: str | None = None) -> Task | None:
+              source_visit_id: str | None = None, task_id: str | None = None) -> Task | None:
     """Create a task unless (resident, kind, period) exists; complete it at once if a visit already did."""
     if _existing(session, resident.id, kind, period) is not None:
         return None
     task = Task(resident_id=resident.id, community_id=resident.community_id, area_path=resident.area_path,
                 district_code=resident.district_code, kind=kind.value, period=period, due_date=due,
                 created_by=created_by, reason=reason, note=note, source_visit_id=source_visit_id)
+    if task_id is not None:  # a client-generated id (sync push)
+        task.id = task_id
     session.add(task)
     session.flush()
     visit = find_completing_visit(session, task)
@@ -467,7 +479,8 @@ def tasks_out(session: Session, tasks: Sequence[Task], on: date) -> list[TaskOut
 # --- staff actions ----------------------------------------------------------------------------------------
 
 
-def create_follow_up(session: Session, actor: Actor, body: TaskCreate) -> Task:
+def create_follow_up(session: Session, actor: Actor, body: TaskCreate, *, task_id: str | None = None) -> Task:
+    """A follow-up task; `task_id`: a client-generated id (sync push), also the task's period."""
     resident = session.execute(
         select(Resident).where(col(Resident.id) == body.resident_id,
                                actor.area_filter(col(Resident.area_path), col(Resident.district_code)))
@@ -476,8 +489,8 @@ def create_follow_up(session: Session, actor: Actor, body: TaskCreate) -> Task:
         raise NotFound()
     if not _registered(resident):
         raise ResidentNotRegistered()
-    task = _new_task(session, resident, TaskKind.follow_up, new_id(), body.due_date, created_by=actor.user_id,
-                     reason=body.reason.value, note=body.note)
+    task = _new_task(session, resident, TaskKind.follow_up, task_id or new_id(), body.due_date,
+                     created_by=actor.user_id, reason=body.reason.value, note=body.note, task_id=task_id)
     assert task is not None  # a fresh period never exists
     return task
 

@@ -37,6 +37,7 @@ def upgrade() -> None:
     sa.Column('district_code', sqlmodel.sql.sqltypes.AutoString(length=6), nullable=True),
     sa.Column('op', sqlmodel.sql.sqltypes.AutoString(length=6), nullable=False),
     sa.Column('fields', sqlmodel.sql.sqltypes.AutoString(length=500), nullable=True),
+    sa.Column('device_row_id', sqlmodel.sql.sqltypes.AutoString(length=32), nullable=True),
     sa.PrimaryKeyConstraint('id')
     )
     with op.batch_alter_table('sync_log', schema=None) as batch_op:

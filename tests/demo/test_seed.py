@@ -8,7 +8,6 @@ import os
 import random
 import uuid
 from collections.abc import Iterator
-from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +21,7 @@ from app.auth.models import User
 from app.cli import alembic_config, cli
 from app.core.config import get_settings
 from app.core.db import create_db_engine, unit_of_work, use_engine
-from app.core.types import utcnow
+from app.core.types import city_today, utcnow
 from app.demo import residents as people
 from app.demo import seed as seed_module
 from app.people import rules, service
@@ -67,7 +66,7 @@ def test_every_demo_id_is_valid_and_agrees_with_the_record(engine: Engine) -> No
         assert parsed.check_ok and parsed.number == r.id_number
         assert (parsed.sex, parsed.birth_date) == (r.sex, r.birth_date)
         assert r.hukou_code == r.id_number[:6] and int(r.id_number[14:17]) >= people.SEQ_MIN
-        assert r.arrival_date <= date.today() and r.arrival_date >= r.birth_date
+        assert r.arrival_date <= city_today() and r.arrival_date >= r.birth_date
         assert r.phone is None or rules.MOBILE.match(r.phone)
     landlords = _all(engine, Landlord)
     assert landlords and all(rules.parse_id(ll.id_number).check_ok for ll in landlords)
@@ -78,7 +77,7 @@ def test_every_demo_id_is_valid_and_agrees_with_the_record(engine: Engine) -> No
 
 
 def test_shares_are_realistic(engine: Engine) -> None:
-    today = date.today()
+    today = city_today()
     residents = [r for r in _all(engine, Resident) if r.status == "REGISTERED"]
     women = [r for r in residents if r.sex == "F"]
     wra = [r for r in women if 15 <= rules.age_on(r.birth_date, today) <= 49]
@@ -91,7 +90,7 @@ def test_shares_are_realistic(engine: Engine) -> None:
 
 
 def test_key_person_flags_follow_the_rule(engine: Engine) -> None:
-    today = date.today()
+    today = city_today()
     health = {h.resident_id: h for h in _all(engine, HealthRecord)}
     docs: dict[str, list[FpDocument]] = {}
     for d in _all(engine, FpDocument):
@@ -127,8 +126,8 @@ def test_generator_is_deterministic() -> None:
     community = {"id": "c" * 32, "district_code": "410105"}
     homes = [{"id": f"{i:032x}", "area_path": "/410100/410105/", "district_code": "410105", "kind": "rental"}
              for i in range(20)]
-    one = people.PeopleGenerator(random.Random(7), date.today(), now).community(community, homes, 300)
-    two = people.PeopleGenerator(random.Random(7), date.today(), now).community(community, homes, 300)
+    one = people.PeopleGenerator(random.Random(7), city_today(), now).community(community, homes, 300)
+    two = people.PeopleGenerator(random.Random(7), city_today(), now).community(community, homes, 300)
     assert one == two and len(one.residents) == 300
 
 

@@ -8,6 +8,7 @@ from typing import Any
 
 from sqlalchemy import Engine, text
 
+from app.core.types import city_today
 from app.people.rules import check_char
 from tests.conftest import Api, World
 
@@ -31,7 +32,7 @@ def id_number(birth: date | str = "19900315", *, male: bool = False, area: str =
 
 
 def years_ago(years: int, *, days: int = 0) -> date:
-    today = date.today()
+    today = city_today()
     try:
         d = today.replace(year=today.year - years)
     except ValueError:
@@ -47,7 +48,7 @@ def register(api: Api, world: World, user: str = "worker1", community: str = "c1
              male: bool = False, dwelling_index: int = 0, **over: Any) -> dict[str, Any]:
     body: dict[str, Any] = {
         "name": "李娜", "id_number": id_number(birth, male=male), "phone": "13912345678", "hukou_code": "411602",
-        "hukou_address": "周口市川汇区人民路1号", "arrival_date": (date.today() - timedelta(days=30)).isoformat(),
+        "hukou_address": "周口市川汇区人民路1号", "arrival_date": (city_today() - timedelta(days=30)).isoformat(),
         "dwelling_id": dwelling(world, community, dwelling_index),
     }
     body.update(over)
@@ -94,7 +95,7 @@ def put_health(api: Api, resident_id: str, user: str = "worker1", purpose: str =
 
 
 def valid_doc(**over: Any) -> dict[str, Any]:
-    today = date.today()
+    today = city_today()
     body: dict[str, Any] = {"number": "豫周婚育2024-000123", "issuing_division": "411602",
                             "issued_on": (today - timedelta(days=400)).isoformat(),
                             "expires_on": (today + timedelta(days=700)).isoformat(), "status": "valid"}

@@ -1,11 +1,12 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Engine
 
+from app.core.types import city_today
 from tests.conftest import Api, World
 from tests.people.wf_helpers import (
     RESIDENTS,
@@ -105,7 +106,7 @@ def test_reject_leaves_the_record(api: Api, world: World, engine: Engine) -> Non
 
 def test_values_are_checked_when_asked(api: Api, world: World, engine: Engine) -> None:
     r = register(api, "worker1", world)
-    tomorrow_plus = (date.today() + timedelta(days=5)).isoformat()
+    tomorrow_plus = (city_today() + timedelta(days=5)).isoformat()
     cases: list[tuple[dict[str, Any], str]] = [
         ({"phone": "12345"}, "phone_format"),
         ({"phone": "+86 120 0000 0000"}, "phone_format"),

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine
 
+from app.core.types import city_today
 from tests.conftest import Api, World
 from tests.people.rec_helpers import (
     API,
@@ -30,7 +31,7 @@ from tests.people.rec_helpers import (
     years_ago,
 )
 
-TODAY = date.today()
+TODAY = city_today()
 
 
 def statuses(api: Api, users: tuple[str, ...], method: str, url: str, **kwargs: Any) -> dict[str, int]:

@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 from app.audit.service import verify_chain
 from app.cli import cli
 from app.core.db import unit_of_work
+from app.core.types import city_today
 from app.people.models import CorrectionRequest
 from app.people.retention import ANONYMISED_NAME, RetentionYearsInvalid, anonymise, cutoff_for
 from tests.conftest import Api, World
@@ -41,7 +42,7 @@ def left_person(api: Api, world: World, engine: Engine, left_on: date, **over: A
                                       requested_by="w" * 32))
     version = rows(engine, "SELECT version FROM residents WHERE id = :r", r=r["id"])[0]["version"]
     left = api.as_("worker1", "POST", f"{RESIDENTS}/{r['id']}/leave",
-                   json={"version": version, "left_on": date.today().isoformat(), "reason": "returned_home"})
+                   json={"version": version, "left_on": city_today().isoformat(), "reason": "returned_home"})
     assert left.status_code == 200, left.text
     # Backdate: the record has been kept since `left_on`.
     execute(engine, "UPDATE residents SET left_on = :d WHERE id = :r", d=left_on, r=r["id"])
@@ -93,7 +94,7 @@ def test_retention_run_anonymises_old_leavers_only(api: Api, world: World, engin
     assert [e["action"] for e in new] == ["retention.anonymise"]
     detail = json.loads(new[0]["detail"])
     assert detail["residents"] >= 1 and detail["health_records"] >= 1 and detail["older_than_years"] == 3
-    assert detail["cutoff"] == cutoff_for(3, date.today()).isoformat()
+    assert detail["cutoff"] == cutoff_for(3, city_today()).isoformat()
     assert new[0]["actor_role"] == "system" and new[0]["purpose"] == "retention"
     stamped = rows(engine, "SELECT id FROM residents WHERE anonymised_at IS NOT NULL")
     assert len(stamped) == detail["residents"] and old["id"] in {s["id"] for s in stamped}
@@ -117,7 +118,7 @@ def test_anonymised_record_is_not_findable(api: Api, world: World, engine: Engin
     # The same person coming back is a new registration: nothing links them to the old record.
     back = api.as_("worker1", "POST", RESIDENTS, json={
         "name": "欧阳娟", "id_number": old["id_number"], "hukou_code": "411602",
-        "arrival_date": date.today().isoformat(), "dwelling_id": old["dwelling_id"]})
+        "arrival_date": city_today().isoformat(), "dwelling_id": old["dwelling_id"]})
     assert back.status_code == 201, back.text
     assert back.json()["id"] != old["id"]
 

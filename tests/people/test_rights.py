@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
-from datetime import date, timedelta
+from datetime import timedelta
 
 from sqlalchemy import Engine
 
 from app.core.db import unit_of_work
+from app.core.types import city_today
 from app.people.models import CorrectionRequest, Disclosure
 from tests.conftest import Api, World
 from tests.people.rec_helpers import (
@@ -28,18 +29,18 @@ AUDIT_KEYS = {"id", "at", "action", "target_type", "fields", "actor_role", "outc
 
 def test_dossier_is_complete(api: Api, world: World, engine: Engine) -> None:
     r = register(api, world, birth="19910707", dwelling_index=5,
-                 arrival_date=(date.today() - timedelta(days=90)).isoformat())
+                 arrival_date=(city_today() - timedelta(days=90)).isoformat())
     rid = r["id"]
     moved = api.as_("worker1", "POST", f"{RESIDENTS}/{rid}/move",
                     json={"version": 1, "dwelling_id": dwelling(world, "c1", 6),
-                          "moved_on": (date.today() - timedelta(days=10)).isoformat()})
+                          "moved_on": (city_today() - timedelta(days=10)).isoformat()})
     assert moved.status_code == 200, moved.text
     doc = api.as_("worker1", "POST", f"{RESIDENTS}/{rid}/fp-documents", json=valid_doc()).json()
     assert put_health(api, rid, children=[{"birth_date": "2018-03-03", "sex": "M"}]).status_code == 200
     # Someone in another district tries to register the same person: a transfer request.
     elsewhere = api.as_("worker3", "POST", RESIDENTS, json={
         "name": r["name"], "id_number": r["id_number"], "hukou_code": "411602",
-        "arrival_date": date.today().isoformat(), "dwelling_id": dwelling(world, "c3")})
+        "arrival_date": city_today().isoformat(), "dwelling_id": dwelling(world, "c3")})
     assert elsewhere.status_code == 409
     transfer_id = elsewhere.json()["details"]["transfer_request_id"]
     # A look-alike record (same name, birth date, phone; another ID): a duplicate flag.

@@ -1,11 +1,11 @@
 from __future__ import annotations
 
 import json
-from datetime import date
 from typing import Any
 
 from sqlalchemy import Engine
 
+from app.core.types import city_today
 from tests.conftest import Api, World
 from tests.people.wf_helpers import RESIDENTS, audit_events, execute, listed, listed_ids, register, resident_body, rows
 
@@ -88,11 +88,11 @@ def test_full_flow_accept_moves_the_resident(api: Api, world: World, engine: Eng
     assert len(tenancies) == 2
     closed = next(t for t in tenancies if t["move_out"] is not None)
     current = next(t for t in tenancies if t["move_out"] is None)
-    assert str(closed["move_out"]) == date.today().isoformat()
+    assert str(closed["move_out"]) == city_today().isoformat()
     assert (current["dwelling_id"], current["source"], str(current["move_in"])) == (
         target,
         "worker",
-        date.today().isoformat(),
+        city_today().isoformat(),
     )
 
     # Once accepted, the requester may know which record it was.

@@ -100,8 +100,14 @@ def test_pull_during_an_open_write_misses_nothing(api: Api, world: World, engine
 
 
 def test_a_stamped_but_uncommitted_write_is_not_skipped(api: Api, world: World, engine: Engine) -> None:
-    (rid,) = residents_of(engine, world, 1)
+    rid, other = residents_of(engine, world, 2)
     cursor = settled_cursor(api)
+    # A committed change for the pull to send: a pull that sends nothing records nothing (a quiet pull) and
+    # would not queue behind the writer at all.
+    seen = api.as_("worker1", "GET", f"/api/v1/residents/{other}").json()
+    edited = api.as_("worker1", "PATCH", f"/api/v1/residents/{other}",
+                     json={"version": seen["version"], "occupation": "保洁"})
+    assert edited.status_code == 200, edited.text
     writer = open_writer(engine, rid, "stamped")
     try:
         audit.seal_pending(writer)  # holds its sequence number and the chain lock until commit
@@ -118,7 +124,7 @@ def test_a_stamped_but_uncommitted_write_is_not_skipped(api: Api, world: World, 
     during = finish(thread, out)
     with Session(engine) as s:
         seq = s.execute(select(SyncLog.seq).where(SyncLog.record_id == rid)).scalars().one()
-    assert during["timestamp"] < seq and rid not in ids(during, "residents")
+    assert during["timestamp"] < seq and rid not in ids(during, "residents") and other in ids(during, "residents")
     after = pull(api, "worker1", during["timestamp"])
     assert rid in ids(after, "residents") and after["timestamp"] >= seq
 

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import itertools
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
 from sqlalchemy import Engine, text
 
+from app.core.types import CITY_TZ, city_today
 from tests.conftest import Api, World
 
 API = "/api/v1"
@@ -54,9 +55,17 @@ def client_id() -> str:
     return uuid.uuid4().hex[:20] + f"-{next(_seq):06d}"
 
 
+def visit_start() -> datetime:
+    """Ten minutes ago, but never before the city's midnight: the visit falls on today's city date and in this
+    month whenever the suite runs."""
+    midnight = datetime.combine(city_today(), time(0, 0, 30), CITY_TZ)
+    return max(now() - timedelta(minutes=10), midnight)
+
+
 def visit_body(who: dict[str, Any], **over: Any) -> dict[str, Any]:
-    """An in-person visit that met the resident ten minutes ago, checked in at their door."""
-    start = now() - timedelta(minutes=10)
+    """An in-person visit that met the resident ten minutes ago (never before the city's midnight, so it
+    falls on today's date and in this month whenever the suite runs), checked in at their door."""
+    start = visit_start()
     body: dict[str, Any] = {
         "resident_id": who["id"], "mode": "in_person", "purpose": "routine", "outcome": "met",
         "started_at": iso(start), "ended_at": iso(start + timedelta(minutes=5)),

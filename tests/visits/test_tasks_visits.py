@@ -10,7 +10,7 @@ from sqlalchemy import Engine
 
 from app.core.types import CITY_TZ, city_today
 from tests.conftest import Api, World
-from tests.visits import execute, iso, now, post_visit, rows, visit_body
+from tests.visits import execute, iso, now, post_visit, rows, visit_body, visit_start
 from tests.visits.test_tasks import (
     TASKS,
     generate,
@@ -108,7 +108,7 @@ def test_a_visit_in_another_month_does_not_count(api: Api, world: World, engine:
     last = previous_month(city_today())
     generate(api, last)
     [task] = tasks_of(engine, who["id"], "key_person_monthly")
-    visit = post_visit(api, phone_visit(who, now() - timedelta(minutes=10)))
+    visit = post_visit(api, phone_visit(who, visit_start()))
     assert month_of(city_today()) != last and state(engine, task["id"]) == ("open", None)
     assert visit["tasks_completed"] == []
 

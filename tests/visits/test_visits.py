@@ -24,6 +24,7 @@ from tests.visits import (
     rows,
     visit_body,
     visit_row,
+    visit_start,
 )
 
 CONTRACEPTIVES = {"item_code": "contraceptives", "quantity": 2, "notes": ["refill", "at_home"]}
@@ -55,7 +56,7 @@ def test_record_in_person_visit_with_services(api: Api, world: World, engine: En
     assert (row["lat"], row["lng"], row["coord_system"], row["provider"]) == (who["lat"], who["lng"], "wgs84", "gps")
     assert json.loads(row["notes"]) == ["address_confirmed", "fp_certificate_checked"]
     deliveries = rows(engine, "SELECT * FROM service_deliveries WHERE visit_id = :v ORDER BY item_code", v=out["id"])
-    local_day = city_date(now() - timedelta(minutes=10)).isoformat()
+    local_day = city_date(visit_start()).isoformat()
     assert [(d["item_code"], d["quantity"], json.loads(d["notes"]), str(d["delivered_on"]), d["resident_id"],
              d["area_path"]) for d in deliveries] == [
         ("contraceptives", 2, ["at_home", "refill"], local_day, who["id"], who["area_path"]),
@@ -163,7 +164,7 @@ def test_resident_without_dwelling(api: Api, world: World, engine: Engine) -> No
 
 
 def refusals(who: dict[str, Any]) -> list[tuple[str, dict[str, Any], str]]:
-    start = now() - timedelta(minutes=10)
+    start = visit_start()
     naive = start.replace(tzinfo=None).isoformat()
     return [
         ("ended before started", visit_body(who, ended_at=iso(start - timedelta(seconds=1))), "visit_times_order"),
@@ -311,7 +312,7 @@ def test_follow_up_task_created_then_completed(api: Api, world: World, engine: E
 def test_visit_without_contact_completes_nothing(api: Api, world: World, engine: Engine) -> None:
     who = resident(engine, world)
     execute(engine, "UPDATE residents SET key_person = :t WHERE id = :r", t=True, r=who["id"])
-    month = city_date(now() - timedelta(minutes=10)).strftime("%Y-%m")
+    month = city_date(visit_start()).strftime("%Y-%m")
     generated = api.as_("sup_street", "POST", f"{API}/tasks/generate", json={"month": month})
     assert generated.status_code == 200, generated.text
     assert rows(engine, "SELECT state FROM tasks WHERE resident_id = :r AND kind = 'key_person_monthly'",

@@ -1,0 +1,192 @@
+// The phone's local database schema (WatermelonDB appSchema, version 1) for the synced tables.
+//
+// Written from app/sync/wire.py (docs/sync.md "Synced tables and columns"): one column per wire column
+// except `id` (WatermelonDB adds id, _status and _changed itself). Strings stay strings; integers, reals,
+// dates and times are numbers (dates and times as epoch milliseconds); booleans are booleans; a column the
+// server may leave null is optional. tests/sync/test_watermelon_interop.py fails when this file and
+// wire.py disagree, so a server column change cannot silently drift from what phones declare.
+'use strict'
+
+const { appSchema, tableSchema } = require('@nozbe/watermelondb')
+const { schemaMigrations } = require('@nozbe/watermelondb/Schema/migrations')
+
+const SCHEMA_VERSION = 1
+
+const schema = appSchema({
+  version: SCHEMA_VERSION,
+  tables: [
+    tableSchema({
+      name: 'divisions',
+      columns: [
+        { name: 'code', type: 'string' },
+        { name: 'name', type: 'string' },
+        { name: 'level', type: 'string' },
+        { name: 'parent_id', type: 'string', isOptional: true },
+        { name: 'path', type: 'string' },
+        { name: 'district_code', type: 'string', isOptional: true },
+        { name: 'community_type', type: 'string', isOptional: true },
+        { name: 'vintage', type: 'number' },
+        { name: 'active', type: 'boolean' },
+        { name: 'created_at', type: 'number' },
+        { name: 'updated_at', type: 'number' },
+        { name: 'version', type: 'number' },
+      ],
+    }),
+    tableSchema({
+      name: 'service_items',
+      columns: [
+        { name: 'code', type: 'string' },
+        { name: 'name_zh', type: 'string' },
+        { name: 'name_en', type: 'string' },
+        { name: 'description', type: 'string' },
+        { name: 'unit', type: 'string' },
+        { name: 'sort_order', type: 'number' },
+        { name: 'effective_from', type: 'number' },
+        { name: 'effective_to', type: 'number', isOptional: true },
+        { name: 'sensitive', type: 'boolean' },
+        { name: 'since_version', type: 'number' },
+        { name: 'retired_in_version', type: 'number', isOptional: true },
+        { name: 'created_at', type: 'number' },
+        { name: 'updated_at', type: 'number' },
+        { name: 'version', type: 'number' },
+      ],
+    }),
+    tableSchema({
+      name: 'dwellings',
+      columns: [
+        { name: 'community_id', type: 'string' },
+        { name: 'grid_id', type: 'string', isOptional: true },
+        { name: 'address', type: 'string' },
+        { name: 'kind', type: 'string' },
+        { name: 'lat', type: 'number', isOptional: true },
+        { name: 'lng', type: 'number', isOptional: true },
+        { name: 'landlord_id', type: 'string', isOptional: true },
+        { name: 'active', type: 'boolean' },
+        { name: 'created_at', type: 'number' },
+        { name: 'updated_at', type: 'number' },
+        { name: 'version', type: 'number' },
+      ],
+    }),
+    tableSchema({
+      name: 'residents',
+      columns: [
+        { name: 'community_id', type: 'string' },
+        { name: 'dwelling_id', type: 'string', isOptional: true },
+        { name: 'name', type: 'string' },
+        { name: 'sex', type: 'string' },
+        { name: 'birth_date', type: 'number' },
+        { name: 'id_number', type: 'string', isOptional: true },
+        { name: 'id_verified', type: 'boolean' },
+        { name: 'phone', type: 'string', isOptional: true },
+        { name: 'ethnicity', type: 'string', isOptional: true },
+        { name: 'hukou_code', type: 'string' },
+        { name: 'hukou_address', type: 'string', isOptional: true },
+        { name: 'arrival_date', type: 'number' },
+        { name: 'marital_status', type: 'string' },
+        { name: 'employer', type: 'string', isOptional: true },
+        { name: 'occupation', type: 'string', isOptional: true },
+        { name: 'residence_permit_no', type: 'string', isOptional: true },
+        { name: 'status', type: 'string' },
+        { name: 'left_on', type: 'number', isOptional: true },
+        { name: 'left_reason', type: 'string', isOptional: true },
+        { name: 'key_person', type: 'boolean' },
+        { name: 'merged_into_id', type: 'string', isOptional: true },
+        { name: 'created_at', type: 'number' },
+        { name: 'updated_at', type: 'number' },
+        { name: 'version', type: 'number' },
+      ],
+    }),
+    tableSchema({
+      name: 'fp_documents',
+      columns: [
+        { name: 'resident_id', type: 'string' },
+        { name: 'number', type: 'string', isOptional: true },
+        { name: 'issuing_division', type: 'string', isOptional: true },
+        { name: 'issued_on', type: 'number', isOptional: true },
+        { name: 'expires_on', type: 'number', isOptional: true },
+        { name: 'status', type: 'string' },
+        { name: 'checked_at', type: 'number', isOptional: true },
+        { name: 'checked_by', type: 'string', isOptional: true },
+        { name: 'created_at', type: 'number' },
+        { name: 'updated_at', type: 'number' },
+        { name: 'version', type: 'number' },
+      ],
+    }),
+    tableSchema({
+      name: 'visits',
+      columns: [
+        { name: 'resident_id', type: 'string' },
+        { name: 'worker_id', type: 'string' },
+        { name: 'community_id', type: 'string' },
+        { name: 'dwelling_id', type: 'string', isOptional: true },
+        { name: 'mode', type: 'string' },
+        { name: 'purpose', type: 'string' },
+        { name: 'outcome', type: 'string' },
+        { name: 'started_at', type: 'number' },
+        { name: 'ended_at', type: 'number' },
+        { name: 'received_at', type: 'number' },
+        { name: 'notes', type: 'string' },
+        { name: 'catalog_version', type: 'number' },
+        { name: 'lat', type: 'number', isOptional: true },
+        { name: 'lng', type: 'number', isOptional: true },
+        { name: 'coord_system', type: 'string', isOptional: true },
+        { name: 'accuracy_m', type: 'number', isOptional: true },
+        { name: 'provider', type: 'string', isOptional: true },
+        { name: 'mock_location', type: 'boolean' },
+        { name: 'fix_time', type: 'number', isOptional: true },
+        { name: 'distance_m', type: 'number', isOptional: true },
+        { name: 'no_coordinates_reason', type: 'string', isOptional: true },
+        { name: 'flags', type: 'string' },
+        { name: 'review_state', type: 'string' },
+        { name: 'reviewed_by', type: 'string', isOptional: true },
+        { name: 'reviewed_at', type: 'number', isOptional: true },
+        { name: 'review_reason', type: 'string', isOptional: true },
+        { name: 'corrects_visit_id', type: 'string', isOptional: true },
+        { name: 'correction_reason', type: 'string', isOptional: true },
+        { name: 'created_at', type: 'number' },
+        { name: 'version', type: 'number' },
+      ],
+    }),
+    tableSchema({
+      name: 'service_deliveries',
+      columns: [
+        { name: 'visit_id', type: 'string' },
+        { name: 'resident_id', type: 'string' },
+        { name: 'item_id', type: 'string' },
+        { name: 'item_code', type: 'string' },
+        { name: 'quantity', type: 'number' },
+        { name: 'notes', type: 'string' },
+        { name: 'delivered_on', type: 'number' },
+        { name: 'created_at', type: 'number' },
+      ],
+    }),
+    tableSchema({
+      name: 'tasks',
+      columns: [
+        { name: 'resident_id', type: 'string' },
+        { name: 'community_id', type: 'string' },
+        { name: 'kind', type: 'string' },
+        { name: 'period', type: 'string' },
+        { name: 'due_date', type: 'number' },
+        { name: 'state', type: 'string' },
+        { name: 'reason', type: 'string', isOptional: true },
+        { name: 'note', type: 'string', isOptional: true },
+        { name: 'created_by', type: 'string', isOptional: true },
+        { name: 'source_visit_id', type: 'string', isOptional: true },
+        { name: 'completed_by_visit_id', type: 'string', isOptional: true },
+        { name: 'completed_at', type: 'number', isOptional: true },
+        { name: 'cancelled_by', type: 'string', isOptional: true },
+        { name: 'cancel_reason', type: 'string', isOptional: true },
+        { name: 'created_at', type: 'number' },
+        { name: 'updated_at', type: 'number' },
+        { name: 'version', type: 'number' },
+      ],
+    }),
+  ],
+})
+
+// Later schema versions add their steps here (and the server adds the version to SUPPORTED_SCHEMA_VERSIONS);
+// the next pull then sends `migration`, and the server resends the tables the steps touched.
+const migrations = schemaMigrations({ migrations: [] })
+
+module.exports = { schema, migrations, SCHEMA_VERSION }

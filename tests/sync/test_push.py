@@ -1,0 +1,238 @@
+"""Push: create/update semantics, idempotent retries, scope and writable fields, rejections reconciled by the
+next pull, deletes, and what other devices see."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Engine, func, select
+
+from app.audit.models import AuditEvent
+from app.core.types import city_today
+from app.people.models import Resident
+from app.places.models import Dwelling
+from app.sync.models import SyncDevice, SyncLog, SyncRejection
+from app.sync.wire import date_to_ms
+from app.visits.models import Task
+from tests.conftest import Api, World
+from tests.sync.helpers import ids, pull, rows
+from tests.sync.push_helpers import changes, codes, cursor, push, resident_raw, wid
+
+
+def _log_count(engine: Engine) -> int:
+    return int(rows(engine, select(func.count()).select_from(SyncLog))[0][0])
+
+
+def test_created_resident_is_registered_and_reaches_other_devices(api: Api, world: World, engine: Engine) -> None:
+    c1 = world.community("c1")
+    dwelling = world.dwellings[c1["id"]][0]
+    last = cursor(api, "worker1")
+    other_last = cursor(api, "sup_street", device="tablet-0001")
+    rid = wid()
+    body = push(api, "worker1", changes(residents={"updated": [resident_raw(rid, dwelling, "101")]}), last)
+    assert body == {"ok": True, "rejected": [], "applied": {"residents": 1}, "unchanged": 0}
+    (resident,) = rows(engine, select(Resident).where(Resident.id == rid))
+    assert resident[0].phone == "13800138000" and resident[0].area_path.startswith(c1["path"])
+    assert resident[0].created_by == world.users["worker1"]
+    # The registration service ran: a new-arrival task exists for the pushed record.
+    assert rows(engine, select(Task.id).where(Task.resident_id == rid, Task.kind == "new_arrival_visit"))
+    # Another device in scope gets it; the pushing device gets the server's version (community filled in).
+    other = pull(api, "sup_street", other_last, device="tablet-0001")
+    assert rid in ids(other, "residents")
+    mine = pull(api, "worker1", last)
+    raw = next(r for r in mine["changes"]["residents"]["updated"] if r["id"] == rid)
+    assert raw["community_id"] == c1["id"] and raw["phone"] == "13800138000"
+    assert mine["changes"]["residents"]["deleted"] == []
+    device = rows(engine, select(SyncDevice).where(SyncDevice.device_id == "phone-0001"))[0][0]
+    assert (device.pushes, device.rejected_total, device.last_rejected) == (1, 0, 0)
+    assert device.last_push_at is not None
+    audits = rows(engine, select(AuditEvent.detail).where(AuditEvent.action == "sync.push"))
+    assert len(audits) == 1 and "手机" not in audits[0][0] and '"rejected": 0' in audits[0][0]
+
+
+def test_retried_push_changes_nothing(api: Api, world: World, engine: Engine) -> None:
+    dwelling = world.dwellings[world.community("c1")["id"]][0]
+    last = cursor(api, "worker1")
+    rid = wid()
+    payload = changes(residents={"created": [resident_raw(rid, dwelling, "102")]})
+    push(api, "worker1", payload, last)
+    logged, version = _log_count(engine), rows(engine, select(Resident.version).where(Resident.id == rid))[0][0]
+    again = push(api, "worker1", payload, last)  # the response was lost: same cursor, same records
+    assert again["applied"] == {} and again["unchanged"] == 1 and again["rejected"] == []
+    assert _log_count(engine) == logged
+    assert rows(engine, select(Resident.version).where(Resident.id == rid))[0][0] == version
+    assert len(rows(engine, select(Resident.id).where(Resident.id_number == payload["residents"]["created"][0][
+        "id_number"]))) == 1
+
+
+def test_create_of_existing_is_an_update_and_update_of_missing_is_a_create(api: Api, world: World,
+                                                                          engine: Engine) -> None:
+    dwelling = world.dwellings[world.community("c1")["id"]][0]
+    last = cursor(api, "worker1")
+    rid, other = wid(), wid()
+    push(api, "worker1", changes(residents={"created": [resident_raw(rid, dwelling, "103")]}), last)
+    renamed = resident_raw(rid, dwelling, "103", name="改名", occupation="厨师")
+    body = push(api, "worker1", changes(residents={"created": [renamed]}), last)
+    assert body["applied"] == {"residents": 1}
+    (name, occupation, version), = rows(engine, select(Resident.name, Resident.occupation, Resident.version)
+                                        .where(Resident.id == rid))
+    assert (name, occupation, version) == ("改名", "厨师", 2)
+    missing = {**resident_raw(other, dwelling, "104"), "_status": "updated", "_changed": "name"}
+    body = push(api, "worker1", changes(residents={"updated": [missing]}), last)
+    assert body["applied"] == {"residents": 1}
+    assert rows(engine, select(Resident.id).where(Resident.id == other))
+
+
+def test_out_of_scope_create_is_rejected_and_arrives_as_deleted(api: Api, world: World, engine: Engine) -> None:
+    far_dwelling = world.dwellings[world.community("c3")["id"]][0]
+    last = cursor(api, "worker1")
+    rid = wid()
+    body = push(api, "worker1", changes(residents={"created": [resident_raw(rid, far_dwelling, "105")]}), last)
+    assert codes(body) == {rid: "not_found"} and body["applied"] == {}
+    assert not rows(engine, select(Resident.id).where(Resident.id == rid))
+    assert rows(engine, select(SyncRejection.kind, SyncRejection.code).where(SyncRejection.record_id == rid)) == [
+        ("create", "not_found")]
+    after = pull(api, "worker1", last)
+    assert rid in ids(after, "residents", "deleted")
+    # Once the device holds a later cursor, the rejection is reconciled and not sent again.
+    later = pull(api, "worker1", after["timestamp"])
+    assert rid not in ids(later, "residents", "deleted")
+    assert rows(engine, select(SyncRejection.reconciled).where(SyncRejection.record_id == rid)) == [(True,)]
+    device = rows(engine, select(SyncDevice).where(SyncDevice.device_id == "phone-0001"))[0][0]
+    assert (device.rejected_total, device.last_rejected) == (1, 1)
+
+
+def test_a_bad_record_rejects_only_itself(api: Api, world: World, engine: Engine) -> None:
+    dwelling = world.dwellings[world.community("c1")["id"]][0]
+    last = cursor(api, "worker1")
+    good, bad, typed, rule = wid(), wid(), wid(), wid()
+    body = push(api, "worker1", changes(residents={"created": [
+        resident_raw(bad, dwelling, "106", id_number="110101199001011234X"),  # not an ID number
+        resident_raw(good, dwelling, "107"),
+        resident_raw(typed, dwelling, "108", arrival_date="2026-09-01"),  # a date must be epoch ms
+        resident_raw(rule, dwelling, "109", phone="12345"),
+    ]}), last)
+    assert codes(body) == {bad: "record_invalid", typed: "record_invalid", rule: "phone_format"}
+    assert body["applied"] == {"residents": 1}
+    assert {r for (r,) in rows(engine, select(Resident.id).where(Resident.id.in_([good, bad, typed, rule])))} == {
+        good}
+    # Audit rows exist for the good record only.
+    created = {t for (t,) in rows(engine, select(AuditEvent.target_id).where(AuditEvent.action == "residents.create"))}
+    assert good in created and not {bad, typed, rule} & created
+
+
+def test_registered_elsewhere_keeps_the_transfer_request(api: Api, world: World, engine: Engine) -> None:
+    c3 = world.community("c3")
+    far_dwelling = world.dwellings[c3["id"]][0]
+    dwelling = world.dwellings[world.community("c1")["id"]][0]
+    raw = resident_raw(wid(), far_dwelling, "110")
+    response = api.as_("worker3", "POST", "/api/v1/residents", json={
+        "name": "远方", "id_number": raw["id_number"], "hukou_code": "411702", "arrival_date": "2026-09-01",
+        "dwelling_id": far_dwelling})
+    assert response.status_code == 201, response.text
+    last = cursor(api, "worker1")
+    rid = wid()
+    body = push(api, "worker1", changes(residents={"created": [{**raw, "id": rid, "dwelling_id": dwelling}]}), last)
+    assert codes(body) == {rid: "resident_registered_elsewhere"}
+    transfers = api.as_("sup_other", "GET", "/api/v1/transfers").json()["items"]
+    assert any(t["resident_id"] == response.json()["id"] for t in transfers)
+    assert not rows(engine, select(Resident.id).where(Resident.id == rid))
+
+
+def test_forbidden_field_rejects_the_record(api: Api, world: World, engine: Engine) -> None:
+    dwelling = world.dwellings[world.community("c1")["id"]][0]
+    last = cursor(api, "worker1")
+    rid = wid()
+    push(api, "worker1", changes(residents={"created": [resident_raw(rid, dwelling, "111")]}), last)
+    last = cursor(api, "worker1", last=last)
+    edit = {**resident_raw(rid, dwelling, "111"), "_status": "updated", "_changed": "status,occupation,updated_at",
+            "status": "LEFT", "occupation": "司机", "updated_at": 1_800_000_000_000}
+    body = push(api, "worker1", changes(residents={"updated": [edit]}), last)
+    assert codes(body) == {rid: "field_not_writable"}
+    assert rows(engine, select(Resident.status, Resident.occupation).where(Resident.id == rid)) == [
+        ("REGISTERED", None)]
+    # The same columns with the stored values (only occupation really changed) are fine.
+    ok = {**edit, "status": "REGISTERED"}
+    assert push(api, "worker1", changes(residents={"updated": [ok]}), last)["applied"] == {"residents": 1}
+    assert rows(engine, select(Resident.occupation).where(Resident.id == rid)) == [("司机",)]
+
+
+def test_read_only_tables_and_deletes(api: Api, world: World, engine: Engine) -> None:
+    c1 = world.community("c1")
+    dwelling = world.dwellings[c1["id"]][0]
+    last = cursor(api, "worker1")
+    rid = wid()
+    push(api, "worker1", changes(residents={"created": [resident_raw(rid, dwelling, "112")]}), last)
+    last = cursor(api, "worker1", last=last)
+    body = push(api, "worker1", changes(
+        divisions={"updated": [{"id": c1["id"], "name": "改名"}]},
+        service_items={"deleted": ["a" * 32]},
+        residents={"deleted": [rid, wid()]},  # an existing resident, and one the server never had
+        dwellings={"deleted": [dwelling]},
+    ), last)
+    assert codes(body) == {c1["id"]: "read_only_table", "a" * 32: "read_only_table", rid: "delete_not_allowed",
+                           dwelling: "delete_not_allowed"}
+    assert body["unchanged"] == 1  # the delete of a missing record
+    assert rows(engine, select(Resident.id).where(Resident.id == rid))
+    assert rows(engine, select(Dwelling.active).where(Dwelling.id == dwelling)) == [(True,)]
+    # The next pull sends the records back (the phone deleted them locally).
+    after = pull(api, "worker1", last)
+    assert rid in ids(after, "residents") and dwelling in ids(after, "dwellings")
+    assert c1["id"] in ids(after, "divisions")
+
+
+def test_dwellings_create_and_update(api: Api, world: World, engine: Engine) -> None:
+    c1 = world.community("c1")
+    last = cursor(api, "worker1")
+    did = wid()
+    raw = {"id": did, "_status": "created", "_changed": "", "community_id": c1["id"], "grid_id": None,
+           "address": "手机路1号", "kind": "rental", "lat": None, "lng": None, "active": True}
+    assert push(api, "worker1", changes(dwellings={"created": [raw]}), last)["applied"] == {"dwellings": 1}
+    last = cursor(api, "worker1", last=last)
+    edit = {**raw, "_status": "updated", "_changed": "address,lat,lng", "address": "手机路2号", "lat": 31.2,
+            "lng": 121.4}
+    assert push(api, "worker1", changes(dwellings={"updated": [edit]}), last)["applied"] == {"dwellings": 1}
+    assert rows(engine, select(Dwelling.address, Dwelling.lat, Dwelling.version).where(Dwelling.id == did)) == [
+        ("手机路2号", 31.2, 2)]
+    inactive = {**edit, "_changed": "active", "active": False}
+    assert codes(push(api, "worker1", changes(dwellings={"updated": [inactive]}), last)) == {
+        did: "field_not_writable"}
+    far = {**raw, "id": wid(), "community_id": world.community("c3")["id"], "address": "越界路1号"}
+    body = push(api, "worker1", changes(dwellings={"created": [far]}), last)
+    assert codes(body) == {far["id"]: "not_found"}
+
+
+def test_follow_up_tasks_create_cancel_and_delete(api: Api, world: World, engine: Engine) -> None:
+    c1 = world.community("c1")
+    resident = rows(engine, select(Resident.id).where(Resident.area_path.startswith(c1["path"]),
+                                                      Resident.status == "REGISTERED"))[0][0]
+    last = cursor(api, "worker1")
+    today = city_today()
+
+    def task(tid: str, **extra: Any) -> dict[str, Any]:
+        return {"id": tid, "_status": "created", "_changed": "", "resident_id": resident, "kind": "follow_up",
+                "due_date": date_to_ms(today), "reason": "document_check", "note": None, "state": "open", **extra}
+
+    keep, gone, monthly = wid(), wid(), wid()
+    body = push(api, "worker1", changes(tasks={"created": [task(keep), task(gone), task(monthly,
+                                                                                      kind="key_person_monthly")]}),
+                last)
+    assert body["applied"] == {"tasks": 2} and codes(body) == {monthly: "task_kind_not_allowed"}
+    assert rows(engine, select(Task.created_by, Task.state).where(Task.id == keep)) == [
+        (world.users["worker1"], "open")]
+    last = cursor(api, "worker1", last=last)
+    edit = {**task(keep), "_status": "updated", "_changed": "state", "state": "cancelled",
+            "cancel_reason": "duplicate_task"}
+    body = push(api, "worker1", changes(tasks={"updated": [edit], "deleted": [gone]}), last)
+    assert body["applied"] == {"tasks": 2}
+    assert rows(engine, select(Task.state, Task.cancel_reason).where(Task.id.in_([keep, gone])).order_by(
+        Task.cancel_reason)) == [("cancelled", "duplicate_task"), ("cancelled", "no_longer_needed")]
+    # A local delete after the push is never undone by the next pull: cancelled tasks arrive as deleted.
+    after = pull(api, "worker1", last)
+    assert {keep, gone} <= ids(after, "tasks", "deleted") and not {keep, gone} & ids(after, "tasks")
+    # A task the worker did not create cannot be deleted or changed.
+    system = rows(engine, select(Task.id, Task.due_date).where(Task.resident_id == resident,
+                                                               Task.created_by.is_(None), Task.state == "open"))
+    if system:
+        body = push(api, "worker1", changes(tasks={"deleted": [system[0][0]]}), after["timestamp"])
+        assert codes(body) == {system[0][0]: "delete_not_allowed"}

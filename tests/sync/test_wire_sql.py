@@ -1,0 +1,46 @@
+"""Pulls read times and dates as epoch milliseconds computed by the database; they must be exactly what the
+Python conversion (`to_raw`, used for conflicts and by push) gives, on both databases, for every table."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import Engine, select
+from sqlmodel import Session
+
+from app.core.types import city_today
+from app.sync.wire import MODELS, shape, to_ms, to_raw
+from tests.conftest import Api, World
+from tests.sync.helpers import pull
+from tests.visits import VISITS, resident, visit_body
+
+
+def test_sql_epoch_conversion_matches_python(api: Api, world: World, engine: Engine) -> None:
+    who = resident(engine, world)
+    recorded = api.as_("worker1", "POST", VISITS, json=visit_body(
+        who, services=[{"item_code": "education", "quantity": 1}],
+        checkin={"lat": who["lat"], "lng": who["lng"], "coord_system": "gcj02", "accuracy_m": 9.5,
+                 "provider": "gps"}, follow_up={"due_date": city_today().isoformat(), "reason": "other"}))
+    assert recorded.status_code == 201, recorded.text
+    pull(api, "worker1")
+    checked, seen = 0, set()
+    with Session(engine) as session:
+        dialect = session.get_bind().dialect.name
+        for name, model in MODELS.items():
+            s = shape(name)
+            table = model.__table__  # type: ignore[attr-defined]
+            rows = session.execute(select(*s.select_list(dialect)).select_from(table).order_by(table.c.id)
+                                   .limit(200)).all()
+            records = {str(r.id): r for r in session.execute(select(model).order_by(table.c.id).limit(200)).scalars()}
+            for row in rows:
+                got = s.record(row)
+                expected = to_raw(name, records[got["id"]])
+                assert got == expected, name
+                checked += 1
+                seen.add(name)
+    assert checked > 500 and {"visits", "service_deliveries", "tasks"} <= seen
+
+
+def test_to_ms_truncates_to_the_millisecond() -> None:
+    assert to_ms(datetime(2026, 11, 29, 10, 0, 0, 277_999, tzinfo=UTC)) % 1000 == 277
+    assert to_ms(datetime(2026, 11, 29, 10, 0, 0, 0, tzinfo=UTC)) % 1000 == 0
