@@ -68,6 +68,26 @@ class DeviceState:
     open_rejections: bool = False
 
 
+def _settles(device: SyncDevice, last_pulled_at: int) -> bool:
+    """Does this pull acknowledge the scope sent to the device earlier (so the device row must change)?"""
+    pending_cursor, pending_from = device.pending_cursor, device.pending_from
+    return (device.pending_scope is not None and pending_cursor is not None and pending_from is not None
+            and last_pulled_at >= pending_cursor and last_pulled_at > pending_from)
+
+
+def known_device(session: Session, actor: Actor, device_id: str, last_pulled_at: int) -> DeviceState | None:
+    """The device's state read without a write transaction, when nothing about it must change now (the
+    usual pull); None when it must be registered or its scope settled (`open_device` does that)."""
+    device = session.execute(
+        select(SyncDevice).where(col(SyncDevice.user_id) == actor.user_id, col(SyncDevice.device_id) == device_id)
+    ).scalar_one_or_none()
+    if device is None or _settles(device, last_pulled_at):
+        return None
+    if device.revoked_at is not None:
+        raise DeviceRevoked()
+    return _state(session, device, last_pulled_at)
+
+
 def open_device(session: Session, actor: Actor, device_id: str, last_pulled_at: int) -> DeviceState:
     """Register the device or find it (403 when revoked) and settle an acknowledged scope."""
     device = session.execute(
@@ -81,12 +101,15 @@ def open_device(session: Session, actor: Actor, device_id: str, last_pulled_at: 
         session.flush()
     if device.revoked_at is not None:
         raise DeviceRevoked()
-    pending_cursor, pending_from = device.pending_cursor, device.pending_from
-    if (device.pending_scope is not None and pending_cursor is not None and pending_from is not None
-            and last_pulled_at >= pending_cursor and last_pulled_at > pending_from):
+    if _settles(device, last_pulled_at):
+        assert device.pending_scope is not None
         device.scope_prefixes, device.scope_key = device.pending_scope, _key_of(device.pending_scope)
         device.pending_scope = device.pending_cursor = device.pending_from = None
         session.add(device)
+    return _state(session, device, last_pulled_at)
+
+
+def _state(session: Session, device: SyncDevice, last_pulled_at: int) -> DeviceState:
     open_rejections = session.execute(
         select(col(SyncRejection.id)).where(col(SyncRejection.device_row_id) == device.id,
                                             col(SyncRejection.reconciled).is_(False)).limit(1)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gzip
 import json
 import zlib
 from typing import Annotated, Any
@@ -16,6 +15,7 @@ from app.core.config import get_settings
 from app.core.db import begin, get_engine, unit_of_work
 from app.core.deps import Actor, SessionDep, StaffActor, allow
 from app.core.errors import AppError, Unprocessable, language
+from app.core.gzipping import gzip_bytes
 from app.core.middleware import BodyTooLarge
 from app.core.pagination import Page, PageDep, paginate
 from app.sync import conflicts, devices, tracking
@@ -93,8 +93,10 @@ def pull_changes(
         raise SchemaVersionUnsupported({"supported": sorted(SUPPORTED_SCHEMA_VERSIONS)})
     after = _cursor(last_pulled_at)
     full_tables = _migration(migration) if after else set()
-    with unit_of_work() as side:
-        state = devices.open_device(side, actor, device_id, after)
+    state = devices.known_device(session, actor, device_id, after)
+    if state is None:  # a new device, or a scope to settle: a short write transaction
+        with unit_of_work() as side:
+            state = devices.open_device(side, actor, device_id, after)
     engine = get_engine()
     if engine.dialect.name == "postgresql":
         # One snapshot for the counter and every table (the request's own transaction has already run
@@ -124,7 +126,7 @@ def _json(request: Request, body: dict[str, Any]) -> Response:
     content = orjson.dumps(body)
     headers = {"Vary": "Accept-Encoding", "Cache-Control": "no-store"}
     if "gzip" in request.headers.get("accept-encoding", "").lower():
-        content = gzip.compress(content, compresslevel=GZIP_LEVEL, mtime=0)
+        content = gzip_bytes(content, GZIP_LEVEL)
         headers["Content-Encoding"] = "gzip"
     return Response(content, media_type="application/json", headers=headers)
 
