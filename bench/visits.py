@@ -46,9 +46,9 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import httpx
+import search  # bench/search.py
 from alembic import command
-from search import admin, drop, free_port, start_server, summary, timed  # bench/search.py
+from search import admin, drop, free_port, start_server, summary, timed
 from sqlalchemy import func, select, text
 from sqlalchemy.engine import make_url
 from sqlmodel import col
@@ -156,18 +156,7 @@ def body(rng: random.Random, resident: tuple[str, bool, float, float], now: date
     return out
 
 
-class Api:
-    def __init__(self, port: int, username: str, password: str) -> None:
-        self.client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30)
-        self.username, self.password = username, password
-        self.login()
-
-    def login(self) -> None:
-        response = self.client.post("/api/v1/auth/login", json={"username": self.username, "password": self.password})
-        response.raise_for_status()
-        self.client.headers["Authorization"] = f"Bearer {response.json()['access_token']}"
-        self.logged_in = time.monotonic()
-
+class Api(search.Api):
     def fresh(self) -> None:
         if time.monotonic() - self.logged_in > 240:  # access tokens live 10 minutes
             self.login()

@@ -58,7 +58,7 @@ class ItemRetire(InputModel):
     note: str = Field(min_length=1, max_length=200)
 
 
-class ItemOut(OutputModel):
+class SnapshotItem(OutputModel):
     id: str
     code: str
     name_zh: str
@@ -69,6 +69,9 @@ class ItemOut(OutputModel):
     effective_from: date
     effective_to: date | None
     sensitive: bool
+
+
+class ItemOut(SnapshotItem):
     since_version: int
     retired_in_version: int | None
     retired: bool = False
@@ -83,19 +86,6 @@ class CatalogOut(OutputModel):
 class ItemChangeOut(OutputModel):
     catalog_version: int = Field(description="The catalogue version this change published")
     item: ItemOut
-
-
-class SnapshotItem(OutputModel):
-    id: str
-    code: str
-    name_zh: str
-    name_en: str
-    description: str
-    unit: str
-    sort_order: int
-    effective_from: date
-    effective_to: date | None
-    sensitive: bool
 
 
 class VersionSummary(OutputModel):
