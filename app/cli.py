@@ -79,7 +79,8 @@ def seed_demo(
         fh.write("".join(f"{u}\t{r}\t{p}\n" for u, r, p in result.logins))
     path.chmod(0o600)
     typer.echo(f"seeded {result.divisions} divisions, {result.dwellings} dwellings, {len(result.logins)} users, "
-               f"{result.residents} residents ({result.key_persons} key persons), {result.landlords} landlords "
+               f"{result.residents} residents ({result.key_persons} key persons), {result.landlords} landlords, "
+               f"{result.visits} visits ({result.service_deliveries} services delivered), {result.tasks} tasks "
                f"in {elapsed:.1f} s ({result.residents / elapsed:,.0f} residents/s)")
     _print_logins()
 

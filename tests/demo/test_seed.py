@@ -27,6 +27,7 @@ from app.demo import seed as seed_module
 from app.people import rules, service
 from app.people.models import FpDocument, HealthRecord, Landlord, Resident, Tenancy
 from app.places.models import Dwelling
+from app.visits.models import Task, Visit
 from tests.conftest import Databases
 
 
@@ -140,11 +141,13 @@ def test_seed_demo_command_is_idempotent(fresh_engine: Engine, tmp_path: Path) -
         first = CliRunner().invoke(cli, ["seed-demo", "--size", "300"])
         assert first.exit_code == 0, first.output
         assert "300 residents" in first.output and "residents/s" in first.output
-        counts = {m.__name__: _count(fresh_engine, m) for m in (Resident, Tenancy, Landlord, User)}
-        assert counts["Resident"] == 300
+        counts = {m.__name__: _count(fresh_engine, m) for m in (Resident, Tenancy, Landlord, User, Visit, Task)}
+        assert counts["Resident"] == 300 and counts["Visit"] > 0 and counts["Task"] > 0
+        assert f"{counts['Visit']} visits" in first.output and f"{counts['Task']} tasks" in first.output
         again = CliRunner().invoke(cli, ["seed-demo", "--size", "5000", "--seed", "3"])
         assert again.exit_code == 0 and "already present" in again.output
-        assert {m.__name__: _count(fresh_engine, m) for m in (Resident, Tenancy, Landlord, User)} == counts
+        assert {m.__name__: _count(fresh_engine, m)
+                for m in (Resident, Tenancy, Landlord, User, Visit, Task)} == counts
     finally:
         del os.environ["DEMO_LOGINS_FILE"]
         get_settings.cache_clear()
