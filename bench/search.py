@@ -58,10 +58,15 @@ MARK = "bench_search_ready"
 
 # --- the database ----------------------------------------------------------------------------------------
 
-def database_url(db: str, size: int) -> str:
+def bench_url(db: str, name: str) -> str:
+    """The database a bench builds for itself: bench/out/<name>.db, or bench_<name> on the PostgreSQL server."""
     if db == "sqlite":
-        return f"sqlite:///{ROOT / 'bench' / 'out' / f'search-{size}.db'}"
-    return make_url(PG_SERVER).set(database=f"bench_search_{size}").render_as_string(hide_password=False)
+        return f"sqlite:///{ROOT / 'bench' / 'out' / f'{name}.db'}"
+    return make_url(PG_SERVER).set(database=f"bench_{name.replace('-', '_')}").render_as_string(hide_password=False)
+
+
+def database_url(db: str, size: int) -> str:
+    return bench_url(db, f"search-{size}")
 
 
 def admin(sql: str) -> None:

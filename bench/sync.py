@@ -47,7 +47,7 @@ from typing import Any
 
 import httpx
 from alembic import command
-from search import admin, drop, free_port, start_server, summary, timed  # bench/search.py
+from search import admin, bench_url, drop, free_port, start_server, summary, timed  # bench/search.py
 from sqlalchemy import func, select, true
 from sqlalchemy.engine import make_url
 from sqlmodel import Session, col
@@ -60,7 +60,6 @@ from app.people.models import Resident, ResidentStatus
 from app.places.models import Division, Dwelling, Level
 from app.visits.models import ServiceDelivery, Visit
 
-PG_SERVER = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 V1 = "/api/v1"
 COMMUNITIES = 10  # the demo's minimum; the first one is the worker's
 VISIT_COLUMNS = [c.name for c in Visit.__table__.columns]  # type: ignore[attr-defined]
@@ -70,9 +69,7 @@ DELIVERY_COLUMNS = [c.name for c in ServiceDelivery.__table__.columns]  # type: 
 # --- the database ----------------------------------------------------------------------------------------
 
 def database_url(db: str) -> str:
-    if db == "sqlite":
-        return f"sqlite:///{ROOT / 'bench' / 'out' / 'sync.db'}"
-    return make_url(PG_SERVER).set(database="bench_sync").render_as_string(hide_password=False)
+    return bench_url(db, "sync")
 
 
 def build(db: str, url: str, residents: int, visits: int, seed: int) -> tuple[str, str]:

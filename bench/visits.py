@@ -48,7 +48,7 @@ from typing import Any
 
 import search  # bench/search.py
 from alembic import command
-from search import admin, drop, free_port, start_server, summary, timed
+from search import admin, bench_url, drop, free_port, start_server, summary, timed
 from sqlalchemy import func, select, text
 from sqlalchemy.engine import make_url
 from sqlmodel import col
@@ -62,7 +62,6 @@ from app.places.models import Division, Dwelling, Level
 from app.visits.geo import EARTH_RADIUS_M, wgs84_to_gcj02
 from app.visits.models import ServiceDelivery, Visit
 
-PG_SERVER = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 ITEMS = ("education", "contraceptives", "pregnancy_iud_check", "rh_checkup")
 NOTES = ("documents_checked", "address_confirmed", "counselling_given", "fp_certificate_checked")
 VISIT_COLUMNS = [c.name for c in Visit.__table__.columns]  # type: ignore[attr-defined]
@@ -72,9 +71,7 @@ DELIVERY_COLUMNS = [c.name for c in ServiceDelivery.__table__.columns]  # type: 
 # --- the database ----------------------------------------------------------------------------------------
 
 def database_url(db: str) -> str:
-    if db == "sqlite":
-        return f"sqlite:///{ROOT / 'bench' / 'out' / 'visits.db'}"
-    return make_url(PG_SERVER).set(database="bench_visits").render_as_string(hide_password=False)
+    return bench_url(db, "visits")
 
 
 def build(db: str, url: str, size: int, seed: int) -> tuple[str, str]:
