@@ -116,8 +116,8 @@ def build(db: str, url: str, residents: int, visits: int, seed: int) -> tuple[st
 def top_up_visits(session: Session, community: Division, worker_id: str, target: int, seed: int) -> int:
     """More visits of the demo generator, over the last twelve months, until the community has `target`."""
     from app.catalog.models import CatalogVersion, ServiceItem
+    from app.core.bulk import BulkWriter, table_of
     from app.core.types import city_today, utcnow
-    from app.demo.residents import BulkWriter, table_of
     from app.demo.visits import DELIVERY_COLUMNS as DEMO_DELIVERY
     from app.demo.visits import VISIT_COLUMNS as DEMO_VISIT
     from app.demo.visits import _Generator, _Person

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import ColumnElement
+from sqlalchemy import Boolean, ColumnElement, any_, bindparam
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.ext.compiler import compiles
 
 
 def starts_with(column: Any, value: str) -> ColumnElement[bool]:
@@ -16,4 +19,35 @@ def starts_with(column: Any, value: str) -> ColumnElement[bool]:
     """
     escaped = value.replace("/", "//").replace("%", "/%").replace("_", "/_")
     result: ColumnElement[bool] = column.like(escaped + "%", escape="/")
+    return result
+
+
+class among(ColumnElement[bool]):  # lower case: reads like the operator it stands for
+    """`column IN (values)` for a long list of values (a batch's ids).
+
+    SQLite: the usual `IN (?, ?, …)`. PostgreSQL: `column = ANY(%s)` with the values as one array parameter —
+    the same index scan, but one parameter instead of hundreds, so neither SQLAlchemy nor psycopg renders and
+    parses a statement of 500 placeholders per query (a 1,000-visit sync push runs about twenty of them).
+    Not cached (the statement text depends on the dialect); that costs less than the rendering it saves.
+    """
+
+    inherit_cache = False
+    type = Boolean()
+    _is_implicitly_boolean = True  # a condition, not a boolean column: no `= 1` on SQLite
+
+    def __init__(self, column: Any, values: Iterable[Any]) -> None:
+        self.column = column
+        self.values = list(values)
+
+
+@compiles(among)
+def _among_default(element: among, compiler: Any, **kw: Any) -> str:
+    result: str = compiler.process(element.column.in_(element.values), **kw)
+    return result
+
+
+@compiles(among, "postgresql")
+def _among_postgresql(element: among, compiler: Any, **kw: Any) -> str:
+    values = bindparam(None, element.values, type_=ARRAY(element.column.type))
+    result: str = compiler.process(element.column == any_(values), **kw)
     return result

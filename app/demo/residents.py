@@ -29,9 +29,10 @@ from itertools import accumulate
 from types import SimpleNamespace
 from typing import Any, cast
 
-from sqlalchemy import Table, text
+from sqlalchemy import text
 from sqlmodel import Session
 
+from app.core.bulk import BulkWriter, table_of
 from app.people import service
 from app.people.models import (
     Contraception,
@@ -132,68 +133,6 @@ DOC_STATUS_SINGLE = Weighted([(FpDocStatus.valid.value, 68), (FpDocStatus.tempor
 
 
 # --- bulk writing -----------------------------------------------------------------------------------------
-
-def table_of(model: Any) -> Table:
-    return cast(Table, model.__table__)
-
-
-class BulkWriter:
-    """Append rows (tuples in a fixed column order) to a table in the session's transaction.
-
-    SQLite: executemany of one prepared INSERT, values converted by the columns' own SQLAlchemy bind
-    processors (so dates and timestamps are stored exactly as the ORM stores them). PostgreSQL: COPY FROM
-    STDIN through psycopg, several times faster than multi-row INSERTs.
-    """
-
-    def __init__(self, session: Session) -> None:
-        self.connection = session.connection()
-        self.dialect = self.connection.dialect
-        self.postgres = self.dialect.name == "postgresql"
-        self._processors: dict[tuple[str, tuple[str, ...]], list[tuple[int, Callable[[Any], Any]]]] = {}
-        self.counts: dict[str, int] = {}
-
-    def write(self, table: Table, columns: Sequence[str], rows: list[tuple[Any, ...]]) -> None:
-        if not rows:
-            return
-        self.counts[table.name] = self.counts.get(table.name, 0) + len(rows)
-        if self.postgres:
-            self._copy(table, columns, rows)
-        else:
-            self._insert(table, columns, rows)
-
-    def write_dicts(self, table: Table, rows: list[dict[str, Any]]) -> None:
-        """Rows given as dicts (all with the same keys)."""
-        if rows:
-            columns = list(rows[0])
-            self.write(table, columns, [tuple(row[c] for c in columns) for row in rows])
-
-    def _insert(self, table: Table, columns: Sequence[str], rows: list[tuple[Any, ...]]) -> None:
-        key = (table.name, tuple(columns))
-        processors = self._processors.get(key)
-        if processors is None:
-            processors = []
-            for index, name in enumerate(columns):
-                processor: Any = table.c[name].type.dialect_impl(self.dialect).bind_processor(self.dialect)
-                if processor is not None:
-                    processors.append((index, processor))
-            self._processors[key] = processors
-        converted = []
-        for row in rows:
-            values = list(row)
-            for index, processor in processors:
-                if values[index] is not None:
-                    values[index] = processor(values[index])
-            converted.append(tuple(values))
-        # Table and column names come from our own metadata, never from input.
-        sql = f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"  # noqa: S608
-        self.connection.exec_driver_sql(sql, cast(Any, converted))
-
-    def _copy(self, table: Table, columns: Sequence[str], rows: list[tuple[Any, ...]]) -> None:
-        raw: Any = self.connection.connection.driver_connection
-        with raw.cursor() as cursor, cursor.copy(f"COPY {table.name} ({', '.join(columns)}) FROM STDIN") as copy:
-            for row in rows:
-                copy.write_row(row)
-
 
 @contextmanager
 def indexes_deferred(session: Session, tables: Sequence[str]) -> Iterator[None]:

@@ -28,6 +28,7 @@ from sqlmodel import Session, col
 
 from app.audit import service as audit
 from app.auth.models import Role, User, UserScope
+from app.core.bulk import BulkWriter, table_of
 from app.core.security import hash_password
 from app.core.types import city_today, new_id, utcnow
 from app.demo import residents as people
@@ -197,12 +198,12 @@ def seed_demo(session: Session, size: int = 1000, seed: int = 20261129, with_use
     bigger_cache = size >= BIG and session.get_bind().dialect.name == "sqlite"
     if bigger_cache:
         session.execute(text("PRAGMA cache_size=-524288"))  # 512 MiB while the indexes grow
-    writer = people.BulkWriter(session)
-    writer.write_dicts(people.table_of(Division), divisions)
+    writer = BulkWriter(session)
+    writer.write_dicts(table_of(Division), divisions)
     people.write_landlords(writer, landlords)  # before the dwellings that refer to them
-    writer.write_dicts(people.table_of(Dwelling), dwellings)
-    writer.write_dicts(people.table_of(User), users)
-    writer.write_dicts(people.table_of(UserScope), scopes)
+    writer.write_dicts(table_of(Dwelling), dwellings)
+    writer.write_dicts(table_of(User), users)
+    writer.write_dicts(table_of(UserScope), scopes)
     if size >= BIG:
         with people.indexes_deferred(session, people.PEOPLE_TABLES):
             people.write_people(writer, generator, communities, size, progress)

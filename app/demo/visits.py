@@ -38,9 +38,9 @@ from sqlmodel import Session, col
 from app.audit import service as audit
 from app.auth.models import Role, User, UserScope
 from app.catalog.models import CatalogVersion, ServiceItem
+from app.core.bulk import BulkWriter, table_of
 from app.core.config import get_settings
 from app.core.types import CITY_TZ, city_date, city_today, utcnow
-from app.demo.residents import BulkWriter, table_of
 from app.people.models import Resident, ResidentStatus
 from app.places.models import Division, Dwelling, Level
 from app.visits.checkin import CheckinFacts, assess

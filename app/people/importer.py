@@ -33,12 +33,13 @@ from types import SimpleNamespace
 from typing import Any, cast
 
 from pydantic import Field, ValidationError
-from sqlalchemy import Table, select, tuple_
+from sqlalchemy import select, tuple_
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col
 
 from app.audit import service as audit
 from app.auth.models import Role
+from app.core.bulk import table_of
 from app.core.deps import Actor
 from app.core.errors import AppError, Conflict, Unprocessable
 from app.core.schemas import OutputModel
@@ -542,10 +543,6 @@ def _commit(session: Session, actor: Actor, rows: list[Row], lang: str, report: 
         failed = _report(FileTable(report.format, report.encoding, []), rows, report.ignored_columns, False, lang)
         raise ImportInvalid(failed.model_dump(mode="json"))
     return len(fresh), sum(1 for r in rows if r.returning)
-
-
-def table_of(model: Any) -> Table:
-    return cast(Table, model.__table__)
 
 
 def _resident_values(actor: Actor, row: Row) -> tuple[dict[str, Any], dict[str, Any]]:

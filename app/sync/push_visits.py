@@ -16,11 +16,12 @@ from pydantic import ValidationError
 from sqlmodel import col, select
 
 from app.core.errors import AppError, Conflict, NotFound, Unprocessable
+from app.core.queries import among
 from app.sync.models import RejectionKind
 from app.sync.wire import WireError, from_raw
-from app.visits.batch import VisitItem, record_visits
+from app.visits.batch import VisitItem, chunks, record_visits
 from app.visits.models import ServiceDelivery, Visit
-from app.visits.schemas import CheckinIn, ServiceIn, VisitCreate
+from app.visits.schemas import VisitCreate
 
 if TYPE_CHECKING:
     from app.sync.push import Incoming, Pusher
@@ -59,20 +60,23 @@ def _codes(raw: Any) -> list[Any]:
     raise WireError("notes")
 
 
+CHECKIN_COLUMNS = ("lat", "lng", "coord_system", "accuracy_m", "provider", "mock_location", "fix_time")
+VISIT_FIELDS = ("resident_id", "dwelling_id", "mode", "purpose", "outcome", "started_at", "ended_at", "catalog_version",
+                "no_coordinates_reason")
+
+
 def visit_body(rec: Incoming, deliveries: list[Incoming]) -> VisitCreate:
+    """The pushed visit and its deliveries as the body POST /visits takes, validated in one pass."""
     v = from_raw("visits", rec.raw, only=VISIT_COLUMNS)
-    checkin = None
+    body: dict[str, Any] = {k: v[k] for k in VISIT_FIELDS if v.get(k) is not None}
     if v.get("lat") is not None or v.get("lng") is not None:
-        checkin = CheckinIn(**{k: v[k] for k in ("lat", "lng", "coord_system", "accuracy_m", "provider",
-                                                 "mock_location", "fix_time") if v.get(k) is not None})
+        body["checkin"] = {k: v[k] for k in CHECKIN_COLUMNS if v.get(k) is not None}
     services = []
     for d in deliveries:
         dv = from_raw("service_deliveries", d.raw, only=DELIVERY_COLUMNS)
-        services.append(ServiceIn(id=d.id, item_code=dv.get("item_code"), quantity=dv.get("quantity") or 1,
-                                  notes=_codes(dv.get("notes"))))
-    fields = {k: v.get(k) for k in ("resident_id", "dwelling_id", "mode", "purpose", "outcome", "started_at",
-                                    "ended_at", "catalog_version", "no_coordinates_reason") if v.get(k) is not None}
-    return VisitCreate(id=rec.id, notes=_codes(v.get("notes")), services=services, checkin=checkin, **fields)
+        services.append({"id": d.id, "item_code": dv.get("item_code"), "quantity": dv.get("quantity") or 1,
+                         "notes": _codes(dv.get("notes"))})
+    return VisitCreate.model_validate({"id": rec.id, "notes": _codes(v.get("notes")), "services": services, **body})
 
 
 def _kind(rec: Incoming) -> str:
@@ -89,10 +93,9 @@ def push_visits(pusher: Pusher, visits: list[Incoming], deliveries: list[Incomin
             continue
         by_visit.setdefault(visit_id, []).append(d)
     pushed = {v.id for v in visits}
-    wanted = sorted(pushed | set(by_visit))
     stored: set[str] = set()
-    for i in range(0, len(wanted), 500):
-        stored |= set(session.execute(select(col(Visit.id)).where(col(Visit.id).in_(wanted[i:i + 500]))).scalars())
+    for chunk in chunks(pushed | set(by_visit)):
+        stored |= set(session.execute(select(col(Visit.id)).where(among(col(Visit.id), chunk))).scalars())
     for visit_id, group in by_visit.items():
         if visit_id not in pushed:
             _orphans(pusher, visit_id in stored, visit_id, group)

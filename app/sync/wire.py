@@ -9,6 +9,7 @@ accepted an ID) never leave; residents go in the worker's shape and no table car
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -90,37 +91,69 @@ class WireError(ValueError):
         self.field = field
 
 
+def _number(name: str, v: Any) -> float | int:
+    if isinstance(v, bool) or not isinstance(v, int | float):
+        raise WireError(name)
+    return v
+
+
 def _in(column: Column[Any]) -> Callable[[Any], Any]:
+    """The converter of one column's pushed values (None passes), chosen once per column: a push converts
+    tens of thousands of values."""
     kind, name = column.type, column.name
 
-    def number(v: Any) -> float | int:
-        if isinstance(v, bool) or not isinstance(v, int | float):
+    def moment(v: Any) -> Any:
+        try:
+            return None if v is None else ms_to_datetime(int(_number(name, v)))
+        except (OverflowError, OSError, ValueError):  # beyond the calendar (WireError is a ValueError)
+            raise WireError(name) from None
+
+    def day(v: Any) -> Any:
+        try:
+            return None if v is None else ms_to_date(int(_number(name, v)))
+        except (OverflowError, OSError, ValueError):
+            raise WireError(name) from None
+
+    def flag(v: Any) -> Any:
+        if v is not None and not isinstance(v, bool):
             raise WireError(name)
         return v
 
-    def convert(v: Any) -> Any:
+    def whole(v: Any) -> Any:
         if v is None:
             return None
-        if isinstance(kind, UTCDateTime):
-            return ms_to_datetime(int(number(v)))
-        if isinstance(kind, Date):
-            return ms_to_date(int(number(v)))
-        if isinstance(kind, Boolean):
-            if not isinstance(v, bool):
-                raise WireError(name)
-            return v
-        if isinstance(kind, Integer):
-            n = number(v)
-            if n != int(n):
-                raise WireError(name)
-            return int(n)
-        if isinstance(kind, Float):
-            return float(number(v))
-        if not isinstance(v, str):
+        n = _number(name, v)
+        if isinstance(n, float) and not n.is_integer():  # also NaN and ±inf
+            raise WireError(name)
+        return int(n)
+
+    def real(v: Any) -> Any:
+        if v is None:
+            return None
+        try:
+            n = float(_number(name, v))
+        except OverflowError:
+            raise WireError(name) from None
+        if not math.isfinite(n):
+            raise WireError(name)
+        return n
+
+    def text(v: Any) -> Any:
+        if v is not None and not isinstance(v, str):
             raise WireError(name)
         return v
 
-    return convert
+    if isinstance(kind, UTCDateTime):
+        return moment
+    if isinstance(kind, Date):
+        return day
+    if isinstance(kind, Boolean):
+        return flag
+    if isinstance(kind, Integer):
+        return whole
+    if isinstance(kind, Float):
+        return real
+    return text
 
 
 @dataclass(frozen=True)
@@ -128,6 +161,7 @@ class Shape:
     table: str
     columns: tuple[Column[Any], ...]
     out: tuple[Callable[[Any], Any] | None, ...]
+    into: dict[str, Callable[[Any], Any]]  # column name → converter of pushed values (`from_raw`)
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -184,7 +218,7 @@ def shape(table: str) -> Shape:
     if table == "residents":
         hidden |= RESIDENT_INTERNAL
     columns = tuple(c for c in sql_table.columns if c.name not in hidden)
-    return Shape(table, columns, tuple(_out(c) for c in columns))
+    return Shape(table, columns, tuple(_out(c) for c in columns), {c.name: _in(c) for c in columns})
 
 
 def columns(table: str) -> tuple[str, ...]:
@@ -204,12 +238,6 @@ def from_raw(table: str, raw: dict[str, Any], *, only: Sequence[str] | None = No
     WatermelonDB's bookkeeping keys (`_status`, `_changed`) and unknown keys are ignored; a value of the
     wrong type raises WireError naming the field.
     """
-    s = shape(table)
-    wanted = set(only) if only is not None else None
-    values = {}
-    for column in s.columns:
-        name = column.name
-        if name not in raw or (wanted is not None and name not in wanted):
-            continue
-        values[name] = _in(column)(raw[name])
-    return values
+    into = shape(table).into
+    names = into if only is None else only
+    return {name: into[name](raw[name]) for name in names if name in raw and name in into}

@@ -15,29 +15,32 @@
 
 How: a few queries for the whole batch (stored visits and deliveries by id, residents in scope, dwellings,
 the catalogue snapshots — parsed once per process —, the residents' open tasks), the check-in flags in
-Python, then one executemany INSERT per table; the audit events (`visits.create`,
-`service_deliveries.create`: id and field names, as the ORM listener would) and the sync log
-(`tracking.mark_rows`) are recorded explicitly since bulk statements bypass the listeners. Tasks are
-completed and created through the ORM (audited and logged automatically). The caller owns the
-transaction: flush only, never commit.
+Python, then the rows in bulk (app/core/bulk.py: executemany on SQLite, COPY on PostgreSQL). The audit
+events and the sync log (`tracking.mark_rows`) are recorded explicitly, since bulk statements bypass the
+listeners: one `visits.create` event per visit with the visit's field names and its deliveries'
+(`service_deliveries.<name>`), the delivery ids in its detail (a visit and its deliveries are one immutable
+record: one event, not one per row). Tasks are completed and created through the ORM (audited and logged
+automatically). The caller owns the transaction: flush only, never commit.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
-from sqlalchemy import Table, select
+import orjson
+from sqlalchemy import select
 from sqlmodel import Session, col
 
 from app.audit import service as audit
 from app.catalog import service as catalog
+from app.core.bulk import BulkWriter, table_of
 from app.core.config import get_settings
 from app.core.deps import Actor
 from app.core.errors import AppError, NotFound
+from app.core.queries import among
 from app.core.types import city_date, new_id, utcnow
 from app.people import service as people
 from app.people.models import Resident, ResidentStatus
@@ -51,7 +54,9 @@ from app.visits.schemas import CoordSystem, VisitCreate, VisitFields
 from app.visits.task_schemas import FOLLOW_UP_MAX_DAYS
 
 Status = Literal["created", "unchanged", "rejected"]
-CHUNK = 500  # ids per IN (...) list
+# Ids per `among` list: one query per lookup for a push of thousands (SQLite allows 32,766 parameters).
+CHUNK = 5000
+DELIVERIES = "service_deliveries"  # where a visit's audit event names its deliveries
 # Kinds a visit can complete (tasks.visit_completes; verification is settled by the monthly cycle).
 COMPLETED_BY_VISITS = (TaskKind.new_arrival_visit.value, TaskKind.key_person_monthly.value, TaskKind.follow_up.value)
 
@@ -149,11 +154,6 @@ def chunks(values: Iterable[str]) -> Iterator[list[str]]:
         yield ordered[start:start + CHUNK]
 
 
-def table_of(model: Any) -> Table:
-    table: Table = model.__table__
-    return table
-
-
 # --- ids, replays and residents ----------------------------------------------------------------------------
 
 
@@ -202,11 +202,12 @@ def _round(session: Session, actor: Actor, round_: list[tuple[int, VisitCreate, 
     stored: dict[str, Visit] = {}
     delivered: dict[str, list[tuple[str, str, int]]] = {}
     for chunk in chunks(client_ids):
-        stored.update((v.id, v) for v in session.execute(select(Visit).where(col(Visit.id).in_(chunk))).scalars())
+        stored.update((v.id, v) for v in session.execute(
+            select(Visit).where(among(col(Visit.id), chunk))).scalars())
     for chunk in chunks(stored):
         for visit_id, delivery_id, code, quantity in session.execute(
             select(col(ServiceDelivery.visit_id), col(ServiceDelivery.id), col(ServiceDelivery.item_code),
-                   col(ServiceDelivery.quantity)).where(col(ServiceDelivery.visit_id).in_(chunk))
+                   col(ServiceDelivery.quantity)).where(among(col(ServiceDelivery.visit_id), chunk))
         ).all():
             delivered.setdefault(visit_id, []).append((delivery_id, code, quantity))
 
@@ -254,7 +255,7 @@ def _homes(session: Session, actor: Actor, resident_ids: list[str]) -> dict[str,
     district = None if session.get_bind().dialect.name == "sqlite" else col(Resident.district_code)
     for chunk in chunks(resident_ids):
         for row in session.execute(select(*columns).where(
-                col(Resident.id).in_(chunk), actor.area_filter(col(Resident.area_path), district))):
+                among(col(Resident.id), chunk), actor.area_filter(col(Resident.area_path), district))):
             if row.merged_into_id is not None:  # rare: the single path follows the merges
                 try:
                     homes[row.id] = Home.of(service.visit_resident(session, actor, row.id))
@@ -286,15 +287,15 @@ def write(session: Session, actor: Actor, items: list[Pending]) -> list[Written 
     point = (col(Dwelling.id), col(Dwelling.lat), col(Dwelling.lng))
     for chunk in chunks(chosen):
         scoped.update((d, (lat, lng)) for d, lat, lng in session.execute(select(*point).where(
-            col(Dwelling.id).in_(chunk), col(Dwelling.active), actor.area_filter(Dwelling.area_path))).all())
+            among(col(Dwelling.id), chunk), col(Dwelling.active), actor.area_filter(Dwelling.area_path))).all())
     for chunk in chunks(default):
         places.update((d, (lat, lng)) for d, lat, lng in session.execute(
-            select(*point).where(col(Dwelling.id).in_(chunk))).all())
+            select(*point).where(among(col(Dwelling.id), chunk))).all())
     current, snapshots = catalog.snapshots(session, {p.body.catalog_version for p in items
                                                      if p.body.catalog_version is not None})
     taken: set[str] = set()
     for chunk in chunks(s.id for p in items for s in p.body.services if s.id is not None):
-        taken.update(session.execute(select(col(ServiceDelivery.id)).where(col(ServiceDelivery.id).in_(chunk)))
+        taken.update(session.execute(select(col(ServiceDelivery.id)).where(among(col(ServiceDelivery.id), chunk)))
                      .scalars())
 
     results: list[Written | AppError] = []
@@ -361,7 +362,7 @@ def _values(p: Pending, actor: Actor, dwelling_id: str | None, place: tuple[floa
         "provider": checkin.provider.value if checkin and checkin.provider else None,
         "mock_location": facts.mock_location, "fix_time": fix_time, "distance_m": distance,
         "no_coordinates_reason": body.no_coordinates_reason.value if body.no_coordinates_reason else None,
-        "flags": json.dumps(flags, separators=(",", ":")), "review_state": ReviewState.submitted.value,
+        "flags": orjson.dumps(flags).decode(), "review_state": ReviewState.submitted.value,
         "reviewed_by": None, "reviewed_at": None, "review_reason": None, "corrects_visit_id": p.corrects,
         "correction_reason": p.reason, "created_at": created, "version": 1,
     }
@@ -381,23 +382,30 @@ def _values(p: Pending, actor: Actor, dwelling_id: str | None, place: tuple[floa
 
 
 def _insert(session: Session, written: list[Written]) -> None:
-    """One executemany per table, then the audit events and the sync log the listeners would have made."""
+    """The rows in bulk (app/core/bulk.py), then the audit events and the sync log the listeners would have made."""
     visits, deliveries = table_of(Visit), table_of(ServiceDelivery)
     session.flush()
-    session.execute(visits.insert(), [w.visit for w in written])
+    writer = BulkWriter(session)
+    writer.write_dicts(visits, [w.visit for w in written])
     rows = [d for w in written for d in w.deliveries]
-    if rows:
-        session.execute(deliveries.insert(), rows)
+    writer.write_dicts(deliveries, rows)
     for w in written:
         audit.record(session, "visits.create", target_type="visits", target_id=w.visit["id"],
-                     fields=[k for k, v in w.visit.items() if v is not None])
-        for d in w.deliveries:
-            audit.record(session, "service_deliveries.create", target_type="service_deliveries", target_id=d["id"],
-                         fields=[k for k, v in d.items() if v is not None])
+                     fields=visit_fields(w), detail={DELIVERIES: [d["id"] for d in w.deliveries]} if w.deliveries
+                     else None)
     for chunk in chunks(w.visit["id"] for w in written):
-        tracking.mark_rows(session, visits, visits.c.id.in_(chunk))
+        tracking.mark_rows(session, visits, among(visits.c.id, chunk))
     for chunk in chunks(d["id"] for d in rows):
-        tracking.mark_rows(session, deliveries, deliveries.c.id.in_(chunk))
+        tracking.mark_rows(session, deliveries, among(deliveries.c.id, chunk))
+
+
+def visit_fields(w: Written) -> list[str]:
+    """The field names a `visits.create` event records: the visit's, then its deliveries' as
+    `service_deliveries.<name>` (a visit and its deliveries are written together and never change, so one
+    event covers them; their ids are in the event's detail)."""
+    names = [k for k, v in w.visit.items() if v is not None]
+    delivered = {k for d in w.deliveries for k, v in d.items() if v is not None}
+    return names + [f"{DELIVERIES}.{k}" for k in sorted(delivered)]
 
 
 def _tasks(session: Session, actor: Actor, written: list[Written]) -> None:
@@ -407,7 +415,7 @@ def _tasks(session: Session, actor: Actor, written: list[Written]) -> None:
     open_tasks: dict[str, list[Task]] = {}
     for chunk in chunks(met):
         for task in session.execute(
-            select(Task).where(col(Task.resident_id).in_(chunk), col(Task.state) == TaskState.open.value,
+            select(Task).where(among(col(Task.resident_id), chunk), col(Task.state) == TaskState.open.value,
                                col(Task.kind).in_(COMPLETED_BY_VISITS))
             .order_by(col(Task.due_date), col(Task.id)).with_for_update()
         ).scalars():
@@ -417,7 +425,7 @@ def _tasks(session: Session, actor: Actor, written: list[Written]) -> None:
     started: dict[str, datetime] = {}
     for chunk in chunks(s for s in sources if s is not None):
         started.update((visit_id, at) for visit_id, at in session.execute(
-            select(col(Visit.id), col(Visit.started_at)).where(col(Visit.id).in_(chunk))).all())
+            select(col(Visit.id), col(Visit.started_at)).where(among(col(Visit.id), chunk))).all())
     asks = [w for w in written if w.follow_up is not None and w.registered]
     existing, stored = _follow_up_context(session, asks, {w.visit["id"] for w in written})
     earlier: dict[str, list[Facts]] = {}  # met visits of this batch so far, by resident
@@ -459,13 +467,13 @@ def _follow_up_context(session: Session, asks: list[Written],
     existing: set[tuple[str, str]] = set()  # (resident, period): the follow-up of a visit has its id as period
     for chunk in chunks(w.visit["id"] for w in asks):
         existing.update((r, p) for r, p in session.execute(select(col(Task.resident_id), col(Task.period)).where(
-            col(Task.kind) == kind, col(Task.period).in_(chunk))).all())
+            col(Task.kind) == kind, among(col(Task.period), chunk))).all())
     since = min(w.visit["started_at"] for w in asks)
     stored: dict[str, list[Facts]] = {}
     for chunk in chunks(w.visit["resident_id"] for w in asks):
         for visit_id, resident_id, mode, outcome, at in session.execute(
             select(col(Visit.id), col(Visit.resident_id), col(Visit.mode), col(Visit.outcome), col(Visit.started_at))
-            .where(col(Visit.resident_id).in_(chunk), col(Visit.outcome) == VisitOutcome.met.value,
+            .where(among(col(Visit.resident_id), chunk), col(Visit.outcome) == VisitOutcome.met.value,
                    col(Visit.started_at) > since, service.not_superseded(col(Visit.id)))
         ).all():
             if visit_id not in batch_ids:

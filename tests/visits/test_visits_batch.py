@@ -116,13 +116,21 @@ def test_mixed_batch_writes_exactly_the_good_items(api: Api, world: World, engin
         (d1, "contraceptives", 2, ["refill"], city_date(visit_start()).isoformat()),
         (d2, "education", 1, [], city_date(visit_start()).isoformat())]
 
-    # One audit event per written row (ids and field names only), and the sync log for both tables.
+    # One audit event per written visit, naming its deliveries (ids and field names only, never values), and
+    # the sync log for both tables.
     delivery_ids = [d1, d2, shared_delivery]
     visit_events = audit_of(engine, "visits.create", every)
     assert set(visit_events) == {*created, stored["id"]}
-    assert {"resident_id", "started_at", "lat", "flags"} <= set(visit_events[good_id].split(","))
-    assert "reviewed_by" not in visit_events[good_id].split(",")
-    assert set(audit_of(engine, "service_deliveries.create", delivery_ids)) == set(delivery_ids)
+    names = visit_events[good_id].split(",")
+    assert {"resident_id", "started_at", "lat", "flags", "service_deliveries.item_code",
+            "service_deliveries.quantity", "service_deliveries.visit_id"} <= set(names)
+    assert "reviewed_by" not in names and "service_deliveries.id" in names
+    found = rows(engine, "SELECT target_id, detail FROM audit_events WHERE action = 'visits.create'")
+    details = {r["target_id"]: json.loads(r["detail"]) for r in found if r["target_id"] in created}
+    assert details == {good_id: {"service_deliveries": [d1, d2]},
+                       results[10].id: {"service_deliveries": [shared_delivery]}}
+    assert audit_of(engine, "service_deliveries.create", delivery_ids) == {}
+    assert who["id"] not in visit_events[good_id]  # names, not values
     assert [(r["record_id"], r["op"], r["seq"] is not None) for r in logged(engine, "visits", created)] == sorted(
         (v, "upsert", True) for v in created)
     assert {r["record_id"] for r in logged(engine, "service_deliveries", delivery_ids)} == set(delivery_ids)

@@ -1,0 +1,73 @@
+"""app/core/bulk.py and `among` on the real database: rows land as the ORM would store them, a clash is the
+IntegrityError every handler knows (409, never a 500), and `among` finds exactly the listed rows."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+
+import pytest
+from sqlalchemy import Engine, select
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, col
+
+from app.catalog.models import ServiceItem
+from app.core.bulk import BulkWriter, table_of
+from app.core.db import begin
+from app.core.queries import among
+from app.core.types import new_id
+from app.visits.models import ServiceDelivery, Visit
+from tests.conftest import Api, World
+from tests.visits import post_visit, resident, visit_body
+
+
+@pytest.fixture()
+def stored(api: Api, world: World, engine: Engine) -> dict[str, object]:
+    """A visit with two deliveries, recorded through the API."""
+    return post_visit(api, visit_body(resident(engine, world), services=[
+        {"item_code": "education", "quantity": 1}, {"item_code": "contraceptives", "quantity": 2}]))
+
+
+def _delivery_of(session: Session) -> dict[str, object]:
+    """A stored delivery copied to a new id and an item its visit has not had (every key holds)."""
+    stored = session.execute(select(ServiceDelivery).limit(1)).scalar_one()
+    had = select(col(ServiceDelivery.item_id)).where(col(ServiceDelivery.visit_id) == stored.visit_id)
+    item = session.execute(select(col(ServiceItem.id), col(ServiceItem.code)).where(
+        col(ServiceItem.id).not_in(had)).limit(1)).one()
+    return {**stored.model_dump(), "id": new_id(), "item_id": item.id, "item_code": item.code,
+            "delivered_on": date(2026, 11, 30), "created_at": datetime(2026, 11, 30, 8, 15, 30, 123456, tzinfo=UTC)}
+
+
+def test_rows_read_back_as_the_orm_wrote_them(engine: Engine, stored: dict[str, object]) -> None:
+    with Session(engine) as session:
+        begin(session, write=True)
+        row = _delivery_of(session)
+        BulkWriter(session).write_dicts(table_of(ServiceDelivery), [row])
+        back = session.execute(select(ServiceDelivery).where(col(ServiceDelivery.id) == row["id"])).scalar_one()
+        assert back.model_dump() == row  # times aware, in UTC, to the microsecond; dates as dates
+        session.rollback()
+
+
+def test_a_clash_is_an_integrity_error_and_stores_nothing(engine: Engine, stored: dict[str, object]) -> None:
+    with Session(engine) as session:
+        begin(session, write=True)
+        row = _delivery_of(session)
+        writer = BulkWriter(session)
+        with pytest.raises(IntegrityError):
+            writer.write_dicts(table_of(ServiceDelivery), [row, {**row, "item_code": "other"}])
+        session.rollback()
+    with Session(engine) as session:
+        assert session.get(ServiceDelivery, row["id"]) is None
+
+
+def test_among_finds_exactly_the_listed_rows(api: Api, world: World, engine: Engine) -> None:
+    for skip in range(3):
+        post_visit(api, visit_body(resident(engine, world, skip=skip)))
+    with Session(engine) as session:
+        ids = list(session.execute(select(col(Visit.id)).order_by(col(Visit.id)).limit(3)).scalars())
+        assert len(ids) == 3
+        found = session.execute(select(col(Visit.id)).where(among(col(Visit.id), [*ids, "no-such-visit"]))).scalars()
+        assert sorted(found) == ids
+        assert session.execute(select(col(Visit.id)).where(among(col(Visit.id), []))).all() == []
+        # A condition like any other: combined, and negated
+        both = select(col(Visit.id)).where(among(col(Visit.id), ids), col(Visit.id) != ids[0])
+        assert sorted(session.execute(both).scalars()) == ids[1:]
