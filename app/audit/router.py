@@ -46,7 +46,7 @@ def _utc(value: datetime | None) -> datetime | None:
 AwareTime = Annotated[datetime | None, AfterValidator(_utc)]
 
 
-def event_filter(
+async def event_filter(  # async: no I/O, so no hop to the thread pool
     actor_id: Annotated[str | None, Query(min_length=1, max_length=32, description="Who acted (user id)")] = None,
     action: Annotated[str | None, Query(
         min_length=1, max_length=61, pattern=r"^[A-Za-z0-9_.:-]*\*?$",

@@ -74,6 +74,16 @@ def _configure_sqlite(engine: Engine) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
 
+def writing(engine: Engine) -> Engine:
+    """The engine whose transactions begin as writes (BEGIN IMMEDIATE on SQLite; PostgreSQL ignores it)."""
+    return _writing(engine)
+
+
+@lru_cache(maxsize=8)
+def _writing(engine: Engine) -> Engine:
+    return engine.execution_options(**{IMMEDIATE: True})
+
+
 def begin(session: Session, *, write: bool) -> None:
     """Start the session's transaction; `write=True` takes SQLite's write lock up front."""
     session.connection(execution_options={IMMEDIATE: True} if write else None)

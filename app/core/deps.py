@@ -6,7 +6,7 @@ not); what the caller may *see* is the actor's area scope, applied in SQL by `Ac
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Annotated, Any
@@ -15,12 +15,13 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy import ColumnElement, and_, false, or_, select, true
 from sqlmodel import Session, col
+from starlette.concurrency import run_in_threadpool
 
 from app.audit import service as audit
 from app.auth.models import AREA_ROLES, AuthSession, Role, User, UserScope
 from app.core import context
 from app.core.config import Settings, get_settings
-from app.core.db import begin, get_engine, unit_of_work
+from app.core.db import begin, get_engine, unit_of_work, writing
 from app.core.errors import AppError, Forbidden, Unauthorized
 from app.core.queries import starts_with
 from app.core.security import TokenInvalid, decode_access_token
@@ -36,39 +37,60 @@ CITY_WIDE_ROLES = frozenset({Role.admin, Role.auditor})
 BEARER_CHALLENGE = {"WWW-Authenticate": "Bearer"}
 
 
-def get_session(request: Request) -> Iterator[Session]:
-    """One transaction per request, committed before the response is sent."""
+async def get_session(request: Request) -> AsyncIterator[Session]:
+    """One transaction per request, committed before the response is sent.
+
+    Async, so opening it costs no hop to the thread pool: the Session object is created here without I/O and
+    its transaction begins at its first statement, in the thread that runs it (a write request's with BEGIN
+    IMMEDIATE on SQLite, through `writing`). Commit or rollback run in the thread pool.
+    """
     write = request.method not in SAFE_METHODS
-    with Session(get_engine(), expire_on_commit=False) as session:
-        session.info[WRITE] = write
-        begin(session, write=write)
-        try:
-            yield session
-        except AppError as exc:
-            if exc.keep_changes and write:
-                audit.seal_pending(session)
-                session.commit()
-            else:
-                session.rollback()
-            if exc.audit_outcome:
-                _audit_failure(request, exc)
-            raise
-        except BaseException:
-            session.rollback()
-            raise
+    engine = get_engine()
+    session = Session(writing(engine) if write else engine, expire_on_commit=False)
+    session.info[WRITE] = write
+    try:
+        yield session
+    except AppError as exc:
+        await run_in_threadpool(_failed, session, write, exc)
+        if exc.audit_outcome:
+            await run_in_threadpool(_audit_failure, request, exc)
+        raise
+    except BaseException:
+        await run_in_threadpool(_close, session)
+        raise
+    else:
+        await run_in_threadpool(_finish, session, write)
+
+
+def _finish(session: Session, write: bool) -> None:
+    try:
+        if write:
+            audit.seal_pending(session)
+            session.commit()
         else:
-            if write:
-                audit.seal_pending(session)
+            # Reads run in a read-only transaction; their audit records (sensitive reads) are
+            # appended in a short write transaction before the response leaves.
+            pending = audit.take_pending(session)
+            session.rollback()
+            if pending:
+                begin(session, write=True)
+                audit.seal_pending(session, pending)
                 session.commit()
-            else:
-                # Reads run in a read-only transaction; their audit records (sensitive reads) are
-                # appended in a short write transaction before the response leaves.
-                pending = audit.take_pending(session)
-                session.rollback()
-                if pending:
-                    begin(session, write=True)
-                    audit.seal_pending(session, pending)
-                    session.commit()
+    finally:
+        session.close()
+
+
+def _failed(session: Session, write: bool, exc: AppError) -> None:
+    try:
+        if exc.keep_changes and write:
+            audit.seal_pending(session)
+            session.commit()
+    finally:
+        session.close()  # rolls back whatever was not committed
+
+
+def _close(session: Session) -> None:
+    session.close()
 
 
 def _audit_failure(request: Request, exc: AppError) -> None:
@@ -85,7 +107,11 @@ def _audit_failure(request: Request, exc: AppError) -> None:
 
 
 SessionDep = Annotated[Session, Depends(get_session, scope="function")]
-SettingsDep = Annotated[Settings, Depends(get_settings)]
+async def _settings() -> Settings:  # async: a cached object, no hop to the thread pool
+    return get_settings()
+
+
+SettingsDep = Annotated[Settings, Depends(_settings)]
 bearer = HTTPBearer(auto_error=False, description="Access token from POST /api/v1/auth/login")
 
 
@@ -239,7 +265,7 @@ def allow(*roles: Role, password_expired_ok: bool = False) -> Any:
     """The access rule of a route: the roles that may call it at all (others get 403)."""
     allowed = frozenset(roles)
 
-    def rule(actor: CurrentActor) -> Actor:
+    async def rule(actor: CurrentActor) -> Actor:  # async: no I/O, so no hop to the thread pool
         if actor.must_change_password and not password_expired_ok:
             raise PasswordChangeRequired()
         if actor.role not in allowed:

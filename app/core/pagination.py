@@ -27,7 +27,7 @@ class PageParams(BaseModel):
     offset: int
 
 
-def page_params(
+async def page_params(  # async: no I/O, so no hop to the thread pool
     limit: Annotated[int, Query(ge=1, le=1000, description="Page size (capped by PAGE_MAX)")] = 50,
     offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
 ) -> PageParams:

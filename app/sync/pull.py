@@ -175,7 +175,7 @@ def pull(session: Session, actor: Actor, *, last_pulled_at: int, cursor: int, he
     full = set(SYNCED) if first or scope_changed else migration
     window = Window.now()
     touched: dict[str, set[str]] = defaultdict(set)
-    if not first:
+    if not first and last_pulled_at < cursor:
         for table, record_id in _logged(session, actor, last_pulled_at, cursor, scope, held_scope):
             touched[table].add(record_id)
     for table, record_id in rejected:

@@ -108,7 +108,8 @@ def pull_changes(
             cursor = read_cursor(snapshot)
             if after > cursor:
                 raise CursorAhead()
-            rejected = devices.pending_rejections(snapshot, state.row_id, after, cursor)
+            # Nothing was stamped after a cursor that is the latest: the usual quiet poll reads no more.
+            rejected = devices.pending_rejections(snapshot, state.row_id, after, cursor) if after < cursor else []
             result = pull(snapshot, actor, last_pulled_at=after, cursor=cursor, held_scope=state.held_scope,
                           migration=full_tables, rejected=rejected)
         finally:

@@ -162,10 +162,7 @@ class Shape:
     columns: tuple[Column[Any], ...]
     out: tuple[Callable[[Any], Any] | None, ...]
     into: dict[str, Callable[[Any], Any]]  # column name → converter of pushed values (`from_raw`)
-
-    @property
-    def names(self) -> tuple[str, ...]:
-        return tuple(c.name for c in self.columns)
+    names: tuple[str, ...]  # of `columns`, kept: a first pull builds a hundred thousand records with them
 
     def raw(self, row: Sequence[Any]) -> dict[str, Any]:
         """A selected row (in `columns` order) → raw record."""
@@ -218,7 +215,8 @@ def shape(table: str) -> Shape:
     if table == "residents":
         hidden |= RESIDENT_INTERNAL
     columns = tuple(c for c in sql_table.columns if c.name not in hidden)
-    return Shape(table, columns, tuple(_out(c) for c in columns), {c.name: _in(c) for c in columns})
+    return Shape(table, columns, tuple(_out(c) for c in columns), {c.name: _in(c) for c in columns},
+                 tuple(c.name for c in columns))
 
 
 def columns(table: str) -> tuple[str, ...]:
