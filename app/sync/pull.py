@@ -32,7 +32,7 @@ from app.core.types import CITY_TZ, city_today, utcnow
 from app.people.models import ResidentStatus
 from app.sync.models import SyncCounter, SyncLog
 from app.sync.tracking import EVERYONE
-from app.sync.wire import MODELS, shape
+from app.sync.wire import MODELS, driver_rows, shape
 from app.visits.models import TaskState
 
 SUPPORTED_SCHEMA_VERSIONS = frozenset({1})
@@ -189,7 +189,7 @@ def pull(session: Session, actor: Actor, *, last_pulled_at: int, cursor: int, he
         updated: list[dict[str, Any]] = []
         seen: set[str] = set()
         if name in full:
-            rows: Iterable[Any] = session.execute(in_scope(name, actor, scope, window, s.select_list(dialect)))
+            rows: Iterable[Any] = driver_rows(session, in_scope(name, actor, scope, window, s.select_list(dialect)))
         else:
             rows = _rows_by_id(session, name, actor, scope, window, sorted(touched.get(name, ())), dialect)
         for row in rows:
@@ -222,8 +222,8 @@ def _rows_by_id(session: Session, name: str, actor: Actor, scope: tuple[str, ...
     t = _table(name)
     for i in range(0, len(ids), CHUNK):
         chunk = ids[i:i + CHUNK]
-        yield from session.execute(in_scope(name, actor, scope, window, shape(name).select_list(dialect))
-                                   .where(t.c.id.in_(chunk)))
+        yield from driver_rows(session, in_scope(name, actor, scope, window, shape(name).select_list(dialect))
+                               .where(t.c.id.in_(chunk)))
 
 
 def _logged(session: Session, actor: Actor, after: int, upto: int, scope: tuple[str, ...] | None,

@@ -24,12 +24,13 @@ from sqlalchemy import (
     Date,
     Float,
     Integer,
+    Select,
     Table,
     cast,
     func,
     literal_column,
 )
-from sqlmodel import SQLModel
+from sqlmodel import Session, SQLModel
 
 from app.catalog.models import ServiceItem
 from app.core.types import UTCDateTime
@@ -163,6 +164,7 @@ class Shape:
     out: tuple[Callable[[Any], Any] | None, ...]
     into: dict[str, Callable[[Any], Any]]  # column name → converter of pushed values (`from_raw`)
     names: tuple[str, ...]  # of `columns`, kept: a first pull builds a hundred thousand records with them
+    flags: tuple[str, ...]  # the boolean columns (SQLite's driver gives them as 0/1)
 
     def raw(self, row: Sequence[Any]) -> dict[str, Any]:
         """A selected row (in `columns` order) → raw record."""
@@ -179,8 +181,12 @@ class Shape:
                 for c in self.columns]
 
     def record(self, row: Sequence[Any]) -> dict[str, Any]:
-        """A row selected with `select_list` → raw record (the same values `raw` gives)."""
+        """A row selected with `select_list`, as the driver returns it (`driver_rows`) → raw record (the same
+        values `raw` gives)."""
         record = dict(zip(self.names, row, strict=True))
+        for name in self.flags:
+            if record[name] is not None:
+                record[name] = bool(record[name])
         if self.table == "visits":
             _phone_datum(record)
         return record
@@ -216,7 +222,18 @@ def shape(table: str) -> Shape:
         hidden |= RESIDENT_INTERNAL
     columns = tuple(c for c in sql_table.columns if c.name not in hidden)
     return Shape(table, columns, tuple(_out(c) for c in columns), {c.name: _in(c) for c in columns},
-                 tuple(c.name for c in columns))
+                 tuple(c.name for c in columns), tuple(c.name for c in columns if isinstance(c.type, Boolean)))
+
+
+def driver_rows(session: Session, stmt: Select[Any]) -> list[Any]:
+    """The rows of a `select_list` query as the driver returns them. Every value is already in wire form (times
+    and dates computed by the database) but SQLite's booleans, which `Shape.record` converts: SQLAlchemy's
+    per-value result processing would cost a first pull of 100,000 records about half a second."""
+    result: Any = session.execute(stmt)
+    try:
+        return list(result.cursor.fetchall())
+    finally:
+        result.close()
 
 
 def columns(table: str) -> tuple[str, ...]:

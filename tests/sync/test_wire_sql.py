@@ -1,5 +1,6 @@
-"""Pulls read times and dates as epoch milliseconds computed by the database; they must be exactly what the
-Python conversion (`to_raw`, used for conflicts and by push) gives, on both databases, for every table."""
+"""Pulls read times and dates as epoch milliseconds computed by the database, and every value straight from the
+driver; they must be exactly what the Python conversion (`to_raw`, used for conflicts and by push) gives, on both
+databases, for every table (booleans included)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from sqlalchemy import Engine, select
 from sqlmodel import Session
 
 from app.core.types import city_today
-from app.sync.wire import MODELS, shape, to_ms, to_raw
+from app.sync.wire import MODELS, driver_rows, shape, to_ms, to_raw
 from tests.conftest import Api, World
 from tests.sync.helpers import pull
 from tests.visits import VISITS, resident, visit_body
@@ -29,13 +30,15 @@ def test_sql_epoch_conversion_matches_python(api: Api, world: World, engine: Eng
         for name, model in MODELS.items():
             s = shape(name)
             table = model.__table__  # type: ignore[attr-defined]
-            rows = session.execute(select(*s.select_list(dialect)).select_from(table).order_by(table.c.id)
-                                   .limit(200)).all()
+            rows = driver_rows(session, select(*s.select_list(dialect)).select_from(table).order_by(table.c.id)
+                               .limit(200))
             records = {str(r.id): r for r in session.execute(select(model).order_by(table.c.id).limit(200)).scalars()}
             for row in rows:
                 got = s.record(row)
                 expected = to_raw(name, records[got["id"]])
                 assert got == expected, name
+                # ... and of the same JSON types (0 == False in Python, not on the phone)
+                assert {k: type(v) for k, v in got.items()} == {k: type(v) for k, v in expected.items()}, name
                 checked += 1
                 seen.add(name)
     assert checked > 500 and {"visits", "service_deliveries", "tasks"} <= seen
