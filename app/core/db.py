@@ -75,12 +75,7 @@ def _configure_sqlite(engine: Engine) -> None:
 
 
 def writing(engine: Engine) -> Engine:
-    """The engine whose transactions begin as writes (BEGIN IMMEDIATE on SQLite; PostgreSQL ignores it)."""
-    return _writing(engine)
-
-
-@lru_cache(maxsize=8)
-def _writing(engine: Engine) -> Engine:
+    """The engine (same pool) whose transactions begin as writes: BEGIN IMMEDIATE on SQLite; PostgreSQL ignores it."""
     return engine.execution_options(**{IMMEDIATE: True})
 
 

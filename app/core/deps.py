@@ -56,7 +56,7 @@ async def get_session(request: Request) -> AsyncIterator[Session]:
             await run_in_threadpool(_audit_failure, request, exc)
         raise
     except BaseException:
-        await run_in_threadpool(_close, session)
+        session.close()  # here, not in the pool: a cancelled request must not leave its connection open
         raise
     else:
         await run_in_threadpool(_finish, session, write)
@@ -87,10 +87,6 @@ def _failed(session: Session, write: bool, exc: AppError) -> None:
             session.commit()
     finally:
         session.close()  # rolls back whatever was not committed
-
-
-def _close(session: Session) -> None:
-    session.close()
 
 
 def _audit_failure(request: Request, exc: AppError) -> None:
