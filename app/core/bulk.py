@@ -1,6 +1,6 @@
 """Bulk rows into a table inside the session's transaction, at the speed of the database driver.
 
-For the writers that handle thousands of rows at once (a sync push, the demo city, imports): no ORM objects
+For the writers that handle many rows at once (a sync push's visits, the audit seal, the demo city): no ORM objects
 and none of SQLAlchemy's per-row parameter handling, which costs more than the insert itself. The caller
 records the audit events and sync-log rows that the ORM listeners would have (bulk statements bypass them).
 """

@@ -51,9 +51,7 @@ async def get_session(request: Request) -> AsyncIterator[Session]:
     try:
         yield session
     except AppError as exc:
-        await run_in_threadpool(_failed, session, write, exc)
-        if exc.audit_outcome:
-            await run_in_threadpool(_audit_failure, request, exc)
+        await run_in_threadpool(_failed, request, session, write, exc)
         raise
     except BaseException:
         session.close()  # here, not in the pool: a cancelled request must not leave its connection open
@@ -80,13 +78,15 @@ def _finish(session: Session, write: bool) -> None:
         session.close()
 
 
-def _failed(session: Session, write: bool, exc: AppError) -> None:
+def _failed(request: Request, session: Session, write: bool, exc: AppError) -> None:
     try:
         if exc.keep_changes and write:
             audit.seal_pending(session)
             session.commit()
     finally:
         session.close()  # rolls back whatever was not committed
+    if exc.audit_outcome:
+        _audit_failure(request, exc)
 
 
 def _audit_failure(request: Request, exc: AppError) -> None:

@@ -28,6 +28,7 @@ from sqlmodel import Session, col
 
 from app.core.deps import Actor
 from app.core.errors import Unprocessable
+from app.core.queries import among
 from app.core.types import CITY_TZ, city_today, utcnow
 from app.people.models import ResidentStatus
 from app.sync.models import SyncCounter, SyncLog
@@ -213,7 +214,7 @@ def _documents_of(session: Session, resident_ids: list[str]) -> set[str]:
     found: set[str] = set()
     for i in range(0, len(resident_ids), CHUNK):
         chunk = resident_ids[i:i + CHUNK]
-        found.update(r for (r,) in session.execute(select(t.c.id).where(t.c.resident_id.in_(chunk))))
+        found.update(r for (r,) in session.execute(select(t.c.id).where(among(t.c.resident_id, chunk))))
     return found
 
 
@@ -223,7 +224,7 @@ def _rows_by_id(session: Session, name: str, actor: Actor, scope: tuple[str, ...
     for i in range(0, len(ids), CHUNK):
         chunk = ids[i:i + CHUNK]
         yield from driver_rows(session, in_scope(name, actor, scope, window, shape(name).select_list(dialect))
-                               .where(t.c.id.in_(chunk)))
+                               .where(among(t.c.id, chunk)))
 
 
 def _logged(session: Session, actor: Actor, after: int, upto: int, scope: tuple[str, ...] | None,
