@@ -236,3 +236,46 @@ def test_lists_show_nothing_from_another_district(api: Api, far: dict[str, Any])
             assert not {item["id"] for item in items} & far_ids, path
             if query:
                 assert items == [], path
+
+
+def test_ids_in_bodies_outside_scope_are_not_found(api: Api, world: World, far: dict[str, Any],
+                                                    engine: Any) -> None:
+    """Routes on the caller's own records that take *another* record's id in the body: an id from another
+    district is 404, exactly like an id that does not exist, and nothing changes."""
+    c1 = world.community("c1")
+    own = world.dwellings[c1["id"]]
+    resident = api.as_("worker1", "POST", V1 + "/residents", json={
+        "name": "近邻", "id_number": valid_id("41160219920202003"), "hukou_code": "411602",
+        "arrival_date": "2026-09-01", "dwelling_id": own[0]}).json()
+    twin = api.as_("worker1", "POST", V1 + "/residents", json={
+        "name": "近邻", "id_number": valid_id("41160219920202005"), "hukou_code": "411602",
+        "arrival_date": "2026-09-01", "dwelling_id": own[1]}).json()
+    with engine.connect() as conn:
+        free = conn.exec_driver_sql(
+            "SELECT id, version FROM dwellings WHERE community_id = ? AND landlord_id IS NULL AND active "
+            "ORDER BY id" if engine.dialect.name == "sqlite" else
+            "SELECT id, version FROM dwellings WHERE community_id = %s AND landlord_id IS NULL AND active "
+            "ORDER BY id", (c1["id"],)).first()
+    cases: list[tuple[str, str, str, dict[str, Any]]] = [
+        ("worker1", "PUT", f"/dwellings/{free[0]}/landlord", {"version": free[1], "landlord_id": far["landlord_id"]}),
+        ("worker1", "POST", f"/residents/{resident['id']}/move", {"version": 1, "dwelling_id": far["dwelling_id"],
+                                                       "moved_on": "2026-10-01"}),
+        ("sup_street", "POST", f"/residents/{resident['id']}/merge", {"merged_id": far["twin_id"],
+                                                        "reason": "duplicate_registration",
+                                                        "version_keep": 1, "version_merged": 1}),
+        ("sup_street", "POST", f"/residents/{twin['id']}/merge", {"merged_id": far["resident_id"],
+                                                    "reason": "duplicate_registration",
+                                                    "version_keep": 1, "version_merged": 1}),
+        ("worker1", "POST", f"/dwellings/{own[2]}/move", {"community_id": far["division_id"]}),
+        ("worker1", "POST", "/tasks", {"resident_id": far["resident_id"], "reason": "other",
+                            "due_date": (datetime.now(UTC) + timedelta(hours=8)).date().isoformat()}),
+        ("worker1", "POST", "/visits", far_visit(far["resident_id"])),
+        ("worker1", "POST", f"/visits/{far['visit_id']}/corrections", {**far_visit(), "correction_reason": "wrong_time"}),
+    ]
+    for user, method, path, body in cases:
+        response = api.as_(user, method, V1 + path, json=body)
+        assert response.status_code == 404, (method, path, response.status_code, response.text)
+        assert not {v for v in far.values() if isinstance(v, str)} & set(str(response.json()).split("'")), path
+    after = api.as_("worker3", "GET", f"{V1}/residents/{far['resident_id']}").json()
+    assert (after["version"], after["status"]) == (1, "REGISTERED")
+    assert api.as_("worker1", "GET", f"{V1}/residents/{resident['id']}").json()["version"] == 1

@@ -7,6 +7,9 @@ Scope:
   dwelling yet (registered, not attached) is visible to staff whose area touches the landlord's district,
   so the team can attach them. `district_code` comes from the dwelling named at registration, else from
   the creator's area (its district), and moves to the first dwelling attached to a landlord who has none.
+  Only a landlord the caller sees can be attached by id, and a clash on the ID number names the other record
+  only when the caller sees it. A landlord registered outside the caller's area is attached by registering
+  them again with one of the caller's dwellings and their name as registered (`create_landlord`).
 
 Sensitive reads (ID numbers, 婚育证明, reproductive health, the dossier) are audited with a field group and
 a purpose; writes are audited automatically (field names only), health writes also with their purpose.
@@ -65,6 +68,13 @@ class LandlordExists(Conflict):
     code = "landlord_exists"
     en = "A landlord with this ID number is already registered; attach that landlord to the dwelling instead."
     zh = "该身份号码的房东已登记，请直接将其关联到房屋。"
+
+
+class LandlordRegisteredElsewhere(Conflict):
+    code = "landlord_registered_elsewhere"
+    en = ("A landlord with this ID number is registered outside your area. To attach them to one of your "
+          "dwellings, register them with that dwelling and their name exactly as registered.")
+    zh = "该身份号码的房东已在其他辖区登记。如需关联到您辖区的房屋，请填写该房屋并按原登记姓名登记。"
 
 
 class LandlordIdCheckDigit(Unprocessable):
@@ -214,7 +224,15 @@ def _creator_district(actor: Actor) -> str:
     return sorted(districts)[0]
 
 
-def create_landlord(session: Session, actor: Actor, body: LandlordCreate) -> Landlord:
+def create_landlord(session: Session, actor: Actor, body: LandlordCreate) -> tuple[Landlord, bool]:
+    """Register a landlord; (landlord, linked).
+
+    An ID number already registered *in scope* is 409 `landlord_exists` naming that record (attach it
+    instead). One registered outside the caller's area is never named: the worker who meets the landlord
+    registers them with one of their own dwellings and the name as registered, and the existing record is
+    attached to that dwelling (`linked`: the landlord now lets a unit here, so the record is in scope).
+    Anything less is 409 `landlord_registered_elsewhere`, which names nothing.
+    """
     number = _landlord_id_number(body.id_number)
     phone = service.normalise_phone(body.phone)
     dwelling = None
@@ -225,7 +243,7 @@ def create_landlord(session: Session, actor: Actor, body: LandlordCreate) -> Lan
     district = dwelling.district_code if dwelling else _creator_district(actor)
     existing = session.execute(select(col(Landlord.id)).where(col(Landlord.id_number) == number)).scalar_one_or_none()
     if existing is not None:
-        raise LandlordExists({"landlord_id": existing})
+        return _link_existing(session, actor, existing, dwelling, body.name), True
     landlord = Landlord(name=body.name, id_number=number, phone=phone, district_code=district)
     session.add(landlord)
     _flush_unique(session, LandlordExists)
@@ -233,10 +251,31 @@ def create_landlord(session: Session, actor: Actor, body: LandlordCreate) -> Lan
         _assign(dwelling, landlord.id)
         session.add(dwelling)
         session.flush()
+    return landlord, False
+
+
+def _visible_landlord_id(session: Session, actor: Actor, landlord_id: str) -> str | None:
+    return session.execute(
+        select(col(Landlord.id)).where(col(Landlord.id) == landlord_id, landlord_visible(actor))
+    ).scalar_one_or_none()
+
+
+def _link_existing(session: Session, actor: Actor, landlord_id: str, dwelling: Dwelling | None,
+                   name: str) -> Landlord:
+    if _visible_landlord_id(session, actor, landlord_id) is not None:
+        raise LandlordExists({"landlord_id": landlord_id})
+    landlord = session.get(Landlord, landlord_id, with_for_update=True)
+    if landlord is None or dwelling is None or not rules.same_name(landlord.name, name):
+        raise LandlordRegisteredElsewhere()
+    _assign(dwelling, landlord.id)
+    session.add(dwelling)
+    session.flush()
+    audit.record(session, "landlord.link", target_type="landlords", target_id=landlord.id,
+                 detail={"dwelling_id": dwelling.id})
     return landlord
 
 
-def update_landlord(session: Session, landlord: Landlord, body: LandlordUpdate) -> Landlord:
+def update_landlord(session: Session, actor: Actor, landlord: Landlord, body: LandlordUpdate) -> Landlord:
     if landlord.version != body.version:
         raise StaleVersion({"current_version": landlord.version})
     changes = body.model_dump(exclude_unset=True, exclude={"version"})
@@ -251,6 +290,8 @@ def update_landlord(session: Session, landlord: Landlord, body: LandlordUpdate) 
                                            col(Landlord.id) != landlord.id)
         ).scalar_one_or_none()
         if other is not None:
+            if _visible_landlord_id(session, actor, other) is None:
+                raise LandlordRegisteredElsewhere()
             raise LandlordExists({"landlord_id": other})
     if "phone" in changes:
         changes["phone"] = service.normalise_phone(changes["phone"])
@@ -317,9 +358,13 @@ def set_dwelling_landlord(session: Session, actor: Actor, dwelling_id: str, body
     if body.landlord_id == dwelling.landlord_id:
         return dwelling
     if body.landlord_id is not None:
-        # Any registered landlord may be attached (the id comes from a search or a landlord_exists answer):
-        # one landlord often lets units in several communities.
-        landlord = session.get(Landlord, body.landlord_id, with_for_update=True)
+        # A landlord the caller can see (from a search or a landlord_exists answer); one registered outside
+        # the caller's area is attached by registering them with the dwelling (create_landlord), which
+        # needs their name as well as their ID number.
+        landlord = session.execute(
+            select(Landlord).where(col(Landlord.id) == body.landlord_id, landlord_visible(actor))
+            .with_for_update(of=Landlord)
+        ).scalar_one_or_none()
         if landlord is None:
             raise NotFound({"field": "landlord_id"})
         has_dwelling = session.execute(

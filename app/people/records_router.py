@@ -47,10 +47,17 @@ class DossierFormat(StrEnum):
 
 
 @router.post("/landlords", response_model=LandlordOut, status_code=201, summary="Register a landlord",
-             responses={409: {"description": "landlord_exists (details.landlord_id: attach that one instead) or "
+             responses={200: {"description": "The landlord was registered outside your area under the same ID number "
+                                             "and name: that record is attached to the dwelling given",
+                              "model": LandlordOut},
+                        409: {"description": "landlord_exists (in your area; details.landlord_id: attach that one "
+                                             "instead), landlord_registered_elsewhere (outside your area: register "
+                                             "them with your dwelling and their name as registered) or "
                                              "dwelling_has_landlord"}})
-def create_landlord(body: LandlordCreate, session: SessionDep, actor: StaffActor) -> LandlordOut:
-    landlord = records.create_landlord(session, actor, body)
+def create_landlord(body: LandlordCreate, response: Response, session: SessionDep, actor: StaffActor) -> LandlordOut:
+    landlord, linked = records.create_landlord(session, actor, body)
+    if linked:
+        response.status_code = 200
     return records.landlord_out(session, actor, landlord)
 
 
@@ -81,7 +88,7 @@ def get_landlord(landlord_id: str, session: SessionDep, actor: StaffActor,
 @router.patch("/landlords/{landlord_id}", response_model=LandlordOut, summary="Edit (send the version you read)")
 def update_landlord(landlord_id: str, body: LandlordUpdate, session: SessionDep, actor: StaffActor) -> LandlordOut:
     landlord = records.get_landlord(session, actor, landlord_id, for_update=True)
-    return records.landlord_out(session, actor, records.update_landlord(session, landlord, body))
+    return records.landlord_out(session, actor, records.update_landlord(session, actor, landlord, body))
 
 
 @router.put("/dwellings/{dwelling_id}/landlord", response_model=DwellingBrief,

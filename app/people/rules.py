@@ -6,6 +6,7 @@ Each failure names its rule with a stable code (used as the API error code).
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass
 from datetime import date
 
@@ -94,3 +95,12 @@ def mask_phone(number: str | None) -> str | None:
 
 def age_on(born: date, on: date) -> int:
     return on.year - born.year - ((on.month, on.day) < (born.month, born.day))
+
+
+def name_key(name: str) -> str:
+    """A name as compared for identity: NFKC, no whitespace, case-folded (张 三 = 张三, ＡＢ = ab)."""
+    return "".join(unicodedata.normalize("NFKC", name).split()).casefold()
+
+
+def same_name(stored: str | None, given: str | None) -> bool:
+    return bool(stored and given) and name_key(stored or "") == name_key(given or "")

@@ -68,11 +68,52 @@ def test_landlord_id_unique_city_wide(api: Api, world: World, engine: Engine) ->
     first = api.as_("worker1", "POST", LANDLORDS, json=landlord_body(id_number=number,
                                                                      dwelling_id=free_dwelling(engine, world)))
     assert first.status_code == 201
+    # In the caller's area the existing record is named, so it can be attached instead.
+    mate = api.as_("sup_street", "POST", LANDLORDS, json=landlord_body(id_number=number))
+    assert mate.status_code == 409 and mate.json()["code"] == "landlord_exists"
+    assert mate.json()["details"] == {"landlord_id": first.json()["id"]}
+    # Outside it, nothing is named: no id, no details.
     again = api.as_("worker3", "POST", LANDLORDS, json=landlord_body(id_number=number, name="王建"))
     assert again.status_code == 409
-    assert again.json()["code"] == "landlord_exists"
-    assert again.json()["details"] == {"landlord_id": first.json()["id"]}
+    assert again.json()["code"] == "landlord_registered_elsewhere"
+    assert again.json()["details"] is None and first.json()["id"] not in again.text
     assert len(rows(engine, "SELECT id FROM landlords WHERE id_number = :n", n=number)) == 1
+
+
+def test_landlord_registered_elsewhere_is_linked_only_with_dwelling_and_name(
+        api: Api, world: World, engine: Engine) -> None:
+    number = id_number("19660606", male=True)
+    first = api.as_("worker1", "POST", LANDLORDS, json=landlord_body(
+        id_number=number, dwelling_id=free_dwelling(engine, world))).json()
+    theirs = free_dwelling(engine, world, "c3")
+    wrong_name = api.as_("worker3", "POST", LANDLORDS,
+                         json=landlord_body(id_number=number, name="王建", dwelling_id=theirs))
+    assert wrong_name.status_code == 409 and wrong_name.json()["code"] == "landlord_registered_elsewhere"
+    no_dwelling = api.as_("worker3", "POST", LANDLORDS, json=landlord_body(id_number=number))
+    assert no_dwelling.status_code == 409 and no_dwelling.json()["code"] == "landlord_registered_elsewhere"
+    assert rows(engine, "SELECT landlord_id FROM dwellings WHERE id = :d", d=theirs)[0]["landlord_id"] is None
+    assert api.as_("worker3", "GET", f"{LANDLORDS}/{first['id']}").status_code == 404
+    # The worker met the landlord: same ID number and name (spacing and width aside), with their dwelling.
+    linked = api.as_("worker3", "POST", LANDLORDS,
+                     json=landlord_body(id_number=number, name=" 王 建国", dwelling_id=theirs))
+    assert linked.status_code == 200, linked.text
+    assert linked.json()["id"] == first["id"] and [d["id"] for d in linked.json()["dwellings"]] == [theirs]
+    assert rows(engine, "SELECT landlord_id FROM dwellings WHERE id = :d", d=theirs)[0]["landlord_id"] == first["id"]
+    assert len(rows(engine, "SELECT id FROM landlords WHERE id_number = :n", n=number)) == 1
+    assert len(audit_events(engine, "landlord.link", first["id"])) == 1
+    # Each side sees only its own dwellings of that landlord.
+    mine = api.as_("worker1", "GET", f"{LANDLORDS}/{first['id']}").json()
+    assert theirs not in [d["id"] for d in mine["dwellings"]]
+
+
+def test_landlord_update_to_id_outside_scope_names_nothing(api: Api, world: World, engine: Engine) -> None:
+    theirs = api.as_("worker3", "POST", LANDLORDS, json=landlord_body(
+        dwelling_id=free_dwelling(engine, world, "c3"))).json()
+    mine = api.as_("worker1", "POST", LANDLORDS, json=landlord_body(dwelling_id=free_dwelling(engine, world))).json()
+    clash = api.as_("worker1", "PATCH", f"{LANDLORDS}/{mine['id']}",
+                    json={"version": 1, "id_number": theirs["id_number"]})
+    assert clash.status_code == 409 and clash.json()["code"] == "landlord_registered_elsewhere"
+    assert theirs["id"] not in clash.text
 
 
 @pytest.mark.parametrize(("over", "code"), [
@@ -172,24 +213,39 @@ def test_unattached_landlord_district_and_visibility(api: Api, world: World) -> 
 
 
 def test_attach_detach_landlord(api: Api, world: World, engine: Engine) -> None:
-    # Registered in another district, without a dwelling yet: listed there.
-    other = api.as_("worker3", "POST", LANDLORDS, json=landlord_body()).json()
-    assert other["district_code"] == world.community("c3")["district_code"]
+    # Registered by a street colleague in a neighbouring community, without a dwelling yet: visible district-wide.
+    other = api.as_("worker2", "POST", LANDLORDS, json=landlord_body()).json()
     home = free_dwelling(engine, world)
     url = f"{API}/dwellings/{home}/landlord"
     version = dwelling_version(engine, home)
     attached = api.as_("worker1", "PUT", url, json={"version": version, "landlord_id": other["id"]})
     assert attached.status_code == 200, attached.text
     assert attached.json()["landlord_id"] == other["id"] and attached.json()["version"] == version + 1
-    # The first dwelling moves the landlord's listing to its district; scope follows the dwelling now.
+    # Scope follows the dwelling now: the neighbour no longer sees the landlord.
     got = api.as_("worker1", "GET", f"{LANDLORDS}/{other['id']}").json()
-    assert got["district_code"] == world.community("c1")["district_code"]
     assert [d["id"] for d in got["dwellings"]] == [home]
-    assert api.as_("worker3", "GET", f"{LANDLORDS}/{other['id']}").status_code == 404
+    assert api.as_("worker2", "GET", f"{LANDLORDS}/{other['id']}").status_code == 404
     stale = api.as_("worker1", "PUT", url, json={"version": version, "landlord_id": None})
     assert stale.status_code == 409 and stale.json()["code"] == "stale_version"
     detached = api.as_("worker1", "PUT", url, json={"version": version + 1, "landlord_id": None})
     assert detached.status_code == 200 and detached.json()["landlord_id"] is None
+    assert rows(engine, "SELECT landlord_id FROM dwellings WHERE id = :d", d=home)[0]["landlord_id"] is None
+
+
+def test_attach_landlord_outside_scope_is_not_found(api: Api, world: World, engine: Engine) -> None:
+    """A landlord of another district cannot be attached by id, and so cannot be read or edited after."""
+    theirs = api.as_("worker3", "POST", LANDLORDS, json=landlord_body(
+        dwelling_id=free_dwelling(engine, world, "c3"))).json()
+    unattached = api.as_("worker3", "POST", LANDLORDS, json=landlord_body()).json()
+    home = free_dwelling(engine, world)
+    url = f"{API}/dwellings/{home}/landlord"
+    for landlord in (theirs, unattached):
+        r = api.as_("worker1", "PUT", url, json={"version": dwelling_version(engine, home),
+                                                 "landlord_id": landlord["id"]})
+        assert r.status_code == 404 and r.json()["details"] == {"field": "landlord_id"}
+        assert api.as_("worker1", "GET", f"{LANDLORDS}/{landlord['id']}").status_code == 404
+        assert api.as_("worker1", "PATCH", f"{LANDLORDS}/{landlord['id']}",
+                       json={"version": 1, "name": "x"}).status_code == 404
     assert rows(engine, "SELECT landlord_id FROM dwellings WHERE id = :d", d=home)[0]["landlord_id"] is None
 
 
