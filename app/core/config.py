@@ -51,7 +51,11 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
     page_max: int = Field(default=200, ge=10, le=1000)
     # Sync push bodies (a day of offline work); gzip-compressed bodies are limited to this once inflated.
-    sync_push_max_bytes: int = Field(default=16_777_216, ge=65_536, le=268_435_456)
+    sync_push_max_bytes: int = Field(default=8_388_608, ge=65_536, le=268_435_456)
+    # Records in one push (every table, deletions included), refused before any work (413 push_too_large). Records
+    # that each go through the register's full checks (dwellings, residents, tasks, deletions) are limited to a
+    # tenth of it: they cost milliseconds each, and on SQLite every other writer waits for the push.
+    sync_push_max_records: int = Field(default=5000, ge=100, le=50_000)
 
     # Audit retention: the law (Cybersecurity Law art. 21) asks for at least 6 months.
     audit_retention_days: int = Field(default=180, ge=180)

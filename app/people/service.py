@@ -271,6 +271,11 @@ def survivor_of(session: Session, resident: Resident) -> Resident:
     return resident
 
 
+# Pairs flagged per registration at most: a supervisor reviews a handful, and a crafted batch of look-alike
+# records must not make the work grow with the square of its size.
+DUPLICATES_FLAGGED_MAX = 5
+
+
 def flag_likely_duplicates(session: Session, resident: Resident) -> None:
     """Same name, birth date and phone but another ID: flag the pair for a supervisor to review."""
     if resident.phone is None:
@@ -282,7 +287,7 @@ def flag_likely_duplicates(session: Session, resident: Resident) -> None:
             col(Resident.phone) == resident.phone,
             col(Resident.id) != resident.id,
             col(Resident.merged_into_id).is_(None),
-        )
+        ).order_by(col(Resident.created_at).desc()).limit(DUPLICATES_FLAGGED_MAX)
     ).scalars().all()
     for other in others:
         a, b = sorted((resident.id, other))

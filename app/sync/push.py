@@ -57,6 +57,14 @@ class PushInvalid(Unprocessable):
     zh = "请求体必须是 WatermelonDB 的 changes 对象：{表: {created: [], updated: [], deleted: []}}。"
 
 
+class PushTooLarge(AppError):
+    status = 413
+    code = "push_too_large"
+    en = ("The push holds more records than the server takes at once: send them in several pushes, in table order, "
+          "none over the limits in details.")
+    zh = "一次推送的记录超过服务器上限：请按数据表顺序分多次推送，每次不超过 details 中的限额。"
+
+
 class SyncTableUnknown(Unprocessable):
     code = "sync_table_unknown"
     en = "The push names a table the server does not sync: this app version is not compatible."
@@ -126,8 +134,31 @@ def id_pattern(table: str) -> re.Pattern[str]:
     return SHORT_ID if table in {"residents", "dwellings"} else CLIENT_ID
 
 
-def parse(body: Any) -> Parsed:
-    """WatermelonDB's `changes` (alone or as {"changes": …}) → records per table. Unknown table → 422."""
+# Tables whose records each go through the register's full service path (and deletions, of any table).
+ITEMISED_TABLES = frozenset({"dwellings", "residents", "tasks"})
+
+
+def push_limits(max_records: int) -> dict[str, int]:
+    """The limits a push must keep (details of 413 push_too_large; docs/sync.md "Push")."""
+    return {"max_records": max_records, "max_itemised": max(max_records // 10, 10)}
+
+
+def check_size(body: dict[str, Any], max_records: int) -> None:
+    """Refuse, before any work, a push over the limits (the app splits it: docs/sync.md)."""
+    limits = push_limits(max_records)
+    records = itemised = 0
+    for table, changes in body.items():
+        for kind, items in changes.items():
+            records += len(items)
+            if table in ITEMISED_TABLES or kind == "deleted":
+                itemised += len(items)
+    if records > limits["max_records"] or itemised > limits["max_itemised"]:
+        raise PushTooLarge({**limits, "records": records, "itemised": itemised})
+
+
+def parse(body: Any, max_records: int) -> Parsed:
+    """WatermelonDB's `changes` (alone or as {"changes": …}) → records per table. Unknown table → 422; more
+    records than the limits → 413."""
     if isinstance(body, dict) and isinstance(body.get("changes"), dict):
         body = body["changes"]
     if not isinstance(body, dict):
@@ -135,11 +166,13 @@ def parse(body: Any) -> Parsed:
     unknown = sorted(t for t in body if t not in MODELS)
     if unknown:
         raise SyncTableUnknown({"tables": [t[:40] for t in unknown[:10]]})
-    parsed = Parsed()
     for table, changes in body.items():
         if not isinstance(changes, dict) or not set(changes) <= {"created", "updated", "deleted"} or not all(
                 isinstance(v, list) for v in changes.values()):
             raise PushInvalid({"table": table})
+    check_size(body, max_records)
+    parsed = Parsed()
+    for table, changes in body.items():
         pattern, seen = id_pattern(table), set()
         for kind in ("created", "updated"):
             for raw in changes.get(kind, []):
@@ -433,4 +466,4 @@ def _value(v: Any) -> Any:
     return getattr(v, "value", v)
 
 
-__all__ = ["Incoming", "Outcome", "Parsed", "PushInvalid", "Pusher", "SyncTableUnknown", "parse"]
+__all__ = ["Incoming", "Outcome", "Parsed", "PushInvalid", "PushTooLarge", "Pusher", "SyncTableUnknown", "parse"]

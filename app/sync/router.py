@@ -204,7 +204,8 @@ def _push_cursor(raw: str | None) -> int:
     "/push", response_model=PushOut, summary="Push local changes (WatermelonDB protocol); rejected records listed",
     openapi_extra=PUSH_BODY,
     responses={403: {"description": "Not a worker or supervisor, or device_revoked"},
-               413: {"description": "body_too_large"}, 415: {"description": "content_encoding_unsupported"},
+               413: {"description": "body_too_large, push_too_large (details: max_records, max_itemised, records, "
+                                    "itemised: split the push, docs/sync.md)"}, 415: {"description": "content_encoding_unsupported"},
                422: {"description": "device_id_required, cursor_invalid, cursor_ahead, push_invalid, "
                                     "sync_table_unknown"}},
 )
@@ -221,7 +222,7 @@ def push_changes(
 ) -> PushOut:
     device_id = devices.check_device_id(x_device_id)
     after = _push_cursor(last_pulled_at)
-    parsed = parse(body)
+    parsed = parse(body, get_settings().sync_push_max_records)
     state = devices.open_device(session, actor, device_id, after)
     if after > read_cursor(session):
         raise CursorAhead()

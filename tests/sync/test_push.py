@@ -236,3 +236,34 @@ def test_follow_up_tasks_create_cancel_and_delete(api: Api, world: World, engine
     if system:
         body = push(api, "worker1", changes(tasks={"deleted": [system[0][0]]}), after["timestamp"])
         assert codes(body) == {system[0][0]: "delete_not_allowed"}
+
+
+def test_push_over_the_limits_is_refused_before_any_work(api: Api, world: World, engine: Engine,
+                                                         monkeypatch: Any) -> None:
+    """A push over the record limits is 413 push_too_large naming the limits: nothing is written, no device
+    is registered, no rejection is stored, and the same body split in two is taken (docs/sync.md)."""
+    from app.core.config import get_settings
+    from tests.sync.push_helpers import push_raw, visit_raw
+
+    monkeypatch.setattr(get_settings(), "sync_push_max_records", 100)
+    dwelling = world.dwellings[world.community("c1")["id"]][0]
+    resident = rows(engine, select(Resident.id).where(Resident.dwelling_id == dwelling))[0][0]
+    last = cursor(api, "worker1", device="phone-0002")
+    logged = _log_count(engine)
+    visits = [visit_raw(wid(), resident) for _ in range(101)]
+    refused = push_raw(api, "worker1", changes(visits={"updated": visits}), last, device="phone-0009")
+    assert refused.status_code == 413 and refused.json()["code"] == "push_too_large"
+    assert refused.json()["details"] == {"max_records": 100, "max_itemised": 10, "records": 101, "itemised": 0}
+    # Registrations, tasks and deletions go through the full checks one by one: a tenth of the limit.
+    residents = [resident_raw(wid(), dwelling, f"{200 + i}") for i in range(6)]
+    itemised = push_raw(api, "worker1", changes(residents={"updated": residents},
+                                                tasks={"deleted": [wid() for _ in range(5)]}), last,
+                        device="phone-0009")
+    assert itemised.status_code == 413 and itemised.json()["details"]["itemised"] == 11
+    assert _log_count(engine) == logged
+    assert rows(engine, select(SyncDevice.id).where(SyncDevice.device_id == "phone-0009")) == []
+    assert rows(engine, select(func.count()).select_from(SyncRejection))[0][0] == 0
+    # Split in table order, each part within the limits: every record is taken, once.
+    first = push(api, "worker1", changes(visits={"updated": visits[:100]}), last, device="phone-0002")
+    second = push(api, "worker1", changes(visits={"updated": visits[100:]}), last, device="phone-0002")
+    assert first["applied"] == {"visits": 100} and second["applied"] == {"visits": 1}
