@@ -4,21 +4,21 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
+from app.accounts.router import router as users_router
 from app.audit.router import router as audit_router
 from app.auth.router import public_router as auth_public_router
 from app.auth.router import router as auth_router
-from app.auth.users_router import router as users_router
 from app.catalog.router import router as catalog_router
-from app.people.import_router import router as resident_import_router
-from app.people.records_router import router as resident_records_router
-from app.people.router import router as residents_router
-from app.people.workflows_router import router as resident_workflows_router
+from app.cycle.tasks.router import router as tasks_router
+from app.people.imports.router import router as resident_import_router
+from app.people.records.router import router as resident_records_router
+from app.people.register.router import router as residents_router
+from app.people.workflows.router import router as resident_workflows_router
 from app.places.router import router as places_router
 from app.sync.router import router as sync_router
 from app.system.router import public_router as system_public_router
-from app.visits.photos_router import router as visit_photos_router
+from app.visits.photos.router import router as visit_photos_router
 from app.visits.router import router as visits_router
-from app.visits.tasks_router import router as tasks_router
 
 API_PREFIX = "/api/v1"
 

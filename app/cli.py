@@ -18,6 +18,14 @@ from app.core.config import ROOT, get_settings
 cli = typer.Typer(no_args_is_help=True, add_completion=False, help="Migrant services backend.")
 
 
+@cli.callback()
+def _wire() -> None:
+    """Before any command: the ledger and the domains' event subscriptions (app/wiring.py)."""
+    from app import wiring
+
+    wiring.install()
+
+
 def demo_logins_file() -> Path:
     """Where the demo logins are kept (DEMO_LOGINS_FILE; default data/demo-logins.txt)."""
     return get_settings().demo_logins_file
@@ -115,8 +123,8 @@ def create_user(
     password: Annotated[str | None, typer.Option(envvar="NEW_USER_PASSWORD", help="Prompted when omitted")] = None,
 ) -> None:
     """Create an account (the first admin of a new installation, for instance)."""
-    from app.auth import users_service
-    from app.auth.models import STAFF_ROLES, Role
+    from app.accounts import service as users_service
+    from app.core.actor import STAFF_ROLES, Role
     from app.core.db import unit_of_work
     from app.core.errors import AppError
 
@@ -151,7 +159,7 @@ def openapi(out: Annotated[Path | None, typer.Option(help="Write here instead of
 @cli.command("audit-verify")
 def audit_verify() -> None:
     """Walk the audit hash chain; exit 1 and name the first broken row if it does not verify."""
-    from app.audit.service import verify_snapshot
+    from app.ledger.audit import verify_snapshot
 
     report = verify_snapshot()
     if report.first_broken_id is None:
@@ -176,9 +184,9 @@ def audit_purge(
     import getpass
     from datetime import timedelta
 
-    from app.audit.service import db_now, purge
     from app.core.db import unit_of_work
     from app.core.errors import AppError
+    from app.ledger.audit import db_now, purge
 
     try:
         operator = getpass.getuser()[:64]
@@ -233,11 +241,11 @@ def tasks_generate(
     """Create the month's key-person visit tasks city-wide; run daily (idempotent, catches new key persons)."""
     import re
 
-    from app.audit import service as audit
     from app.core.db import unit_of_work
     from app.core.errors import AppError
     from app.core.types import city_today
-    from app.visits.tasks import generate_monthly, month_of
+    from app.cycle.tasks.service import generate_monthly, month_of
+    from app.ledger import audit
 
     month = month or month_of(city_today())
     if not re.fullmatch(r"20\d{2}-(0[1-9]|1[0-2])", month):

@@ -13,7 +13,7 @@ from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
-from app import registry  # noqa: F401 - complete metadata before anything queries
+from app import wiring
 from app.api import API_PREFIX, api, public_api, root_public
 from app.core.config import get_settings
 from app.core.deps import public
@@ -38,6 +38,7 @@ async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
 def create_app() -> FastAPI:
     settings = get_settings()
     settings.check_production()
+    wiring.install()
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     logging.getLogger("alembic").setLevel(logging.WARNING)
     app = FastAPI(

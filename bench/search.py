@@ -41,14 +41,13 @@ from sqlalchemy import create_engine, func, select, text
 from sqlalchemy.engine import make_url
 from sqlmodel import col
 
-from app.auth.models import Role
 from app.cli import alembic_config
+from app.core.actor import Actor, AreaScope, Role
 from app.core.config import ROOT
 from app.core.db import create_db_engine, unit_of_work
-from app.core.deps import Actor
 from app.core.pagination import PageParams
-from app.people import service
 from app.people.models import Resident
+from app.people.register import service
 from app.places.models import Division
 
 PG_SERVER = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
@@ -102,8 +101,8 @@ def ready(db: str, url: str) -> bool:
 
 
 def build(db: str, url: str, size: int, seed: int) -> None:
-    from app.audit import service as audit
     from app.demo.seed import seed_demo
+    from app.ledger import audit
 
     drop(db, url)
     if db == "postgres":
@@ -133,7 +132,7 @@ def build(db: str, url: str, size: int, seed: int) -> None:
 
 def supervisor(url: str) -> tuple[str, str, str]:
     """A district supervisor for the bench (fresh random password each run)."""
-    from app.auth import users_service
+    from app.accounts import service as users_service
 
     engine = create_db_engine(url)
     username, password = f"bench_{secrets.token_hex(4)}", secrets.token_urlsafe(18) + "aA1!"
@@ -271,20 +270,20 @@ def breakdown(url: str, username: str, district_path: str, ids: list[str], prefi
     """What one search request is made of: its parts timed one by one in this process (same database)."""
     from sqlmodel import Session
 
-    from app.audit import service as audit
     from app.auth.models import AuthSession, User, UserScope
     from app.core.config import get_settings
     from app.core.db import begin
     from app.core.pagination import Page, paginate
     from app.core.security import decode_access_token, issue_access_token
     from app.core.types import utcnow
-    from app.people.router import list_item
+    from app.ledger import audit
+    from app.people.register.router import list_item
 
     engine = create_db_engine(url)
     settings = get_settings()
     with Session(engine) as session:
         user = session.execute(select(User).where(col(User.username) == username)).scalar_one()
-    actor = Actor(user.id, username, Role.supervisor, "bench", (district_path,))
+    actor = Actor(user.id, username, Role.supervisor, "bench", AreaScope((district_path,)))
     token, _ = issue_access_token(settings, user_id=user.id, session_id="s" * 32, now=utcnow())
 
     def empty(i: int) -> None:
@@ -414,7 +413,7 @@ def main() -> None:
     username, password, district_path = supervisor(url)
     rng = random.Random(args.seed)
     ids, prefixes = samples(url, args.requests, args.prefix_len, rng)
-    actor = Actor("bench", username, Role.supervisor, "bench", (district_path,))
+    actor = Actor("bench", username, Role.supervisor, "bench", AreaScope((district_path,)))
     direct = Direct(url, actor, limit=50)
     port = free_port()
     server = start_server(url, port)

@@ -9,7 +9,7 @@ What it does, in one run on one machine:
    `--residents` residents each in one district (app/demo, written in bulk), a worker account for the first
    community (random password, kept in memory), the demo visit history and tasks for it (app/demo/visits.py),
    then more visits of the same generator spread over the last twelve months until the community has
-   `--visits` visits; every synced row is entered in the sync log (`tracking.mark_rows`, as bulk writers
+   `--visits` visits; every synced row is entered in the sync log (`changes.mark_rows`, as bulk writers
    must), then ANALYZE;
 2. starts the real app under uvicorn on loopback (one worker process) and signs in as that worker;
 3. measures
@@ -53,8 +53,8 @@ from sqlalchemy import func, select, true
 from sqlalchemy.engine import make_url
 from sqlmodel import Session, col
 
-from app.auth.models import Role
 from app.cli import alembic_config
+from app.core.actor import Role
 from app.core.config import ROOT
 from app.core.db import create_db_engine, unit_of_work
 from app.people.models import Resident, ResidentStatus
@@ -75,10 +75,10 @@ def database_url(db: str) -> str:
 
 def build(db: str, url: str, residents: int, visits: int, seed: int) -> tuple[str, str]:
     """A fresh database: ten communities of `residents`, a worker for the first with `visits` visits."""
-    from app.auth import users_service
+    from app.accounts import service as users_service
     from app.demo import seed as demo_seed
     from app.demo.visits import seed_visits
-    from app.sync import tracking
+    from app.ledger import changes
     from app.sync.wire import MODELS
 
     drop(db, url)
@@ -103,7 +103,7 @@ def build(db: str, url: str, residents: int, visits: int, seed: int) -> tuple[st
             history = seed_visits(session, seed)
             extra = top_up_visits(session, community, user.id, visits, seed)
             for model in MODELS.values():  # what the ORM would have logged, had the rows come one by one
-                tracking.mark_rows(session, model.__table__, true())  # type: ignore[attr-defined]
+                changes.mark_rows(session, model.__table__, true())  # type: ignore[attr-defined]
         with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
             conn.exec_driver_sql("ANALYZE")
         print(f"built {residents * COMMUNITIES:,} residents in {COMMUNITIES} communities, "
@@ -216,8 +216,8 @@ def first_pull_parts(url: str, username: str, runs: int) -> dict[str, float]:
     from sqlalchemy.dialects import postgresql, sqlite
 
     from app.auth.models import User, UserScope
+    from app.core.actor import Actor, AreaScope
     from app.core.db import begin
-    from app.core.deps import Actor
     from app.core.gzipping import gzip_bytes
     from app.sync.pull import SYNCED, Window, in_scope, pull, read_cursor
     from app.sync.router import GZIP_LEVEL
@@ -228,7 +228,7 @@ def first_pull_parts(url: str, username: str, runs: int) -> dict[str, float]:
         user = session.execute(select(User).where(col(User.username) == username)).scalar_one()
         path = session.execute(select(col(Division.path)).join(UserScope, col(UserScope.division_id) == col(
             Division.id)).where(col(UserScope.user_id) == user.id)).scalar_one()
-    actor = Actor(user.id, username, Role.worker, "bench", (path,))
+    actor = Actor(user.id, username, Role.worker, "bench", AreaScope((path,)))
     window = Window.now()
     dialect = postgresql.dialect() if engine.dialect.name == "postgresql" else sqlite.dialect()
     statements = []

@@ -54,8 +54,8 @@ from sqlalchemy import func, select, text
 from sqlalchemy.engine import make_url
 from sqlmodel import col
 
-from app.auth.models import Role
 from app.cli import alembic_config
+from app.core.actor import Role
 from app.core.config import ROOT
 from app.core.db import create_db_engine, unit_of_work
 from app.people.models import Resident, ResidentStatus
@@ -77,7 +77,7 @@ def database_url(db: str) -> str:
 
 def build(db: str, url: str, size: int, seed: int) -> tuple[str, str]:
     """A fresh database with the demo city, a worker for the first community and its visit history."""
-    from app.auth import users_service
+    from app.accounts import service as users_service
     from app.demo.seed import seed_demo
     from app.demo.visits import seed_visits
 
@@ -313,12 +313,12 @@ def breakdown(url: str, username: str, bodies: list[dict[str, Any]], people: lis
     """What one POST is made of, timed part by part in this process against the same database."""
     from sqlmodel import Session
 
-    from app.audit import service as audit
     from app.auth.models import AuthSession, User, UserScope
     from app.core.config import get_settings
     from app.core.db import begin
     from app.core.security import decode_access_token, issue_access_token
     from app.core.types import utcnow
+    from app.ledger import audit
     from app.visits import service as visits_service
     from app.visits.schemas import VisitCreate
 
@@ -328,9 +328,9 @@ def breakdown(url: str, username: str, bodies: list[dict[str, Any]], people: lis
         user = session.execute(select(User).where(col(User.username) == username)).scalar_one()
         path = session.execute(select(col(Division.path)).join(UserScope, col(UserScope.division_id) == col(
             Division.id)).where(col(UserScope.user_id) == user.id)).scalar_one()
-    from app.core.deps import Actor
+    from app.core.actor import Actor, AreaScope
 
-    actor = Actor(user.id, username, Role.worker, "bench", (path,))
+    actor = Actor(user.id, username, Role.worker, "bench", AreaScope((path,)))
     token, _ = issue_access_token(settings, user_id=user.id, session_id="s" * 32, now=utcnow())
     rng = random.Random(7)
     fresh = [dict(b, id=str(uuid.UUID(int=rng.getrandbits(128)))) for b in bodies]
@@ -379,7 +379,7 @@ def breakdown(url: str, username: str, bodies: list[dict[str, Any]], people: lis
 
 def batch_actor(url: str, username: str) -> Any:
     from app.auth.models import User, UserScope
-    from app.core.deps import Actor
+    from app.core.actor import Actor, AreaScope
 
     engine = create_db_engine(url)
     try:
@@ -389,7 +389,7 @@ def batch_actor(url: str, username: str) -> Any:
                 Division.id)).where(col(UserScope.user_id) == user_id)).scalar_one()
     finally:
         engine.dispose()
-    return Actor(user_id, username, Role.worker, "bench", (path,))
+    return Actor(user_id, username, Role.worker, "bench", AreaScope((path,)))
 
 
 def batch_bodies(rng: random.Random, people: list[Any], n: int, now: datetime) -> list[dict[str, Any]]:
@@ -411,10 +411,10 @@ def run_batch(args: argparse.Namespace) -> None:
 
     from sqlmodel import Session
 
-    from app.audit import service as audit
     from app.core import context
     from app.core.db import begin
-    from app.visits.batch import VisitItem, record_visits
+    from app.ledger import audit
+    from app.visits.recording import VisitItem, record_visits
     from app.visits.schemas import VisitCreate
 
     url = database_url(args.db)

@@ -36,9 +36,12 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine, create_engine, select, text
 from sqlalchemy.engine import make_url
 
-from app.audit.service import verify_chain
+from app import wiring
 from app.cli import alembic_config
-from app.core.db import create_db_engine, unit_of_work, use_engine
+from app.core.db import create_db_engine, guard_single_checkout, unit_of_work, use_engine
+from app.ledger.audit import verify_chain
+
+wiring.install()
 
 PASSWORD = "Field-Work-2026!"
 # Engines (by id) whose audit log a test tampered with on purpose: not verified afterwards.
@@ -117,8 +120,8 @@ class World:
 
 
 def _build_world(url: str) -> World:
-    from app.auth import users_service
-    from app.auth.models import Role
+    from app.accounts import service as users_service
+    from app.core.actor import Role
     from app.demo.seed import seed_demo
     from app.places.models import Division, Dwelling
 
@@ -183,6 +186,7 @@ def engine(databases: Databases) -> Iterator[Engine]:
     name = f"{databases.run}_{uuid.uuid4().hex[:10]}"
     url = databases.clone_template(name)
     eng = create_db_engine(url)
+    guard_single_checkout(eng)  # a request holding a connection that asks for a second one fails loudly
     use_engine(eng)
     try:
         yield eng

@@ -13,8 +13,9 @@ from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
 from starlette.routing import Mount, Route
 
-from app.auth.models import Role
-from app.core.deps import ACCESS_RULE, AdminActor, SessionDep, StaffActor, allow
+from app.auth.deps import AdminActor, StaffActor, allow
+from app.core.actor import Role
+from app.core.deps import ACCESS_RULE, SessionDep
 from app.core.routes import api_routes
 from app.main import app
 

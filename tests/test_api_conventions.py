@@ -309,7 +309,7 @@ def test_request_id_is_fresh_per_request(api: Api) -> None:
 
 
 def test_request_id_lands_in_the_audit_log(api: Api, engine: Engine) -> None:
-    from app.audit.models import AuditEvent
+    from app.ledger.models import AuditEvent
 
     response = api.client.post(LOGIN, json={"username": "worker1", "password": PASSWORD},
                                headers={"X-Request-ID": "trace-me-42"})

@@ -270,7 +270,8 @@ def test_ids_in_bodies_outside_scope_are_not_found(api: Api, world: World, far: 
         ("worker1", "POST", "/tasks", {"resident_id": far["resident_id"], "reason": "other",
                             "due_date": (datetime.now(UTC) + timedelta(hours=8)).date().isoformat()}),
         ("worker1", "POST", "/visits", far_visit(far["resident_id"])),
-        ("worker1", "POST", f"/visits/{far['visit_id']}/corrections", {**far_visit(), "correction_reason": "wrong_time"}),
+        ("worker1", "POST", f"/visits/{far['visit_id']}/corrections",
+         {**far_visit(), "correction_reason": "wrong_time"}),
     ]
     for user, method, path, body in cases:
         response = api.as_(user, method, V1 + path, json=body)

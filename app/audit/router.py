@@ -2,7 +2,7 @@
 
 Only the auditor role may call these (MLPS level 3 separation of duties: admins administer and are
 audited, auditors read the log and administer nothing). Every read and every verification is itself
-recorded. There is deliberately no purge endpoint: see `service.purge` (an operator's CLI command).
+recorded. There is deliberately no purge endpoint: see `app.ledger.audit.purge` (an operator's CLI command).
 """
 
 from __future__ import annotations
@@ -14,11 +14,13 @@ from fastapi import APIRouter, Depends, Query
 from pydantic import AfterValidator
 from pydantic_core import PydanticCustomError
 
-from app.audit import service as audit
+from app.audit import service
 from app.audit.schemas import AuditEventOut, ChainVerifyOut
-from app.core.deps import AuditorActor, SessionDep
+from app.auth.deps import AuditorActor
+from app.core.deps import SessionDep
 from app.core.errors import Unprocessable
 from app.core.pagination import Page, PageDep, paginate
+from app.ledger import audit
 
 router = APIRouter(prefix="/audit", tags=["audit"])
 
@@ -62,11 +64,14 @@ async def event_filter(  # async: no I/O, so no hop to the thread pool
         ge=1, le=2**63 - 1,
         description="Only rows up to this id: pass the first page's top id to page through a fixed set "
                     "while new events keep arriving")] = None,
-) -> audit.EventFilter:
+    district_code: Annotated[str | None, Query(pattern=r"^[0-9]{6}$",
+                                               description="Events whose target lies in this district")] = None,
+) -> service.EventFilter:
     if since is not None and until is not None and since > until:
         raise TimeRangeInvalid()
-    return audit.EventFilter(actor_id=actor_id, action=action, target_type=target_type, target_id=target_id,
-                             outcome=outcome, request_id=request_id, since=since, until=until, max_id=max_id)
+    return service.EventFilter(actor_id=actor_id, action=action, target_type=target_type, target_id=target_id,
+                               outcome=outcome, request_id=request_id, since=since, until=until, max_id=max_id,
+                               district_code=district_code)
 
 
 @router.get("/events", response_model=Page[AuditEventOut], summary="Read the audit log (auditors)")
@@ -74,10 +79,10 @@ def list_events(
     session: SessionDep,
     actor: AuditorActor,
     page: PageDep,
-    flt: Annotated[audit.EventFilter, Depends(event_filter)],
+    flt: Annotated[service.EventFilter, Depends(event_filter)],
 ) -> Page[AuditEventOut]:
     """Newest first. This read is itself recorded (`audit.read`, with the names of the filters used)."""
-    rows, total = paginate(session, audit.events_query(flt), page)
+    rows, total = paginate(session, service.events_query(flt), page)
     audit.record(session, "audit.read", target_type="audit_events",
                  detail={"filters": flt.used(), "total": total, "returned": len(rows), "offset": page.offset})
     return Page(items=[AuditEventOut.from_row(r) for r in rows], total=total, limit=page.limit,
@@ -86,8 +91,11 @@ def list_events(
 
 @router.get("/verify", response_model=ChainVerifyOut, summary="Walk the hash chain (auditors)")
 def verify(session: SessionDep, actor: AuditorActor) -> ChainVerifyOut:
-    """Check every link and every row's content; name the first altered, unlinked or missing row."""
-    report = audit.verify_snapshot()
+    """Check every link and every row's content; name the first altered, unlinked or missing row.
+
+    The walk reads the request's own snapshot (REPEATABLE READ on PostgreSQL), so a purge committed half-way
+    through cannot show up as a missing row."""
+    report = audit.verify_chain(session)
     audit.record(session, "audit.verify", target_type="audit_events",
                  outcome="success" if report.intact else "failure",
                  detail={"checked": report.checked, "first_broken_id": report.first_broken_id,

@@ -8,13 +8,13 @@ from typing import Any
 
 from pydantic import Field
 
-from app.audit.models import AuditEvent
 from app.core.schemas import OutputModel
+from app.ledger.models import AuditEvent
 
 
 class AuditEventOut(OutputModel):
     """One audit record. `prev_hash` and `hash` are included so an auditor can re-check an exported page
-    independently: hash = SHA-256(prev_hash + JSON array of the hashed columns)."""
+    independently: hash = SHA-256(prev_hash + JSON array of the hashed columns of its chain version)."""
 
     id: int = Field(description="Position in the chain (no gaps)")
     at: datetime = Field(description="When the event happened (UTC)")
@@ -30,6 +30,9 @@ class AuditEventOut(OutputModel):
     request_id: str | None
     client_ip: str | None
     detail: dict[str, Any] | None = Field(description="Codes, ids and counts (never personal values)")
+    chain_version: int = Field(description="Which columns the row's hash covers: 1, or 2 with the target's area")
+    area_path: str | None = Field(description="Where the target lies (chain version 2)")
+    district_code: str | None
     prev_hash: str
     hash: str
 
@@ -40,7 +43,8 @@ class AuditEventOut(OutputModel):
             target_type=row.target_type, target_id=row.target_id,
             fields=row.fields.split(",") if row.fields else ([] if row.fields == "" else None),
             outcome=row.outcome, status_code=row.status_code, purpose=row.purpose, request_id=row.request_id,
-            client_ip=row.client_ip, detail=_detail(row.detail), prev_hash=row.prev_hash, hash=row.hash,
+            client_ip=row.client_ip, detail=_detail(row.detail), chain_version=row.chain_version,
+            area_path=row.area_path, district_code=row.district_code, prev_hash=row.prev_hash, hash=row.hash,
         )
 
 

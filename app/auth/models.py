@@ -3,27 +3,14 @@
 from __future__ import annotations
 
 from datetime import datetime
-from enum import StrEnum
 
+from sqlalchemy import Index
 from sqlmodel import Field, SQLModel
 
 from app.core.types import UTCDateTime, new_id, utcnow
 
-
-class Role(StrEnum):
-    worker = "worker"
-    supervisor = "supervisor"
-    admin = "admin"
-    auditor = "auditor"
-    # Partner kinds arrive with the sharing domain; the access model already knows their names.
-    landlord = "landlord"
-    police = "police"
-    outflow_city = "outflow_city"
-
-
-STAFF_ROLES = (Role.worker, Role.supervisor, Role.admin, Role.auditor)
-# Roles that work within assigned divisions; admin and auditor are city-wide.
-AREA_ROLES = (Role.worker, Role.supervisor)
+# Login bookkeeping: recorded by explicit `auth.*` audit events instead of one event per row change.
+UNAUDITED = {"info": {"audited": False}}
 
 
 class User(SQLModel, table=True):
@@ -43,18 +30,26 @@ class User(SQLModel, table=True):
 
 
 class UserScope(SQLModel, table=True):
-    """A division (community or grid for workers, a subtree root for supervisors) a user works in."""
+    """A division (community or grid for workers, a subtree root for supervisors) a user works in.
+
+    `area_path` is the division's materialised path, kept here so the actor's scope is read with the user in
+    one statement; relocating divisions rewrites it like every other `area_path` (app/places).
+    """
 
     __tablename__ = "user_scopes"
+    __table_args__ = (Index("ix_user_scopes_area_path", "area_path",
+                            postgresql_ops={"area_path": "varchar_pattern_ops"}),)
 
     user_id: str = Field(foreign_key="users.id", primary_key=True, max_length=32, ondelete="CASCADE")
     division_id: str = Field(foreign_key="divisions.id", primary_key=True, max_length=32, index=True)
+    area_path: str = Field(max_length=120)
 
 
 class AuthSession(SQLModel, table=True):
     """One login: the family every rotated refresh token of that login belongs to."""
 
     __tablename__ = "auth_sessions"
+    __table_args__ = (UNAUDITED,)
 
     id: str = Field(default_factory=new_id, primary_key=True, max_length=32)
     user_id: str = Field(foreign_key="users.id", index=True, max_length=32, ondelete="CASCADE")
@@ -67,6 +62,7 @@ class AuthSession(SQLModel, table=True):
 
 class RefreshToken(SQLModel, table=True):
     __tablename__ = "refresh_tokens"
+    __table_args__ = (UNAUDITED,)
 
     id: str = Field(default_factory=new_id, primary_key=True, max_length=32)
     session_id: str = Field(foreign_key="auth_sessions.id", index=True, max_length=32, ondelete="CASCADE")
@@ -82,6 +78,7 @@ class LoginThrottle(SQLModel, table=True):
     """
 
     __tablename__ = "login_throttle"
+    __table_args__ = (UNAUDITED,)
 
     key: str = Field(primary_key=True, max_length=64)
     failures: int = 0

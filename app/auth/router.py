@@ -7,9 +7,11 @@ from sqlalchemy import select
 from sqlmodel import col
 
 from app.auth import service
+from app.auth.deps import ALL_USERS, allow
 from app.auth.models import User
 from app.auth.schemas import LoginIn, MeOut, PasswordChangeIn, RefreshIn, ScopeDivision, TokenOut
-from app.core.deps import ALL_USERS, Actor, SessionDep, SettingsDep, allow, public
+from app.core.actor import Actor
+from app.core.deps import SessionDep, SettingsDep, public
 from app.core.errors import NotFound
 from app.places.models import Division
 

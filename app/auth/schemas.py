@@ -5,7 +5,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, StringConstraints
 
-from app.auth.models import Role
+from app.core.actor import Role
 from app.core.schemas import InputModel, OutputModel
 
 # Passwords are taken exactly as typed (the model-wide whitespace stripping would silently change the

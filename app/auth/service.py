@@ -17,7 +17,6 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, col
 
-from app.audit import service as audit
 from app.auth.models import AuthSession, LoginThrottle, RefreshToken, User
 from app.core import context
 from app.core.config import Settings
@@ -33,6 +32,7 @@ from app.core.security import (
     verify_password,
 )
 from app.core.types import UTCDateTime, utcnow
+from app.ledger import audit
 
 
 class InvalidCredentials(Unauthorized):

@@ -28,6 +28,8 @@ class CatalogVersion(SQLModel, table=True):
 
 class ServiceItem(SQLModel, table=True):
     __tablename__ = "service_items"
+    # City-wide reference data: every phone receives the whole catalogue (app/ledger/changes.py).
+    __table_args__ = ({"info": {"sync": {"everyone": True}}},)
 
     id: str = Field(default_factory=new_id, primary_key=True, max_length=32)
     code: str = Field(max_length=20, unique=True)

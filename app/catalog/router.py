@@ -7,7 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query
 
-from app.auth.models import Role
+from app.auth.deps import AdminActor, allow
 from app.catalog import service
 from app.catalog.models import CatalogVersion, ServiceItem
 from app.catalog.schemas import (
@@ -21,7 +21,8 @@ from app.catalog.schemas import (
     VersionOut,
     VersionSummary,
 )
-from app.core.deps import Actor, AdminActor, SessionDep, allow
+from app.core.actor import Actor, Role
+from app.core.deps import SessionDep
 from app.core.pagination import Page, PageDep, paginate
 
 router = APIRouter(prefix="/catalog", tags=["catalog"])

@@ -19,7 +19,7 @@ from sqlmodel import Session, col
 
 from app.catalog.models import CatalogVersion, ServiceItem
 from app.catalog.schemas import ItemCreate, ItemRetire, ItemUpdate
-from app.core.deps import Actor
+from app.core.actor import Actor
 from app.core.errors import Conflict, NotFound, StaleVersion, Unprocessable
 from app.core.types import utcnow
 

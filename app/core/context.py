@@ -16,6 +16,8 @@ class RequestContext:
     client_ip: str | None = None
     actor_id: str | None = None
     actor_role: str | None = None
+    # Pooled connections this request holds (counted only where app.core.db.guard_single_checkout is on).
+    connections_held: int = 0
 
 
 _current: ContextVar[RequestContext | None] = ContextVar("request_context", default=None)
@@ -24,6 +26,11 @@ _current: ContextVar[RequestContext | None] = ContextVar("request_context", defa
 def current() -> RequestContext:
     ctx = _current.get()
     return ctx if ctx is not None else RequestContext()
+
+
+def get() -> RequestContext | None:
+    """The current request's context, or None outside a request."""
+    return _current.get()
 
 
 def set_current(ctx: RequestContext | None) -> object:

@@ -1,26 +1,39 @@
 """Engine and unit of work.
 
-One unit of work per request: `get_session` opens a transaction, the route runs, pending audit events are
-sealed into the hash chain, and the transaction commits before the response is sent. Services flush,
-never commit. On SQLite, write requests start with BEGIN IMMEDIATE so a read-then-write can never fail
-half-way on a stale snapshot; read requests run in a deferred (read-only) transaction.
+One unit of work per request (or per CLI command, per job): one Session, and through it **one pooled
+connection at a time**. A request never waits for a second connection while it holds one: when every
+connection is held by a request waiting for another, nothing moves (the stall of 16 phones pulling at once).
+So side work runs on the unit of work's own session — inside its transaction (a write), or in a short write
+transaction after its read transaction has ended and given the connection back (`side_write`). A test pool
+guard (`guard_single_checkout`) makes a nested checkout fail loudly.
+
+Writes begin with BEGIN IMMEDIATE on SQLite, so a read-then-write never fails half-way on a stale snapshot;
+reads run in a deferred transaction on SQLite and in one REPEATABLE READ READ ONLY snapshot on PostgreSQL
+(counts, pages and the sync cursor agree with each other). Services flush, never commit.
+
+What every write leaves behind (the audit chain, the sync change log) is not the unit of work's business:
+the ledger registers a `CommitHook` (`on_commit`) when the application is wired, and the unit of work runs
+it right before each commit, and tells it when work is abandoned (the ledger refuses to queue anything
+while its hook is not installed, rather than lose it).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlmodel import Session
 
+from app.core import context
 from app.core.config import get_settings
 
 IMMEDIATE = "app_begin_immediate"
+UOW = "unit_of_work"  # session.info: the session's UnitOfWork (the ledger keeps its own key)
 _engine_override: Engine | None = None
 
 
@@ -79,22 +92,161 @@ def writing(engine: Engine) -> Engine:
     return engine.execution_options(**{IMMEDIATE: True})
 
 
+def reading(engine: Engine) -> Engine:
+    """The engine (same pool) whose transactions are one read-only snapshot (REPEATABLE READ on PostgreSQL)."""
+    if engine.dialect.name == "postgresql":
+        return engine.execution_options(isolation_level="REPEATABLE READ", postgresql_readonly=True)
+    return engine
+
+
 def begin(session: Session, *, write: bool) -> None:
     """Start the session's transaction; `write=True` takes SQLite's write lock up front."""
     session.connection(execution_options={IMMEDIATE: True} if write else None)
 
 
+# --- commit hooks ----------------------------------------------------------------------------------------
+
+Work = Callable[[Session], None]
+
+
+class CommitHook(Protocol):
+    """What must be written with every write transaction (registered once, by the ledger)."""
+
+    def pending(self, session: Session) -> bool:
+        """Is there anything to write at the next commit?"""
+
+    def seal(self, session: Session) -> None:
+        """Write it, in the transaction about to commit."""
+
+    def discard(self, session: Session) -> None:
+        """Forget it: the work it belonged to was rolled back."""
+
+
+_hooks: list[CommitHook] = []
+
+
+def on_commit(hook: CommitHook) -> None:
+    """Register a commit hook (idempotent). Done explicitly when the application is wired, never at import."""
+    if hook not in _hooks:
+        _hooks.append(hook)
+
+
+class UnitOfWork:
+    """One session, one connection at a time, committed (or abandoned) once."""
+
+    def __init__(self, engine: Engine | None = None, *, write: bool) -> None:
+        self.engine = engine or get_engine()
+        self.write = write
+        self.session = Session(writing(self.engine) if write else reading(self.engine), expire_on_commit=False)
+        self.session.info[UOW] = self
+        self._deferred: list[Work] = []
+
+    @staticmethod
+    def of(session: Session) -> UnitOfWork | None:
+        uow = session.info.get(UOW)
+        return uow if isinstance(uow, UnitOfWork) else None
+
+    def side_write(self, work: Work) -> None:
+        """Write work a read must not do in its own (read-only) transaction: a write unit of work runs it now,
+        in its transaction; a read one after its read transaction has ended, in a short write transaction on
+        the same session, whether the request succeeds or fails (a session touch, a device's registration)."""
+        if self.write:
+            work(self.session)
+        else:
+            self._deferred.append(work)
+
+    def finish(self) -> None:
+        """Success: commit a write; end a read, then write what it deferred and what it must leave behind."""
+        try:
+            if self.write:
+                self._commit()
+            else:
+                self.session.rollback()  # read-only: ends the snapshot, gives the connection back
+                self._write_deferred()
+        finally:
+            self.close()
+
+    def abandon(self, *, keep: bool = False, then: Work | None = None) -> None:
+        """Failure: roll back (a write with `keep` commits what it wrote: a failed sign-in still counts), then
+        write a read's deferred work and `then` (the denial's audit record) in a short write transaction."""
+        try:
+            if keep and self.write:
+                self._commit()
+            else:
+                self.session.rollback()
+                for hook in _hooks:
+                    hook.discard(self.session)
+            if then is not None:
+                self._deferred.append(then)
+            self._write_deferred()
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        self.session.close()  # rolls back whatever was not committed; gives the connection back
+
+    def _commit(self) -> None:
+        self.session.flush()
+        for hook in [hook for hook in _hooks if hook.pending(self.session)]:
+            hook.seal(self.session)
+        self.session.commit()
+
+    def _write_deferred(self) -> None:
+        if not self._deferred and not any(hook.pending(self.session) for hook in _hooks):
+            return
+        self.session.bind = writing(self.engine)  # the next transaction is a write (one connection again)
+        self.write = True
+        begin(self.session, write=True)
+        try:
+            work, self._deferred = self._deferred, []
+            for item in work:
+                item(self.session)
+            self._commit()
+        except BaseException:
+            self.session.rollback()
+            for hook in _hooks:
+                hook.discard(self.session)
+            raise
+
+
 @contextmanager
 def unit_of_work(*, write: bool = True, engine: Engine | None = None) -> Iterator[Session]:
-    """A transaction outside a request (CLI, jobs, side transactions): commit on success."""
-    from app.audit.service import seal_pending
+    """A unit of work outside a request (CLI, jobs, tests): commit on success, abandon on error."""
+    uow = UnitOfWork(engine, write=write)
+    try:
+        yield uow.session
+    except BaseException:
+        uow.abandon()
+        raise
+    uow.finish()
 
-    with Session(engine or get_engine(), expire_on_commit=False) as session:
-        begin(session, write=write)
-        try:
-            yield session
-            seal_pending(session)
-            session.commit()
-        except BaseException:
-            session.rollback()
-            raise
+
+# --- one connection per request, enforced in tests ---------------------------------------------------------
+
+
+class NestedCheckout(RuntimeError):
+    """A request asked the pool for a second connection while it held one: under load, that deadlocks."""
+
+
+def guard_single_checkout(engine: Engine) -> None:
+    """Make a second checkout by the same request fail loudly (tests install it on every engine).
+
+    The request is the one of `app.core.context` (a context variable, which follows the request into the
+    thread pool); the connection remembers who checked it out, so a check-in from elsewhere counts right.
+    """
+
+    @event.listens_for(engine, "checkout")
+    def _checkout(_dbapi: Any, record: Any, _proxy: Any) -> None:
+        ctx = context.get()
+        if ctx is None:
+            return
+        if ctx.connections_held:
+            raise NestedCheckout("a request checked out a second pooled connection while holding one")
+        ctx.connections_held += 1
+        record.info["request_context"] = ctx
+
+    @event.listens_for(engine, "checkin")
+    def _checkin(_dbapi: Any, record: Any) -> None:
+        ctx = record.info.pop("request_context", None)
+        if ctx is not None:
+            ctx.connections_held -= 1

@@ -33,7 +33,6 @@ from sqlalchemy import text
 from sqlmodel import Session
 
 from app.core.bulk import BulkWriter, table_of
-from app.people import service
 from app.people.models import (
     Contraception,
     FpDocStatus,
@@ -47,6 +46,7 @@ from app.people.models import (
     Tenancy,
     TenancySource,
 )
+from app.people.register import service
 from app.people.rules import CHECK_CHARS, WEIGHTS
 from app.places.models import DwellingKind
 

@@ -26,13 +26,14 @@ from typing import Any
 from sqlalchemy import select, text
 from sqlmodel import Session, col
 
-from app.audit import service as audit
-from app.auth.models import Role, User, UserScope
+from app.auth.models import User, UserScope
+from app.core.actor import Role
 from app.core.bulk import BulkWriter, table_of
 from app.core.security import hash_password
 from app.core.types import city_today, new_id, utcnow
 from app.demo import residents as people
 from app.demo import visits as demo_visits
+from app.ledger import audit
 from app.places.models import CommunityType, Division, Dwelling, DwellingKind, Level
 
 CITY = ("410100", "郑州市", 34.7466, 113.6254)
@@ -246,6 +247,6 @@ def _users(accounts: list[_Account], with_users: bool, now: Any,
                "password_hash": password_hash, "active": True, "must_change_password": False,
                "password_changed_at": now, "created_at": now, "updated_at": now, "version": 1}
         users.append(row)
-        scopes.extend({"user_id": row["id"], "division_id": d["id"]} for d in acc.scope)
+        scopes.extend({"user_id": row["id"], "division_id": d["id"], "area_path": d["path"]} for d in acc.scope)
         result.logins.append((acc.username, acc.role.value, password))
     return users, scopes

@@ -35,28 +35,19 @@ from typing import Any
 from sqlalchemy import func, or_, select
 from sqlmodel import Session, col
 
-from app.audit import service as audit
-from app.auth.models import Role, User, UserScope
+from app.auth.models import User, UserScope
 from app.catalog.models import CatalogVersion, ServiceItem
+from app.core.actor import Role
 from app.core.bulk import BulkWriter, table_of
 from app.core.config import get_settings
 from app.core.types import CITY_TZ, city_date, city_today, utcnow
+from app.cycle.models import Task, TaskKind, TaskState
+from app.ledger import audit
 from app.people.models import Resident, ResidentStatus
 from app.places.models import Division, Dwelling, Level
 from app.visits.checkin import CheckinFacts, assess
 from app.visits.geo import EARTH_RADIUS_M
-from app.visits.models import (
-    ReviewState,
-    ServiceDelivery,
-    Task,
-    TaskKind,
-    TaskState,
-    Visit,
-    VisitMode,
-    VisitOutcome,
-    VisitPurpose,
-    VisitReview,
-)
+from app.visits.models import ReviewState, ServiceDelivery, Visit, VisitMode, VisitOutcome, VisitPurpose, VisitReview
 
 WINDOW_DAYS = 90  # history length
 NEW_ARRIVAL_DAYS = 45  # residents who arrived this recently get a new-arrival task

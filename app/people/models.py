@@ -80,6 +80,8 @@ class Resident(SQLModel, table=True):
         Index("ix_residents_phone", "phone"),
         Index("ix_residents_dwelling", "dwelling_id"),
         Index("ix_residents_dupe", "name", "birth_date"),
+        # Phones receive this table (app/ledger/changes.py).
+        {"info": {"sync": True}},
     )
 
     id: str = Field(default_factory=new_id, primary_key=True, max_length=32)
@@ -154,7 +156,11 @@ class FpDocument(SQLModel, table=True):
     """婚育证明: the marriage-and-childbearing certificate, as checked by the residence office."""
 
     __tablename__ = "fp_documents"
-    __table_args__ = (Index("ix_fp_documents_resident", "resident_id"),)
+    __table_args__ = (
+        Index("ix_fp_documents_resident", "resident_id"),
+        # Synced where their resident lies, and moving with them (app/ledger/changes.py).
+        {"info": {"sync": {"via": ("residents", "resident_id")}}},
+    )
 
     id: str = Field(default_factory=new_id, primary_key=True, max_length=32)
     resident_id: str = Field(foreign_key="residents.id", max_length=32)

@@ -32,9 +32,9 @@ from sqlalchemy import bindparam, delete, select, update
 from sqlalchemy.orm import aliased
 from sqlmodel import Session, col
 
-from app.audit import service as audit
 from app.core.errors import Unprocessable
 from app.core.types import city_today, utcnow
+from app.ledger import audit
 from app.people.models import (
     CorrectionRequest,
     FpDocument,

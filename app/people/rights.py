@@ -15,11 +15,11 @@ from typing import Any
 from sqlalchemy import and_, func, or_, select
 from sqlmodel import Session, col
 
-from app.audit import service as audit
-from app.audit.models import AuditEvent
 from app.core.types import utcnow
+from app.ledger import audit
+from app.ledger.models import AuditEvent
 from app.people.models import CorrectionRequest, Disclosure, DuplicateFlag, HealthRecord, Resident, TransferRequest
-from app.people.record_schemas import (
+from app.people.records.schemas import (
     AuditEventBrief,
     DisclosureOut,
     Dossier,
@@ -28,8 +28,8 @@ from app.people.record_schemas import (
     DuplicateFlagOut,
     FpDocumentOut,
 )
-from app.people.records import fp_documents, health_out, tenancies_stmt, tenancy_outs
-from app.people.schemas import ResidentOut
+from app.people.records.service import fp_documents, health_out, tenancies_stmt, tenancy_outs
+from app.people.register.schemas import ResidentOut
 
 AUDIT_LIMIT = 2000
 

@@ -28,10 +28,10 @@ from datetime import date
 from types import MappingProxyType
 from typing import Any
 
-from app.auth.models import Role
+from app.core.actor import Role
 from app.people import rules
 from app.people.models import Resident
-from app.people.schemas import ResidentOut
+from app.people.register.schemas import ResidentOut
 
 
 @dataclass(frozen=True)

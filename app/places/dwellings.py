@@ -9,16 +9,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, Table, func, select, update
+from sqlalchemy import Select, func, select, update
 from sqlmodel import Session, col
 
-from app.audit import service as audit
 from app.auth.models import UserScope
-from app.core.deps import Actor
+from app.core.actor import Actor
 from app.core.errors import NotFound
 from app.core.pagination import PageParams, paginate
 from app.core.types import utcnow
-from app.people.models import FpDocument, Resident
+from app.ledger import audit, changes
+from app.ledger.models import SyncOp
 from app.places.models import Division, Dwelling, DwellingKind, Level
 from app.places.schemas import DwellingCreate, DwellingMove, DwellingUpdate, normalise_text
 from app.places.service import (
@@ -34,8 +34,6 @@ from app.places.service import (
     db_conflicts,
     lock,
 )
-from app.sync import tracking
-from app.sync.models import SyncOp
 
 
 def dwelling_query(actor: Actor) -> Select[Any]:
@@ -211,12 +209,12 @@ def _carry_dwelling_rows(session: Session, dwelling: Dwelling, old_area: str) ->
         where = area.c.dwelling_id == dwelling.id
         count = session.execute(select(func.count()).select_from(area).where(where)).scalar_one()
         if count:
-            synced = _synced_rows(area, where)
+            synced = changes.carried(area, where)
             for table, rows in synced:
-                tracking.mark_rows(session, table, rows, SyncOp.exit)
+                changes.mark_rows(session, table, rows, SyncOp.exit)
             session.execute(update(area).where(where).values(values))
             for table, rows in synced:
-                tracking.mark_rows(session, table, rows, fields=list(values))
+                changes.mark_rows(session, table, rows, fields=list(values))
             carried[area.name] = count
     for obj in list(session.identity_map.values()):
         if getattr(obj, "dwelling_id", None) == dwelling.id:
@@ -225,15 +223,3 @@ def _carry_dwelling_rows(session: Session, dwelling: Dwelling, old_area: str) ->
         audit.record(session, "dwellings.move_rows", target_type="dwellings", target_id=dwelling.id,
                      fields=["area_path", "community_id", "district_code"],
                      detail={"from_path": old_area, "to_path": dwelling.area_path, "rows": carried})
-
-
-def _synced_rows(area: Table, where: ColumnElement[bool]) -> list[tuple[Table, ColumnElement[bool]]]:
-    """The synced rows a carry moves: the table's own, and for residents their 婚育证明 documents (which
-    live where their resident does), so phones see them leave the old area and enter the new one."""
-    if area.name not in tracking.SYNCED_TABLES:
-        return []
-    rows = [(area, where)]
-    if area.name == Resident.__tablename__:
-        docs: Table = FpDocument.__table__  # type: ignore[attr-defined]
-        rows.append((docs, docs.c.resident_id.in_(select(area.c.id).where(where))))
-    return rows

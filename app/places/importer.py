@@ -30,10 +30,10 @@ from typing import Any
 from sqlalchemy import insert, select, tuple_
 from sqlmodel import Session, col
 
-from app.audit import service as audit
 from app.core.errors import Unprocessable
 from app.core.tabular import ImportEmpty, Limits, read_table, text_of
 from app.core.types import new_id, utcnow
+from app.ledger import audit
 from app.places import service
 from app.places.models import LEVEL_ORDER, CommunityType, Division, Level
 from app.places.schemas import ImportReport, ImportRowError, collapse_spaces

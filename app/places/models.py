@@ -49,6 +49,8 @@ class Division(SQLModel, table=True):
     __table_args__ = (
         Index("ix_divisions_parent", "parent_id"),
         Index("ix_divisions_path_prefix", "path", postgresql_ops={"path": "varchar_pattern_ops"}),
+        # Phones receive this table (app/ledger/changes.py); a division's area is its own path.
+        {"info": {"sync": True, "area": "path"}},
     )
 
     id: str = Field(default_factory=new_id, primary_key=True, max_length=32)
@@ -72,6 +74,8 @@ class Dwelling(SQLModel, table=True):
         UniqueConstraint("community_id", "address", name="uq_dwellings_community_address"),
         Index("ix_dwellings_area_path", "area_path", postgresql_ops={"area_path": "varchar_pattern_ops"}),
         Index("ix_dwellings_district", "district_code"),
+        # Phones receive this table (app/ledger/changes.py).
+        {"info": {"sync": True}},
     )
 
     id: str = Field(default_factory=new_id, primary_key=True, max_length=32)

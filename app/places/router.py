@@ -12,7 +12,8 @@ from typing import Annotated
 
 from fastapi import APIRouter, File, Query, Request, UploadFile
 
-from app.core.deps import AdminActor, SessionDep, StaffActor
+from app.auth.deps import AdminActor, StaffActor
+from app.core.deps import SessionDep
 from app.core.errors import language
 from app.core.pagination import Page, PageDep
 from app.places import dwellings, importer, service

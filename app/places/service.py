@@ -51,12 +51,12 @@ from sqlalchemy import ColumnElement, Select, Table, bindparam, func, select, up
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlmodel import Session, SQLModel, col
 
-from app.audit import service as audit
-from app.core.deps import Actor
+from app.core.actor import Actor
 from app.core.errors import AppError, Conflict, NotFound, StaleVersion, Unprocessable
 from app.core.pagination import PageParams, paginate
 from app.core.queries import starts_with
 from app.core.types import utcnow
+from app.ledger import audit, changes
 from app.places.models import LEVEL_ORDER, CommunityType, Division, Dwelling, Level
 from app.places.schemas import (
     DivisionCreate,
@@ -64,7 +64,6 @@ from app.places.schemas import (
     DivisionUpdate,
     collapse_spaces,
 )
-from app.sync import tracking
 
 # --- errors ---------------------------------------------------------------------------------------------
 
@@ -480,7 +479,7 @@ def _relocate(session: Session, node: Division, parent: Division | None, new_cod
                     updated_at=now, version=table.c.version + 1),
                 division_rows,
             )
-            tracking.mark_area_move(session, table, old_path, new_path)
+            changes.mark_area_move(session, table, old_path, new_path)
         moved: dict[str, int] = {}
         for area in area_tables():
             count = session.execute(
@@ -496,15 +495,15 @@ def _relocate(session: Session, node: Division, parent: Division | None, new_cod
                 values["updated_at"] = now
             session.execute(update(area).where(area.c.area_path == bindparam("b_old")).values(values), area_rows)
             moved[area.name] = count
-            synced = area.name in tracking.SYNCED_TABLES
+            synced = changes.is_synced(area.name)
             if synced:
-                tracking.mark_area_move(session, area, old_path, new_path)
+                changes.mark_area_move(session, area, old_path, new_path)
             if regrid and parent is not None and "community_id" in area.c:
                 # A grid changed community: what lies in it now belongs to the new community.
                 inside = starts_with(area.c.area_path, new_path)
                 session.execute(update(area).where(inside).values(community_id=parent.id))
                 if synced:
-                    tracking.mark_rows(session, area, inside, fields=["community_id"])
+                    changes.mark_rows(session, area, inside, fields=["community_id"])
     # Objects of the subtree already in this session are stale now.
     for obj in list(session.identity_map.values()):
         if obj is not node and (isinstance(obj, Division | Dwelling) or hasattr(obj, "area_path")):

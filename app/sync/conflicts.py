@@ -17,11 +17,12 @@ from typing import Any
 from sqlalchemy import Select, or_, select
 from sqlmodel import Session, SQLModel, col
 
-from app.audit import service as audit
-from app.core.deps import Actor
+from app.core.actor import Actor
 from app.core.errors import Conflict, NotFound
 from app.core.types import utcnow
-from app.sync.models import SyncConflict, SyncDevice, SyncLog
+from app.ledger import audit
+from app.ledger.models import SyncLog
+from app.sync.models import SyncConflict, SyncDevice
 from app.sync.wire import shape
 
 VALUES_MAX = 8000

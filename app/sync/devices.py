@@ -7,6 +7,7 @@ it received the pull that sent the new scope: a later pull with `last_pulled_at 
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import re
@@ -15,14 +16,14 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Select, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col
 
-from app.audit import service as audit
-from app.auth.models import Role, User
-from app.core.deps import Actor
+from app.auth.models import User
+from app.core.actor import Actor, Role
 from app.core.errors import Forbidden, NotFound, Unprocessable
 from app.core.types import utcnow
-from app.sync import tracking
+from app.ledger import audit, changes
 from app.sync.models import SyncDevice, SyncRejection
 
 DEVICE_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
@@ -57,7 +58,7 @@ def _prefixes(raw: str | None) -> tuple[str, ...] | None:
 
 @dataclass(frozen=True)
 class DeviceState:
-    row_id: str
+    row_id: str | None  # None: a device the server has not registered yet
     held_scope: tuple[str, ...] | None  # None: unknown (a new device, or none acknowledged yet)
     # What the last recorded pull left (to skip bookkeeping for a quiet pull that would change nothing).
     last_pull_at: datetime | None = None
@@ -66,6 +67,7 @@ class DeviceState:
     schema_version: int | None = None
     pending: bool = False
     open_rejections: bool = False
+    register: bool = False  # the pull must register the device or settle its scope (a write)
 
 
 def _settles(device: SyncDevice, last_pulled_at: int) -> bool:
@@ -75,30 +77,42 @@ def _settles(device: SyncDevice, last_pulled_at: int) -> bool:
             and last_pulled_at >= pending_cursor and last_pulled_at > pending_from)
 
 
-def known_device(session: Session, actor: Actor, device_id: str, last_pulled_at: int) -> DeviceState | None:
-    """The device's state read without a write transaction, when nothing about it must change now (the
-    usual pull); None when it must be registered or its scope settled (`open_device` does that)."""
+def pull_state(session: Session, actor: Actor, device_id: str, last_pulled_at: int) -> DeviceState:
+    """The device's state for a pull, read without writing (a pull is a read): what `open_device` would make
+    of it — a new device holds no scope; a scope the pull acknowledges is the one it holds. The pull's
+    bookkeeping (`open_device`, `record_pull`) is written after the read, unless the pull is quiet."""
     device = session.execute(
         select(SyncDevice).where(col(SyncDevice.user_id) == actor.user_id, col(SyncDevice.device_id) == device_id)
     ).scalar_one_or_none()
-    if device is None or _settles(device, last_pulled_at):
-        return None
+    if device is None:
+        return DeviceState(None, None, register=True)
     if device.revoked_at is not None:
         raise DeviceRevoked()
-    return _state(session, device, last_pulled_at)
+    state = _state(session, device, last_pulled_at)
+    if _settles(device, last_pulled_at):
+        assert device.pending_scope is not None
+        held = _prefixes(device.pending_scope)
+        return dataclasses.replace(state, held_scope=held, pending=False, register=True)
+    return state
 
 
 def open_device(session: Session, actor: Actor, device_id: str, last_pulled_at: int) -> DeviceState:
-    """Register the device or find it (403 when revoked) and settle an acknowledged scope."""
-    device = session.execute(
-        select(SyncDevice).where(col(SyncDevice.user_id) == actor.user_id, col(SyncDevice.device_id) == device_id)
-        .with_for_update()
-    ).scalar_one_or_none()
+    """Register the device or find it (403 when revoked) and settle an acknowledged scope (a write).
+
+    Two first syncs of one phone at once: the second insert meets the first one's row (unique per user and
+    device) and uses it."""
+    device = _locked(session, actor, device_id)
     if device is None:
         area, district = _home(actor.area_prefixes or ())
-        device = SyncDevice(user_id=actor.user_id, device_id=device_id, area_path=area, district_code=district)
-        session.add(device)
-        session.flush()
+        try:
+            with session.begin_nested():
+                session.add(SyncDevice(user_id=actor.user_id, device_id=device_id, area_path=area,
+                                       district_code=district))
+                session.flush()
+        except IntegrityError:
+            pass
+        device = _locked(session, actor, device_id)
+        assert device is not None
     if device.revoked_at is not None:
         raise DeviceRevoked()
     if _settles(device, last_pulled_at):
@@ -107,6 +121,13 @@ def open_device(session: Session, actor: Actor, device_id: str, last_pulled_at: 
         device.pending_scope = device.pending_cursor = device.pending_from = None
         session.add(device)
     return _state(session, device, last_pulled_at)
+
+
+def _locked(session: Session, actor: Actor, device_id: str) -> SyncDevice | None:
+    return session.execute(
+        select(SyncDevice).where(col(SyncDevice.user_id) == actor.user_id, col(SyncDevice.device_id) == device_id)
+        .with_for_update()
+    ).scalar_one_or_none()
 
 
 def _state(session: Session, device: SyncDevice, last_pulled_at: int) -> DeviceState:
@@ -131,7 +152,7 @@ def quiet(state: DeviceState, pull: PullRecord) -> bool:
         return False
     if pull.cursor != pull.last_pulled_at or state.last_cursor != pull.cursor:
         return False
-    if state.pending or state.open_rejections or state.held_scope is None:
+    if state.register or state.pending or state.open_rejections or state.held_scope is None:
         return False
     if set(state.held_scope) != set(pull.actor.area_prefixes or ()):
         return False
@@ -158,7 +179,7 @@ def _key_of(raw: str) -> str:
 
 @dataclass(frozen=True)
 class PullRecord:
-    device_row_id: str
+    device_id: str  # the phone's own id (X-Device-Id)
     actor: Actor
     last_pulled_at: int
     cursor: int
@@ -170,8 +191,10 @@ class PullRecord:
 
 
 def record_pull(session: Session, pull: PullRecord) -> None:
-    """After a pull: the device's bookkeeping, the scope just sent, reconciled rejections, the audit event."""
-    device = session.get(SyncDevice, pull.device_row_id, with_for_update=True)
+    """After a pull (in a short write transaction once its read has ended): register the device or settle its
+    scope, then its bookkeeping, the scope just sent, reconciled rejections, the audit event."""
+    state = open_device(session, pull.actor, pull.device_id, pull.last_pulled_at)
+    device = session.get(SyncDevice, state.row_id, with_for_update=True)
     if device is None:  # pragma: no cover - rows are never deleted
         return
     now = utcnow()
@@ -190,7 +213,7 @@ def record_pull(session: Session, pull: PullRecord) -> None:
         device.pending_cursor, device.pending_from = pull.cursor, pull.last_pulled_at
         # Move the counter past this pull's cursor, so the pull acknowledging the scope presents a cursor
         # greater than the one the device had (a retry presents the old one), even when nothing else is written.
-        tracking.stage(session)
+        changes.stage(session)
     session.add(device)
     if pull.last_pulled_at:
         rejections = SyncRejection.__table__  # type: ignore[attr-defined]

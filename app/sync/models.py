@@ -1,57 +1,14 @@
-"""Sync bookkeeping: the change log with its sequence counter, devices, conflicts and rejected records.
-
-`sync_log` rows are staged with `seq = NULL` by the writing transaction and stamped at commit, under the
-audit chain lock, with the next value of the single-row `sync_counter` (app/sync/tracking.py). A pull's
-cursor is the counter it read in its snapshot.
-"""
+"""Sync bookkeeping: devices, conflicts and rejected records (the change log itself is the ledger's)."""
 
 from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import BigInteger, Column, Index, Integer, UniqueConstraint
+from sqlalchemy import BigInteger, Index, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from app.core.types import UTCDateTime, new_id, utcnow
-
-
-class SyncOp(StrEnum):
-    upsert = "upsert"
-    delete = "delete"
-    exit = "exit"  # the record left this area (logged with the old area_path)
-
-
-class SyncCounter(SQLModel, table=True):
-    __tablename__ = "sync_counter"
-
-    id: int = Field(default=1, primary_key=True)
-    seq: int = Field(default=0, sa_type=BigInteger)
-
-
-class SyncLog(SQLModel, table=True):
-    __tablename__ = "sync_log"
-    __table_args__ = (
-        Index("ix_sync_log_seq", "seq"),
-        Index("ix_sync_log_district_seq", "district_code", "seq"),
-        Index("ix_sync_log_record", "table_name", "record_id", "seq"),  # push: changed since last_pulled_at?
-        # Entries record where a change happened: a later relocation of divisions must not rewrite them.
-        {"info": {"area_history": True}},
-    )
-
-    id: int | None = Field(
-        default=None,
-        sa_column=Column(BigInteger().with_variant(Integer(), "sqlite"), primary_key=True, autoincrement=True),
-    )
-    seq: int | None = Field(default=None, sa_type=BigInteger)
-    table_name: str = Field(max_length=40)
-    record_id: str = Field(max_length=36)
-    area_path: str = Field(max_length=120)
-    district_code: str | None = Field(default=None, max_length=6)
-    op: str = Field(max_length=6)
-    fields: str | None = Field(default=None, max_length=500)
-    # The device whose push wrote the change (NULL: any other writer): its own edits are no conflict.
-    device_row_id: str | None = Field(default=None, max_length=32)
 
 
 class SyncDevice(SQLModel, table=True):
@@ -130,7 +87,10 @@ class SyncRejection(SQLModel, table=True):
     """
 
     __tablename__ = "sync_rejections"
-    __table_args__ = (Index("ix_sync_rejections_device", "device_row_id", "reconciled"),)
+    __table_args__ = (
+        Index("ix_sync_rejections_device", "device_row_id", "reconciled"),
+        {"info": {"stamp": "seq_at"}},  # the ledger gives seq_at the push's sequence number at commit
+    )
 
     id: str = Field(default_factory=new_id, primary_key=True, max_length=32)
     device_row_id: str = Field(foreign_key="sync_devices.id", max_length=32)

@@ -16,7 +16,6 @@ last 35 days (cancelled ones are not kept), the whole catalogue.
 
 from __future__ import annotations
 
-import dataclasses
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -26,15 +25,15 @@ from typing import Any
 from sqlalchemy import ColumnElement, Select, Table, and_, or_, select, true
 from sqlmodel import Session, col
 
-from app.core.deps import Actor
+from app.core.actor import Actor, AreaScope
 from app.core.errors import Unprocessable
 from app.core.queries import among
 from app.core.types import CITY_TZ, city_today, utcnow
+from app.cycle.models import TaskState
+from app.ledger.changes import EVERYONE
+from app.ledger.models import SyncCounter, SyncLog
 from app.people.models import ResidentStatus
-from app.sync.models import SyncCounter, SyncLog
-from app.sync.tracking import EVERYONE
 from app.sync.wire import MODELS, driver_rows, shape
-from app.visits.models import TaskState
 
 SUPPORTED_SCHEMA_VERSIONS = frozenset({1})
 SYNCED = tuple(MODELS)
@@ -108,7 +107,7 @@ def _table(name: str) -> Table:
 
 
 def _area(actor: Actor, prefixes: tuple[str, ...] | None, column: Any, district: Any = None) -> ColumnElement[bool]:
-    return dataclasses.replace(actor, area_prefixes=prefixes).area_filter(column, district)
+    return AreaScope(prefixes).area_filter(column, district)
 
 
 def in_scope(name: str, actor: Actor, prefixes: tuple[str, ...] | None, window: Window | None,

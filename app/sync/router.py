@@ -8,17 +8,18 @@ from typing import Annotated, Any
 
 import orjson
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
-from sqlmodel import Session
 
-from app.auth.models import Role
+from app.auth.deps import StaffActor, allow
+from app.core.actor import Actor, Role
 from app.core.config import get_settings
-from app.core.db import begin, get_engine, unit_of_work
-from app.core.deps import Actor, SessionDep, StaffActor, allow
+from app.core.db import UnitOfWork
+from app.core.deps import SessionDep
 from app.core.errors import AppError, Unprocessable, language
 from app.core.gzipping import gzip_bytes
 from app.core.middleware import BodyTooLarge
 from app.core.pagination import Page, PageDep, paginate
-from app.sync import conflicts, devices, tracking
+from app.ledger import changes as change_log
+from app.sync import conflicts, devices
 from app.sync.conflicts import PushContext
 from app.sync.devices import PullRecord
 from app.sync.models import SyncConflict, SyncDevice
@@ -31,7 +32,9 @@ from app.sync.pull import (
     pull,
     read_cursor,
 )
-from app.sync.push import Pusher, PushInvalid, parse
+from app.sync.push.errors import PushInvalid
+from app.sync.push.schemas import parse
+from app.sync.push.service import Pusher
 from app.sync.schemas import ConflictOut, DeviceOut, PullOut, PushOut, ResolveIn
 
 router = APIRouter(prefix="/sync", tags=["sync"])
@@ -93,32 +96,24 @@ def pull_changes(
         raise SchemaVersionUnsupported({"supported": sorted(SUPPORTED_SCHEMA_VERSIONS)})
     after = _cursor(last_pulled_at)
     full_tables = _migration(migration) if after else set()
-    state = devices.known_device(session, actor, device_id, after)
-    if state is None:  # a new device, or a scope to settle: a short write transaction
-        with unit_of_work() as side:
-            state = devices.open_device(side, actor, device_id, after)
-    engine = get_engine()
-    if engine.dialect.name == "postgresql":
-        # One snapshot for the counter and every table (the request's own transaction has already run
-        # queries, so its isolation level can no longer be raised).
-        engine = engine.execution_options(isolation_level="REPEATABLE READ", postgresql_readonly=True)
-    with Session(engine) as snapshot:
-        begin(snapshot, write=False)
-        try:
-            cursor = read_cursor(snapshot)
-            if after > cursor:
-                raise CursorAhead()
-            # Nothing was stamped after a cursor that is the latest: the usual quiet poll reads no more.
-            rejected = devices.pending_rejections(snapshot, state.row_id, after, cursor) if after < cursor else []
-            result = pull(snapshot, actor, last_pulled_at=after, cursor=cursor, held_scope=state.held_scope,
-                          migration=full_tables, rejected=rejected)
-        finally:
-            snapshot.rollback()
-    record = PullRecord(state.row_id, actor, after, cursor, state.held_scope, x_app_version, schema_version,
+    # The request's transaction is one snapshot (REPEATABLE READ READ ONLY on PostgreSQL, a read transaction
+    # on SQLite): the device, the counter and every table are read in it, on the request's one connection.
+    state = devices.pull_state(session, actor, device_id, after)
+    cursor = read_cursor(session)
+    if after > cursor:
+        raise CursorAhead()
+    # Nothing was stamped after a cursor that is the latest: the usual quiet poll reads no more.
+    rejected = devices.pending_rejections(session, state.row_id, after, cursor) \
+        if state.row_id is not None and after < cursor else []
+    result = pull(session, actor, last_pulled_at=after, cursor=cursor, held_scope=state.held_scope,
+                  migration=full_tables, rejected=rejected)
+    record = PullRecord(device_id, actor, after, cursor, state.held_scope, x_app_version, schema_version,
                         x_device_time, result.counts())
     if not devices.quiet(state, record):
-        with unit_of_work() as side:
-            devices.record_pull(side, record)
+        # Registration and bookkeeping are writes: after the snapshot has ended, on the same connection.
+        uow = UnitOfWork.of(session)
+        assert uow is not None
+        uow.side_write(lambda side: devices.record_pull(side, record))
     return _json(request, result.body())
 
 
@@ -205,7 +200,8 @@ def _push_cursor(raw: str | None) -> int:
     openapi_extra=PUSH_BODY,
     responses={403: {"description": "Not a worker or supervisor, or device_revoked"},
                413: {"description": "body_too_large, push_too_large (details: max_records, max_itemised, records, "
-                                    "itemised: split the push, docs/sync.md)"}, 415: {"description": "content_encoding_unsupported"},
+                                    "itemised: split the push, docs/sync.md)"},
+               415: {"description": "content_encoding_unsupported"},
                422: {"description": "device_id_required, cursor_invalid, cursor_ahead, push_invalid, "
                                     "sync_table_unknown"}},
 )
@@ -226,8 +222,9 @@ def push_changes(
     state = devices.open_device(session, actor, device_id, after)
     if after > read_cursor(session):
         raise CursorAhead()
+    assert state.row_id is not None  # open_device registered it
     ctx = PushContext(state.row_id, actor.user_id, conflicts.conflict_base(session, state.row_id, after))
-    session.info[tracking.WRITER] = state.row_id
+    change_log.set_writer(session, state.row_id)
     outcome = Pusher(session, actor, ctx, language(request)).run(parsed)
     devices.record_push(session, state.row_id, x_app_version, x_device_time, outcome.counts())
     return PushOut.model_validate(outcome.body())

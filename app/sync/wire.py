@@ -34,10 +34,11 @@ from sqlmodel import Session, SQLModel
 
 from app.catalog.models import ServiceItem
 from app.core.types import UTCDateTime
+from app.cycle.models import Task
 from app.people.models import FpDocument, Resident
 from app.places.models import Division, Dwelling
 from app.visits.geo import wgs84_to_gcj02
-from app.visits.models import ServiceDelivery, Task, Visit
+from app.visits.models import ServiceDelivery, Visit
 
 EPOCH_DAY_MS = 86_400_000
 # Pull order: parents before children (WatermelonDB does not care, but humans reading a dump do).

@@ -7,12 +7,13 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response
 
-from app.auth.models import Role
-from app.core.deps import Actor, SessionDep, StaffActor, allow
+from app.auth.deps import StaffActor, allow
+from app.core.actor import Actor, Role
+from app.core.deps import SessionDep
 from app.core.pagination import Page, PageDep, paginate
-from app.people import service as people
-from app.people.record_schemas import HealthPurpose
-from app.visits import service
+from app.people.records.schemas import HealthPurpose
+from app.people.register import service as people
+from app.visits import recording, service
 from app.visits.models import ReviewState, VisitMode, VisitPurpose
 from app.visits.schemas import CorrectionCreate, ReviewIn, ServiceHistoryItem, VisitCreate, VisitListItem, VisitOut
 
@@ -31,10 +32,10 @@ REPLAY: dict[int | str, dict[str, Any]] = {
              summary="Record a visit (check-in, services, follow-up; retry-safe with a client id)",
              responses={**REPLAY, 409: {"description": "visit_id_taken or delivery_id_taken"}})
 def record_visit(body: VisitCreate, session: SessionDep, actor: VisitorActor, response: Response) -> VisitOut:
-    visit, created = service.record_visit(session, actor, body)
+    out, created = recording.record_visit(session, actor, body)
     if not created:
         response.status_code = 200
-    return service.visit_out(session, visit)
+    return out
 
 
 @router.get("/visits", response_model=Page[VisitListItem], summary="Visits in your area, newest first")
@@ -72,7 +73,7 @@ def get_visit(visit_id: str, session: SessionDep, actor: StaffActor,
 @router.post("/visits/{visit_id}/review", response_model=VisitOut,
              summary="Approve or flag a visit (supervisors, not their own; send the version you read)")
 def review_visit(visit_id: str, body: ReviewIn, session: SessionDep, actor: ReviewerActor) -> VisitOut:
-    return service.visit_out(session, service.review_visit(session, actor, visit_id, body))
+    return service.visit_out(session, recording.review_visit(session, actor, visit_id, body))
 
 
 @router.post("/visits/{visit_id}/corrections", response_model=VisitOut, status_code=201,
@@ -80,10 +81,10 @@ def review_visit(visit_id: str, body: ReviewIn, session: SessionDep, actor: Revi
              responses={**REPLAY, 409: {"description": "already_corrected, visit_id_taken or delivery_id_taken"}})
 def correct_visit(visit_id: str, body: CorrectionCreate, session: SessionDep, actor: VisitorActor,
                   response: Response) -> VisitOut:
-    visit, created = service.correct_visit(session, actor, visit_id, body)
+    out, created = recording.correct_visit(session, actor, visit_id, body)
     if not created:
         response.status_code = 200
-    return service.visit_out(session, visit)
+    return out
 
 
 @router.get("/residents/{resident_id}/visits", response_model=Page[VisitListItem],

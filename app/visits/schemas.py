@@ -15,8 +15,7 @@ from pydantic import AwareDatetime, Field, model_validator
 from pydantic_core import PydanticCustomError
 
 from app.core.schemas import InputModel, OutputModel
-from app.visits.models import ReviewState, VisitMode, VisitOutcome, VisitPurpose
-from app.visits.task_schemas import FollowUpReason
+from app.visits.models import FollowUpReason, ReviewState, VisitMode, VisitOutcome, VisitPurpose
 
 CLIENT_ID = r"^[A-Za-z0-9-]{16,36}$"
 MAX_VERSION = 2**31 - 1

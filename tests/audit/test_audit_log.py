@@ -42,8 +42,8 @@ def test_auditor_reads(api: Api) -> None:
     assert body["total"] >= 1 and body["limit"] == 50 and body["offset"] == 0
     item = body["items"][0]
     assert set(item) == {"id", "at", "actor_id", "actor_role", "action", "target_type", "target_id", "fields",
-                         "outcome", "status_code", "purpose", "request_id", "client_ip", "detail", "prev_hash",
-                         "hash"}
+                         "outcome", "status_code", "purpose", "request_id", "client_ip", "detail", "chain_version",
+                         "area_path", "district_code", "prev_hash", "hash"}
 
 
 def test_unauthenticated_requests_are_recorded(api: Api) -> None:

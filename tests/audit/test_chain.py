@@ -10,9 +10,9 @@ from sqlalchemy import Engine, text
 from sqlalchemy.exc import DBAPIError
 from typer.testing import CliRunner
 
-from app.audit.service import GENESIS, verify_chain
 from app.cli import cli
 from app.core.db import unit_of_work
+from app.ledger.audit import GENESIS, verify_chain
 from tests.audit.conftest import VERIFY, attacker, events, raw_rows
 from tests.conftest import BACKEND, Api
 

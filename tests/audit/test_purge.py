@@ -20,12 +20,12 @@ from sqlalchemy import Engine, text
 from sqlalchemy.exc import DBAPIError
 from typer.testing import CliRunner
 
-from app.audit import service as audit
-from app.auth import users_service
-from app.auth.models import Role
+from app.accounts import service as users_service
 from app.cli import alembic_config, cli
+from app.core.actor import Role
 from app.core.config import Settings
 from app.core.db import create_db_engine, unit_of_work, use_engine
+from app.ledger import audit
 from tests.audit.conftest import attacker, raw_rows
 from tests.conftest import BACKEND, PASSWORD, Databases
 

@@ -17,9 +17,9 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine, select, update
 from sqlmodel import Session, col
 
-from app.audit.models import AuditEvent
 from app.auth.models import AuthSession, LoginThrottle, User
 from app.core.config import Settings, get_settings
+from app.ledger.models import AuditEvent
 from tests.conftest import PASSWORD
 
 LOGIN = "/api/v1/auth/login"

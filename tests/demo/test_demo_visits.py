@@ -15,18 +15,19 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine, func, select
 from sqlmodel import Session, col
 
-from app.audit.models import AuditEvent
 from app.auth.models import User, UserScope
 from app.catalog.models import ServiceItem
 from app.cli import alembic_config
 from app.core.config import get_settings
 from app.core.db import create_db_engine, unit_of_work, use_engine
 from app.core.types import city_date, city_today
+from app.cycle.models import Task
 from app.demo import seed as seed_module
+from app.ledger.models import AuditEvent
 from app.people.models import Resident
 from app.places.models import Division, Dwelling
 from app.visits.checkin import CheckinFacts, assess
-from app.visits.models import ServiceDelivery, Task, Visit, VisitReview
+from app.visits.models import ServiceDelivery, Visit, VisitReview
 from tests.conftest import Databases
 
 

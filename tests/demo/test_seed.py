@@ -22,12 +22,14 @@ from app.cli import alembic_config, cli
 from app.core.config import get_settings
 from app.core.db import create_db_engine, unit_of_work, use_engine
 from app.core.types import city_today, utcnow
+from app.cycle.models import Task
 from app.demo import residents as people
 from app.demo import seed as seed_module
-from app.people import rules, service
+from app.people import rules
 from app.people.models import FpDocument, HealthRecord, Landlord, Resident, Tenancy
+from app.people.register import service
 from app.places.models import Dwelling
-from app.visits.models import Task, Visit
+from app.visits.models import Visit
 from tests.conftest import Databases
 
 

@@ -10,10 +10,10 @@ import pytest
 from sqlalchemy import Engine
 from typer.testing import CliRunner
 
-from app.audit.service import verify_chain
 from app.cli import cli
 from app.core.db import unit_of_work
 from app.core.types import city_today
+from app.ledger.audit import verify_chain
 from app.people.models import CorrectionRequest
 from app.people.retention import ANONYMISED_NAME, RetentionYearsInvalid, anonymise, cutoff_for
 from tests.conftest import Api, World

@@ -14,12 +14,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sqlalchemy import Engine
 
-from app.auth.models import Role, User
+from app.auth.models import User
+from app.core.actor import Role
 from app.core.db import unit_of_work
 from app.core.security import hash_password
 from app.people import rules
 from app.people.models import HealthRecord, Resident
-from app.people.schemas import ResidentOut
+from app.people.register.schemas import ResidentOut
 from app.people.shapes import (
     ALLOW_LISTS,
     FIELD_SOURCES,

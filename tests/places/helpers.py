@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import Engine, func, select
 from sqlmodel import Session, col
 
-from app.audit.models import AuditEvent
+from app.ledger.models import AuditEvent
 from app.places.models import Division, Dwelling
 
 DIVISIONS = "/api/v1/divisions"

@@ -11,10 +11,10 @@ import pytest
 from sqlalchemy import Engine, select, text
 from sqlmodel import Session
 
-from app.audit import service as audit
 from app.core.db import begin
+from app.ledger import audit
+from app.ledger.models import SyncLog
 from app.people.models import Resident
-from app.sync.models import SyncLog
 from tests.conftest import BACKEND, Api, World
 from tests.sync.helpers import ids, pull
 

@@ -8,10 +8,11 @@ import pytest
 from sqlalchemy import Engine, func, literal, select, update
 
 from app.core.db import unit_of_work
+from app.ledger import changes
+from app.ledger.models import SyncCounter, SyncLog
 from app.people.models import Resident
 from app.places.models import Dwelling
-from app.sync import tracking
-from app.sync.models import SyncCounter, SyncDevice, SyncLog, SyncRejection
+from app.sync.models import SyncDevice, SyncRejection
 from tests.conftest import Api, World
 from tests.sync.helpers import PULL, V1, ids, pull, pull_raw, rows
 
@@ -97,7 +98,7 @@ def test_rejected_records_come_back_with_the_servers_truth(api: Api, world: Worl
                                   kind="update", code="field_not_writable"))
         session.add(SyncRejection(device_row_id=device_row, table_name="visits", record_id="abcdefgh12345678",
                                   kind="create", code="out_of_scope"))
-        tracking.stage(session)
+        changes.stage(session)
     step = pull(api, "worker1", first["timestamp"])
     assert ids(step, "residents") == {resident} and ids(step, "visits", "deleted") == {"abcdefgh12345678"}
     # Sent again until the device shows a cursor past the rejection, then reconciled.
@@ -114,7 +115,7 @@ def test_bulk_helpers_log_rows_and_moves(api: Api, world: World, engine: Engine)
     dwellings = Dwelling.__table__  # type: ignore[attr-defined]
     with unit_of_work(engine=engine) as session:
         session.execute(update(dwellings).where(dwellings.c.community_id == c1["id"]).values(kind="own"))
-        tracking.mark_rows(session, dwellings, dwellings.c.community_id == c1["id"], fields=["kind"])
+        changes.mark_rows(session, dwellings, dwellings.c.community_id == c1["id"], fields=["kind"])
     step = pull(api, "worker1", first["timestamp"])
     assert ids(step, "dwellings") == set(world.dwellings[c1["id"]])
     assert {r["kind"] for r in step["changes"]["dwellings"]["updated"]} == {"own"}
@@ -124,7 +125,7 @@ def test_bulk_helpers_log_rows_and_moves(api: Api, world: World, engine: Engine)
         before = session.execute(select(SyncCounter.seq)).scalar_one()
         session.execute(update(dwellings).where(dwellings.c.area_path.startswith(old)).values(
             area_path=literal(new) + func.substr(dwellings.c.area_path, len(old) + 1)))
-        tracking.mark_area_move(session, dwellings, old, new)
+        changes.mark_area_move(session, dwellings, old, new)
     logged = rows(engine, select(SyncLog.op, SyncLog.area_path, SyncLog.seq).where(SyncLog.seq > before))
     assert {op for op, _, _ in logged} == {"exit", "upsert"}
     assert {a.startswith(old) for op, a, _ in logged if op == "exit"} == {True}
@@ -133,7 +134,7 @@ def test_bulk_helpers_log_rows_and_moves(api: Api, world: World, engine: Engine)
     gone = pull(api, "worker1", step["timestamp"])
     assert ids(gone, "dwellings", "deleted") == set(world.dwellings[c1["id"]])
     with pytest.raises(ValueError), unit_of_work(engine=engine) as session:
-        tracking.mark_area_move(session, SyncLog.__table__, old, new)  # type: ignore[attr-defined]
+        changes.mark_area_move(session, SyncLog.__table__, old, new)  # type: ignore[attr-defined]
 
 
 def test_bulk_resident_move_carries_their_documents(api: Api, world: World, engine: Engine) -> None:
@@ -146,7 +147,7 @@ def test_bulk_resident_move_carries_their_documents(api: Api, world: World, engi
     with unit_of_work(engine=engine) as session:
         session.execute(update(residents).where(residents.c.area_path.startswith(old)).values(
             area_path=literal(new) + func.substr(residents.c.area_path, len(old) + 1)))
-        tracking.mark_area_move(session, residents, old, new)
+        changes.mark_area_move(session, residents, old, new)
     gone = pull(api, "worker1", first["timestamp"])
     # (Residents who had left are named too: deleting what a phone does not hold is a no-op.)
     assert ids(gone, "residents", "deleted") >= ids(first, "residents") and ids(gone, "residents") == set()

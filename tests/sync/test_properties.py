@@ -32,17 +32,16 @@ from hypothesis import strategies as st
 from sqlalchemy import Engine, select
 from sqlmodel import Session, col
 
-from app.audit.service import verify_chain
-from app.auth.models import Role
+from app.core.actor import Actor, AreaScope, Role
 from app.core.db import create_db_engine, unit_of_work, use_engine
-from app.core.deps import Actor
 from app.core.types import city_today
+from app.cycle.models import Task
+from app.ledger.audit import verify_chain
 from app.people.models import Resident, ResidentStatus
 from app.places.models import Dwelling
 from app.sync.models import SyncConflict
 from app.sync.pull import SYNCED, Window, in_scope
 from app.sync.wire import shape
-from app.visits.models import Task
 from tests.conftest import Api, Databases, World
 from tests.sync.helpers import PULL, V1
 from tests.sync.test_pull import valid_id
@@ -358,7 +357,7 @@ class Run:
     def expected(self, phone: Phone) -> dict[str, dict[str, dict[str, Any]]]:
         """The server's view of the phone's scope: what a phone keeps (docs/sync.md), in wire shape."""
         scope = self.scope(phone.user)
-        actor = Actor(self.world.users[phone.user], phone.user, Role.worker, "prop", scope)
+        actor = Actor(self.world.users[phone.user], phone.user, Role.worker, "prop", AreaScope(scope))
         window = Window.now()
         out: dict[str, dict[str, dict[str, Any]]] = {}
         with Session(self.engine) as s:

@@ -6,13 +6,13 @@ from typing import Any
 
 from sqlalchemy import Engine, select
 
-from app.audit.models import AuditEvent
+from app.cycle.models import Task
+from app.ledger.models import AuditEvent, SyncLog
 from app.people.models import FpDocument, Resident
 from app.people.rules import check_char
 from app.places.models import Division, Dwelling
-from app.sync.models import SyncLog
 from app.sync.wire import columns
-from app.visits.models import ServiceDelivery, Task, Visit
+from app.visits.models import ServiceDelivery, Visit
 from tests.conftest import Api, World
 from tests.sync.helpers import V1, ids, pull, rows
 from tests.test_scope_sweep import far_visit

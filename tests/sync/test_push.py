@@ -7,13 +7,13 @@ from typing import Any
 
 from sqlalchemy import Engine, func, select
 
-from app.audit.models import AuditEvent
 from app.core.types import city_today
+from app.cycle.models import Task
+from app.ledger.models import AuditEvent, SyncLog
 from app.people.models import Resident
 from app.places.models import Dwelling
-from app.sync.models import SyncDevice, SyncLog, SyncRejection
+from app.sync.models import SyncDevice, SyncRejection
 from app.sync.wire import date_to_ms
-from app.visits.models import Task
 from tests.conftest import Api, World
 from tests.sync.helpers import ids, pull, rows
 from tests.sync.push_helpers import changes, codes, cursor, push, resident_raw, wid

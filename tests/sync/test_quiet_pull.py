@@ -7,8 +7,8 @@ from datetime import timedelta
 
 from sqlalchemy import Engine, func, select, update
 
-from app.audit.models import AuditEvent
 from app.core.types import utcnow
+from app.ledger.models import AuditEvent
 from app.sync.models import SyncDevice
 from tests.conftest import Api
 from tests.sync.helpers import pull, rows

@@ -33,13 +33,14 @@ import pytest
 from sqlalchemy import Boolean, Date, Engine, Float, Integer, func, select
 from sqlmodel import Session, col
 
-from app.audit.service import verify_chain
 from app.core.db import create_db_engine, unit_of_work
 from app.core.types import UTCDateTime, city_today
+from app.cycle.models import Task, TaskKind
+from app.ledger.audit import verify_chain
 from app.people.models import Resident, ResidentStatus
 from app.sync.models import SyncConflict, SyncDevice
 from app.sync.wire import MODELS, shape
-from app.visits.models import ServiceDelivery, Task, TaskKind, Visit
+from app.visits.models import ServiceDelivery, Visit
 from tests.conftest import PASSWORD, Databases, World
 
 INTEROP = Path(__file__).resolve().parents[1] / "interop"

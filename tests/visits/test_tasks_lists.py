@@ -9,8 +9,8 @@ import pytest
 from sqlalchemy import Engine
 
 from app.core.types import city_today
+from app.cycle.tasks import service as task_service
 from app.visits import geo
-from app.visits import tasks as task_service
 from tests.conftest import Api, World
 from tests.visits import API, execute, rows
 from tests.visits.test_tasks import ME, TASKS, generate, previous_month, register_man, register_woman, task_row

@@ -340,10 +340,10 @@ def test_error_classes_have_codes_and_both_languages(api: Api, world: World, eng
     import re
 
     from app.core.errors import AppError
-    from app.visits import service
+    from app.visits import errors
 
-    classes = [obj for obj in vars(service).values()
-               if isinstance(obj, type) and issubclass(obj, AppError) and obj.__module__ == service.__name__]
+    classes = [obj for obj in vars(errors).values()
+               if isinstance(obj, type) and issubclass(obj, AppError) and obj.__module__ == errors.__name__]
     assert len(classes) >= 8
     for cls in classes:
         assert re.fullmatch(r"[a-z][a-z0-9_]*", cls.code) and 400 <= cls.status < 500, cls
@@ -351,4 +351,4 @@ def test_error_classes_have_codes_and_both_languages(api: Api, world: World, eng
     old = now() - timedelta(days=120)
     response = api.as_("worker1", "POST", VISITS, headers={"Accept-Language": "zh-CN"},
                        json=visit_body(resident(engine, world), started_at=iso(old), ended_at=iso(old)))
-    assert response.json()["code"] == "visit_too_old" and response.json()["message"] == service.VisitTooOld.zh
+    assert response.json()["code"] == "visit_too_old" and response.json()["message"] == errors.VisitTooOld.zh

@@ -15,12 +15,11 @@ from typing import Any
 
 from sqlalchemy import Engine
 
-from app.auth.models import Role
 from app.core import context
+from app.core.actor import Actor, AreaScope, Role
 from app.core.db import unit_of_work
-from app.core.deps import Actor
 from app.core.types import city_date
-from app.visits.batch import ItemResult, VisitItem, record_visits
+from app.visits.recording import ItemResult, VisitItem, record_visits
 from app.visits.schemas import VisitCreate
 from tests.conftest import Api, World
 from tests.visits import API, client_id, execute, iso, now, post_visit, resident, rows, visit_body, visit_start
@@ -31,7 +30,8 @@ CONTRACEPTIVES = {"item_code": "contraceptives", "quantity": 2, "notes": ["refil
 
 @contextmanager
 def acting(world: World, username: str, community: str) -> Iterator[Actor]:
-    actor = Actor(world.users[username], username, Role.worker, "batch-test", (world.community(community)["path"],))
+    actor = Actor(world.users[username], username, Role.worker, "batch-test",
+                  AreaScope((world.community(community)["path"],)))
     token = context.set_current(context.RequestContext(actor_id=actor.user_id, actor_role=actor.role.value))
     try:
         yield actor

@@ -1,0 +1,81 @@
+"""Account administration (admins only)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Query
+from sqlalchemy import func, or_, select
+from sqlmodel import col
+
+from app.accounts import service
+from app.auth.deps import AdminActor
+from app.auth.models import User
+from app.auth.schemas import PasswordResetIn, UserCreate, UserOut, UserUpdate
+from app.core.actor import Role
+from app.core.deps import SessionDep
+from app.core.pagination import Page, PageDep, paginate
+
+router = APIRouter(prefix="/users", tags=["users"])
+UserId = Annotated[str, Path(max_length=32, description="Account id")]
+
+
+def _out(session: SessionDep, user: User) -> UserOut:
+    return UserOut.model_validate({**user.model_dump(), "division_ids": service.division_ids(session, user.id)})
+
+
+@router.post("", response_model=UserOut, status_code=201, summary="Create an account")
+def create_user(body: UserCreate, session: SessionDep, actor: AdminActor) -> UserOut:
+    service.guard_auditor(body.role)
+    user = service.create_user(session, username=body.username, display_name=body.display_name, role=body.role,
+                               password=body.password, division_ids=body.division_ids, must_change=True)
+    return _out(session, user)
+
+
+@router.get("", response_model=Page[UserOut], summary="List accounts")
+def list_users(
+    session: SessionDep,
+    actor: AdminActor,
+    page: PageDep,
+    role: Role | None = None,
+    active: bool | None = None,
+    q: Annotated[str | None, Query(max_length=64, description="Username or display name contains")] = None,
+) -> Page[UserOut]:
+    stmt = select(User).order_by(col(User.username))
+    if role is not None:
+        stmt = stmt.where(col(User.role) == role.value)
+    if active is not None:
+        stmt = stmt.where(col(User.active) == active)
+    if q:
+        needle = q.lower()  # % and _ are matched literally
+        stmt = stmt.where(or_(
+            col(User.username).contains(needle, autoescape=True),
+            func.lower(col(User.display_name)).contains(needle, autoescape=True),
+        ))
+    users, total = paginate(session, stmt, page)
+    return Page(items=[_out(session, u) for u in users], total=total, limit=page.limit, offset=page.offset)
+
+
+@router.get("/{user_id}", response_model=UserOut, summary="One account")
+def get_user(user_id: UserId, session: SessionDep, actor: AdminActor) -> UserOut:
+    return _out(session, service.get_user(session, user_id))
+
+
+@router.patch("/{user_id}", response_model=UserOut, summary="Edit role, assignment, name or status")
+def update_user(user_id: UserId, body: UserUpdate, session: SessionDep, actor: AdminActor) -> UserOut:
+    target = service.get_user(session, user_id, for_update=True)
+    service.guard_auditor(target.role, body.role)
+    user = service.update_user(
+        session, target, version=body.version,
+        display_name=body.display_name, role=body.role, active=body.active, new_division_ids=body.division_ids,
+        acting_user_id=actor.user_id,
+    )
+    return _out(session, user)
+
+
+@router.post("/{user_id}/reset-password", status_code=204,
+             summary="Set a temporary password; the user must change it at next sign-in")
+def reset_password(user_id: UserId, body: PasswordResetIn, session: SessionDep, actor: AdminActor) -> None:
+    target = service.get_user(session, user_id, for_update=True)
+    service.guard_auditor(target.role)
+    service.reset_password(session, target, body.temporary_password)

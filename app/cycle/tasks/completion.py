@@ -1,0 +1,215 @@
+"""Tasks completed by visits, and the follow-ups visits ask for (docs/visits.md, "Tasks").
+
+A visit with outcome `met` completes the matching open tasks of its resident; a task generated *after* a
+matching visit already arrived (a late or early visit from an offline phone) is created already done
+(`find_completing_visit`). The visits domain tells the task list what it wrote (`VisitsWritten`) and asks it
+which tasks a visit completed or created (`VisitTasksWanted`); it never imports this module.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Protocol
+
+from sqlalchemy import and_, select
+from sqlmodel import Session, col
+
+from app.core import events
+from app.core.actor import Actor
+from app.core.queries import among
+from app.core.types import city_date, utcnow
+from app.cycle.models import Task, TaskKind, TaskState
+from app.cycle.periods import day_start, month_bounds, month_of
+from app.visits.events import VisitsWritten, VisitTasksWanted, Written
+from app.visits.models import Visit, VisitMode, VisitOutcome
+from app.visits.recording import chunks
+from app.visits.service import not_superseded
+
+# Kinds a visit can complete (verification is settled by the monthly cycle).
+COMPLETED_BY_VISITS = (TaskKind.new_arrival_visit.value, TaskKind.key_person_monthly.value, TaskKind.follow_up.value)
+
+
+class VisitLike(Protocol):
+    """What task completion reads of a visit (a `Visit`, or the values of one being written in bulk)."""
+
+    id: str
+    resident_id: str
+    mode: str
+    outcome: str
+    started_at: datetime
+
+
+def visit_completes(task: Task, visit: VisitLike, source_started: datetime | None = None) -> bool:
+    """Does `visit` discharge `task`? The rules of docs/visits.md."""
+    if visit.outcome != VisitOutcome.met.value or visit.resident_id != task.resident_id:
+        return False
+    if task.kind == TaskKind.new_arrival_visit.value:
+        return visit.mode == VisitMode.in_person.value and city_date(visit.started_at) >= date.fromisoformat(
+            task.period)
+    if task.kind == TaskKind.key_person_monthly.value:
+        return month_of(city_date(visit.started_at)) == task.period
+    if task.kind == TaskKind.follow_up.value:
+        if visit.id == task.source_visit_id:
+            return False
+        if source_started is not None:
+            return visit.started_at > source_started
+        return visit.started_at >= task.created_at
+    return False  # verification: settled by the monthly cycle
+
+
+def complete(session: Session, task: Task, visit: VisitLike) -> None:
+    now = utcnow()
+    task.state, task.completed_by_visit_id, task.completed_at = TaskState.done.value, visit.id, now
+    task.updated_at = now
+    task.version += 1
+    session.add(task)
+
+
+def _source_started(session: Session, task: Task) -> datetime | None:
+    if task.kind != TaskKind.follow_up.value or task.source_visit_id is None:
+        return None
+    source = session.get(Visit, task.source_visit_id)
+    return source.started_at if source is not None else None
+
+
+def find_completing_visit(session: Session, task: Task) -> Visit | None:
+    """A visit already stored that discharges `task` (it arrived before the task was generated)."""
+    conditions = [col(Visit.resident_id) == task.resident_id, col(Visit.outcome) == VisitOutcome.met.value,
+                  not_superseded(col(Visit.id))]
+    if task.kind == TaskKind.new_arrival_visit.value:
+        conditions += [col(Visit.mode) == VisitMode.in_person.value,
+                       col(Visit.started_at) >= day_start(date.fromisoformat(task.period))]
+    elif task.kind == TaskKind.key_person_monthly.value:
+        start, end = month_bounds(task.period)
+        conditions += [col(Visit.started_at) >= start, col(Visit.started_at) < end]
+    elif task.kind == TaskKind.follow_up.value:
+        source = _source_started(session, task)
+        if source is not None:
+            conditions += [col(Visit.started_at) > source, col(Visit.id) != task.source_visit_id]
+        else:
+            conditions.append(col(Visit.started_at) >= task.created_at)
+    else:
+        return None
+    return session.execute(
+        select(Visit).where(and_(*conditions)).order_by(col(Visit.started_at), col(Visit.id)).limit(1)
+    ).scalar_one_or_none()
+
+
+@dataclass
+class Facts:
+    """What task completion reads of a visit being written (a VisitLike)."""
+
+    id: str
+    resident_id: str
+    mode: str
+    outcome: str
+    started_at: datetime
+
+
+def complete_and_follow_up(session: Session, actor: Actor, written: list[Written]) -> None:
+    """Complete the open tasks the visits discharge and create the follow-ups asked for, in item order —
+    the same outcome as recording the visits one by one."""
+    met = {w.visit["resident_id"] for w in written if w.visit["outcome"] == VisitOutcome.met.value}
+    open_tasks: dict[str, list[Task]] = {}
+    for chunk in chunks(met):
+        for task in session.execute(
+            select(Task).where(among(col(Task.resident_id), chunk), col(Task.state) == TaskState.open.value,
+                               col(Task.kind).in_(COMPLETED_BY_VISITS))
+            .order_by(col(Task.due_date), col(Task.id)).with_for_update()
+        ).scalars():
+            open_tasks.setdefault(task.resident_id, []).append(task)
+    sources = {t.source_visit_id for ts in open_tasks.values() for t in ts
+               if t.kind == TaskKind.follow_up.value and t.source_visit_id is not None}
+    started: dict[str, datetime] = {}
+    for chunk in chunks(s for s in sources if s is not None):
+        started.update((visit_id, at) for visit_id, at in session.execute(
+            select(col(Visit.id), col(Visit.started_at)).where(among(col(Visit.id), chunk))).all())
+    asks = [w for w in written if w.follow_up is not None and w.registered]
+    existing, stored = _follow_up_context(session, asks, {w.visit["id"] for w in written})
+    earlier: dict[str, list[Facts]] = {}  # met visits of this batch so far, by resident
+    for w in written:
+        v = w.visit
+        facts = Facts(v["id"], v["resident_id"], v["mode"], v["outcome"], v["started_at"])
+        if v["outcome"] == VisitOutcome.met.value:
+            for task in open_tasks.get(v["resident_id"], []):
+                source = started.get(task.source_visit_id) if (
+                    task.kind == TaskKind.follow_up.value and task.source_visit_id is not None) else None
+                if task.state == TaskState.open.value and visit_completes(task, facts, source):
+                    complete(session, task, facts)
+                    w.tasks_completed.append(task.id)
+        if w.follow_up is not None and w.registered and (v["resident_id"], v["id"]) not in existing:
+            task = _follow_up(session, actor, w)
+            w.tasks_created.append(task.id)
+            # Done at once by a visit stored before it (earlier in time, or earlier in this batch), as
+            # tasks.find_completing_visit would find it; otherwise open for the visits still to come.
+            done = min((c for c in [*stored.get(v["resident_id"], []), *earlier.get(v["resident_id"], [])]
+                        if c.started_at > v["started_at"] and c.id != v["id"]),
+                       key=lambda c: (c.started_at, c.id), default=None)
+            if done is not None:
+                complete(session, task, done)
+            else:
+                open_tasks.setdefault(task.resident_id, []).append(task)
+                started[v["id"]] = v["started_at"]
+        if v["outcome"] == VisitOutcome.met.value:
+            earlier.setdefault(v["resident_id"], []).append(facts)
+    session.flush()
+
+
+def _follow_up_context(session: Session, asks: list[Written],
+                       batch_ids: set[str]) -> tuple[set[tuple[str, str]], dict[str, list[Facts]]]:
+    """For the visits asking for a follow-up: those whose task exists already, and the met visits stored
+    before this batch that may complete them (not superseded, started after the earliest of them)."""
+    if not asks:
+        return set(), {}
+    kind = TaskKind.follow_up.value
+    existing: set[tuple[str, str]] = set()  # (resident, period): the follow-up of a visit has its id as period
+    for chunk in chunks(w.visit["id"] for w in asks):
+        existing.update((r, p) for r, p in session.execute(select(col(Task.resident_id), col(Task.period)).where(
+            col(Task.kind) == kind, among(col(Task.period), chunk))).all())
+    since = min(w.visit["started_at"] for w in asks)
+    stored: dict[str, list[Facts]] = {}
+    for chunk in chunks(w.visit["resident_id"] for w in asks):
+        for visit_id, resident_id, mode, outcome, at in session.execute(
+            select(col(Visit.id), col(Visit.resident_id), col(Visit.mode), col(Visit.outcome), col(Visit.started_at))
+            .where(among(col(Visit.resident_id), chunk), col(Visit.outcome) == VisitOutcome.met.value,
+                   col(Visit.started_at) > since, not_superseded(col(Visit.id)))
+        ).all():
+            if visit_id not in batch_ids:
+                stored.setdefault(resident_id, []).append(Facts(visit_id, resident_id, mode, outcome, at))
+    return existing, stored
+
+
+def _follow_up(session: Session, actor: Actor, w: Written) -> Task:
+    """The follow-up task a visit asks for, in the resident's area (written at the final flush)."""
+    assert w.follow_up is not None
+    v = w.visit
+    community_id, area_path, district_code = w.resident_area
+    task = Task(resident_id=v["resident_id"], community_id=community_id, area_path=area_path,
+                district_code=district_code, kind=TaskKind.follow_up.value, period=v["id"],
+                due_date=w.follow_up[0], created_by=actor.user_id, reason=w.follow_up[1], source_visit_id=v["id"])
+    session.add(task)
+    return task
+
+
+def on_visits_written(session: Session, event: VisitsWritten) -> None:
+    complete_and_follow_up(session, event.actor, event.written)
+
+
+def on_visit_tasks_wanted(session: Session, event: VisitTasksWanted) -> None:
+    """The tasks each visit completed, and the follow-ups it created (for the visit's answer)."""
+    for chunk in chunks(event.visit_ids):
+        for task_id, done_by, source in session.execute(
+            select(col(Task.id), col(Task.completed_by_visit_id), col(Task.source_visit_id))
+            .where(among(col(Task.completed_by_visit_id), chunk) | among(col(Task.source_visit_id), chunk))
+            .order_by(col(Task.id))
+        ).all():
+            if done_by in event.completed:
+                event.completed[done_by].append(task_id)
+            if source in event.created:
+                event.created[source].append(task_id)
+
+
+def subscribe() -> None:
+    events.subscribe(VisitsWritten, on_visits_written)
+    events.subscribe(VisitTasksWanted, on_visit_tasks_wanted)

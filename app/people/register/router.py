@@ -1,0 +1,84 @@
+"""Residents: register, read, search, update, move, leave."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Response
+
+from app.auth.deps import StaffActor
+from app.core.deps import SessionDep
+from app.core.pagination import Page, PageDep, paginate
+from app.people import rules
+from app.people.models import Resident, ResidentStatus
+from app.people.register import service
+from app.people.register.schemas import LeaveIn, MoveIn, ResidentCreate, ResidentListItem, ResidentOut, ResidentUpdate
+
+router = APIRouter(prefix="/residents", tags=["residents"])
+
+PURPOSE = Query(max_length=60, pattern=r"^[a-z_]+$", description="Why the record is read (audited)")
+
+
+def list_item(resident: Resident) -> ResidentListItem:
+    return ResidentListItem.model_validate(
+        {**resident.model_dump(), "id_number_masked": rules.mask_id(resident.id_number),
+         "phone_masked": rules.mask_phone(resident.phone)}
+    )
+
+
+@router.post("", response_model=ResidentOut, status_code=201, summary="Register a resident",
+             responses={409: {"description": "Already registered here (resident_exists) or elsewhere in the city "
+                                             "(resident_registered_elsewhere: a transfer request was created)"}})
+def create_resident(body: ResidentCreate, session: SessionDep, actor: StaffActor) -> ResidentOut:
+    resident = service.create_resident(session, actor, body)
+    return ResidentOut.model_validate(resident)
+
+
+@router.get("", response_model=Page[ResidentListItem], summary="Search residents in your area (masked IDs)")
+def search_residents(
+    session: SessionDep,
+    actor: StaffActor,
+    page: PageDep,
+    q: Annotated[str | None, Query(max_length=50, description="Name prefix")] = None,
+    id_number: Annotated[str | None, Query(max_length=18)] = None,
+    phone: Annotated[str | None, Query(max_length=20)] = None,
+    dwelling_id: Annotated[str | None, Query(max_length=32)] = None,
+    community_id: Annotated[str | None, Query(max_length=32)] = None,
+    status: ResidentStatus | None = None,
+    key_person: bool | None = None,
+) -> Page[ResidentListItem]:
+    stmt = service.search(actor, q=q, id_number=id_number, phone=phone, dwelling_id=dwelling_id,
+                          community_id=community_id, status=status.value if status else None, key_person=key_person)
+    rows, total = paginate(session, stmt, page)
+    if id_number or phone:
+        # A lookup by identifier is a read of sensitive data, even though results are masked.
+        service.audit_search(session, [r.id for r in rows], "id_number" if id_number else "phone")
+    return Page(items=[list_item(r) for r in rows], total=total, limit=page.limit, offset=page.offset)
+
+
+@router.get("/{resident_id}", response_model=ResidentOut, summary="One resident, full record (audited)")
+def get_resident(resident_id: str, session: SessionDep, actor: StaffActor, response: Response,
+                 purpose: Annotated[str | None, PURPOSE] = None) -> ResidentOut:
+    resident = service.get_resident(session, actor, resident_id)
+    service.audit_read(session, resident.id, "identity", purpose)
+    response.headers["ETag"] = f'W/"{resident.version}"'
+    return ResidentOut.model_validate(resident)
+
+
+@router.patch("/{resident_id}", response_model=ResidentOut, summary="Edit (send the version you read)")
+def update_resident(resident_id: str, body: ResidentUpdate, session: SessionDep, actor: StaffActor) -> ResidentOut:
+    resident = service.get_resident(session, actor, resident_id, for_update=True)
+    resident = service.update_resident(session, resident, body)
+    return ResidentOut.model_validate(resident)
+
+
+@router.post("/{resident_id}/move", response_model=ResidentOut, summary="Move to another dwelling (history kept)")
+def move_resident(resident_id: str, body: MoveIn, session: SessionDep, actor: StaffActor) -> ResidentOut:
+    resident = service.get_resident(session, actor, resident_id, for_update=True)
+    return ResidentOut.model_validate(service.move_resident(session, actor, resident, body))
+
+
+@router.post("/{resident_id}/leave", response_model=ResidentOut, summary="Mark as left")
+def leave(resident_id: str, body: LeaveIn, session: SessionDep, actor: StaffActor) -> ResidentOut:
+    resident = service.get_resident(session, actor, resident_id, for_update=True)
+    return ResidentOut.model_validate(service.leave(session, resident, body))

@@ -1,0 +1,447 @@
+"""The register: create (with the one-person-one-record rule), read, search, update, move, leave.
+
+Identity checks live in app/people/rules.py; each failure is a 422 whose code names the rule.
+Workflows that hang off a record (transfers, duplicate review, merges, corrections) are in workflows.py.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import date, timedelta
+from typing import Any
+
+from sqlalchemy import Select, select, update
+from sqlmodel import Session, col
+
+from app.core import events
+from app.core.actor import Actor, Role
+from app.core.errors import Conflict, Forbidden, NotFound, StaleVersion, Unprocessable
+from app.core.queries import starts_with
+from app.core.types import city_today, utcnow
+from app.ledger import audit
+from app.people import rules
+from app.people.events import BecameKeyPerson, ResidentLeft, ResidentMoved, ResidentRegistered
+from app.people.models import (
+    LONG_ACTING,
+    DuplicateFlag,
+    FpDocStatus,
+    FpDocument,
+    HealthRecord,
+    PregnancyStatus,
+    Resident,
+    ResidentStatus,
+    Tenancy,
+    TransferRequest,
+)
+from app.people.register.schemas import LeaveIn, MoveIn, ResidentCreate, ResidentUpdate
+from app.places.models import Dwelling
+
+# --- rule errors ----------------------------------------------------------------------------------
+
+
+class IdFormat(Unprocessable):
+    code = "id_format"
+    en = "An ID number has 18 characters: 17 digits and a digit or X (15-digit legacy numbers are converted)."
+    zh = "公民身份号码应为18位：17位数字加1位数字或X（15位旧号码会自动升位）。"
+
+
+class IdBirthDate(Unprocessable):
+    code = "id_birth_date"
+    en = "The birth date inside the ID number is not a real date or is out of range."
+    zh = "身份号码中的出生日期无效。"
+
+
+class IdCheckDigit(Unprocessable):
+    code = "id_check_digit"
+    en = "The ID number's check character is wrong. A supervisor can register it as 'ID unverified'."
+    zh = "身份号码校验位错误。督导可将其登记为“身份未核验”。"
+
+
+class IdSexMismatch(Unprocessable):
+    code = "id_sex_mismatch"
+    en = "The sex does not agree with the ID number (odd 17th digit = male, even = female)."
+    zh = "性别与身份号码不符（第17位奇数为男，偶数为女）。"
+
+
+class IdBirthDateMismatch(Unprocessable):
+    code = "id_birth_date_mismatch"
+    en = "The birth date does not agree with the ID number."
+    zh = "出生日期与身份号码不符。"
+
+
+class PhoneFormat(Unprocessable):
+    code = "phone_format"
+    en = "A mobile number has 11 digits starting with 13–19 (+86 and separators are allowed)."
+    zh = "手机号码应为以13–19开头的11位数字。"
+
+
+class DateOutOfRange(Unprocessable):
+    code = "date_out_of_range"
+    en = "A date is in the future or implausibly far in the past."
+    zh = "日期不能晚于今天，也不能早于合理范围。"
+
+
+class ResidentExists(Conflict):
+    code = "resident_exists"
+    en = "This person is already registered in your area."
+    zh = "此人已在您的辖区登记。"
+
+
+class RegisteredElsewhere(Conflict):
+    code = "resident_registered_elsewhere"
+    en = ("This person is registered in another community of the city. A transfer request has been sent to "
+          "the holding community instead of creating a second record.")
+    zh = "此人已在本市其他社区登记，已向原登记社区发送转移申请，不会重复建档。"
+    keep_changes = True  # the transfer request it created must survive the 409
+
+
+class ResidentNotActive(Conflict):
+    code = "resident_not_active"
+    en = "Only a registered (not left or archived) resident can be changed this way."
+    zh = "只有在册人员才能执行此操作。"
+
+
+RULE_ERRORS: dict[str, type[Unprocessable]] = {
+    "id_format": IdFormat,
+    "id_birth_date": IdBirthDate,
+    "phone_format": PhoneFormat,
+}
+
+# --- validation -------------------------------------------------------------------------------------
+
+
+def parse_id_number(raw: str) -> rules.ParsedId:
+    try:
+        return rules.parse_id(raw)
+    except rules.RuleError as exc:
+        raise RULE_ERRORS[exc.code]() from None
+
+
+def normalise_phone(raw: str | None) -> str | None:
+    if raw is None or raw.strip() == "":
+        return None
+    try:
+        return rules.normalise_mobile(raw)
+    except rules.RuleError:
+        raise PhoneFormat() from None
+
+
+def check_identity(actor: Actor, body: ResidentCreate) -> tuple[rules.ParsedId, bool]:
+    """Parsed ID and whether it verified; enforces sex/birth-date agreement and the check digit."""
+    parsed = parse_id_number(body.id_number)
+    if body.sex is not None and body.sex.value != parsed.sex:
+        raise IdSexMismatch()
+    if body.birth_date is not None and body.birth_date != parsed.birth_date:
+        raise IdBirthDateMismatch()
+    if not parsed.check_ok:
+        if not body.accept_unverified_id:
+            raise IdCheckDigit()
+        if actor.role not in (Role.supervisor, Role.admin):
+            raise Forbidden({"reason": "only a supervisor can accept an unverified ID"})
+    return parsed, parsed.check_ok
+
+
+def check_dates(*dates: date | None) -> None:
+    today = city_today()
+    for d in dates:
+        if d is not None and (d > today + timedelta(days=1) or d.year < 1900):
+            raise DateOutOfRange()
+
+
+# --- scope ------------------------------------------------------------------------------------------
+
+
+def scoped(actor: Actor) -> Select[Resident]:
+    return select(Resident).where(actor.area_filter(Resident.area_path, Resident.district_code))
+
+
+def get_resident(session: Session, actor: Actor, resident_id: str, *, for_update: bool = False) -> Resident:
+    """The resident if the actor may see it, else 404. `for_update` locks the row (PostgreSQL) so two
+    edits made from the same version cannot both pass the version check."""
+    stmt = scoped(actor).where(col(Resident.id) == resident_id)
+    if for_update:
+        stmt = stmt.with_for_update()
+    resident = session.execute(stmt).scalar_one_or_none()
+    if resident is None:
+        raise NotFound()
+    return resident
+
+
+def get_dwelling_in_scope(session: Session, actor: Actor, dwelling_id: str) -> Dwelling:
+    dwelling = session.execute(
+        select(Dwelling).where(col(Dwelling.id) == dwelling_id, col(Dwelling.active),
+                               actor.area_filter(Dwelling.area_path))
+    ).scalar_one_or_none()
+    if dwelling is None:
+        raise NotFound({"field": "dwelling_id"})
+    return dwelling
+
+
+def check_version(resident: Resident, version: int) -> None:
+    if resident.version != version:
+        raise StaleVersion({"current_version": resident.version})
+
+
+def touch(resident: Resident) -> None:
+    resident.version += 1
+    resident.updated_at = utcnow()
+
+
+# --- create ------------------------------------------------------------------------------------------
+
+
+def create_resident(session: Session, actor: Actor, body: ResidentCreate, *, arrival_task: bool = True,
+                    resident_id: str | None = None) -> Resident:
+    """Register a person; `arrival_task` (off for bulk import) gives them a new-arrival visit task.
+    `resident_id`: a client-generated id (sync push); ignored when the person already has a record."""
+    parsed, verified = check_identity(actor, body)
+    phone = normalise_phone(body.phone)
+    check_dates(body.arrival_date)
+    dwelling = get_dwelling_in_scope(session, actor, body.dwelling_id)
+    existing = session.execute(select(Resident).where(col(Resident.id_number) == parsed.number)).scalar_one_or_none()
+    if existing is not None:
+        return _existing_person(session, actor, existing, dwelling, body, arrival_task)
+    resident = Resident(
+        community_id=dwelling.community_id, dwelling_id=dwelling.id, area_path=dwelling.area_path,
+        district_code=dwelling.district_code, name=body.name, sex=parsed.sex, birth_date=parsed.birth_date,
+        id_number=parsed.number, id_verified=verified, id_accepted_by=None if verified else actor.user_id,
+        phone=phone, ethnicity=body.ethnicity, hukou_code=body.hukou_code, hukou_address=body.hukou_address,
+        arrival_date=body.arrival_date, marital_status=body.marital_status.value, employer=body.employer,
+        occupation=body.occupation, residence_permit_no=body.residence_permit_no, created_by=actor.user_id,
+    )
+    if resident_id is not None:
+        resident.id = resident_id
+    session.add(resident)
+    session.add(Tenancy(resident_id=resident.id, dwelling_id=dwelling.id, area_path=dwelling.area_path,
+                        district_code=dwelling.district_code, move_in=body.arrival_date, source=body.source.value))
+    session.flush()
+    flag_likely_duplicates(session, resident)
+    refresh_key_person(session, resident)
+    if arrival_task:
+        events.emit(session, ResidentRegistered(resident, fresh=True))
+    return resident
+
+
+def _existing_person(session: Session, actor: Actor, existing: Resident, dwelling: Dwelling,
+                     body: ResidentCreate, arrival_task: bool) -> Resident:
+    """One person, one record: never a second row for an ID number that is already held."""
+    existing = survivor_of(session, existing)
+    if existing.status == ResidentStatus.registered.value:
+        if actor.sees_path(existing.area_path):
+            raise ResidentExists({"resident_id": existing.id})
+        transfer = session.execute(
+            select(TransferRequest).where(col(TransferRequest.resident_id) == existing.id,
+                                          col(TransferRequest.to_community_id) == dwelling.community_id,
+                                          col(TransferRequest.status) == "pending")
+        ).scalar_one_or_none()
+        if transfer is None:
+            transfer = TransferRequest(
+                resident_id=existing.id, from_area_path=existing.area_path, to_community_id=dwelling.community_id,
+                to_area_path=dwelling.area_path, to_dwelling_id=dwelling.id, district_code=dwelling.district_code,
+                requested_by=actor.user_id,
+            )
+            session.add(transfer)
+            session.flush()
+        raise RegisteredElsewhere({"transfer_request_id": transfer.id})
+    if existing.merged_into_id is not None or existing.anonymised_at is not None:
+        raise ResidentExists()
+    # A person who left (or was archived) and has come back: the same record is registered again here.
+    move_to(session, existing, dwelling, body.arrival_date, body.source.value)
+    existing.status, existing.left_on, existing.left_reason = ResidentStatus.registered.value, None, None
+    existing.arrival_date = body.arrival_date
+    touch(existing)
+    session.add(existing)
+    session.flush()
+    refresh_key_person(session, existing)
+    if arrival_task:
+        events.emit(session, ResidentRegistered(existing, fresh=False))
+    return existing
+
+
+def survivor_of(session: Session, resident: Resident) -> Resident:
+    """A merged record keeps its ID number as lineage; the person lives on in the record it was merged
+    into (possibly through several merges)."""
+    seen = {resident.id}
+    while resident.merged_into_id is not None and resident.merged_into_id not in seen:
+        survivor = session.get(Resident, resident.merged_into_id)
+        if survivor is None:
+            break
+        seen.add(survivor.id)
+        resident = survivor
+    return resident
+
+
+# Pairs flagged per registration at most: a supervisor reviews a handful, and a crafted batch of look-alike
+# records must not make the work grow with the square of its size.
+DUPLICATES_FLAGGED_MAX = 5
+
+
+def flag_likely_duplicates(session: Session, resident: Resident) -> None:
+    """Same name, birth date and phone but another ID: flag the pair for a supervisor to review."""
+    if resident.phone is None:
+        return
+    others = session.execute(
+        select(col(Resident.id)).where(
+            col(Resident.name) == resident.name,
+            col(Resident.birth_date) == resident.birth_date,
+            col(Resident.phone) == resident.phone,
+            col(Resident.id) != resident.id,
+            col(Resident.merged_into_id).is_(None),
+        ).order_by(col(Resident.created_at).desc()).limit(DUPLICATES_FLAGGED_MAX)
+    ).scalars().all()
+    for other in others:
+        a, b = sorted((resident.id, other))
+        exists = session.execute(select(col(DuplicateFlag.id)).where(col(DuplicateFlag.resident_a) == a,
+                                                                col(DuplicateFlag.resident_b) == b)).first()
+        if not exists:
+            session.add(DuplicateFlag(resident_a=a, resident_b=b, area_path=resident.area_path,
+                                      district_code=resident.district_code))
+
+
+# --- read and search ------------------------------------------------------------------------------------
+
+
+def search(actor: Actor, *, q: str | None = None, id_number: str | None = None, phone: str | None = None,
+           dwelling_id: str | None = None, community_id: str | None = None, status: str | None = None,
+           key_person: bool | None = None) -> Select[Resident]:
+    stmt = scoped(actor)
+    if id_number:
+        stmt = stmt.where(col(Resident.id_number) == _normalised_id_for_search(id_number))
+    if phone:
+        stmt = stmt.where(col(Resident.phone) == normalise_phone(phone))
+    if q:
+        stmt = stmt.where(starts_with(col(Resident.name), q))
+    if dwelling_id:
+        stmt = stmt.where(col(Resident.dwelling_id) == dwelling_id)
+    if community_id:
+        stmt = stmt.where(col(Resident.community_id) == community_id)
+    if status:
+        stmt = stmt.where(col(Resident.status) == status)
+    if key_person is not None:
+        stmt = stmt.where(col(Resident.key_person) == key_person)
+    return stmt.order_by(Resident.name, Resident.id)
+
+
+def _normalised_id_for_search(raw: str) -> str:
+    value = raw.strip().upper()
+    return rules.upgrade_15(value) if rules.ID15.match(value) else value
+
+
+# --- update, move, leave ----------------------------------------------------------------------------------
+
+
+def update_resident(session: Session, resident: Resident, body: ResidentUpdate) -> Resident:
+    check_version(resident, body.version)
+    changes: dict[str, Any] = body.model_dump(exclude_unset=True, exclude={"version"})
+    if "phone" in changes:
+        changes["phone"] = normalise_phone(changes["phone"])
+    if "marital_status" in changes and changes["marital_status"] is not None:
+        changes["marital_status"] = changes["marital_status"].value
+    for required in ("name", "hukou_code", "arrival_date", "marital_status"):
+        if required in changes and changes[required] is None:
+            raise Unprocessable({"field": required, "reason": "cannot be cleared"})
+    check_dates(changes.get("arrival_date"))
+    for key, value in changes.items():
+        setattr(resident, key, value)
+    touch(resident)
+    session.add(resident)
+    session.flush()
+    refresh_key_person(session, resident)
+    return resident
+
+
+def move_to(session: Session, resident: Resident, dwelling: Dwelling, on: date, source: str) -> None:
+    """Close the current tenancy and open one at `dwelling`; the resident's area follows."""
+    current = session.execute(
+        select(Tenancy).where(col(Tenancy.resident_id) == resident.id, col(Tenancy.move_out).is_(None))
+    ).scalars().all()
+    for tenancy in current:
+        tenancy.move_out = max(on, tenancy.move_in)
+        session.add(tenancy)
+    session.add(Tenancy(resident_id=resident.id, dwelling_id=dwelling.id, area_path=dwelling.area_path,
+                        district_code=dwelling.district_code, move_in=on, source=source))
+    resident.dwelling_id, resident.community_id = dwelling.id, dwelling.community_id
+    if resident.district_code != dwelling.district_code:
+        # The shard key travels with the person's records.
+        for model in (FpDocument, HealthRecord):
+            session.execute(update(model).where(col(model.resident_id) == resident.id)
+                            .values(district_code=dwelling.district_code))
+    resident.area_path, resident.district_code = dwelling.area_path, dwelling.district_code
+    events.emit(session, ResidentMoved(resident))
+
+
+def move_resident(session: Session, actor: Actor, resident: Resident, body: MoveIn) -> Resident:
+    check_version(resident, body.version)
+    if resident.status != ResidentStatus.registered.value:
+        raise ResidentNotActive()
+    check_dates(body.moved_on)
+    dwelling = get_dwelling_in_scope(session, actor, body.dwelling_id)
+    move_to(session, resident, dwelling, body.moved_on, body.source.value)
+    touch(resident)
+    session.add(resident)
+    session.flush()
+    return resident
+
+
+def leave(session: Session, resident: Resident, body: LeaveIn) -> Resident:
+    check_version(resident, body.version)
+    if resident.status != ResidentStatus.registered.value:
+        raise ResidentNotActive()
+    check_dates(body.left_on)
+    for tenancy in session.execute(
+        select(Tenancy).where(col(Tenancy.resident_id) == resident.id, col(Tenancy.move_out).is_(None))
+    ).scalars():
+        tenancy.move_out = max(body.left_on, tenancy.move_in)
+        session.add(tenancy)
+    resident.status, resident.left_on, resident.left_reason = ResidentStatus.left.value, body.left_on, body.reason
+    touch(resident)
+    session.add(resident)
+    session.flush()
+    refresh_key_person(session, resident)
+    events.emit(session, ResidentLeft(resident))
+    return resident
+
+
+# --- key persons ------------------------------------------------------------------------------------------
+
+
+def is_key_person(resident: Resident, health: HealthRecord | None, docs: list[FpDocument], today: date) -> bool:
+    """重点对象: a registered woman aged 15–49 who is pregnant, gave birth this year, has no valid
+    婚育证明, or has no long-acting contraception."""
+    if resident.status != ResidentStatus.registered.value or resident.sex != "F":
+        return False
+    if not 15 <= rules.age_on(resident.birth_date, today) <= 49:
+        return False
+    valid_doc = any(d.status == FpDocStatus.valid.value and (d.expires_on is None or d.expires_on >= today)
+                    for d in docs)
+    if health is None:
+        return True  # nothing known yet: a visit is due
+    births = [c.get("birth_date", "") for c in json.loads(health.children or "[]")]
+    born_this_year = any(str(b).startswith(str(today.year)) for b in births)
+    long_acting = health.contraception in {c.value for c in LONG_ACTING}
+    return (health.pregnancy == PregnancyStatus.pregnant.value or born_this_year or not valid_doc
+            or not long_acting)
+
+
+def refresh_key_person(session: Session, resident: Resident) -> None:
+    health = session.get(HealthRecord, resident.id)
+    docs = list(session.execute(select(FpDocument).where(col(FpDocument.resident_id) == resident.id)).scalars())
+    flag = is_key_person(resident, health, docs, city_today())
+    if flag != resident.key_person:
+        resident.key_person = flag
+        session.add(resident)
+        session.flush()
+        if flag:
+            events.emit(session, BecameKeyPerson(resident))
+
+
+def audit_read(session: Session, resident_id: str, group: str, purpose: str | None) -> None:
+    """Every read of sensitive fields: who (from context), whose record, which field group, why."""
+    audit.record(session, f"resident.read.{group}", target_type="residents", target_id=resident_id,
+                 purpose=purpose or "case_work")
+
+
+
+def audit_search(session: Session, resident_ids: list[str], criterion: str) -> None:
+    audit.record(session, "resident.search", target_type="residents", fields=[criterion],
+                 detail={"results": len(resident_ids)}, purpose="lookup")

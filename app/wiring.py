@@ -1,0 +1,33 @@
+"""Wire the layers together, explicitly and once: what the ground floor and the lower domains call into.
+
+`install()` runs in `create_app()`, in the CLI before any command, and in the test harness. It registers:
+- the ledger's commit hook and flush listeners (app/ledger/service.py), and its record of refused requests;
+- the subscriptions of higher domains to lower domains' events (app/core/events.py): the monthly cycle's
+  task list follows the register and the visits.
+Nothing is registered at import time, so importing a module never changes how another one behaves.
+"""
+
+from __future__ import annotations
+
+from sqlmodel import Session
+
+from app import registry  # noqa: F401 - complete metadata before the ledger reads the tables' info
+from app.core import events
+from app.core.deps import RequestRefused
+from app.cycle.tasks import completion
+from app.cycle.tasks import service as tasks
+from app.ledger import audit
+from app.ledger import service as ledger
+
+
+def _audit_refusal(session: Session, event: RequestRefused) -> None:
+    audit.record(session, "http." + event.outcome, target_type="route",
+                 target_id=f"{event.method} {event.path}"[:100], outcome=event.outcome, status_code=event.status,
+                 detail={"code": event.code})
+
+
+def install() -> None:
+    ledger.install()
+    events.subscribe(RequestRefused, _audit_refusal)
+    tasks.subscribe()
+    completion.subscribe()
