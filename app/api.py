@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
+from app.accounts.router import me_router
 from app.accounts.router import router as users_router
 from app.audit.router import router as audit_router
 from app.auth.router import public_router as auth_public_router
@@ -11,6 +12,7 @@ from app.auth.router import router as auth_router
 from app.catalog.router import router as catalog_router
 from app.cycle.tasks.router import router as tasks_router
 from app.people.imports.router import router as resident_import_router
+from app.people.landlords.router import router as landlords_router
 from app.people.records.router import router as resident_records_router
 from app.people.register.router import router as residents_router
 from app.people.workflows.router import router as resident_workflows_router
@@ -28,11 +30,13 @@ public_api.include_router(auth_public_router)
 
 api = APIRouter()
 api.include_router(auth_router)
+api.include_router(me_router)
 api.include_router(users_router)
 api.include_router(places_router)
 # Fixed paths (/residents/import…) before /residents/{id}.
 api.include_router(resident_import_router)
 api.include_router(residents_router)
+api.include_router(landlords_router)
 api.include_router(resident_records_router)
 api.include_router(resident_workflows_router)
 api.include_router(catalog_router)

@@ -233,6 +233,23 @@ def retention_run(
                "reasons cleared)")
 
 
+@cli.command()
+def housekeeping() -> None:
+    """Drop bookkeeping that no longer matters: sign-in counters past their window and lock, login sessions
+    ended more than SESSION_KEEP_DAYS ago (their refresh tokens go with them). Run daily; audited."""
+    from app.auth.service import prune_sessions, prune_throttle
+    from app.core.db import unit_of_work
+    from app.ledger import audit
+
+    settings = get_settings()
+    with unit_of_work() as session:
+        counters = prune_throttle(session, settings)
+        sessions = prune_sessions(session)
+        audit.record(session, "housekeeping.run", target_type="auth_sessions",
+                     detail={"throttle_rows": counters, "sessions": sessions})
+    typer.echo(f"removed {counters} sign-in counters and {sessions} ended login sessions")
+
+
 @cli.command("tasks-generate")
 def tasks_generate(
     month: Annotated[str | None, typer.Option(
@@ -244,7 +261,8 @@ def tasks_generate(
     from app.core.db import unit_of_work
     from app.core.errors import AppError
     from app.core.types import city_today
-    from app.cycle.tasks.service import generate_monthly, month_of
+    from app.cycle.periods import month_of
+    from app.cycle.tasks.service import generate_monthly
     from app.ledger import audit
 
     month = month or month_of(city_today())

@@ -261,3 +261,51 @@ def test_migrate_is_a_no_op_at_head(engine: Engine) -> None:
     result = run("migrate")
     assert result.exit_code == 0, result.output
     command.check(alembic_config(str(engine.url.render_as_string(hide_password=False))))
+
+
+def test_housekeeping_prunes_ended_sessions_and_spent_counters(engine: Engine, world: World) -> None:
+    """Counters past their window and sessions ended a month ago go; live ones and recent ones stay."""
+    from datetime import timedelta
+
+    from sqlalchemy import insert
+
+    from app.auth.models import AuthSession, LoginThrottle, RefreshToken
+    from app.core.types import utcnow
+    from app.ledger.models import AuditEvent
+
+    now = utcnow()
+    user = world.users["worker1"]
+    old, ended_recently, live = uuid.uuid4().hex, uuid.uuid4().hex, uuid.uuid4().hex
+    with engine.begin() as conn:
+        conn.execute(insert(AuthSession), [
+            {"id": old, "user_id": user, "created_at": now - timedelta(days=60), "last_seen_at": now,
+             "expires_at": now - timedelta(days=40), "revoked_at": None},
+            {"id": ended_recently, "user_id": user, "created_at": now, "last_seen_at": now,
+             "expires_at": now + timedelta(days=5), "revoked_at": now - timedelta(days=2)},
+            {"id": live, "user_id": user, "created_at": now, "last_seen_at": now, "expires_at": now + timedelta(days=5),
+             "revoked_at": None},
+        ])
+        conn.execute(insert(RefreshToken), [{"id": uuid.uuid4().hex, "session_id": old, "token_hash": "a" * 64,
+                                             "created_at": now}])
+        conn.execute(insert(LoginThrottle), [
+            {"key": "spent", "failures": 3, "window_started_at": now - timedelta(days=1), "locked_until": None},
+            {"key": "locked", "failures": 5, "window_started_at": now - timedelta(days=1),
+             "locked_until": now + timedelta(minutes=5)},
+            {"key": "fresh", "failures": 1, "window_started_at": now, "locked_until": None},
+        ])
+    with engine.connect() as conn:
+        spent_before = conn.execute(select(func.count()).select_from(LoginThrottle).where(
+            col(LoginThrottle.window_started_at) < now - timedelta(hours=1),
+            col(LoginThrottle.locked_until).is_(None))).scalar_one()
+    result = run("housekeeping")
+    assert result.exit_code == 0, result.output
+    assert f"removed {spent_before} sign-in counters and 1 ended login sessions" in said(result)
+    with engine.connect() as conn:
+        assert set(conn.execute(select(AuthSession.id).where(col(AuthSession.id).in_([old, ended_recently, live])))
+                   .scalars()) == {ended_recently, live}
+        assert conn.execute(select(func.count()).select_from(RefreshToken)
+                            .where(col(RefreshToken.session_id) == old)).scalar_one() == 0
+        assert set(conn.execute(select(LoginThrottle.key)).scalars()) >= {"locked", "fresh"}
+        assert "spent" not in set(conn.execute(select(LoginThrottle.key)).scalars())
+        assert conn.execute(select(func.count()).select_from(AuditEvent)
+                            .where(col(AuditEvent.action) == "housekeeping.run")).scalar_one() == 1

@@ -9,14 +9,18 @@ from sqlalchemy import func, or_, select
 from sqlmodel import col
 
 from app.accounts import service
+from app.accounts.schemas import MeOut, PasswordResetIn, ScopeDivision, UserCreate, UserOut, UserUpdate
 from app.auth.deps import AdminActor
 from app.auth.models import User
-from app.auth.schemas import PasswordResetIn, UserCreate, UserOut, UserUpdate
+from app.auth.router import MeActor
 from app.core.actor import Role
 from app.core.deps import SessionDep
+from app.core.errors import NotFound
 from app.core.pagination import Page, PageDep, paginate
+from app.places.models import Division
 
 router = APIRouter(prefix="/users", tags=["users"])
+me_router = APIRouter(prefix="/auth", tags=["auth"])
 UserId = Annotated[str, Path(max_length=32, description="Account id")]
 
 
@@ -79,3 +83,19 @@ def reset_password(user_id: UserId, body: PasswordResetIn, session: SessionDep, 
     target = service.get_user(session, user_id, for_update=True)
     service.guard_auditor(target.role)
     service.reset_password(session, target, body.temporary_password)
+
+
+@me_router.get("/me", response_model=MeOut, summary="Who am I, and where do I work")
+def me(session: SessionDep, actor: MeActor) -> MeOut:
+    user = session.get(User, actor.user_id)
+    if user is None:
+        raise NotFound()
+    scope = None
+    if actor.area_prefixes is not None:
+        # Exactly the scope the actor is granted (an account whose role has no area sees nothing).
+        divisions: list[Division] = list(session.execute(
+            select(Division).where(col(Division.path).in_(actor.area_prefixes)).order_by(col(Division.path))
+        ).scalars()) if actor.area_prefixes else []
+        scope = [ScopeDivision.model_validate(d) for d in divisions]
+    return MeOut(id=user.id, username=user.username, display_name=user.display_name, role=actor.role,
+                 must_change_password=user.must_change_password, scope=scope)

@@ -3,17 +3,14 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter
-from sqlalchemy import select
-from sqlmodel import col
 
 from app.auth import service
 from app.auth.deps import ALL_USERS, allow
 from app.auth.models import User
-from app.auth.schemas import LoginIn, MeOut, PasswordChangeIn, RefreshIn, ScopeDivision, TokenOut
+from app.auth.schemas import LoginIn, PasswordChangeIn, RefreshIn, TokenOut
 from app.core.actor import Actor
 from app.core.deps import SessionDep, SettingsDep, public
 from app.core.errors import NotFound
-from app.places.models import Division
 
 public_router = APIRouter(prefix="/auth", tags=["auth"])
 router = APIRouter(prefix="/auth", tags=["auth"])
@@ -41,22 +38,6 @@ def refresh(body: RefreshIn, session: SessionDep, settings: SettingsDep) -> Toke
 @router.post("/logout", status_code=204, summary="End this session (its tokens stop working at once)")
 def logout(session: SessionDep, actor: MeActor) -> None:
     service.logout(session, actor.session_id)
-
-
-@router.get("/me", response_model=MeOut, summary="Who am I, and where do I work")
-def me(session: SessionDep, actor: MeActor) -> MeOut:
-    user = session.get(User, actor.user_id)
-    if user is None:
-        raise NotFound()
-    scope = None
-    if actor.area_prefixes is not None:
-        # Exactly the scope the actor is granted (an account whose role has no area sees nothing).
-        divisions: list[Division] = list(session.execute(
-            select(Division).where(col(Division.path).in_(actor.area_prefixes)).order_by(col(Division.path))
-        ).scalars()) if actor.area_prefixes else []
-        scope = [ScopeDivision.model_validate(d) for d in divisions]
-    return MeOut(id=user.id, username=user.username, display_name=user.display_name, role=actor.role,
-                 must_change_password=user.must_change_password, scope=scope)
 
 
 @router.post("/password", status_code=204,

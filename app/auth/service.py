@@ -185,6 +185,21 @@ def prune_throttle(session: Session, settings: Settings) -> int:
     ))
 
 
+# Ended login sessions are kept this long (who signed in from where is in the audit log for good).
+SESSION_KEEP_DAYS = 30
+
+
+def prune_sessions(session: Session) -> int:
+    """Delete login sessions that ended (revoked or expired) more than SESSION_KEEP_DAYS ago, with their refresh
+    tokens. Returns the number of sessions removed."""
+    cutoff = utcnow() - timedelta(days=SESSION_KEEP_DAYS)
+    ended = or_(col(AuthSession.expires_at) < cutoff, col(AuthSession.revoked_at) < cutoff)
+    ids = select(col(AuthSession.id)).where(ended)
+    session.execute(delete(RefreshToken).where(col(RefreshToken.session_id).in_(ids))
+                    .execution_options(synchronize_session=False))
+    return _rowcount(session.execute(delete(AuthSession).where(ended).execution_options(synchronize_session=False)))
+
+
 def clear_lock(session: Session, settings: Settings, username: str) -> None:
     """Forget an account name's failures and lock (an administrator's password reset unlocks)."""
     session.execute(

@@ -19,21 +19,17 @@ from app.core.pagination import PageParams, paginate
 from app.core.types import utcnow
 from app.ledger import audit, changes
 from app.ledger.models import SyncOp
-from app.places.models import Division, Dwelling, DwellingKind, Level
-from app.places.schemas import DwellingCreate, DwellingMove, DwellingUpdate, normalise_text
-from app.places.service import (
+from app.places.errors import (
     ConcurrentUpdate,
     DivisionInactive,
     DwellingAddressTaken,
     GridNotInCommunity,
     NotACommunity,
     NotAGrid,
-    area_tables,
-    bump,
-    check_version,
-    db_conflicts,
-    lock,
 )
+from app.places.models import Division, Dwelling, DwellingKind, Level
+from app.places.schemas import DwellingCreate, DwellingMove, DwellingUpdate, normalise_text
+from app.places.service import area_tables, bump, check_version, db_conflicts, lock
 
 
 def dwelling_query(actor: Actor) -> Select[Any]:

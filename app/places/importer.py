@@ -34,7 +34,7 @@ from app.core.errors import Unprocessable
 from app.core.tabular import ImportEmpty, Limits, read_table, text_of
 from app.core.types import new_id, utcnow
 from app.ledger import audit
-from app.places import service
+from app.places import errors, service
 from app.places.models import LEVEL_ORDER, CommunityType, Division, Level
 from app.places.schemas import ImportReport, ImportRowError, collapse_spaces
 
@@ -203,7 +203,7 @@ def _parse(number: int, cells: list[str], positions: dict[str, int], default_vin
     elif row.level is not None:
         row.code = service.normalise_code(row.level, raw_code)
         if service.code_problem(row.level, row.code, None):
-            row.error(service.DivisionCodeInvalid.code, "code")
+            row.error(errors.DivisionCodeInvalid.code, "code")
     row.name = collapse_spaces(values["name"])
     if not row.name:
         row.error("name_required", "name")
@@ -211,7 +211,7 @@ def _parse(number: int, cells: list[str], positions: dict[str, int], default_vin
         row.error("name_too_long", "name")
     row.parent_code = unicodedata.normalize("NFKC", values["parent_code"]).strip()
     if row.level is not None and (row.level == Level.city) == bool(row.parent_code):
-        row.error(service.DivisionParentLevel.code, "parent_code")
+        row.error(errors.DivisionParentLevel.code, "parent_code")
     type_text = values.get("community_type", "")
     if type_text:
         row.community_type = COMMUNITY_TYPES.get(_key(type_text))
@@ -270,7 +270,7 @@ def _resolve(session: Session, rows: list[Row]) -> None:
     db_parents = _db_parents(session, wanted)
     seen: dict[str, int] = {}
     for row in rows:
-        if row.level is None or not row.code or any(c == service.DivisionCodeInvalid.code for c, _ in row.errors):
+        if row.level is None or not row.code or any(c == errors.DivisionCodeInvalid.code for c, _ in row.errors):
             continue
         above = service.parent_level(row.level)
         parent_path = "/"
@@ -313,7 +313,7 @@ def _resolve(session: Session, rows: list[Row]) -> None:
         else:
             row.action = "update"
         if row.action == "create" and not _parent_active(row):
-            row.error(service.DivisionParentInactive.code, "parent_code")
+            row.error(errors.DivisionParentInactive.code, "parent_code")
 
 
 def _parent_active(row: Row) -> bool:
@@ -326,8 +326,8 @@ def _parent_active(row: Row) -> bool:
 # --- the import -----------------------------------------------------------------------------------------
 
 def _message(code: str, lang: str) -> str:
-    for error in (service.DivisionCodeInvalid, service.DivisionCodeMismatch, service.DivisionParentLevel,
-                  service.CommunityTypeRequired, service.CommunityTypeForbidden, service.DivisionParentInactive):
+    for error in (errors.DivisionCodeInvalid, errors.DivisionCodeMismatch, errors.DivisionParentLevel,
+                  errors.CommunityTypeRequired, errors.CommunityTypeForbidden, errors.DivisionParentInactive):
         if error.code == code:
             return error.zh if lang == "zh" else error.en
     en, zh = ROW_MESSAGES[code]
@@ -392,7 +392,7 @@ def _apply(session: Session, rows: list[Row]) -> None:
                       "vintage": row.vintage, "active": True, "created_at": now, "updated_at": now, "version": 1}
             inserts.append(values)
             created[row.path] = (division_id, district)
-        with service.db_conflicts(service.ConcurrentUpdate):
+        with service.db_conflicts(errors.ConcurrentUpdate):
             session.flush()
             if inserts:
                 session.execute(insert(table), inserts)

@@ -10,6 +10,7 @@ from sqlalchemy import Engine, event, select
 from sqlmodel import Session
 
 from app.core.db import writing
+from app.core.deps import SessionDep
 
 
 def _begins(engine: Engine, bind: Engine) -> list[str]:
@@ -34,3 +35,68 @@ def test_write_sessions_begin_immediate_and_reads_deferred(engine: Engine) -> No
         pytest.skip("PostgreSQL takes row locks where it writes; there is no database-wide write lock to take")
     assert _begins(engine, writing(engine)) == ["BEGIN IMMEDIATE"]
     assert _begins(engine, engine) == ["BEGIN"]
+
+
+# --- one connection per request ----------------------------------------------------------------------------
+
+
+def _second_checkout_app() -> Any:
+    """A route that holds the request's connection and asks the pool for another: what deadlocks under load."""
+    from fastapi import FastAPI
+
+    from app.core.db import unit_of_work
+    from app.core.middleware import RequestContextMiddleware
+
+    app = FastAPI()
+    app.add_middleware(RequestContextMiddleware)
+
+    @app.get("/nested")
+    def nested(session: SessionDep) -> dict[str, int]:
+        session.execute(select(1))  # the request now holds a pooled connection
+        with unit_of_work() as side:  # … and asks for a second one
+            side.execute(select(1))
+        return {"ok": 1}
+
+    @app.get("/single")
+    def single(session: SessionDep) -> dict[str, int]:
+        session.execute(select(1))
+        return {"ok": 1}
+
+    return app
+
+
+def test_a_second_checkout_inside_a_request_fails_loudly(engine: Engine) -> None:
+    from fastapi.testclient import TestClient
+
+    from app.core.db import NestedCheckout
+
+    client = TestClient(_second_checkout_app(), raise_server_exceptions=True)
+    assert client.get("/single").json() == {"ok": 1}
+    with pytest.raises(NestedCheckout):
+        client.get("/nested")
+    assert client.get("/single").json() == {"ok": 1}  # the guard's count recovered: nothing leaked
+
+
+def test_read_request_defers_its_writes_until_its_connection_is_back(api: Any, world: Any, engine: Engine) -> None:
+    """A read that must write (the session touch after a minute, an audited read) never holds two connections:
+    the guard is on for every test engine, and the write still happens, after the read."""
+    from datetime import timedelta
+
+    from sqlalchemy import update
+
+    from app.auth.models import AuthSession
+    from app.core.types import utcnow
+    from app.ledger.models import AuditEvent
+
+    resident = api.as_("worker1", "GET", "/api/v1/residents", params={"limit": 1}).json()["items"][0]
+    sessions = AuthSession.__table__  # type: ignore[attr-defined]
+    with engine.begin() as conn:
+        conn.execute(update(sessions).values(last_seen_at=utcnow() - timedelta(minutes=5)))
+    response = api.as_("worker1", "GET", f"/api/v1/residents/{resident['id']}")
+    assert response.status_code == 200
+    with Session(engine) as session:
+        seen = session.execute(select(AuthSession.last_seen_at)).scalars().all()
+        assert seen and all(utcnow() - at < timedelta(minutes=1) for at in seen)
+        reads = list(session.execute(select(AuditEvent.action).where(AuditEvent.target_id == resident["id"]))
+                     .scalars())
+        assert any(action.startswith("resident.read.") for action in reads), reads

@@ -6,11 +6,11 @@ import re
 
 from app.core import tabular
 from app.core.errors import AppError
-from app.places import importer, service
+from app.places import errors, importer
 
 
 def test_error_classes_are_complete() -> None:
-    classes = [obj for module in (service, importer, tabular) for obj in vars(module).values()
+    classes = [obj for module in (errors, importer, tabular) for obj in vars(module).values()
                if isinstance(obj, type) and issubclass(obj, AppError) and obj.__module__ == module.__name__]
     assert len(classes) >= 20
     codes = [cls.code for cls in classes]

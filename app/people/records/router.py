@@ -18,18 +18,12 @@ from app.people import rights
 from app.people.records import service as records
 from app.people.records.schemas import (
     Dossier,
-    DwellingBrief,
-    DwellingLandlordIn,
     FpDocumentCreate,
     FpDocumentOut,
     FpDocumentUpdate,
     HealthIn,
     HealthOut,
     HealthPurpose,
-    LandlordCreate,
-    LandlordListItem,
-    LandlordOut,
-    LandlordUpdate,
     TenancyOut,
     TenantOut,
 )
@@ -47,58 +41,6 @@ class DossierFormat(StrEnum):
 
 
 # --- landlords and dwellings ---------------------------------------------------------------------------
-
-
-@router.post("/landlords", response_model=LandlordOut, status_code=201, summary="Register a landlord",
-             responses={200: {"description": "The landlord was registered outside your area under the same ID number "
-                                             "and name: that record is attached to the dwelling given",
-                              "model": LandlordOut},
-                        409: {"description": "landlord_exists (in your area; details.landlord_id: attach that one "
-                                             "instead), landlord_registered_elsewhere (outside your area: register "
-                                             "them with your dwelling and their name as registered) or "
-                                             "dwelling_has_landlord"}})
-def create_landlord(body: LandlordCreate, response: Response, session: SessionDep, actor: StaffActor) -> LandlordOut:
-    landlord, linked = records.create_landlord(session, actor, body)
-    if linked:
-        response.status_code = 200
-    return records.landlord_out(session, actor, landlord)
-
-
-@router.get("/landlords", response_model=Page[LandlordListItem],
-            summary="Landlords with dwellings in your area (masked identifiers)")
-def list_landlords(
-    session: SessionDep,
-    actor: StaffActor,
-    page: PageDep,
-    q: Annotated[str | None, Query(max_length=50, description="Name prefix")] = None,
-    id_number: Annotated[str | None, Query(max_length=18)] = None,
-) -> Page[LandlordListItem]:
-    rows, total = paginate(session, records.search_landlords(actor, q=q, id_number=id_number), page)
-    if id_number:
-        records.audit_landlord_search(session, len(rows))
-    return Page(items=[records.landlord_list_item(r) for r in rows], total=total, limit=page.limit,
-                offset=page.offset)
-
-
-@router.get("/landlords/{landlord_id}", response_model=LandlordOut, summary="One landlord, full ID (audited)")
-def get_landlord(landlord_id: str, session: SessionDep, actor: StaffActor,
-                 purpose: Annotated[str | None, PURPOSE] = None) -> LandlordOut:
-    landlord = records.get_landlord(session, actor, landlord_id)
-    records.audit_landlord_read(session, landlord.id, purpose)
-    return records.landlord_out(session, actor, landlord)
-
-
-@router.patch("/landlords/{landlord_id}", response_model=LandlordOut, summary="Edit (send the version you read)")
-def update_landlord(landlord_id: str, body: LandlordUpdate, session: SessionDep, actor: StaffActor) -> LandlordOut:
-    landlord = records.get_landlord(session, actor, landlord_id, for_update=True)
-    return records.landlord_out(session, actor, records.update_landlord(session, actor, landlord, body))
-
-
-@router.put("/dwellings/{dwelling_id}/landlord", response_model=DwellingBrief,
-            summary="Attach a landlord to a dwelling in your area (null detaches)")
-def set_dwelling_landlord(dwelling_id: str, body: DwellingLandlordIn, session: SessionDep,
-                          actor: StaffActor) -> DwellingBrief:
-    return DwellingBrief.model_validate(records.set_dwelling_landlord(session, actor, dwelling_id, body))
 
 
 @router.get("/dwellings/{dwelling_id}/tenants", response_model=Page[TenantOut],
