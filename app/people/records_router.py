@@ -173,7 +173,7 @@ def resident_dossier(resident_id: str, session: SessionDep, actor: StaffActor, r
                                     Query(alias="format", description="json: download as a file")] = None,
                      ) -> Dossier:
     resident = service.get_resident(session, actor, resident_id)
-    result = rights.dossier(session, resident)
+    result = rights.dossier(session, actor, resident)
     if fmt is DossierFormat.json:
         response.headers["Content-Disposition"] = f'attachment; filename="resident-{resident.id}-dossier.json"'
     response.headers["Cache-Control"] = "no-store"

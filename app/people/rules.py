@@ -6,6 +6,7 @@ Each failure names its rule with a stable code (used as the API error code).
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass
 from datetime import date
 
@@ -17,6 +18,8 @@ ID18 = re.compile(r"^\d{17}[\dX]$")
 ID15 = re.compile(r"^\d{15}$")
 MOBILE = re.compile(r"^1[3-9]\d{9}$")
 PHONE_SEPARATORS = re.compile(r"[\s\-().]")
+# Spaces and the separators written inside names (阿依古丽·买买提, 阿依古丽•买买提, 阿依古丽.买买提 are one name).
+NAME_NOISE = re.compile(r"[\s\u00b7\u2022\u2027\u30fb\u2219.\-]")
 
 
 class RuleError(ValueError):
@@ -90,6 +93,15 @@ def mask_phone(number: str | None) -> str | None:
     if not number:
         return number
     return number[:3] + "*" * (len(number) - 7) + number[-4:]
+
+
+def name_key(name: str) -> str:
+    """A name as compared with another: NFKC (full-width forms), case-folded, without spaces or separators."""
+    return NAME_NOISE.sub("", unicodedata.normalize("NFKC", name)).casefold()
+
+
+def same_name(a: str, b: str) -> bool:
+    return name_key(a) == name_key(b)
 
 
 def age_on(born: date, on: date) -> int:

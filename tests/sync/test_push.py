@@ -127,7 +127,7 @@ def test_registered_elsewhere_keeps_the_transfer_request(api: Api, world: World,
     dwelling = world.dwellings[world.community("c1")["id"]][0]
     raw = resident_raw(wid(), far_dwelling, "110")
     response = api.as_("worker3", "POST", "/api/v1/residents", json={
-        "name": "远方", "id_number": raw["id_number"], "hukou_code": "411702", "arrival_date": "2026-09-01",
+        "name": raw["name"], "id_number": raw["id_number"], "hukou_code": "411702", "arrival_date": "2026-09-01",
         "dwelling_id": far_dwelling})
     assert response.status_code == 201, response.text
     last = cursor(api, "worker1")
