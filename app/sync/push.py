@@ -25,7 +25,7 @@ from sqlmodel import Session, SQLModel, select
 
 from app.audit import service as audit
 from app.core.deps import Actor
-from app.core.errors import AppError, Conflict, Forbidden, NotFound, Unprocessable
+from app.core.errors import AppError, Conflict, Forbidden, Unprocessable
 from app.people import service as people
 from app.people.models import ResidentStatus
 from app.people.schemas import ResidentCreate, ResidentUpdate
@@ -38,6 +38,7 @@ from app.sync.push_visits import push_visits
 from app.sync.wire import MODELS, WireError, from_raw
 from app.visits import tasks
 from app.visits.models import Task, TaskKind, TaskState
+from app.visits.service import seen_records
 from app.visits.task_schemas import CancelReason, TaskCancel, TaskCreate
 
 WRITABLE_TABLES = ("dwellings", "residents", "visits", "service_deliveries", "tasks")
@@ -392,13 +393,14 @@ class Pusher:
     # --- deletes ------------------------------------------------------------------------------------------
 
     def delete(self, table: str, record_id: str) -> None:
-        """Only the worker's own follow-ups can be deleted (they are cancelled); a missing record is ignored."""
+        """Only the worker's own follow-ups can be deleted (they are cancelled). A record that is missing, or
+        outside the caller's scope (its existence is not confirmed), is ignored: the phone no longer has it and
+        will not be sent it."""
         stored = self.stored(table, record_id)
-        if stored is None:
+        if stored is None or not self._visible(table, stored):
             self.out.unchanged += 1
             return
         if table != "tasks":
-            self._visible(table, stored)
             raise DeleteNotAllowed()
         task = tasks.get_task(self.session, self.actor, record_id, for_update=True)
         if task.kind != TaskKind.follow_up.value or task.created_by != self.actor.user_id:
@@ -411,11 +413,11 @@ class Pusher:
         self.cancel(task, CancelReason.no_longer_needed.value)
         self.out.add(table)
 
-    def _visible(self, table: str, record: Any) -> None:
-        """404 for a record outside the caller's scope (its existence is not confirmed)."""
-        path = record.area_path
-        if not self.actor.sees_path(path):
-            raise NotFound()
+    def _visible(self, table: str, record: Any) -> bool:
+        """May the caller see this record (as the REST API decides)?"""
+        if table in ("visits", "service_deliveries"):
+            return bool(seen_records(self.session, self.actor, [(record.id, record.area_path, record.resident_id)]))
+        return self.actor.sees_path(record.area_path)
 
 
 class _Concurrent(Conflict):

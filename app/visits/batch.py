@@ -225,7 +225,7 @@ def _round(session: Session, actor: Actor, round_: list[tuple[int, VisitCreate, 
                                              delivery_ids=[by_code[s.item_code] for s in body.services]),
                                   stored=visit)
         else:
-            outcomes[i] = _rejected(vid, service.VisitIdTaken(), lang)
+            outcomes[i] = _rejected(vid, service.id_taken(session, actor, visit), lang)
 
     homes = _homes(session, actor, [body.resident_id for _, body, _ in fresh])
     pending: list[tuple[int, Pending]] = []
@@ -294,9 +294,13 @@ def write(session: Session, actor: Actor, items: list[Pending]) -> list[Written 
     current, snapshots = catalog.snapshots(session, {p.body.catalog_version for p in items
                                                      if p.body.catalog_version is not None})
     taken: set[str] = set()
+    foreign: set[str] = set()  # delivery ids taken by deliveries the actor may not see: 404, not 409
     for chunk in chunks(s.id for p in items for s in p.body.services if s.id is not None):
-        taken.update(session.execute(select(col(ServiceDelivery.id)).where(among(col(ServiceDelivery.id), chunk)))
-                     .scalars())
+        stored = session.execute(select(col(ServiceDelivery.id), col(ServiceDelivery.area_path),
+                                        col(ServiceDelivery.resident_id)).where(among(col(ServiceDelivery.id), chunk))
+                                 ).tuples().all()
+        taken.update(d for d, _, _ in stored)
+        foreign.update({d for d, _, _ in stored} - service.seen_records(session, actor, stored))
 
     results: list[Written | AppError] = []
     for p in items:
@@ -319,6 +323,8 @@ def write(session: Session, actor: Actor, items: list[Pending]) -> list[Written 
             used = body.catalog_version if body.catalog_version is not None else current
             entries = catalog.check_items(snapshots.get(used), used, [s.item_code for s in body.services], on)
             claims = [s.id for s in body.services if s.id is not None]
+            if any(c in foreign for c in claims):
+                raise NotFound()
             if any(c in taken for c in claims):
                 raise service.DeliveryIdTaken()
         except AppError as error:

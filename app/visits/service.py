@@ -121,6 +121,25 @@ def get_visit(session: Session, actor: Actor, visit_id: str, *, for_update: bool
     return visit
 
 
+def seen_records(session: Session, actor: Actor, records: Sequence[tuple[str, str, str]]) -> set[str]:
+    """Of visits or service deliveries given as (id, area_path, resident_id): the ids the actor may see —
+    recorded in their area, or about a resident they see now (as GET /visits/{id}). A client id taken by a
+    record outside this set is answered like any reference outside scope (404), so its existence never leaks."""
+    seen = {rid for rid, path, _ in records if actor.sees_path(path)}
+    rest = [(rid, resident) for rid, _, resident in records if rid not in seen]
+    if rest:
+        residents = people.ids_in_scope(session, actor, {resident for _, resident in rest})
+        seen |= {rid for rid, resident in rest if resident in residents}
+    return seen
+
+
+def id_taken(session: Session, actor: Actor, visit: Visit) -> AppError:
+    """The refusal of a client id that a different visit holds: 409 if the caller may see that visit, else 404."""
+    if seen_records(session, actor, [(visit.id, visit.area_path, visit.resident_id)]):
+        return VisitIdTaken()
+    return NotFound()
+
+
 def visit_resident(session: Session, actor: Actor, resident_id: str) -> Resident:
     """The resident a new visit is recorded on: in scope, followed through merges to the survivor."""
     resident = people.get_resident(session, actor, resident_id)
@@ -174,7 +193,7 @@ def correct_visit(session: Session, actor: Actor, visit_id: str, body: Correctio
 
     if body.id is not None and (stored := session.get(Visit, body.id)) is not None:
         if not batch.same_visit(session, actor, stored, _delivered(session, stored.id), body, visit_id):
-            raise VisitIdTaken()
+            raise id_taken(session, actor, stored)
         return stored, False
     original = get_visit(session, actor, visit_id, for_update=True)
     if actor.role != Role.supervisor and original.worker_id != actor.user_id:
