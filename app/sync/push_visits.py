@@ -137,8 +137,8 @@ def _orphans(pusher: Pusher, visit_stored: bool, visit_id: str, group: list[Inco
             pusher.reject("service_deliveries", d.id, VisitMissing(), _kind(d))
         return
     session, actor = pusher.session, pusher.actor
-    stored = session.execute(select(col(Visit.id), col(Visit.area_path), col(Visit.resident_id))
-                             .where(col(Visit.id) == visit_id)).tuples().all()
+    stored = [(v, path, resident) for v, path, resident in session.execute(
+        select(col(Visit.id), col(Visit.area_path), col(Visit.resident_id)).where(col(Visit.id) == visit_id)).all()]
     if not seen_records(session, actor, stored):  # as if the visit did not exist: its existence never leaks
         for d in group:
             pusher.reject("service_deliveries", d.id, VisitMissing(), _kind(d))

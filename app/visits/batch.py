@@ -296,9 +296,9 @@ def write(session: Session, actor: Actor, items: list[Pending]) -> list[Written 
     taken: set[str] = set()
     foreign: set[str] = set()  # delivery ids taken by deliveries the actor may not see: 404, not 409
     for chunk in chunks(s.id for p in items for s in p.body.services if s.id is not None):
-        stored = session.execute(select(col(ServiceDelivery.id), col(ServiceDelivery.area_path),
-                                        col(ServiceDelivery.resident_id)).where(among(col(ServiceDelivery.id), chunk))
-                                 ).tuples().all()
+        stored = [(d, path, resident) for d, path, resident in session.execute(
+            select(col(ServiceDelivery.id), col(ServiceDelivery.area_path), col(ServiceDelivery.resident_id))
+            .where(among(col(ServiceDelivery.id), chunk))).all()]
         taken.update(d for d, _, _ in stored)
         foreign.update({d for d, _, _ in stored} - service.seen_records(session, actor, stored))
 

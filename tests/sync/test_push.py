@@ -281,6 +281,18 @@ def test_ids_taken_outside_scope_look_like_records_that_do_not_exist(api: Api, w
     }
     # Deletes of records outside scope are ignored, like the delete of a record that never existed.
     assert body["unchanged"] == 4 and body["applied"] == {}
+    # Residents, dwellings and tasks created under another district's ids: refused as not found, like a
+    # record that names a place outside scope.
+    c1 = world.community("c1")
+    taken = push(api, "worker1", changes(
+        residents={"created": [resident_raw(far_resident, own_dwelling, "122")]},
+        dwellings={"created": [{"id": far_dwelling, "_status": "created", "_changed": "", "community_id": c1["id"],
+                                "grid_id": None, "address": "手机路9号", "kind": "rental", "lat": None, "lng": None}]},
+        tasks={"created": [{"id": far_task, "_status": "created", "_changed": "", "resident_id": own,
+                            "kind": "follow_up", "due_date": date_to_ms(city_today()), "reason": "other",
+                            "note": None, "state": "open"}]}), last)
+    assert {r["id"]: (r["code"], r["message"]) for r in taken["rejected"]} == {
+        far_resident: not_found, far_dwelling: not_found, far_task: not_found}
     # A delivery for another district's visit = one for a visit that does not exist.
     alone = push(api, "worker1", changes(service_deliveries={"created": [
         delivery_raw(orphan, far_visit), delivery_raw(orphan_fresh, wid())]}), last)
@@ -292,5 +304,6 @@ def test_ids_taken_outside_scope_look_like_records_that_do_not_exist(api: Api, w
     after = pull(api, "worker1", last)
     assert {far_visit, fresh_far, fresh} <= ids(after, "visits", "deleted")
     assert {far_delivery, orphan} <= ids(after, "service_deliveries", "deleted")
-    text = json.dumps(after)
-    assert far_resident not in text and far_task not in text and far_dwelling not in text
+    sent = json.dumps({t: c["updated"] for t, c in after["changes"].items()})
+    assert far_resident not in sent and far_task not in sent and far_dwelling not in sent
+    assert far_resident in ids(after, "residents", "deleted") and far_task in ids(after, "tasks", "deleted")
