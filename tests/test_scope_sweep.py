@@ -280,3 +280,30 @@ def test_ids_in_bodies_outside_scope_are_not_found(api: Api, world: World, far: 
     after = api.as_("worker3", "GET", f"{V1}/residents/{far['resident_id']}").json()
     assert (after["version"], after["status"]) == (1, "REGISTERED")
     assert api.as_("worker1", "GET", f"{V1}/residents/{resident['id']}").json()["version"] == 1
+
+
+def test_client_ids_taken_in_another_district(api: Api, world: World, far: dict[str, Any]) -> None:
+    """Ids a client chooses (in bodies) that records of another district hold: answered exactly like a
+    reference outside scope (404, same body), never `visit_id_taken`/`delivery_id_taken`, so a taken id
+    does not confirm that a record exists. The same through the sync push: tests/sync/test_push.py."""
+    c1 = world.community("c1")
+    own = api.as_("worker1", "GET", V1 + "/residents", params={"community_id": c1["id"], "status": "REGISTERED",
+                                                               "limit": 1}).json()["items"][0]["id"]
+    far_delivery = "far-delivery-0000000001"
+    made = api.as_("worker3", "POST", V1 + "/visits", json={
+        **far_visit(far["resident_id"]), "services": [{"item_code": "education", "quantity": 1, "id": far_delivery}]})
+    assert made.status_code == 201, made.text
+    own_visit = api.as_("worker1", "POST", V1 + "/visits", json=far_visit(own))
+    assert own_visit.status_code == 201, own_visit.text
+    outside = api.as_("worker1", "POST", V1 + "/visits", json=far_visit(far["resident_id"]))
+    assert outside.status_code == 404
+    cases: dict[tuple[str, str], dict[str, Any]] = {
+        ("/visits", "id"): {**far_visit(own), "id": far["visit_id"]},
+        ("/visits", "services[].id"): {**far_visit(own), "services": [
+            {"item_code": "education", "quantity": 1, "id": far_delivery}]},
+        (f"/visits/{own_visit.json()['id']}/corrections", "id"): {
+            **far_visit(), "correction_reason": "wrong_time", "id": far["visit_id"]},
+    }
+    for (path, field), body in cases.items():
+        response = api.as_("worker1", "POST", V1 + path, json=body)
+        assert (response.status_code, response.json()) == (404, outside.json()), (path, field, response.text)

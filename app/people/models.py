@@ -12,7 +12,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from enum import StrEnum
 
-from sqlalchemy import Index, UniqueConstraint
+from sqlalchemy import Index, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
 from app.core.types import UTCDateTime, new_id, utcnow
@@ -202,11 +202,22 @@ class RequestStatus(StrEnum):
     cancelled = "cancelled"
 
 
+OPEN_TRANSFER = "status = 'pending'"
+
+
 class TransferRequest(SQLModel, table=True):
-    """A worker found a person already registered in another community: ask the holder to hand over."""
+    """A worker registered a person whose record another community holds (registered there, or registered
+    there before they left): ask the holder to hand the record over.
+
+    At most one open (pending) request per person and requesting community: a partial unique index, so two
+    registrations at the same moment cannot open two."""
 
     __tablename__ = "transfer_requests"
-    __table_args__ = (Index("ix_transfers_resident", "resident_id", "status"),)
+    __table_args__ = (
+        Index("ix_transfers_resident", "resident_id", "status"),
+        Index("uq_transfer_requests_open", "resident_id", "to_community_id", unique=True,
+              sqlite_where=text(OPEN_TRANSFER), postgresql_where=text(OPEN_TRANSFER)),
+    )
 
     id: str = Field(default_factory=new_id, primary_key=True, max_length=32)
     resident_id: str = Field(foreign_key="residents.id", max_length=32)
@@ -214,6 +225,8 @@ class TransferRequest(SQLModel, table=True):
     to_community_id: str = Field(foreign_key="divisions.id", max_length=32)
     to_area_path: str = Field(max_length=120)
     to_dwelling_id: str | None = Field(default=None, foreign_key="dwellings.id", max_length=32)
+    # The arrival date the requester registered: a person who had left starts their new tenancy then.
+    arrival_date: date | None = None
     district_code: str = Field(max_length=6)
     requested_by: str = Field(max_length=32)
     status: str = Field(default=RequestStatus.pending.value, max_length=10)

@@ -18,6 +18,8 @@ ID18 = re.compile(r"^\d{17}[\dX]$")
 ID15 = re.compile(r"^\d{15}$")
 MOBILE = re.compile(r"^1[3-9]\d{9}$")
 PHONE_SEPARATORS = re.compile(r"[\s\-().]")
+# Spaces and the separators written inside names (阿依古丽·买买提, 阿依古丽•买买提, 阿依古丽.买买提 are one name).
+NAME_NOISE = re.compile(r"[\s\u00b7\u2022\u2027\u30fb\u2219.\-]")
 
 
 class RuleError(ValueError):
@@ -93,14 +95,15 @@ def mask_phone(number: str | None) -> str | None:
     return number[:3] + "*" * (len(number) - 7) + number[-4:]
 
 
+def name_key(name: str) -> str:
+    """A name as compared with another: NFKC (full-width forms), case-folded, without spaces or separators."""
+    return NAME_NOISE.sub("", unicodedata.normalize("NFKC", name)).casefold()
+
+
+def same_name(a: str | None, b: str | None) -> bool:
+    """The same person's name (张 三 = 张三, ＡＢ = ab); a missing name matches nothing."""
+    return bool(a and b) and name_key(a or "") == name_key(b or "")
+
+
 def age_on(born: date, on: date) -> int:
     return on.year - born.year - ((on.month, on.day) < (born.month, born.day))
-
-
-def name_key(name: str) -> str:
-    """A name as compared for identity: NFKC, no whitespace, case-folded (张 三 = 张三, ＡＢ = ab)."""
-    return "".join(unicodedata.normalize("NFKC", name).split()).casefold()
-
-
-def same_name(stored: str | None, given: str | None) -> bool:
-    return bool(stored and given) and name_key(stored or "") == name_key(given or "")

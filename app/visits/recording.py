@@ -209,7 +209,7 @@ def _round(session: Session, actor: Actor, round_: list[tuple[int, VisitCreate, 
                                              delivery_ids=[by_code[s.item_code] for s in body.services]),
                                   stored=visit)
         else:
-            outcomes[i] = _rejected(vid, errors.VisitIdTaken(), lang)
+            outcomes[i] = _rejected(vid, id_taken(session, actor, visit), lang)
 
     homes = _homes(session, actor, [body.resident_id for _, body, _ in fresh])
     pending: list[tuple[int, Pending]] = []
@@ -278,9 +278,13 @@ def write(session: Session, actor: Actor, items: list[Pending]) -> list[Written 
     current, snapshots = catalog.snapshots(session, {p.body.catalog_version for p in items
                                                      if p.body.catalog_version is not None})
     taken: set[str] = set()
+    foreign: set[str] = set()  # delivery ids taken by deliveries the actor may not see: 404, not 409
     for chunk in chunks(s.id for p in items for s in p.body.services if s.id is not None):
-        taken.update(session.execute(select(col(ServiceDelivery.id)).where(among(col(ServiceDelivery.id), chunk)))
-                     .scalars())
+        stored = [(d, path, resident) for d, path, resident in session.execute(
+            select(col(ServiceDelivery.id), col(ServiceDelivery.area_path), col(ServiceDelivery.resident_id))
+            .where(among(col(ServiceDelivery.id), chunk))).all()]
+        taken.update(d for d, _, _ in stored)
+        foreign.update({d for d, _, _ in stored} - service.seen_records(session, actor, stored))
 
     results: list[Written | AppError] = []
     for p in items:
@@ -303,6 +307,8 @@ def write(session: Session, actor: Actor, items: list[Pending]) -> list[Written 
             used = body.catalog_version if body.catalog_version is not None else current
             entries = catalog.check_items(snapshots.get(used), used, [s.item_code for s in body.services], on)
             claims = [s.id for s in body.services if s.id is not None]
+            if any(c in foreign for c in claims):
+                raise NotFound()
             if any(c in taken for c in claims):
                 raise errors.DeliveryIdTaken()
         except AppError as error:
@@ -395,6 +401,13 @@ def visit_fields(w: Written) -> list[str]:
 # --- one visit (POST /visits, corrections) and reviews -------------------------------------------------------
 
 
+def id_taken(session: Session, actor: Actor, visit: Visit) -> AppError:
+    """The refusal of a client id that a different visit holds: 409 if the caller may see that visit, else 404."""
+    if service.seen_records(session, actor, [(visit.id, visit.area_path, visit.resident_id)]):
+        return errors.VisitIdTaken()
+    return NotFound()
+
+
 def visit_resident(session: Session, actor: Actor, resident_id: str) -> Resident:
     """The resident a new visit is recorded on: in scope, followed through merges to the survivor."""
     resident = people.get_resident(session, actor, resident_id)
@@ -423,7 +436,7 @@ def correct_visit(session: Session, actor: Actor, visit_id: str, body: Correctio
     """A correction: a new visit superseding `visit_id` (by its author, or a supervisor in scope)."""
     if body.id is not None and (stored := session.get(Visit, body.id)) is not None:
         if not same_visit(session, actor, stored, _delivered(session, stored.id), body, visit_id):
-            raise errors.VisitIdTaken()
+            raise id_taken(session, actor, stored)
         return service.visit_out(session, stored), False
     original = service.get_visit(session, actor, visit_id, for_update=True)
     if actor.role != Role.supervisor and original.worker_id != actor.user_id:

@@ -30,7 +30,8 @@ REPLAY: dict[int | str, dict[str, Any]] = {
 
 @router.post("/visits", response_model=VisitOut, status_code=201,
              summary="Record a visit (check-in, services, follow-up; retry-safe with a client id)",
-             responses={**REPLAY, 409: {"description": "visit_id_taken or delivery_id_taken"}})
+             responses={**REPLAY, 409: {"description": "visit_id_taken or delivery_id_taken (an id held by a record "
+                                                       "outside your area is 404 not_found instead)"}})
 def record_visit(body: VisitCreate, session: SessionDep, actor: VisitorActor, response: Response) -> VisitOut:
     out, created = recording.record_visit(session, actor, body)
     if not created:
@@ -78,7 +79,8 @@ def review_visit(visit_id: str, body: ReviewIn, session: SessionDep, actor: Revi
 
 @router.post("/visits/{visit_id}/corrections", response_model=VisitOut, status_code=201,
              summary="Correct a visit: a new visit that supersedes it (author or supervisor)",
-             responses={**REPLAY, 409: {"description": "already_corrected, visit_id_taken or delivery_id_taken"}})
+             responses={**REPLAY, 409: {"description": "already_corrected, visit_id_taken or delivery_id_taken (an id "
+                                                       "held by a record outside your area is 404 not_found)"}})
 def correct_visit(visit_id: str, body: CorrectionCreate, session: SessionDep, actor: VisitorActor,
                   response: Response) -> VisitOut:
     out, created = recording.correct_visit(session, actor, visit_id, body)

@@ -27,6 +27,7 @@ from app.core.errors import NotFound
 from app.core.types import CITY_TZ
 from app.ledger import audit
 from app.people.models import Resident
+from app.people.register import service as people
 from app.visits.events import VisitTasksWanted
 from app.visits.models import ServiceDelivery, Visit, VisitReview
 from app.visits.schemas import (
@@ -62,6 +63,18 @@ def get_visit(session: Session, actor: Actor, visit_id: str, *, for_update: bool
     if visit is None:
         raise NotFound()
     return visit
+
+
+def seen_records(session: Session, actor: Actor, records: Sequence[tuple[str, str, str]]) -> set[str]:
+    """Of visits or service deliveries given as (id, area_path, resident_id): the ids the actor may see —
+    recorded in their area, or about a resident they see now (as GET /visits/{id}). A client id taken by a
+    record outside this set is answered like any reference outside scope (404), so its existence never leaks."""
+    seen = {rid for rid, path, _ in records if actor.sees_path(path)}
+    rest = [(rid, resident) for rid, _, resident in records if rid not in seen]
+    if rest:
+        residents = people.ids_in_scope(session, actor, {resident for _, resident in rest})
+        seen |= {rid for rid, resident in rest if resident in residents}
+    return seen
 
 
 def superseded_ids(session: Session, visit_ids: Sequence[str]) -> dict[str, str]:

@@ -67,7 +67,9 @@ def test_flag_for_same_name_birth_date_and_phone(api: Api, world: World, engine:
     a, b = pair(api, world)
     flag = open_flag(api, a, b)
     assert (flag["resident_a"], flag["resident_b"]) == tuple(sorted((a["id"], b["id"])))
-    assert set(flag) == {"id", "resident_a", "resident_b", "status", "decided_by", "decided_at", "created_at"}
+    assert set(flag) == {"id", "resident_a", "resident_b", "other_area", "status", "decided_by", "decided_at",
+                         "created_at"}
+    assert flag["other_area"] is False
     assert open_flag(api, a, user="sup_district")["id"] == flag["id"]
     assert open_flag(api, b, user="admin")["id"] == flag["id"]
     assert flag["id"] not in listed_ids(api, "sup_other", DUPES)
@@ -80,6 +82,36 @@ def test_flag_for_same_name_birth_date_and_phone(api: Api, world: World, engine:
     c = register(api, "worker1", world, id_number=id_number(seq="006"), phone="13900001111", dwelling=2)
     d = register(api, "worker1", world, id_number=id_number(birth="19900316", seq="008"), dwelling=3)
     assert flags_of(engine, c["id"], d["id"]) == []
+
+
+def test_a_pair_across_two_areas_shows_each_side_only_its_own_record(api: Api, world: World,
+                                                                     engine: Engine) -> None:
+    here = register(api, "worker1", world, id_number=ID_A)
+    there = register(api, "worker3", world, "c3", id_number=ID_B)
+    [stored] = flags_of(engine, here["id"], there["id"])
+    for user, mine, other in (("sup_other", there, here), ("sup_district", here, there), ("sup_street", here, there)):
+        response = api.as_(user, "GET", DUPES, params={"status": "open"})
+        assert response.status_code == 200
+        assert other["id"] not in response.text, user
+        [flag] = [f for f in response.json()["items"] if f["id"] == stored["id"]]
+        assert {flag["resident_a"], flag["resident_b"]} == {mine["id"], None}, user
+        assert flag["other_area"] is True
+    whole = next(f for f in listed(api, "admin", DUPES) if f["id"] == stored["id"])
+    assert ({whole["resident_a"], whole["resident_b"]}, whole["other_area"]) == ({here["id"], there["id"]}, False)
+    # Nor does the dossier name the other record.
+    dossier = api.as_("worker3", "GET", f"{RESIDENTS}/{there['id']}/dossier")
+    assert dossier.status_code == 200 and here["id"] not in dossier.text
+    assert [f["other_resident_id"] for f in dossier.json()["duplicate_flags"]] == [None]
+    own = api.as_("admin", "GET", f"{RESIDENTS}/{there['id']}/dossier").json()
+    assert [f["other_resident_id"] for f in own["duplicate_flags"]] == [here["id"]]
+    # Merging needs both records in scope; either side may dismiss the flag.
+    merged = merge(api, there, here, user="sup_other")
+    assert merged.status_code == 404
+    dismissed = api.as_("sup_district", "POST", f"{DUPES}/{stored['id']}/dismiss", json={"reason": "different_people"})
+    assert dismissed.status_code == 200, dismissed.text
+    assert (dismissed.json()["status"], dismissed.json()["resident_b" if here["id"] == stored["resident_b"] else
+                                                         "resident_a"]) == ("dismissed", here["id"])
+    assert there["id"] not in dismissed.text
 
 
 def test_dismiss(api: Api, world: World, engine: Engine) -> None:

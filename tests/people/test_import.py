@@ -263,8 +263,11 @@ def test_returning_person_is_registered_again(api: Api, world: World, engine: En
     left = api.as_("worker1", "POST", f"/api/v1/residents/{gone['id']}/leave",
                    json={"version": gone["version"], "left_on": "2026-10-01", "reason": "returned_home"})
     assert left.status_code == 200, left.text
-    records = [person(world, 公民身份号码=gone["id_number"], 到达日期="2026-11-01",
+    records = [person(world, 姓名="张丽", 公民身份号码=gone["id_number"], 到达日期="2026-11-01",
                       住所编号=world.dwellings[world.community("c1")["id"]][2])]
+    # The name must be the record's.
+    wrong = [{**records[0], "姓名": "王芳"}]
+    assert errors(upload(api, "worker1", csv_file(wrong))) == {(2, "姓名", "resident_identity_mismatch")}
     dry = upload(api, "worker1", csv_file(records))
     assert (dry.json()["to_create"], dry.json()["to_reregister"]) == (0, 1)
     done = upload(api, "worker1", csv_file(records), dry_run=False)
@@ -272,6 +275,23 @@ def test_returning_person_is_registered_again(api: Api, world: World, engine: En
     assert done.json()["reregistered"] == 1
     again = rows(engine, "SELECT id, status, arrival_date FROM residents WHERE id_number = :n", n=gone["id_number"])
     assert len(again) == 1 and again[0]["id"] == gone["id"] and again[0]["status"] == "REGISTERED"
+
+
+def test_person_who_left_another_area_is_not_taken_over(api: Api, world: World, engine: Engine) -> None:
+    """Their record stays with the community that holds it: the import reports it and opens nothing."""
+    gone = register(api, "worker3", world, "c3", id_number=idn(seq="196"))
+    left = api.as_("worker3", "POST", f"/api/v1/residents/{gone['id']}/leave",
+                   json={"version": gone["version"], "left_on": "2026-10-01", "reason": "moved_within_city"})
+    assert left.status_code == 200, left.text
+    records = [person(world, 姓名=gone["name"], 公民身份号码=gone["id_number"], 到达日期="2026-11-01")]
+    dry = upload(api, "worker1", csv_file(records))
+    assert errors(dry) == {(2, "公民身份号码", "resident_registered_elsewhere")}
+    assert gone["id"] not in dry.text and gone["phone"] not in dry.text
+    done = upload(api, "worker1", csv_file(records), dry_run=False)
+    assert done.status_code == 422, done.text
+    assert rows(engine, "SELECT status, community_id FROM residents WHERE id = :r", r=gone["id"]) == [
+        {"status": "LEFT", "community_id": world.community("c3")["id"]}]
+    assert rows(engine, "SELECT id FROM transfer_requests") == []
 
 
 def test_unverified_id_needs_a_supervisor(api: Api, world: World, engine: Engine) -> None:

@@ -31,7 +31,7 @@ def test_register_read_and_search(api: Api, world: World) -> None:
 
 def test_same_id_elsewhere_starts_transfer(api: Api, world: World) -> None:
     assert api.as_("worker1", "POST", URL, json=body(world)).status_code == 201
-    again = api.as_("worker3", "POST", URL, json=body(world, "c3", name="张丽丽"))
+    again = api.as_("worker3", "POST", URL, json=body(world, "c3", name="张 丽"))
     assert again.status_code == 409
     assert again.json()["code"] == "resident_registered_elsewhere"
     assert set(again.json()["details"]) == {"transfer_request_id"}

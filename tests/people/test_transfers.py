@@ -1,12 +1,20 @@
 from __future__ import annotations
 
 import json
+import threading
+import uuid
+from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Engine
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine, insert, text
+from sqlalchemy.exc import IntegrityError
 
 from app.core.types import city_today
-from tests.conftest import Api, World
+from app.main import app
+from app.people.models import TransferRequest
+from tests.conftest import BACKEND, Api, World
 from tests.people.wf_helpers import RESIDENTS, audit_events, execute, listed, listed_ids, register, resident_body, rows
 
 URL = "/api/v1/transfers"
@@ -27,7 +35,7 @@ TRANSFER_KEYS = {
 
 def request_transfer(api: Api, world: World, user: str = "worker3", community: str = "c3", **over: Any) -> str:
     """`user` registers an ID that worker1 already holds: 409 and a transfer request id."""
-    response = api.as_(user, "POST", RESIDENTS, json=resident_body(world, community, name="张丽丽", **over))
+    response = api.as_(user, "POST", RESIDENTS, json=resident_body(world, community, name="张 丽", **over))
     assert response.status_code == 409, response.text
     assert response.json()["code"] == "resident_registered_elsewhere"
     return str(response.json()["details"]["transfer_request_id"])
@@ -38,7 +46,7 @@ def test_full_flow_accept_moves_the_resident(api: Api, world: World, engine: Eng
     c3 = world.community("c3")
     target = world.dwellings[c3["id"]][0]
 
-    response = api.as_("worker3", "POST", RESIDENTS, json=resident_body(world, "c3", name="张丽丽"))
+    response = api.as_("worker3", "POST", RESIDENTS, json=resident_body(world, "c3", name="张 丽"))
     assert response.status_code == 409
     body = response.json()
     # The requester learns that a transfer was opened, and nothing about the holder's record.
@@ -186,20 +194,40 @@ def test_who_sees_what(api: Api, world: World) -> None:
     assert api.as_("sup_district", "POST", f"{URL}/{tid}/accept").json()["status"] == "accepted"
 
 
-def test_accept_after_the_resident_left_is_stale(api: Api, world: World) -> None:
+def test_accept_after_the_holder_marked_the_person_left(api: Api, world: World, engine: Engine) -> None:
+    """The holder learns the person left (to the requester's community): accepting hands the record over and
+    registers it again there, from the arrival date the requester gave."""
     held = register(api, "worker1", world)
-    tid = request_transfer(api, world)
+    tid = request_transfer(api, world, arrival_date="2026-03-02")
     left = api.as_(
         "worker1",
         "POST",
         f"{RESIDENTS}/{held['id']}/leave",
-        json={"version": 1, "left_on": "2026-02-01", "reason": "left_city"},
+        json={"version": 1, "left_on": "2026-02-01", "reason": "moved_within_city"},
     )
     assert left.status_code == 200, left.text
+    accepted = api.as_("worker1", "POST", f"{URL}/{tid}/accept")
+    assert accepted.status_code == 200, accepted.text
+    now = api.as_("worker3", "GET", f"{RESIDENTS}/{held['id']}").json()
+    target = world.dwellings[world.community("c3")["id"]][0]
+    assert (now["status"], now["dwelling_id"], now["arrival_date"], now["left_on"]) == (
+        "REGISTERED", target, "2026-03-02", None)
+    current = rows(engine, "SELECT * FROM tenancies WHERE resident_id = :r AND move_out IS NULL", r=held["id"])
+    assert [(t["dwelling_id"], str(t["move_in"])) for t in current] == [(target, "2026-03-02")]
+
+
+def test_accept_after_the_record_moved_away_is_stale(api: Api, world: World) -> None:
+    held = register(api, "worker1", world)
+    tid = request_transfer(api, world)
+    c2_dwelling = world.dwellings[world.community("c2")["id"]][0]
+    moved = api.as_("sup_street", "POST", f"{RESIDENTS}/{held['id']}/move",
+                    json={"version": 1, "dwelling_id": c2_dwelling, "moved_on": "2026-02-01"})
+    assert moved.status_code == 200, moved.text
     stale = api.as_("worker1", "POST", f"{URL}/{tid}/accept")
     assert (stale.status_code, stale.json()["code"]) == (409, "transfer_stale")
+    assert api.as_("worker2", "GET", f"{RESIDENTS}/{held['id']}").json()["version"] == 2
     # The holder can still close it.
-    assert api.as_("worker1", "POST", f"{URL}/{tid}/reject", json={"reason": "已离开"}).status_code == 200
+    assert api.as_("worker1", "POST", f"{URL}/{tid}/reject", json={"reason": "已迁走"}).status_code == 200
 
 
 def test_other_pending_requests_follow_the_person(api: Api, world: World, engine: Engine) -> None:
@@ -226,3 +254,59 @@ def test_accept_when_the_requested_dwelling_was_retired(api: Api, world: World, 
     assert (gone.status_code, gone.json()["code"]) == (409, "transfer_dwelling_unavailable")
     assert api.as_("worker1", "GET", f"{RESIDENTS}/{held['id']}").json()["version"] == 1
     assert api.as_("worker1", "GET", f"{URL}/{tid}").json()["status"] == "pending"
+
+
+def _pending_row(held: dict[str, Any], world: World, **over: Any) -> dict[str, Any]:
+    c3 = world.community("c3")
+    return {"id": uuid.uuid4().hex, "resident_id": held["id"], "from_area_path": world.community("c1")["path"],
+            "to_community_id": c3["id"], "to_area_path": c3["path"], "to_dwelling_id": world.dwellings[c3["id"]][0],
+            "district_code": c3["district_code"], "requested_by": world.users["worker3"], "status": "pending",
+            "created_at": datetime.now(UTC), **over}
+
+
+def test_one_open_request_per_person_and_community_in_the_database(api: Api, world: World, engine: Engine) -> None:
+    held = register(api, "worker1", world)
+    tid = request_transfer(api, world)
+    table = TransferRequest.__table__  # type: ignore[attr-defined]
+    with pytest.raises(IntegrityError), engine.begin() as conn:
+        conn.execute(insert(table).values(**_pending_row(held, world)))
+    # Closed requests of the pair may be many; another community may ask at the same time.
+    with engine.begin() as conn:
+        conn.execute(insert(table).values(**_pending_row(held, world, status="cancelled")))
+        conn.execute(insert(table).values(**_pending_row(held, world, status="rejected")))
+        c2 = world.community("c2")
+        conn.execute(insert(table).values(**_pending_row(held, world, to_community_id=c2["id"],
+                                                         to_area_path=c2["path"], to_dwelling_id=None)))
+    assert request_transfer(api, world) == tid
+
+
+def test_a_registration_racing_another_answers_with_its_request(api: Api, world: World, engine: Engine) -> None:
+    """Another registration's request is written but not committed when this one looks for an open request:
+    the index makes this one wait, then it answers with the other's request instead of opening a second."""
+    held = register(api, "worker1", world)
+    raced = _pending_row(held, world)
+    headers = api.headers("worker3")
+    answers: list[Any] = []
+
+    def register_in_c3() -> None:
+        with TestClient(app) as client:
+            answers.append(client.post(RESIDENTS, headers=headers, json=resident_body(world, "c3", name="张丽")))
+
+    thread = threading.Thread(target=register_in_c3)
+    with engine.connect() as conn:
+        transaction = conn.begin()
+        conn.execute(insert(TransferRequest.__table__).values(**raced))  # type: ignore[attr-defined]
+        thread.start()
+        if BACKEND == "postgresql":  # commit once the registration waits on the index entry
+            waiting = text("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                           "AND wait_event_type = 'Lock' AND pid <> pg_backend_pid()")
+            with engine.connect() as watcher:
+                while watcher.execute(waiting).scalar_one() == 0 and thread.is_alive():
+                    threading.Event().wait(0.02)
+        transaction.commit()
+    thread.join()
+    assert (answers[0].status_code, answers[0].json()) == (409, {
+        "code": "resident_registered_elsewhere", "message": answers[0].json()["message"],
+        "details": {"transfer_request_id": raced["id"]}})
+    pending = rows(engine, "SELECT id FROM transfer_requests WHERE status = 'pending'")
+    assert pending == [{"id": raced["id"]}]

@@ -3,6 +3,8 @@ next pull, deletes, and what other devices see."""
 
 from __future__ import annotations
 
+import json
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Engine, func, select
@@ -15,8 +17,14 @@ from app.places.models import Dwelling
 from app.sync.models import SyncDevice, SyncRejection
 from app.sync.wire import date_to_ms
 from tests.conftest import Api, World
-from tests.sync.helpers import ids, pull, rows
-from tests.sync.push_helpers import changes, codes, cursor, push, resident_raw, wid
+from tests.sync.helpers import V1, ids, pull, rows
+from tests.sync.push_helpers import changes, codes, cursor, delivery_raw, push, resident_raw, visit_raw, wid
+
+
+def visit_body(resident_id: str) -> dict[str, Any]:
+    start = datetime.now(UTC) - timedelta(hours=1)
+    return {"resident_id": resident_id, "mode": "phone", "purpose": "routine", "outcome": "met",
+            "started_at": start.isoformat(), "ended_at": (start + timedelta(minutes=5)).isoformat()}
 
 
 def _log_count(engine: Engine) -> int:
@@ -127,7 +135,7 @@ def test_registered_elsewhere_keeps_the_transfer_request(api: Api, world: World,
     dwelling = world.dwellings[world.community("c1")["id"]][0]
     raw = resident_raw(wid(), far_dwelling, "110")
     response = api.as_("worker3", "POST", "/api/v1/residents", json={
-        "name": "远方", "id_number": raw["id_number"], "hukou_code": "411702", "arrival_date": "2026-09-01",
+        "name": raw["name"], "id_number": raw["id_number"], "hukou_code": "411702", "arrival_date": "2026-09-01",
         "dwelling_id": far_dwelling})
     assert response.status_code == 201, response.text
     last = cursor(api, "worker1")
@@ -267,3 +275,66 @@ def test_push_over_the_limits_is_refused_before_any_work(api: Api, world: World,
     first = push(api, "worker1", changes(visits={"updated": visits[:100]}), last, device="phone-0002")
     second = push(api, "worker1", changes(visits={"updated": visits[100:]}), last, device="phone-0002")
     assert first["applied"] == {"visits": 100} and second["applied"] == {"visits": 1}
+
+
+def test_ids_taken_outside_scope_look_like_records_that_do_not_exist(api: Api, world: World, engine: Engine) -> None:
+    """Ids held by another district's records: refused like a reference outside scope (never `visit_immutable`
+    or `delivery_id_taken`), ignored when deleted like a missing record; the phone converges either way."""
+    far_dwelling = world.dwellings[world.community("c3")["id"]][0]
+    own_dwelling = world.dwellings[world.community("c1")["id"]][0]
+    far_visit, far_delivery = wid(), wid()
+    far_resident = api.as_("worker3", "POST", V1 + "/residents", json={
+        "name": "远方", "id_number": resident_raw("x", far_dwelling, "120")["id_number"], "hukou_code": "411702",
+        "arrival_date": "2026-09-01", "dwelling_id": far_dwelling}).json()["id"]
+    visit = {**visit_body(far_resident), "id": far_visit, "services": [
+        {"item_code": "education", "quantity": 1, "id": far_delivery}]}
+    assert api.as_("worker3", "POST", V1 + "/visits", json=visit).status_code == 201
+    far_task = api.as_("worker3", "POST", V1 + "/tasks", json={
+        "resident_id": far_resident, "reason": "other", "due_date": city_today().isoformat()}).json()["id"]
+    last = cursor(api, "worker1")
+    own = wid()
+    push(api, "worker1", changes(residents={"created": [resident_raw(own, own_dwelling, "121")]}), last)
+    last = cursor(api, "worker1", last=last)
+
+    fresh_far, fresh, orphan, orphan_fresh = wid(), wid(), wid(), wid()
+    body = push(api, "worker1", changes(
+        visits={"created": [visit_raw(far_visit, own), visit_raw(fresh_far, far_resident), visit_raw(fresh, own)]},
+        service_deliveries={"created": [delivery_raw(far_delivery, fresh)]},
+        residents={"deleted": [far_resident, wid()]}, dwellings={"deleted": [far_dwelling]},
+        tasks={"deleted": [far_task]}), last)
+    refused = {r["id"]: (r["code"], r["message"]) for r in body["rejected"]}
+    not_found = ("not_found", "Not found.")
+    assert refused == {
+        # another district's visit id = a fresh visit about a resident outside scope
+        far_visit: not_found, fresh_far: not_found,
+        # another district's delivery id refuses its visit (and the delivery) as not found
+        fresh: not_found, far_delivery: not_found,
+    }
+    # Deletes of records outside scope are ignored, like the delete of a record that never existed.
+    assert body["unchanged"] == 4 and body["applied"] == {}
+    # Residents, dwellings and tasks created under another district's ids: refused as not found, like a
+    # record that names a place outside scope.
+    c1 = world.community("c1")
+    taken = push(api, "worker1", changes(
+        residents={"created": [resident_raw(far_resident, own_dwelling, "122")]},
+        dwellings={"created": [{"id": far_dwelling, "_status": "created", "_changed": "", "community_id": c1["id"],
+                                "grid_id": None, "address": "手机路9号", "kind": "rental", "lat": None, "lng": None}]},
+        tasks={"created": [{"id": far_task, "_status": "created", "_changed": "", "resident_id": own,
+                            "kind": "follow_up", "due_date": date_to_ms(city_today()), "reason": "other",
+                            "note": None, "state": "open"}]}), last)
+    assert {r["id"]: (r["code"], r["message"]) for r in taken["rejected"]} == {
+        far_resident: not_found, far_dwelling: not_found, far_task: not_found}
+    # A delivery for another district's visit = one for a visit that does not exist.
+    alone = push(api, "worker1", changes(service_deliveries={"created": [
+        delivery_raw(orphan, far_visit), delivery_raw(orphan_fresh, wid())]}), last)
+    refused = {r["id"]: (r["code"], r["message"]) for r in alone["rejected"]}
+    assert refused[orphan] == refused[orphan_fresh] and refused[orphan][0] == "visit_missing"
+    assert rows(engine, select(Task.state).where(Task.id == far_task)) == [("open",)]
+    assert rows(engine, select(Resident.status).where(Resident.id == far_resident)) == [("REGISTERED",)]
+    # The phone drops what was refused and receives nothing of the other district.
+    after = pull(api, "worker1", last)
+    assert {far_visit, fresh_far, fresh} <= ids(after, "visits", "deleted")
+    assert {far_delivery, orphan} <= ids(after, "service_deliveries", "deleted")
+    sent = json.dumps({t: c["updated"] for t, c in after["changes"].items()})
+    assert far_resident not in sent and far_task not in sent and far_dwelling not in sent
+    assert far_resident in ids(after, "residents", "deleted") and far_task in ids(after, "tasks", "deleted")

@@ -135,7 +135,8 @@ def test_import_creates_no_new_arrival_tasks(api: Api, world: World, engine: Eng
                    json={"version": gone["version"], "left_on": city_today().isoformat(), "reason": "returned_home"})
     assert left.status_code == 200, left.text
     before = rows(engine, "SELECT count(*) AS n FROM tasks")[0]["n"]
-    records = [person(world, 公民身份号码=idn(seq="131")), person(world, 公民身份号码=gone["id_number"])]
+    records = [person(world, 公民身份号码=idn(seq="131")),
+               person(world, 姓名=gone["name"], 公民身份号码=gone["id_number"])]
     done = upload(api, "worker1", csv_file(records), dry_run=False)
     assert done.status_code == 201, done.text
     assert (done.json()["created"], done.json()["reregistered"]) == (1, 1)

@@ -10,9 +10,11 @@ spaces and full-width forms ignored); when both are given they must agree.
 Every row is checked with the rules of POST /residents (ResidentCreate's limits; ID format, birth date,
 check character, sex and birth-date agreement; mobile number; dates; the dwelling within the caller's
 scope; one person, one record) plus duplicates within the file, and every failure of every row is
-reported as {row, column, field, code, message}. Unlike POST, an ID registered in another community is
-only reported (`resident_registered_elsewhere`): an import never opens transfer requests. A person who
-left and is listed again is registered again on the old record, as POST does (`to_reregister`).
+reported as {row, column, field, code, message}. Unlike POST, an ID held by another community (registered
+there, or left from there) is only reported (`resident_registered_elsewhere`): an import never opens
+transfer requests. A person who left the caller's own area and is listed again is registered again on the
+old record, as POST does (`to_reregister`), when the name matches the record (else
+`resident_identity_mismatch`).
 
 Commit: new people get the rows `service.create_resident` writes (resident + tenancy, key-person flag,
 likely-duplicate flags), inserted 1,000 at a time with bulk statements, which record the same per-row
@@ -44,6 +46,7 @@ from app.core.schemas import OutputModel
 from app.core.tabular import FileTable, ImportEmpty, Limits, read_table, text_of
 from app.core.types import city_today, new_id, utcnow
 from app.ledger import audit, changes
+from app.people import rules
 from app.people.models import MaritalStatus, Resident, ResidentStatus, Tenancy
 from app.people.register import service
 from app.people.register.schemas import ResidentCreate
@@ -173,9 +176,12 @@ ROW_MESSAGES: dict[str, tuple[str, str]] = {
                           "住所编号与社区代码/住所地址不一致。"),
     "resident_exists": (service.ResidentExists.en, service.ResidentExists.zh),
     "resident_registered_elsewhere": (
-        "This person is registered in another community of the city; ask for a transfer (register them "
+        "This person has a record in another community of the city; ask for a transfer (register them "
         "through the form, which sends the request).",
-        "此人已在本市其他社区登记，请通过单个登记发起转移申请。"),
+        "此人在本市其他社区已有档案，请通过单个登记发起转移申请。"),
+    "resident_identity_mismatch": (
+        "The name (or sex and birth date) does not match the record held for this ID number; check the ID card.",
+        "姓名（或性别、出生日期）与该身份号码的已有档案不符，请核对身份证。"),
 }
 
 
@@ -437,11 +443,18 @@ def _check_people(session: Session, actor: Actor, rows: list[Row]) -> None:
         if found is None:
             continue
         holder = _survivor(session, found)
+        here = actor.sees_path(holder.area_path)
         if holder.status == ResidentStatus.registered.value:
-            row.error("id_number", "resident_exists" if actor.sees_path(holder.area_path)
-                      else "resident_registered_elsewhere")
+            row.error("id_number", "resident_exists" if here else "resident_registered_elsewhere")
         elif holder.merged_into_id is not None or holder.anonymised_at is not None:
             row.error("id_number", "resident_exists")
+        elif not here:
+            # Left from another area: only the holding community hands the record over (POST asks it).
+            row.error("id_number", "resident_registered_elsewhere")
+        elif row.body is not None and not rules.same_name(holder.name, row.body.name):
+            row.error("name", "resident_identity_mismatch")
+        elif (holder.sex, holder.birth_date) != (row.sex, row.birth_date):
+            row.error("id_number", "resident_identity_mismatch")
         else:
             row.returning = True
 

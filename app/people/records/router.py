@@ -15,7 +15,6 @@ from app.auth.deps import StaffActor
 from app.core.deps import SessionDep
 from app.core.pagination import Page, PageDep, paginate
 from app.people import rights
-from app.people.records import service as records
 from app.people.records.schemas import (
     Dossier,
     FpDocumentCreate,
@@ -27,6 +26,7 @@ from app.people.records.schemas import (
     TenancyOut,
     TenantOut,
 )
+from app.people.records import service as records
 from app.people.register import service
 from app.people.register.router import list_item
 
@@ -125,7 +125,7 @@ def resident_dossier(resident_id: str, session: SessionDep, actor: StaffActor, r
                                     Query(alias="format", description="json: download as a file")] = None,
                      ) -> Dossier:
     resident = service.get_resident(session, actor, resident_id)
-    result = rights.dossier(session, resident)
+    result = rights.dossier(session, actor, resident)
     if fmt is DossierFormat.json:
         response.headers["Content-Disposition"] = f'attachment; filename="resident-{resident.id}-dossier.json"'
     response.headers["Cache-Control"] = "no-store"

@@ -148,7 +148,7 @@ class DossierCorrection(OutputModel):
 class DossierTransfer(OutputModel):
     id: str
     to_community_id: str
-    to_dwelling_id: str | None
+    to_dwelling_id: str | None = Field(description="Null unless the requesting community lies in your area")
     status: str
     reason: str | None
     decided_at: datetime | None
@@ -157,7 +157,7 @@ class DossierTransfer(OutputModel):
 
 class DuplicateFlagOut(OutputModel):
     id: str
-    other_resident_id: str
+    other_resident_id: str | None = Field(description="Null when that record lies outside your area")
     status: str
     decided_at: datetime | None
     created_at: datetime

@@ -27,9 +27,15 @@ def list_item(resident: Resident) -> ResidentListItem:
 
 
 @router.post("", response_model=ResidentOut, status_code=201, summary="Register a resident",
-             responses={409: {"description": "Already registered here (resident_exists) or elsewhere in the city "
-                                             "(resident_registered_elsewhere: a transfer request was created)"}})
+             responses={409: {"description": (
+                 "resident_exists: already registered in your area (details.resident_id). "
+                 "resident_registered_elsewhere: another community holds the record (registered there, or left from "
+                 "there); nothing of it is shown, a transfer request is open instead (details.transfer_request_id; "
+                 "one per person and community) and the record comes to you when that community accepts. "
+                 "resident_identity_mismatch: the name (or sex/birth date) is not the record's (details.fields)")}})
 def create_resident(body: ResidentCreate, session: SessionDep, actor: StaffActor) -> ResidentOut:
+    """One person, one record (docs/residents.md). A person who left your own area and comes back is
+    registered again on their old record (201, same id) when the name matches."""
     resident = service.create_resident(session, actor, body)
     return ResidentOut.model_validate(resident)
 

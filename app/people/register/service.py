@@ -11,6 +11,7 @@ from datetime import date, timedelta
 from typing import Any
 
 from sqlalchemy import Select, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col
 
 from app.core import events
@@ -28,6 +29,7 @@ from app.people.models import (
     FpDocument,
     HealthRecord,
     PregnancyStatus,
+    RequestStatus,
     Resident,
     ResidentStatus,
     Tenancy,
@@ -89,10 +91,18 @@ class ResidentExists(Conflict):
 
 class RegisteredElsewhere(Conflict):
     code = "resident_registered_elsewhere"
-    en = ("This person is registered in another community of the city. A transfer request has been sent to "
-          "the holding community instead of creating a second record.")
-    zh = "此人已在本市其他社区登记，已向原登记社区发送转移申请，不会重复建档。"
+    en = ("This person already has a record in another community of the city. A transfer request has been sent "
+          "to that community instead of creating a second record; the record comes to you once they accept.")
+    zh = "此人在本市其他社区已有档案，已向该社区发送转移申请，不会重复建档；对方同意后档案转入您的辖区。"
     keep_changes = True  # the transfer request it created must survive the 409
+
+
+class ResidentIdentityMismatch(Conflict):
+    code = "resident_identity_mismatch"
+    en = ("The details sent do not match the record held for this ID number (details.fields names them). Check "
+          "the ID card; if the record itself is wrong, the community that holds it can correct it.")
+    zh = "所填信息与该身份号码的已有档案不符（details.fields 列出字段）。请核对身份证；如档案有误，请由登记社区更正。"
+    audit_outcome = "denied"  # each refusal is in the audit log: a series of them is someone guessing names
 
 
 class ResidentNotActive(Conflict):
@@ -167,6 +177,16 @@ def get_resident(session: Session, actor: Actor, resident_id: str, *, for_update
     return resident
 
 
+def ids_in_scope(session: Session, actor: Actor, ids: set[str]) -> set[str]:
+    """Which of these resident ids the actor may see (an id outside scope is never shown)."""
+    if not ids or actor.city_wide:
+        return set(ids)
+    found = session.execute(select(col(Resident.id)).where(
+        col(Resident.id).in_(sorted(ids)), actor.area_filter(col(Resident.area_path), col(Resident.district_code))
+    )).scalars()
+    return set(found)
+
+
 def get_dwelling_in_scope(session: Session, actor: Actor, dwelling_id: str) -> Dwelling:
     dwelling = session.execute(
         select(Dwelling).where(col(Dwelling.id) == dwelling_id, col(Dwelling.active),
@@ -200,7 +220,7 @@ def create_resident(session: Session, actor: Actor, body: ResidentCreate, *, arr
     dwelling = get_dwelling_in_scope(session, actor, body.dwelling_id)
     existing = session.execute(select(Resident).where(col(Resident.id_number) == parsed.number)).scalar_one_or_none()
     if existing is not None:
-        return _existing_person(session, actor, existing, dwelling, body, arrival_task)
+        return _existing_person(session, actor, existing, dwelling, body, parsed, arrival_task)
     resident = Resident(
         community_id=dwelling.community_id, dwelling_id=dwelling.id, area_path=dwelling.area_path,
         district_code=dwelling.district_code, name=body.name, sex=parsed.sex, birth_date=parsed.birth_date,
@@ -223,39 +243,82 @@ def create_resident(session: Session, actor: Actor, body: ResidentCreate, *, arr
 
 
 def _existing_person(session: Session, actor: Actor, existing: Resident, dwelling: Dwelling,
-                     body: ResidentCreate, arrival_task: bool) -> Resident:
-    """One person, one record: never a second row for an ID number that is already held."""
+                     body: ResidentCreate, parsed: rules.ParsedId, arrival_task: bool) -> Resident:
+    """One person, one record: never a second row for an ID number that is already held.
+
+    The caller learns nothing of a record outside their area: registered there or registered there before the
+    person left, the details sent must match it and the holding community decides (a transfer request). A
+    person who left the caller's own area is registered again on their old record at once."""
     existing = survivor_of(session, existing)
-    if existing.status == ResidentStatus.registered.value:
-        if actor.sees_path(existing.area_path):
-            raise ResidentExists({"resident_id": existing.id})
-        transfer = session.execute(
-            select(TransferRequest).where(col(TransferRequest.resident_id) == existing.id,
-                                          col(TransferRequest.to_community_id) == dwelling.community_id,
-                                          col(TransferRequest.status) == "pending")
-        ).scalar_one_or_none()
-        if transfer is None:
-            transfer = TransferRequest(
-                resident_id=existing.id, from_area_path=existing.area_path, to_community_id=dwelling.community_id,
-                to_area_path=dwelling.area_path, to_dwelling_id=dwelling.id, district_code=dwelling.district_code,
-                requested_by=actor.user_id,
-            )
-            session.add(transfer)
-            session.flush()
-        raise RegisteredElsewhere({"transfer_request_id": transfer.id})
+    here = actor.sees_path(existing.area_path)
+    if existing.status == ResidentStatus.registered.value and here:
+        raise ResidentExists({"resident_id": existing.id})
     if existing.merged_into_id is not None or existing.anonymised_at is not None:
         raise ResidentExists()
-    # A person who left (or was archived) and has come back: the same record is registered again here.
-    move_to(session, existing, dwelling, body.arrival_date, body.source.value)
-    existing.status, existing.left_on, existing.left_reason = ResidentStatus.registered.value, None, None
-    existing.arrival_date = body.arrival_date
-    touch(existing)
-    session.add(existing)
-    session.flush()
-    refresh_key_person(session, existing)
+    check_same_person(existing, body, parsed)
+    if not here:
+        transfer = request_transfer(session, actor, existing, dwelling, body.arrival_date)
+        raise RegisteredElsewhere({"transfer_request_id": transfer.id})
+    register_again(session, existing, dwelling, body.arrival_date, body.source.value)
     if arrival_task:
         events.emit(session, ResidentRegistered(existing, fresh=False))
     return existing
+
+
+def check_same_person(existing: Resident, body: ResidentCreate, parsed: rules.ParsedId) -> None:
+    """The details sent must be the record's: name, and sex and birth date (from the ID number, checked
+    against any sent)."""
+    fields = [name for name, same in (("name", rules.same_name(existing.name, body.name)),
+                                      ("sex", existing.sex == parsed.sex),
+                                      ("birth_date", existing.birth_date == parsed.birth_date)) if not same]
+    if fields:
+        raise ResidentIdentityMismatch({"fields": fields})
+
+
+def open_transfer(session: Session, resident_id: str, community_id: str) -> TransferRequest | None:
+    return session.execute(
+        select(TransferRequest).where(col(TransferRequest.resident_id) == resident_id,
+                                      col(TransferRequest.to_community_id) == community_id,
+                                      col(TransferRequest.status) == RequestStatus.pending.value)
+        .order_by(col(TransferRequest.created_at), col(TransferRequest.id))
+    ).scalars().first()
+
+
+def request_transfer(session: Session, actor: Actor, existing: Resident, dwelling: Dwelling,
+                     arrival_date: date) -> TransferRequest:
+    """The open request of the dwelling's community for this person, opened now if there is none (one per
+    pair: a partial unique index; a registration that races another answers with the other's request)."""
+    transfer = open_transfer(session, existing.id, dwelling.community_id)
+    if transfer is not None:
+        return transfer
+    transfer = TransferRequest(
+        resident_id=existing.id, from_area_path=existing.area_path, to_community_id=dwelling.community_id,
+        to_area_path=dwelling.area_path, to_dwelling_id=dwelling.id, district_code=dwelling.district_code,
+        arrival_date=arrival_date, requested_by=actor.user_id,
+    )
+    try:
+        with session.begin_nested():
+            session.add(transfer)
+            session.flush()
+    except IntegrityError:
+        raced = open_transfer(session, existing.id, dwelling.community_id)
+        if raced is None:
+            raise  # answered 409 concurrent_conflict
+        return raced
+    return transfer
+
+
+def register_again(session: Session, resident: Resident, dwelling: Dwelling, arrival_date: date,
+                   source: str) -> None:
+    """A person who left (or was archived) and has come back: the same record is registered again at
+    `dwelling` from `arrival_date`."""
+    move_to(session, resident, dwelling, arrival_date, source)
+    resident.status, resident.left_on, resident.left_reason = ResidentStatus.registered.value, None, None
+    resident.arrival_date = arrival_date
+    touch(resident)
+    session.add(resident)
+    session.flush()
+    refresh_key_person(session, resident)
 
 
 def survivor_of(session: Session, resident: Resident) -> Resident:

@@ -18,7 +18,6 @@ from app.core.pagination import Page, PageDep, paginate
 from app.people.models import CorrectionRequest, DuplicateFlag, RequestStatus, TransferRequest
 from app.people.register import service
 from app.people.register.schemas import ResidentOut
-from app.people.workflows import service as workflows
 from app.people.workflows.schemas import (
     CorrectionCreate,
     CorrectionDecide,
@@ -34,6 +33,7 @@ from app.people.workflows.schemas import (
     TransferOut,
     TransferReject,
 )
+from app.people.workflows import service as workflows
 
 router = APIRouter(tags=["residents"])
 
@@ -58,6 +58,20 @@ def transfer_out(actor: Actor, transfer: TransferRequest) -> TransferOut:
         reason=transfer.reason,
         created_at=transfer.created_at,
         decided_at=transfer.decided_at,
+    )
+
+
+def duplicate_out(flag: DuplicateFlag, seen: set[str]) -> DuplicateOut:
+    """A flag with the ids the caller may see (`seen`); the other record's id is withheld."""
+    return DuplicateOut(
+        id=flag.id,
+        resident_a=flag.resident_a if flag.resident_a in seen else None,
+        resident_b=flag.resident_b if flag.resident_b in seen else None,
+        other_area=not {flag.resident_a, flag.resident_b} <= seen,
+        status=DuplicateStatus(flag.status),
+        decided_by=flag.decided_by,
+        decided_at=flag.decided_at,
+        created_at=flag.created_at,
     )
 
 
@@ -124,7 +138,8 @@ def list_duplicates(
     session: SessionDep, actor: SupervisorActor, page: PageDep, status: DuplicateStatus | None = None
 ) -> Page[DuplicateOut]:
     rows, total = paginate(session, workflows.list_duplicates(actor, status), page)
-    return Page(items=[DuplicateOut.model_validate(f) for f in rows], total=total, limit=page.limit, offset=page.offset)
+    seen = service.ids_in_scope(session, actor, {r for f in rows for r in (f.resident_a, f.resident_b)})
+    return Page(items=[duplicate_out(f, seen) for f in rows], total=total, limit=page.limit, offset=page.offset)
 
 
 @router.post("/duplicates/{flag_id}/dismiss", response_model=DuplicateOut, summary="Not the same person")
@@ -132,7 +147,7 @@ def dismiss_duplicate(
     flag_id: str, body: DuplicateDismiss, session: SessionDep, actor: SupervisorActor
 ) -> DuplicateOut:
     flag: DuplicateFlag = workflows.dismiss_duplicate(session, actor, flag_id, body.reason)
-    return DuplicateOut.model_validate(flag)
+    return duplicate_out(flag, service.ids_in_scope(session, actor, {flag.resident_a, flag.resident_b}))
 
 
 @router.post(

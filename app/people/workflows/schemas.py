@@ -90,9 +90,14 @@ class DuplicateDismiss(InputModel):
 
 
 class DuplicateOut(OutputModel):
+    """A flagged pair, listed to whoever sees at least one of its records. The id of a record outside your
+    area is withheld (null) and `other_area` is true: you may dismiss the flag; merging needs both records
+    in scope (a supervisor over both areas, or an admin)."""
+
     id: str
-    resident_a: str
-    resident_b: str
+    resident_a: str | None
+    resident_b: str | None
+    other_area: bool = Field(description="One record of the pair lies outside your area (its id is null)")
     status: DuplicateStatus
     decided_by: str | None
     decided_at: datetime | None

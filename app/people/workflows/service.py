@@ -1,8 +1,10 @@
 """Workflows that hang off a resident record.
 
-- Transfers: a worker registered an ID number that another community holds (service.create_resident
-  opened the request). The holding side accepts (the record moves to the requester's dwelling) or
-  rejects with a reason; the requesting side may cancel. Who is which side comes from the request's
+- Transfers: a worker registered an ID number that another community holds, as a registered person or
+  one who left from there (service.create_resident opened the request; the name matched the record).
+  The holding side accepts (the record moves to the requester's dwelling; a person who had left is
+  registered again there) or rejects with a reason; the requesting side may cancel. Until it is accepted
+  the requester sees nothing of the record, its history included. Who is which side comes from the request's
   `from_area_path` (holder) and `to_area_path` (requester) against the caller's scope.
 - Duplicate review: pairs flagged by service.flag_likely_duplicates are dismissed or merged by a
   supervisor. A merge keeps lineage: the merged record is archived with `merged_into_id` and its
@@ -21,7 +23,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from pydantic import ValidationError
-from sqlalchemy import Select, or_, select
+from sqlalchemy import ColumnElement, Select, exists, or_, select, true
 from sqlmodel import Session, col
 
 from app.core import events
@@ -81,10 +83,10 @@ class TransferRequesterOnly(Forbidden):
 class TransferStale(Conflict):
     code = "transfer_stale"
     en = (
-        "The record is no longer registered in your area (it moved or left since the request); "
-        "reject the request, or the requester can register the person again."
+        "The record is no longer in your area, or can no longer be handed over (it moved, was merged or was "
+        "anonymised since the request); reject the request."
     )
-    zh = "该人员已不在您的辖区在册（申请后已迁移或离开），请拒绝申请，或由申请方重新登记。"
+    zh = "该档案已不在您的辖区或已无法转移（申请后已迁移、合并或匿名化），请拒绝该申请。"
 
 
 class TransferDwellingUnavailable(Conflict):
@@ -200,7 +202,8 @@ def _audited(session: Session, transfer: TransferRequest, action: str) -> Transf
 
 
 def accept_transfer(session: Session, actor: Actor, transfer_id: str) -> TransferRequest:
-    """The holder hands the record over: it moves to the requested dwelling today."""
+    """The holder hands the record over: a registered person moves to the requested dwelling today; a person
+    who had left is registered again there from the arrival date the requester gave."""
     transfer = get_transfer(session, actor, transfer_id, lock=True)
     if not actor.sees_path(transfer.from_area_path):
         raise TransferHolderOnly()
@@ -209,14 +212,20 @@ def accept_transfer(session: Session, actor: Actor, transfer_id: str) -> Transfe
     resident = session.execute(
         select(Resident).where(col(Resident.id) == transfer.resident_id).with_for_update()
     ).scalar_one()
-    if resident.status != ResidentStatus.registered.value or not actor.sees_path(resident.area_path):
+    if (resident.status not in (ResidentStatus.registered.value, ResidentStatus.left.value)
+            or resident.merged_into_id is not None or resident.anonymised_at is not None
+            or not actor.sees_path(resident.area_path)):
         raise TransferStale()
     dwelling = session.get(Dwelling, transfer.to_dwelling_id) if transfer.to_dwelling_id else None
     if dwelling is None or not dwelling.active:
         raise TransferDwellingUnavailable()
-    service.move_to(session, resident, dwelling, city_today(), TenancySource.worker.value)
-    service.touch(resident)
-    session.add(resident)
+    if resident.status == ResidentStatus.registered.value:
+        service.move_to(session, resident, dwelling, city_today(), TenancySource.worker.value)
+        service.touch(resident)
+        session.add(resident)
+    else:
+        service.register_again(session, resident, dwelling, transfer.arrival_date or city_today(),
+                               TenancySource.worker.value)
     _decide_transfer(actor, transfer, RequestStatus.accepted, None)
     _reroute_pending(session, actor, transfer, resident)
     events.emit(session, TransferAccepted(resident))
@@ -263,8 +272,19 @@ def cancel_transfer(session: Session, actor: Actor, transfer_id: str, reason: st
 # --- duplicate review ------------------------------------------------------------------------------------------
 
 
+def flag_visible(actor: Actor) -> ColumnElement[bool]:
+    """A flag is shown to whoever sees at least one record of its pair (where the records are now)."""
+    def seen(column: Any) -> ColumnElement[bool]:
+        return exists().where(col(Resident.id) == column,
+                              actor.area_filter(col(Resident.area_path), col(Resident.district_code)))
+
+    if actor.city_wide:
+        return true()
+    return or_(seen(col(DuplicateFlag.resident_a)), seen(col(DuplicateFlag.resident_b)))
+
+
 def list_duplicates(actor: Actor, status: DuplicateStatus | None) -> Select[Any]:
-    stmt = select(DuplicateFlag).where(actor.area_filter(col(DuplicateFlag.area_path)))
+    stmt = select(DuplicateFlag).where(flag_visible(actor))
     if status is not None:
         stmt = stmt.where(col(DuplicateFlag.status) == status.value)
     return stmt.order_by(col(DuplicateFlag.created_at).desc(), col(DuplicateFlag.id))
@@ -273,8 +293,8 @@ def list_duplicates(actor: Actor, status: DuplicateStatus | None) -> Select[Any]
 def dismiss_duplicate(session: Session, actor: Actor, flag_id: str, reason: DismissReason) -> DuplicateFlag:
     flag = session.execute(
         select(DuplicateFlag)
-        .where(col(DuplicateFlag.id) == flag_id, actor.area_filter(col(DuplicateFlag.area_path)))
-        .with_for_update()
+        .where(col(DuplicateFlag.id) == flag_id, flag_visible(actor))
+        .with_for_update(of=DuplicateFlag)
     ).scalar_one_or_none()
     if flag is None:
         raise NotFound()

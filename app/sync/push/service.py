@@ -26,7 +26,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, SQLModel, select
 
 from app.core.actor import Actor
-from app.core.errors import AppError, NotFound
+from app.core.errors import AppError
 from app.cycle.models import Task, TaskKind, TaskState
 from app.cycle.tasks import service as tasks
 from app.cycle.tasks.schemas import CancelReason, TaskCancel, TaskCreate
@@ -51,6 +51,7 @@ from app.sync.push.errors import (
 from app.sync.push.schemas import Incoming, Outcome, Parsed, Rejection
 from app.sync.push.visits import push_visits
 from app.sync.wire import MODELS, WireError, from_raw
+from app.visits.service import seen_records
 
 WRITABLE_TABLES = ("dwellings", "residents", "visits", "service_deliveries", "tasks")
 READ_ONLY_TABLES = frozenset({"divisions", "service_items", "fp_documents"})
@@ -279,13 +280,14 @@ class Pusher:
     # --- deletes ------------------------------------------------------------------------------------------
 
     def delete(self, table: str, record_id: str) -> None:
-        """Only the worker's own follow-ups can be deleted (they are cancelled); a missing record is ignored."""
+        """Only the worker's own follow-ups can be deleted (they are cancelled). A record that is missing, or
+        outside the caller's scope (its existence is not confirmed), is ignored: the phone no longer has it and
+        will not be sent it."""
         stored = self.stored(table, record_id)
-        if stored is None:
+        if stored is None or not self._visible(table, stored):
             self.out.unchanged += 1
             return
         if table != "tasks":
-            self._visible(table, stored)
             raise DeleteNotAllowed()
         task = tasks.get_task(self.session, self.actor, record_id, for_update=True)
         if task.kind != TaskKind.follow_up.value or task.created_by != self.actor.user_id:
@@ -298,11 +300,11 @@ class Pusher:
         self.cancel(task, CancelReason.no_longer_needed.value)
         self.out.add(table)
 
-    def _visible(self, table: str, record: Any) -> None:
-        """404 for a record outside the caller's scope (its existence is not confirmed)."""
-        path = record.area_path
-        if not self.actor.sees_path(path):
-            raise NotFound()
+    def _visible(self, table: str, record: Any) -> bool:
+        """May the caller see this record (as the REST API decides)?"""
+        if table in ("visits", "service_deliveries"):
+            return bool(seen_records(self.session, self.actor, [(record.id, record.area_path, record.resident_id)]))
+        return self.actor.sees_path(record.area_path)
 
 
 def _bind(handler: Callable[..., None], *args: Any) -> Callable[[], None]:

@@ -15,13 +15,14 @@ from typing import TYPE_CHECKING, Any
 from pydantic import ValidationError
 from sqlmodel import col, select
 
-from app.core.errors import AppError, Conflict, NotFound, Unprocessable
+from app.core.errors import AppError, Conflict, Unprocessable
 from app.core.queries import among
 from app.sync.models import RejectionKind
 from app.sync.wire import WireError, from_raw
 from app.visits.models import ServiceDelivery, Visit
 from app.visits.recording import VisitItem, chunks, record_visits
 from app.visits.schemas import VisitCreate
+from app.visits.service import seen_records
 
 if TYPE_CHECKING:
     from app.sync.push.schemas import Incoming
@@ -137,15 +138,15 @@ def _orphans(pusher: Pusher, visit_stored: bool, visit_id: str, group: list[Inco
             pusher.reject("service_deliveries", d.id, VisitMissing(), _kind(d))
         return
     session, actor = pusher.session, pusher.actor
-    visible = session.execute(
-        select(col(Visit.id)).where(col(Visit.id) == visit_id, actor.area_filter(col(Visit.area_path)))
-    ).first() is not None
+    stored = [(v, path, resident) for v, path, resident in session.execute(
+        select(col(Visit.id), col(Visit.area_path), col(Visit.resident_id)).where(col(Visit.id) == visit_id)).all()]
+    if not seen_records(session, actor, stored):  # as if the visit did not exist: its existence never leaks
+        for d in group:
+            pusher.reject("service_deliveries", d.id, VisitMissing(), _kind(d))
+        return
     rows = {d.id: d for d in session.execute(
         select(ServiceDelivery).where(col(ServiceDelivery.id).in_([d.id for d in group]))).scalars()}
     for d in group:
-        if not visible:
-            pusher.reject("service_deliveries", d.id, NotFound(), _kind(d))
-            continue
         row = rows.get(d.id)
         try:
             same = row is not None and _same_delivery(row, d)
