@@ -12,7 +12,7 @@ from sqlalchemy import Engine, select, text
 from sqlmodel import Session
 
 from app.core.db import begin
-from app.ledger import audit
+from app.ledger.service import seal
 from app.ledger.models import SyncLog
 from app.people.models import Resident
 from tests.conftest import BACKEND, Api, World
@@ -90,7 +90,7 @@ def test_pull_during_an_open_write_misses_nothing(api: Api, world: World, engine
         # The pull runs while the write is open: it only reads, so it completes, without the write.
         during = finish(*in_thread(lambda: pull(api, "worker1", cursor)))
         assert rid not in ids(during, "residents")
-        audit.seal_pending(writer)
+        seal(writer)
         writer.commit()
     finally:
         writer.close()
@@ -110,7 +110,7 @@ def test_a_stamped_but_uncommitted_write_is_not_skipped(api: Api, world: World, 
     assert edited.status_code == 200, edited.text
     writer = open_writer(engine, rid, "stamped")
     try:
-        audit.seal_pending(writer)  # holds its sequence number and the chain lock until commit
+        seal(writer)  # holds its sequence number and the chain lock until commit
         with Session(engine) as s:
             stamped = s.execute(text("SELECT count(*) FROM sync_log WHERE seq IS NOT NULL AND record_id = :r"),
                                 {"r": rid}).scalar_one()
@@ -135,8 +135,8 @@ def test_queued_writers_are_seen_in_sequence_order(api: Api, world: World, engin
     a = open_writer(engine, first_id, "writer-a")
     b = open_writer(engine, second_id, "writer-b")
     try:
-        audit.seal_pending(a)  # A holds the lock
-        b_thread, b_out = in_thread(lambda: (audit.seal_pending(b), b.commit()))
+        seal(a)  # A holds the lock
+        b_thread, b_out = in_thread(lambda: (seal(b), b.commit()))
         wait_for_lock_waiters(engine, 1)  # B waits for A
         a.commit()
         finish(b_thread, b_out)
