@@ -15,7 +15,7 @@ from app.visits.models import TaskKind
 
 MAX_VERSION = 2**31 - 1
 FOLLOW_UP_MAX_DAYS = 366
-MONTH = r"^20\d{2}-(0[1-9]|1[0-2])$"
+MONTH = r"^20[0-9]{2}-(0[1-9]|1[0-2])$"
 
 
 class FollowUpReason(StrEnum):
