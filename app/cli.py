@@ -266,7 +266,7 @@ def tasks_generate(
     from app.ledger import audit
 
     month = month or month_of(city_today())
-    if not re.fullmatch(r"20\d{2}-(0[1-9]|1[0-2])", month):
+    if not re.fullmatch(r"20[0-9]{2}-(0[1-9]|1[0-2])", month):
         typer.echo(f"error: --month must be YYYY-MM (got {month!r})", err=True)
         raise typer.Exit(2)
     try:

@@ -18,9 +18,9 @@ from app.people.rules import check_char
 from tests.conftest import Api, World
 
 V1 = "/api/v1"
-# A valid 1×1 PNG (the photo upload checks magic bytes).
+# A valid 1×1 PNG (the photo upload decodes the whole image).
 PNG_1X1 = bytes.fromhex("89504e470d0a1a0a0000000d4948445200000001000000010806000000"
-                        "1f15c4890000000d4944415478da63f8cfc0f01f0005000201a3c3f0a40000000049454e44ae426082")
+                        "1f15c4890000000d49444154789c63f8cfc0f01f00050001ff89993d1d0000000049454e44ae426082")
 
 
 def valid_id(prefix17: str) -> str:

@@ -19,6 +19,7 @@ from app.audit.schemas import AuditEventOut, ChainVerifyOut
 from app.auth.deps import AuditorActor
 from app.core.deps import SessionDep
 from app.core.errors import Unprocessable
+from app.core.inputs import IsoDateTime
 from app.core.pagination import Page, PageDep, paginate
 from app.ledger import audit
 
@@ -45,7 +46,7 @@ def _utc(value: datetime | None) -> datetime | None:
         raise PydanticCustomError("rule.datetime_out_of_range", "The time is out of range") from None
 
 
-AwareTime = Annotated[datetime | None, AfterValidator(_utc)]
+AwareTime = Annotated[IsoDateTime | None, AfterValidator(_utc)]
 
 
 async def event_filter(  # async: no I/O, so no hop to the thread pool

@@ -70,8 +70,11 @@ class WrongPassword(Forbidden):
 class WeakPassword(Unprocessable):
     code = "weak_password"
     en = ("The password must have at least 8 characters from 3 of: lower case, upper case, digits, "
-          "symbols (or be a passphrase of 16+ characters), and must not be common or contain the username.")
-    zh = "密码至少8位且包含大写字母、小写字母、数字、符号中的三类（或16位以上的口令短语），不得为常见密码或包含用户名。"
+          "symbols (or be a passphrase of 16+ characters), not counting padding spaces; no invisible "
+          "characters; no sequences, keyboard runs or repeats making up most of it; not common; not containing "
+          "the username.")
+    zh = ("密码至少8位（首尾及连续空格不计）且包含大写字母、小写字母、数字、符号中的三类（或16位以上的口令短语）；"
+          "不得含不可见字符；不得主要由连续字符、键盘序列或重复构成；不得为常见密码或包含用户名。")
 
 
 def check_password_policy(password: str, username: str) -> None:

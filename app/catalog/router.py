@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import date
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Query
@@ -23,6 +22,7 @@ from app.catalog.schemas import (
 )
 from app.core.actor import Actor, Role
 from app.core.deps import SessionDep
+from app.core.inputs import IsoDate
 from app.core.pagination import Page, PageDep, paginate
 
 router = APIRouter(prefix="/catalog", tags=["catalog"])
@@ -44,7 +44,7 @@ def change_out(item: ServiceItem, row: CatalogVersion) -> ItemChangeOut:
 def get_catalog(
     session: SessionDep,
     actor: ReaderActor,
-    on: Annotated[date | None, Query(description="Only the items in effect on this (local) date")] = None,
+    on: Annotated[IsoDate | None, Query(description="Only the items in effect on this (local) date")] = None,
 ) -> CatalogOut:
     return CatalogOut(version=service.current_version(session),
                       items=[item_out(i) for i in service.list_items(session, on)])

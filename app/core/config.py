@@ -75,6 +75,9 @@ class Settings(BaseSettings):
     # Visit photos: stored on disk, outside the database.
     photo_dir: Path = ROOT / "data" / "photos"
     photo_max_bytes: int = Field(default=5_242_880, ge=10_240, le=52_428_800)
+    # Width × height a photo may declare; checked before decoding (a small file can inflate to gigabytes).
+    # Pillow's own bomb guard (89 Mpx) sits above the highest value allowed here.
+    photo_max_pixels: int = Field(default=40_000_000, ge=1_000_000, le=80_000_000)
     photo_max_per_visit: int = Field(default=6, ge=1, le=50)
     photo_upload_hours: int = Field(default=72, ge=1, le=24 * 30)
 

@@ -9,6 +9,7 @@ data) and answered as a generic 500.
 from __future__ import annotations
 
 import logging
+import re
 import traceback
 from typing import Any, ClassVar
 
@@ -140,10 +141,19 @@ def error_body(code: str, message: str, details: Any = None) -> dict[str, Any]:
     return {"code": code, "message": message, "details": details}
 
 
+# Pydantic writes an enum member allowed by a Literal as its repr: "Input should be <Role.worker: 'worker'> or …".
+ENUM_REPR = re.compile(r"<[A-Za-z_][A-Za-z0-9_.]*: ('(?:[^'\\]|\\.)*'|-?[0-9]+)>")
+
+
+def plain_message(message: Any) -> Any:
+    """A validation message as a client should read it: enum members shown by their values ('worker')."""
+    return ENUM_REPR.sub(r"\1", message) if isinstance(message, str) else message
+
+
 def _validation_details(exc: RequestValidationError) -> list[dict[str, Any]]:
     # Never echo the input back: it may hold personal data.
     return [
-        {"loc": [str(p) for p in err.get("loc", ())], "type": err.get("type"), "message": err.get("msg")}
+        {"loc": [str(p) for p in err.get("loc", ())], "type": err.get("type"), "message": plain_message(err.get("msg"))}
         for err in exc.errors()
     ]
 

@@ -1,5 +1,5 @@
-"""Pure ASGI middleware: request context (id, client address), header hygiene, NUL bytes in the URL and
-the request body limit (MAX_BODY_BYTES).
+"""Pure ASGI middleware: request context (id, client address), header hygiene, NUL bytes in the URL,
+the request body limit (MAX_BODY_BYTES) and the nesting depth of JSON bodies (app.core.inputs).
 
 In production an unexpected exception is answered here (500 `internal_error`, with the request id) and
 logged with its types and stack frames but without its messages, which can quote personal data (a
@@ -28,6 +28,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from app.core import context
 from app.core.config import get_settings
 from app.core.errors import INTERNAL_EN, INTERNAL_ZH, describe_exception, error_body
+from app.core.inputs import JsonTooDeep, ascii_int, check_json_depth
 
 log = logging.getLogger("app.errors")
 REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
@@ -62,19 +63,10 @@ class RequestContextMiddleware:
         started: list[bool] = []
         send = _with_headers(send, request_id, scope["path"], started)
         try:
-            raw = scope.get("raw_path", b"") + b"?" + scope.get("query_string", b"")
-            if b"%00" in raw or b"\x00" in raw:
-                msg = "NUL bytes are not allowed." if _lang(headers) == "en" else "不允许包含空字符。"
-                await JSONResponse(error_body("nul_byte", msg), status_code=422)(scope, receive, send)
+            admitted = await _admit(scope, receive, send, headers)
+            if admitted is None:
                 return
-            limit = body_limit(scope["path"])
-            if _content_length(headers) > limit:
-                msg = "The request body is too large." if _lang(headers) == "en" else "请求体过大。"
-                response = JSONResponse(error_body("body_too_large", msg), status_code=413,
-                                        headers={"Connection": "close"})
-                await response(scope, receive, send)
-                return
-            await self.app(scope, _limited(receive, limit), send)
+            await self.app(scope, admitted, send)
         except Exception as exc:
             if started or get_settings().app_env != "production":
                 raise
@@ -106,10 +98,84 @@ def body_limit(path: str) -> int:
 
 
 def _content_length(headers: Headers) -> int:
+    return ascii_int(headers.get("content-length", "").strip(), max_digits=19) or 0
+
+
+# (status, code, en, zh) of the refusals answered here, before the app.
+NUL_BYTE = (422, "nul_byte", "NUL bytes are not allowed.", "不允许包含空字符。")
+BODY_TOO_LARGE = (413, "body_too_large", "The request body is too large.", "请求体过大。")
+
+
+async def _admit(scope: Scope, receive: Receive, send: Send, headers: Headers) -> Receive | None:
+    """The `receive` the app gets (the body counted against its limit), or None once a refusal was sent:
+    a NUL byte in the URL, a body over the limit, a JSON body nested deeper than JSON_MAX_DEPTH."""
+    raw = scope.get("raw_path", b"") + b"?" + scope.get("query_string", b"")
+    if b"%00" in raw or b"\x00" in raw:
+        await _refuse(scope, receive, send, headers, NUL_BYTE)
+        return None
+    limit = body_limit(scope["path"])
+    if _content_length(headers) > limit:
+        await _refuse(scope, receive, send, headers, BODY_TOO_LARGE)
+        return None
+    receive = _limited(receive, limit)
+    if not _json_body(scope, headers):
+        return receive
     try:
-        return int(headers.get("content-length", "0"))
-    except ValueError:
-        return 0
+        body, receive = await _buffered(receive)
+    except BodyTooLarge:
+        await _refuse(scope, receive, send, headers, BODY_TOO_LARGE)
+        return None
+    try:
+        if body is not None:
+            check_json_depth(body)
+    except JsonTooDeep as exc:
+        await _refuse(scope, receive, send, headers, (exc.status, exc.code, exc.en, exc.zh), exc.details)
+        return None
+    return receive
+
+
+async def _refuse(scope: Scope, receive: Receive, send: Send, headers: Headers, error: tuple[int, str, str, str],
+                  details: Any = None) -> None:
+    status, code, en, zh = error
+    extra = {"Connection": "close"} if status == 413 else None
+    response = JSONResponse(error_body(code, zh if _lang(headers) == "zh" else en, details), status_code=status,
+                            headers=extra)
+    await response(scope, receive, send)
+
+
+def _json_body(scope: Scope, headers: Headers) -> bool:
+    """A body FastAPI will parse as JSON (application/json or application/*+json). The sync push reads its
+    own body (gzip) and checks it there (app/sync/router.py)."""
+    if scope.get("method") not in ("POST", "PUT", "PATCH", "DELETE") or scope["path"] == SYNC_PUSH:
+        return False
+    kind = headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    return kind == "application/json" or (kind.startswith("application/") and kind.endswith("+json"))
+
+
+async def _buffered(receive: Receive) -> tuple[bytes | None, Receive]:
+    """The whole body (None when the client went away first) and a `receive` that hands it on in one
+    message: FastAPI reads the whole body before parsing it anyway, so this holds nothing more."""
+    chunks: list[bytes] = []
+    body: bytes | None = None
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            break
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            body = b"".join(chunks)
+            message = {"type": "http.request", "body": body, "more_body": False}
+            break
+    first: Message | None = message
+
+    async def replay() -> Message:
+        nonlocal first
+        if first is not None:
+            message, first = first, None
+            return message
+        return await receive()
+
+    return body, replay
 
 
 def _limited(receive: Receive, limit: int) -> Receive:

@@ -1,11 +1,29 @@
-"""Base classes for API shapes: strict inputs (no unknown fields, no NUL bytes, no NaN/Infinity)."""
+"""Base classes for API shapes: strict inputs (no unknown fields, no NUL bytes, no NaN/Infinity, dates and
+times written as ISO text)."""
 
 from __future__ import annotations
 
-from typing import Any
+import types
+from collections.abc import Callable
+from datetime import date, datetime
+from functools import lru_cache
+from typing import Any, Union, get_args, get_origin
 
-from pydantic import BaseModel, ConfigDict, field_validator
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    FutureDate,
+    FutureDatetime,
+    NaiveDatetime,
+    PastDate,
+    PastDatetime,
+    ValidationInfo,
+    field_validator,
+)
 from pydantic_core import PydanticCustomError
+
+from app.core.inputs import iso_date_input, iso_datetime_input
 
 
 def reject_nul(value: Any) -> Any:
@@ -17,15 +35,37 @@ def reject_nul(value: Any) -> Any:
     return value
 
 
+DATETIME_TYPES = frozenset({datetime, AwareDatetime, NaiveDatetime, PastDatetime, FutureDatetime})
+DATE_TYPES = frozenset({date, PastDate, FutureDate})
+
+
+@lru_cache(maxsize=1024)
+def _temporal_check(model: type[BaseModel], name: str) -> Callable[[Any], Any] | None:
+    """The ISO-text check for a field typed date or datetime (optional or not), else None."""
+    field = model.model_fields.get(name)
+    annotation: Any = field.annotation if field is not None else None
+    if get_origin(annotation) in (Union, types.UnionType):
+        kinds = [a for a in get_args(annotation) if a is not type(None)]
+        annotation = kinds[0] if len(kinds) == 1 else None
+    if annotation in DATETIME_TYPES:
+        return iso_datetime_input
+    if annotation in DATE_TYPES:
+        return iso_date_input
+    return None
+
+
 class InputModel(BaseModel):
-    """Every request body derives from this: unknown fields are a 422, never silently dropped."""
+    """Every request body derives from this: unknown fields are a 422, never silently dropped; a date or a
+    time must be ISO text (pydantic alone takes the number 0 as 1970-01-01)."""
 
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False, str_strip_whitespace=True)
 
     @field_validator("*", mode="before")
     @classmethod
-    def _no_nul(cls, value: Any) -> Any:
-        return reject_nul(value)
+    def _no_nul(cls, value: Any, info: ValidationInfo) -> Any:
+        value = reject_nul(value)
+        check = _temporal_check(cls, info.field_name) if value is not None and info.field_name else None
+        return check(value) if check is not None else value
 
 
 class OutputModel(BaseModel):

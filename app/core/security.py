@@ -39,7 +39,9 @@ def _hasher() -> tuple[PasswordHash, str]:
 
 def normalise_password(password: str) -> str:
     """NFKC, so a password typed with a Chinese IME in full-width mode (ＡＢＣ１２３) matches its
-    half-width form. Nothing is stripped or truncated: every character counts."""
+    half-width form. This is the form that is hashed and verified, unchanged since the first release, so
+    every stored hash keeps verifying. Nothing is stripped or truncated: every character typed is part of
+    the secret (the policy below measures a password without its padding, but never alters it)."""
     return unicodedata.normalize("NFKC", password)
 
 
@@ -98,31 +100,114 @@ def is_common(password: str) -> bool:
     return len(core) >= 4 and core in _common_cores()
 
 
+# --- the policy ---------------------------------------------------------------------------------------------
+
+# Characters nobody can see they typed: controls, format characters (zero-width spaces and joiners, bidi
+# marks), line/paragraph separators, unassigned and private-use code points, spaces other than U+0020 that
+# NFKC leaves alone, Hangul fillers, the blank braille cell and variation selectors.
+INVISIBLE_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"})
+INVISIBLE_CODES = frozenset({0x034F, 0x115F, 0x1160, 0x17B4, 0x17B5, 0x2800, 0x3164, 0xFFA0})
+# Runs along these count as two characters, in either direction ("qwert", "54321", "!@#$").
+KEYBOARD_ROWS = ("`1234567890-=", "qwertyuiop[]\\", "asdfghjkl;'", "zxcvbnm,./", "~!@#$%^&*()_+")
+_ROW_POSITION = {c: (row, i) for row, keys in enumerate(KEYBOARD_ROWS) for i, c in enumerate(keys)}
+_REPEATED = re.compile(r"(.+)\1+", re.DOTALL)  # a block typed twice or more ("Aa1!Aa1!", "abab", "zzzz")
+MIN_LENGTH, MAX_LENGTH, PASSPHRASE_LENGTH = 8, 128, 16
+
+
+def is_invisible(char: str) -> bool:
+    code = ord(char)
+    category = unicodedata.category(char)
+    return (category in INVISIBLE_CATEGORIES or (category == "Zs" and char != " ") or code in INVISIBLE_CODES
+            or 0xFE00 <= code <= 0xFE0F or 0xE0100 <= code <= 0xE01EF)
+
+
+def measured(password: str) -> str:
+    """The password as the policy counts it: NFKC, without invisible characters, without leading and
+    trailing spaces, inner runs of spaces counted once."""
+    visible = "".join(c for c in normalise_password(password) if not is_invisible(c))
+    return " ".join(visible.split())
+
+
+def _steps(a: str, b: str) -> frozenset[int | str]:
+    """How b predictably follows a: the same character (0), the next or previous letter or digit (±1), the
+    next or previous key on a keyboard row ("key±1"). Several at once for j → k."""
+    steps: set[int | str] = set()
+    if a == b:
+        steps.add(0)
+    if a.isascii() and b.isascii() and a.isalnum() and b.isalnum() and abs(ord(a) - ord(b)) == 1:
+        steps.add(ord(b) - ord(a))
+    pa, pb = _ROW_POSITION.get(a), _ROW_POSITION.get(b)
+    if pa and pb and pa[0] == pb[0] and abs(pa[1] - pb[1]) == 1:
+        steps.add(f"key{pb[1] - pa[1]}")
+    return frozenset(steps)
+
+
+def _squeeze(text: str) -> str:
+    """Each repeated block once, followed by a marker that counts one ("aa1!aa1!" → "aa1!" + marker); the
+    longest block repeating at the leftmost place is taken, then squeezed itself (abab abab → ab + 2)."""
+    return _REPEATED.sub(lambda m: _squeeze(m.group(1)) + "\x00", text)
+
+
+def predictable_length(password: str) -> int:
+    """Length once the predictable parts are discounted: a repeated block counts once (plus one), a run of
+    three or more repeated, consecutive (abc, 987) or adjacent keys (qwe, asdf) counts two."""
+    text = _squeeze(password.lower()[:MAX_LENGTH])
+    total, i = 0, 0
+    while i < len(text):
+        j, steps = i + 1, _steps(text[i], text[i + 1]) if i + 1 < len(text) else frozenset()
+        while steps and j < len(text) and (following := steps & _steps(text[j - 1], text[j])):
+            steps, j = following, j + 1
+        total += min(j - i, 2)
+        i = j
+    return total
+
+
+@lru_cache(maxsize=1)
+def _common_fragments() -> tuple[str, ...]:
+    """Common passwords and their cores of 5+ characters, longest first."""
+    return tuple(sorted({w for w in common_passwords() | _common_cores() if len(w) >= 5}, key=len, reverse=True))
+
+
+def mostly_common(text: str) -> bool:
+    """A common password with a little added ("woaini1314!A", "5201314Aa!"): what is left once the common
+    parts are taken out (look-alikes undone or not) is too short or predictable to stand alone."""
+    lowered = text.lower()
+    for candidate in (lowered, lowered.translate(_LEET)):
+        rest = candidate
+        for word in _common_fragments():
+            rest = rest.replace(word, "\x01")
+        if rest != candidate and predictable_length(rest) < MIN_LENGTH:
+            return True
+    return False
+
+
+def _classes(text: str) -> int:
+    return sum([any(c.islower() for c in text), any(c.isupper() for c in text), any(c.isdigit() for c in text),
+                any(not c.isalnum() for c in text)])
+
+
 def password_problems(password: str, username: str = "") -> list[str]:
     """Rule codes the password breaks (empty when it is acceptable).
 
-    MLPS level 3: at least 8 characters from at least 3 classes. A passphrase of 16 or more
-    characters needs no particular classes. Common passwords and ones containing the username are refused.
+    MLPS level 3: at least 8 characters from at least 3 classes (a passphrase of 16 or more needs no
+    particular classes), counted without padding or invisible characters; no invisible characters at
+    all; not predictable (sequences, keyboard runs, repeats); not common; not containing the username.
     """
-    password = normalise_password(password)
+    text = measured(password)
     problems = []
-    if len(password) < 8:
+    if any(is_invisible(c) for c in normalise_password(password)):
+        problems.append("password_invisible_characters")
+    if len(text) < MIN_LENGTH:
         problems.append("password_too_short")
-    if len(password) > 128:
+    if len(normalise_password(password)) > MAX_LENGTH:
         problems.append("password_too_long")
-    classes = sum(
-        [
-            any(c.islower() for c in password),
-            any(c.isupper() for c in password),
-            any(c.isdigit() for c in password),
-            any(not c.isalnum() for c in password),
-        ]
-    )
-    if len(password) < 16 and classes < 3:
+    if len(text) < PASSPHRASE_LENGTH and _classes(text) < 3:
         problems.append("password_too_simple")
-    if is_common(password):
+    if len(text) >= MIN_LENGTH and predictable_length(text) < MIN_LENGTH:
+        problems.append("password_predictable")
+    if is_common(text) or mostly_common(text):
         problems.append("password_common")
-    if username and len(username) >= 3 and username.lower() in password.lower():
+    if username and len(username) >= 3 and username.lower() in text.lower():
         problems.append("password_contains_username")
     return problems
 

@@ -1,22 +1,26 @@
-"""Identity rules: resident ID numbers (GB 11643-1999), mobile numbers, masking.
+"""Identity rules: resident ID numbers (GB 11643-1999), mobile numbers, masking, province codes (GB/T 2260).
 
 Each failure names its rule with a stable code (used as the API error code).
 """
 
 from __future__ import annotations
 
+import csv
+import io
 import re
 import unicodedata
 from dataclasses import dataclass
 from datetime import date
+from functools import lru_cache
+from importlib import resources
 
 from app.core.types import city_today
 
 WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
 CHECK_CHARS = "10X98765432"
-ID18 = re.compile(r"^\d{17}[\dX]$")
-ID15 = re.compile(r"^\d{15}$")
-MOBILE = re.compile(r"^1[3-9]\d{9}$")
+ID18 = re.compile(r"^[0-9]{17}[0-9X]$")
+ID15 = re.compile(r"^[0-9]{15}$")
+MOBILE = re.compile(r"^1[3-9][0-9]{9}$")
 PHONE_SEPARATORS = re.compile(r"[\s\-().]")
 # Spaces and the separators written inside names (阿依古丽·买买提, 阿依古丽•买买提, 阿依古丽.买买提 are one name).
 NAME_NOISE = re.compile(r"[\s\u00b7\u2022\u2027\u30fb\u2219.\-]")
@@ -36,6 +40,33 @@ class ParsedId:
     birth_date: date
     sex: str  # "M" or "F"
     check_ok: bool
+    province_ok: bool = True  # the first two digits name a province (GB/T 2260)
+
+    @property
+    def verified(self) -> bool:
+        """Both checks a supervisor can override ("ID unverified") passed."""
+        return self.check_ok and self.province_ok
+
+
+@lru_cache(maxsize=1)
+def provinces() -> dict[str, str]:
+    """Province-level codes of GB/T 2260 (the first two digits of every division code) and their names, kept
+    as data (provinces.csv). Only this level is checked: codes below it are re-issued over the years, and an
+    old one on an old ID card is legitimate."""
+    text = resources.files("app.people").joinpath("provinces.csv").read_text("utf-8")
+    rows = csv.DictReader(io.StringIO(text))
+    return {row["code"]: row["name"] for row in rows}
+
+
+def province_known(code: str) -> bool:
+    """Whether a division code (or an ID number) starts with a province-level code."""
+    return code[:2] in provinces()
+
+
+def normalise_digits(raw: str) -> str:
+    """NFKC, so full-width input (an IME in full-width mode: １３８…) reads as 0-9; digits of other scripts
+    (١٢, ²) stay what they are and fail the [0-9] patterns."""
+    return unicodedata.normalize("NFKC", raw).strip()
 
 
 def check_char(first17: str) -> str:
@@ -51,10 +82,10 @@ def upgrade_15(number: str) -> str:
 def parse_id(raw: str) -> ParsedId:
     """Normalise and parse an ID number; raises RuleError for format and date problems.
 
-    A wrong check character is *not* raised here (`check_ok` is False): the caller decides, because a
-    supervisor may accept such a record as "ID unverified".
+    A wrong check character or an unknown province is *not* raised here (`check_ok`, `province_ok` False):
+    the caller decides, because a supervisor may accept such a record as "ID unverified".
     """
-    number = raw.strip().upper()
+    number = normalise_digits(raw).upper()
     if ID15.match(number):
         number = upgrade_15(number)
     if not ID18.match(number):
@@ -66,12 +97,12 @@ def parse_id(raw: str) -> ParsedId:
     if born.year < 1900 or born > city_today():
         raise RuleError("id_birth_date", "The birth date inside the ID number is out of range.")
     sex = "M" if int(number[16]) % 2 == 1 else "F"
-    return ParsedId(number, number[:6], born, sex, check_char(number[:17]) == number[17])
+    return ParsedId(number, number[:6], born, sex, check_char(number[:17]) == number[17], province_known(number))
 
 
 def normalise_mobile(raw: str) -> str:
     """Strip +86 / 0086 and separators; the rest must be a mainland mobile number."""
-    digits = PHONE_SEPARATORS.sub("", raw.strip())
+    digits = PHONE_SEPARATORS.sub("", normalise_digits(raw))
     if digits.startswith("+86"):
         digits = digits[3:]
     elif digits.startswith("0086"):

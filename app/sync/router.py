@@ -16,6 +16,7 @@ from app.core.db import UnitOfWork
 from app.core.deps import SessionDep
 from app.core.errors import AppError, Unprocessable, language
 from app.core.gzipping import gzip_bytes
+from app.core.inputs import JsonTooDeep, ascii_int, loads_json
 from app.core.middleware import BodyTooLarge
 from app.core.pagination import Page, PageDep, paginate
 from app.ledger import changes as change_log
@@ -58,17 +59,18 @@ class CursorInvalid(Unprocessable):
 def _cursor(raw: str | None) -> int:
     if raw is None or raw in NULLS:
         return 0
-    if not raw.isdigit() or len(raw) > 18:
+    value = ascii_int(raw, max_digits=18)  # 0-9 only: not "²", "١٢" or "１２"
+    if value is None:
         raise CursorInvalid()
-    return int(raw)
+    return value
 
 
 def _migration(raw: str | None) -> set[str]:
     if raw is None or raw in NULLS:
         return set()
     try:
-        return migration_tables(json.loads(raw))
-    except ValueError:
+        return migration_tables(loads_json(raw))
+    except (ValueError, JsonTooDeep):
         raise MigrationInvalid() from None
 
 
@@ -176,9 +178,9 @@ async def push_body(request: Request) -> Any:
         data = _inflate(data, get_settings().sync_push_max_bytes)
     elif encoding not in ("", "identity"):
         raise EncodingUnsupported()
-    try:  # orjson: strict JSON (no NaN/Infinity, no lone surrogates, valid UTF-8), and fast
-        return orjson.loads(data)
-    except orjson.JSONDecodeError:
+    try:  # orjson: strict JSON (no NaN/Infinity, no lone surrogates, valid UTF-8), and fast; depth checked first
+        return loads_json(data)
+    except ValueError:
         raise PushInvalid() from None
 
 
@@ -203,7 +205,7 @@ def _push_cursor(raw: str | None) -> int:
                                     "itemised: split the push, docs/sync.md)"},
                415: {"description": "content_encoding_unsupported"},
                422: {"description": "device_id_required, cursor_invalid, cursor_ahead, push_invalid, "
-                                    "sync_table_unknown"}},
+                                    "json_too_deep, sync_table_unknown"}},
 )
 def push_changes(
     request: Request,

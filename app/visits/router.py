@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import date
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response
@@ -10,6 +9,7 @@ from fastapi import APIRouter, Query, Response
 from app.auth.deps import StaffActor, allow
 from app.core.actor import Actor, Role
 from app.core.deps import SessionDep
+from app.core.inputs import IsoDate
 from app.core.pagination import Page, PageDep, paginate
 from app.people.records.schemas import HealthPurpose
 from app.people.register import service as people
@@ -47,8 +47,8 @@ def list_visits(
     resident_id: Annotated[str | None, Query(max_length=32)] = None,
     worker_id: Annotated[str | None, Query(max_length=32)] = None,
     community_id: Annotated[str | None, Query(max_length=32)] = None,
-    start: Annotated[date | None, Query(alias="from", description="Started on or after (city date)")] = None,
-    end: Annotated[date | None, Query(alias="to", description="Started on or before (city date)")] = None,
+    start: Annotated[IsoDate | None, Query(alias="from", description="Started on or after (city date)")] = None,
+    end: Annotated[IsoDate | None, Query(alias="to", description="Started on or before (city date)")] = None,
     review_state: ReviewState | None = None,
     flagged: Annotated[bool | None, Query(description="With (true) or without (false) check-in flags")] = None,
     mode: VisitMode | None = None,

@@ -50,6 +50,28 @@ def change(client: TestClient, access: str, old: str, new: str) -> Any:
         ("Worker1-Secure!", "password_contains_username"),
         ("xx-WORKER1-xx-Strong", "password_contains_username"),
         ("Aa1!" + "x" * 130, "password_too_long"),
+        # Issue 11, item 10: padding and invisible characters do not make a password long.
+        ("Aa1!" + "\u200b" * 8, "password_invisible_characters"),  # zero-width spaces
+        ("Aa1!" + "\u200b" * 8, "password_too_short"),
+        ("Night-Shift\u200d-Visit-42", "password_invisible_characters"),  # a zero-width joiner inside
+        ("Night-Shift\u2028Visit-42", "password_invisible_characters"),  # line separator
+        ("Aa1!" + "\u3164" * 8, "password_invisible_characters"),  # Hangul filler (a letter nobody sees)
+        ("Aa1!\u00ad\u00ad\u00ad\u00adxyz", "password_invisible_characters"),  # soft hyphens
+        (" " * 8 + "1aA!", "password_too_short"),  # leading spaces
+        ("1aA!" + " " * 8, "password_too_short"),  # trailing spaces
+        ("1a" + " " * 10 + "A!", "password_too_short"),  # a run of spaces counts once
+        ("Ａａ１！" + "\u3000" * 6, "password_too_short"),  # full-width, padded with ideographic spaces
+        ("abcdefghijklmnopq", "password_predictable"),  # a 16+ passphrase that is a sequence
+        ("Aa1!1234", "password_predictable"),
+        ("Ａａ１！１２３４", "password_predictable"),  # full-width: NFKC makes it Aa1!1234
+        ("Ａａ１！Ａａ１！", "password_predictable"),  # a repeated block
+        ("Zq8#9876543210", "password_predictable"),  # descending digits
+        ("Xy1!qwertyuiop", "password_predictable"),  # a keyboard row
+        ("Km7!asdfghjkl;", "password_predictable"),
+        ("Hh5%!@#$%^&*", "password_predictable"),  # the shifted digit row
+        ("Wt4$" + "7" * 12, "password_predictable"),
+        ("woaini1314!A", "password_common"),  # a common password with a little added
+        ("5201314Aa!", "password_common"),
     ],
 )
 def test_weak_passwords_are_refused_with_the_rule_named(client: TestClient, password: str, rule: str) -> None:
@@ -69,6 +91,9 @@ def test_weak_passwords_are_refused_with_the_rule_named(client: TestClient, pass
         "Kx9#mPq2",  # 8 characters, 4 classes
         "Vv7-tram-lake",  # 3 classes
         "x" * 3 + "Q7!" + "placid-lemur" * 10,  # long is fine up to 128
+        "Tr0ub4dor&3-abc",  # a short sequence inside a strong password is fine
+        "Quiet river 7 bends",  # single inner spaces count
+        "５月走访-Ｖｉｓｉｔ",  # full-width letters, NFKC'd
     ],
 )
 def test_good_passwords_and_long_passphrases_are_welcome(client: TestClient, password: str) -> None:
@@ -94,11 +119,40 @@ def test_full_width_input_matches_half_width(client: TestClient) -> None:
 
 
 def test_spaces_inside_and_around_a_password_count(client: TestClient) -> None:
+    """Padding does not count toward the length, but it is part of the secret: nothing typed is dropped."""
     access = tokens(client, "worker1")["access_token"]
     padded = "  " + NEW_PASSWORD + " "
     assert change(client, access, PASSWORD, padded).status_code == 204
     assert login(client, "worker1", padded).status_code == 200
     assert_error(login(client, "worker1", NEW_PASSWORD), 401, "invalid_credentials")
+
+
+@pytest.mark.parametrize("old_password", [
+    "Aa1!" + "\u200b" * 8,  # would be refused today (invisible characters, too short)
+    " " * 8 + "1aA!",  # would be refused today (padding)
+    "abcdefghijklmnopq",  # would be refused today (a sequence)
+    "Ｆｉｅｌｄ－Ｗｏｒｋ－２０２６！",  # set in full width
+])
+def test_passwords_set_under_the_old_policy_keep_working(client: TestClient, db: Db, old_password: str) -> None:
+    """A stored hash is of the NFKC form, as since the first release: the new rules apply when a password is
+    set, never at sign-in, so nobody is locked out by them."""
+    import unicodedata
+
+    from pwdlib import PasswordHash
+    from pwdlib.hashers.argon2 import Argon2Hasher
+    from sqlalchemy import update
+
+    from app.auth.models import User
+
+    legacy = PasswordHash((Argon2Hasher(time_cost=1, memory_cost=1024),)).hash(
+        unicodedata.normalize("NFKC", old_password))
+    with db.session() as s:
+        s.execute(update(User).where(User.username == "worker1").values(password_hash=legacy))
+        s.commit()
+    assert login(client, "worker1", old_password).status_code == 200
+    half_width = unicodedata.normalize("NFKC", old_password)
+    assert login(client, "worker1", half_width).status_code == 200
+    assert_error(login(client, "worker1", half_width.strip() + "x"), 401, "invalid_credentials")
 
 
 # --- change own password --------------------------------------------------------------------------------

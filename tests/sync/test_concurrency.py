@@ -12,8 +12,8 @@ from sqlalchemy import Engine, select, text
 from sqlmodel import Session
 
 from app.core.db import begin
-from app.ledger.service import seal
 from app.ledger.models import SyncLog
+from app.ledger.service import seal
 from app.people.models import Resident
 from tests.conftest import BACKEND, Api, World
 from tests.sync.helpers import ids, pull

@@ -79,8 +79,7 @@ def test_resident_date_beyond_the_calendar_refuses_the_resident(api: Api, world:
     b'{"changes": {"residents": {"created": [{"id": "abcdefghijklmnop", "name": "\\ud800"}]}}}',
     b'{"changes": {"residents": {"created": [{"id": "abcdefghijklmnop", "lat": 1e400}]}}}',
     b'{"changes": {"residents": {"created": [{"id": "abcdefghijklmnop", "name": "\xff\xfe"}]}}}',
-    b'{"changes": ' + b"[" * 100_000 + b"]" * 100_000 + b"}",
-], ids=["NaN", "Infinity", "lone surrogate", "overflowing number", "not UTF-8", "nested 100,000 deep"])
+], ids=["NaN", "Infinity", "lone surrogate", "overflowing number", "not UTF-8"])
 def test_body_that_is_not_strict_json_refuses_the_push(api: Api, world: World, engine: Engine,
                                                        content: bytes) -> None:
     last = cursor(api, "worker1")

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import hashlib
-import struct
-import zlib
+import io
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
+from PIL import Image
 from sqlalchemy import Engine
 
 from app.core.config import Settings, get_settings
@@ -26,35 +26,7 @@ from tests.visits import (
     rows,
     visit_body,
 )
-
-# --- images ------------------------------------------------------------------------------------------------
-
-
-def png(width: int = 3, height: int = 2, seed: int = 0) -> bytes:
-    def chunk(kind: bytes, payload: bytes) -> bytes:
-        return struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", zlib.crc32(kind + payload))
-
-    raw = b"".join(b"\x00" + bytes([seed % 256]) * (width * 3) for _ in range(height))
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
-            + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
-
-
-def jpeg(width: int = 640, height: int = 480, padding: int = 0) -> bytes:
-    app0 = b"\xff\xe0" + struct.pack(">H", 16) + b"JFIF\x00\x01\x01\x00\x00\x01\x00\x01\x00\x00"
-    sof0 = b"\xff\xc0" + struct.pack(">HBHHB", 11, 8, height, width, 1) + b"\x01\x11\x00"
-    return b"\xff\xd8" + app0 + sof0 + b"\xff\xda" + b"\x00" * padding + b"\xff\xd9"
-
-
-def webp(width: int = 800, height: int = 600) -> bytes:
-    payload = b"VP8X" + struct.pack("<I", 10) + b"\x00\x00\x00\x00" + (width - 1).to_bytes(3, "little") \
-        + (height - 1).to_bytes(3, "little")
-    return b"RIFF" + struct.pack("<I", 4 + len(payload)) + b"WEBP" + payload
-
-
-def sized(total: int) -> bytes:
-    """A JPEG of exactly `total` bytes."""
-    return jpeg(padding=total - len(jpeg()))
-
+from tests.visits.images import jpeg, jpeg_of_size, png, webp
 
 # --- helpers ------------------------------------------------------------------------------------------------
 
@@ -118,12 +90,15 @@ def test_upload_stores_the_file_on_disk_and_metadata_in_the_database(
 ) -> None:
     data = png(3, 2, seed=1)
     body = uploaded(api, visit["id"], data, name="door.png", content_type="image/png", kind="dwelling")
-    digest = hashlib.sha256(data).hexdigest()
+    # What is stored is the re-encoded copy, named by its own SHA-256 (docs/visits.md).
+    path = on_disk(settings, body["sha256"])
+    stored = path.read_bytes()
     assert (body["visit_id"], body["kind"], body["content_type"], body["size_bytes"], body["sha256"]) == (
-        visit["id"], "dwelling", "image/png", len(data), digest)
+        visit["id"], "dwelling", "image/png", len(stored), hashlib.sha256(stored).hexdigest())
     assert (body["width"], body["height"], body["uploaded_by"]) == (3, 2, world.users["worker1"])
-    path = on_disk(settings, digest)
-    assert path.read_bytes() == data
+    with Image.open(io.BytesIO(stored)) as copy, Image.open(io.BytesIO(data)) as original:
+        assert copy.format == "PNG" and copy.tobytes() == original.tobytes()  # PNG stays lossless
+    digest = body["sha256"]
     assert not list(path.parent.glob(".upload-*"))  # no temporary file left behind
     [row] = photo_rows(engine, visit["id"])
     assert row["id"] == body["id"] and row["sha256"] == digest and row["area_path"] == resident(engine, world)[
@@ -133,17 +108,18 @@ def test_upload_stores_the_file_on_disk_and_metadata_in_the_database(
 
 
 @pytest.mark.parametrize(("data", "content_type", "size"), [
-    (jpeg(640, 480), "image/jpeg", (640, 480)),
+    (jpeg(64, 48), "image/jpeg", (64, 48)),
     (png(5, 7), "image/png", (5, 7)),
-    (webp(800, 600), "image/webp", (800, 600)),
-    (b"\xff\xd8\xff\xe0" + b"\x00" * 40, "image/jpeg", None),  # JPEG magic, header not understood
+    (webp(80, 60), "image/webp", (80, 60)),
 ])
-def test_type_is_decided_by_content(api: Api, visit: dict[str, Any], data: bytes, content_type: str,
-                                    size: tuple[int, int] | None) -> None:
+def test_type_is_decided_by_content(api: Api, settings: Settings, visit: dict[str, Any], data: bytes,
+                                    content_type: str, size: tuple[int, int]) -> None:
     # The client's name and content type are ignored.
     body = uploaded(api, visit["id"], data, name="upload.bin", content_type="application/octet-stream")
     assert body["content_type"] == content_type
-    assert (body["width"], body["height"]) == (size if size else (None, None))
+    assert (body["width"], body["height"]) == size
+    with Image.open(on_disk(settings, body["sha256"])) as copy:  # stored in the format it came in
+        assert (copy.get_format_mimetype(), copy.size) == (content_type, size)
 
 
 @pytest.mark.parametrize("data", [
@@ -168,15 +144,15 @@ def test_empty_file_is_422(api: Api, engine: Engine, visit: dict[str, Any]) -> N
 
 def test_size_limit_both_sides(api: Api, engine: Engine, settings: Settings, visit: dict[str, Any]) -> None:
     limit = settings.photo_max_bytes
-    body = uploaded(api, visit["id"], sized(limit))
-    assert body["size_bytes"] == limit
-    assert_error(upload(api, visit["id"], sized(limit + 1)), 413, "photo_too_large")
+    body = uploaded(api, visit["id"], jpeg_of_size(limit))
+    assert body["size_bytes"] < 10_000  # the copy keeps the picture, not the 5 MB of comment segments
+    assert_error(upload(api, visit["id"], jpeg_of_size(limit + 1, seed=1)), 413, "photo_too_large")
     assert len(photo_rows(engine, visit["id"])) == 1
 
 
 def test_request_far_over_the_limit_is_refused_before_reading(api: Api, engine: Engine, settings: Settings,
                                                               visit: dict[str, Any]) -> None:
-    response = upload(api, visit["id"], sized(settings.photo_max_bytes + 200_000))
+    response = upload(api, visit["id"], jpeg_of_size(settings.photo_max_bytes + 200_000))
     assert response.status_code == 413 and response.json()["code"] in ("body_too_large", "photo_too_large")
     assert photo_rows(engine, visit["id"]) == []
 
@@ -186,9 +162,10 @@ def test_count_limit_both_sides(api: Api, engine: Engine, settings: Settings, vi
     monkeypatch.setattr(settings, "photo_max_per_visit", 2)
     uploaded(api, visit["id"], png(seed=1))
     uploaded(api, visit["id"], png(seed=2))
+    before = stored_files(settings)
     assert_error(upload(api, visit["id"], png(seed=3)), 409, "photo_limit")
     assert len(photo_rows(engine, visit["id"])) == 2
-    assert on_disk(settings, hashlib.sha256(png(seed=3)).hexdigest()).exists() is False
+    assert stored_files(settings) == before
 
 
 def test_default_count_limit(api: Api, engine: Engine, settings: Settings, visit: dict[str, Any]) -> None:
@@ -278,8 +255,10 @@ def test_download_is_served_safely_and_audited(api: Api, world: World, engine: E
     assert read_events(engine, photo["id"]) == []
     response = api.as_("sup_street", "GET", url)
     assert response.status_code == 200
-    assert response.content == data
+    assert response.content == on_disk(get_settings(), photo["sha256"]).read_bytes()  # the stored copy
     assert response.headers["content-type"] == "image/webp"
+    with Image.open(io.BytesIO(response.content)) as copy:
+        assert (copy.format, copy.size) == ("WEBP", (80, 60))
     # The security middleware answers every API response with `Cache-Control: no-store` (stricter).
     assert "no-store" in {v.strip() for v in response.headers["cache-control"].split(",")}
     assert response.headers["x-content-type-options"] == "nosniff"

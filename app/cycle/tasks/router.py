@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import date
 from typing import Annotated
 
 from fastapi import APIRouter, Query
@@ -10,6 +9,7 @@ from fastapi import APIRouter, Query
 from app.auth.deps import StaffActor, allow
 from app.core.actor import Actor, Role
 from app.core.deps import SessionDep
+from app.core.inputs import IsoDate
 from app.core.pagination import Page, PageDep, paginate
 from app.core.types import city_today
 from app.cycle.models import TaskKind
@@ -39,7 +39,7 @@ ON = Query(description="The city date the states are computed for (default: toda
 def my_tasks(
     session: SessionDep,
     actor: FieldActor,
-    on: Annotated[date | None, ON] = None,
+    on: Annotated[IsoDate | None, ON] = None,
     upcoming_days: Annotated[int, Query(ge=0, le=31, description="Also tasks due within this many days")] = 0,
     lat: Annotated[float | None, Query(ge=-90, le=90, description="Your position (with lng)")] = None,
     lng: Annotated[float | None, Query(ge=-180, le=180)] = None,
@@ -62,9 +62,9 @@ def list_tasks(
     kind: TaskKind | None = None,
     community_id: Annotated[str | None, Query(max_length=32)] = None,
     resident_id: Annotated[str | None, Query(max_length=32)] = None,
-    due_from: date | None = None,
-    due_to: date | None = None,
-    on: Annotated[date | None, ON] = None,
+    due_from: IsoDate | None = None,
+    due_to: IsoDate | None = None,
+    on: Annotated[IsoDate | None, ON] = None,
 ) -> Page[TaskOut]:
     today = on or city_today()
     stmt = tasks.list_tasks(actor, on=today, states=state or (), kind=kind, community_id=community_id,
@@ -89,7 +89,7 @@ def generate(body: GenerateIn, session: SessionDep, actor: SupervisorActor) -> G
 
 
 @router.get("/tasks/{task_id}", response_model=TaskOut, summary="One task")
-def get_task(task_id: str, session: SessionDep, actor: StaffActor, on: Annotated[date | None, ON] = None) -> TaskOut:
+def get_task(task_id: str, session: SessionDep, actor: StaffActor, on: Annotated[IsoDate | None, ON] = None) -> TaskOut:
     task = tasks.get_task(session, actor, task_id)
     return tasks.tasks_out(session, [task], on or city_today())[0]
 

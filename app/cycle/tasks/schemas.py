@@ -15,7 +15,7 @@ from app.cycle.models import TaskKind
 from app.visits.models import FOLLOW_UP_MAX_DAYS, FollowUpReason
 
 MAX_VERSION = 2**31 - 1
-MONTH = r"^20\d{2}-(0[1-9]|1[0-2])$"
+MONTH = r"^20[0-9]{2}-(0[1-9]|1[0-2])$"
 
 
 class CancelReason(StrEnum):

@@ -149,8 +149,8 @@ MARITAL = {_norm(k): v.value for k, v in {
 }.items()}
 YES = {_norm(v) for v in ("是", "y", "yes", "true", "1", "✓")}
 NO = {_norm(v) for v in ("否", "n", "no", "false", "0", "")}
-_DATE = re.compile(r"^(\d{4})\s*[-/.年]\s*(\d{1,2})\s*[-/.月]\s*(\d{1,2})\s*日?(?:[T ]00:00(?::00)?)?$")
-_DATE8 = re.compile(r"^(\d{4})(\d{2})(\d{2})$")
+_DATE = re.compile(r"^([0-9]{4})\s*[-/.年]\s*([0-9]{1,2})\s*[-/.月]\s*([0-9]{1,2})\s*日?(?:[T ]00:00(?::00)?)?$")
+_DATE8 = re.compile(r"^([0-9]{4})([0-9]{2})([0-9]{2})$")
 
 # Row error codes without an AppError of their own: (en, zh).
 ROW_MESSAGES: dict[str, tuple[str, str]] = {
@@ -163,6 +163,8 @@ ROW_MESSAGES: dict[str, tuple[str, str]] = {
     "marital_status_format": ("Unknown marital status.", "婚姻状况无法识别。"),
     "yes_no_format": ("Write 是 or 否.", "请填写“是”或“否”。"),
     "hukou_code_format": ("The 户籍地 code has 6 digits.", "户籍地代码应为 6 位数字。"),
+    "hukou_code_province": ("The 户籍地 code's first two digits name no province (GB/T 2260).",
+                            "户籍地代码前两位不是有效的省级行政区划代码（GB/T 2260）。"),
     "supervisor_only": ("Only a supervisor or admin can register an unverified ID.",
                         "只有督导或管理员可以登记未核验的身份号码。"),
     "id_number_as_number": ("Excel stored this ID as a number and dropped its last digits; format the column as "
@@ -188,7 +190,8 @@ ROW_MESSAGES: dict[str, tuple[str, str]] = {
 def row_message(code: str, lang: str) -> str:
     known = ROW_MESSAGES.get(code)
     if known is None:
-        cls = next((c for c in (service.IdFormat, service.IdBirthDate, service.IdCheckDigit, service.IdSexMismatch,
+        cls = next((c for c in (service.IdFormat, service.IdBirthDate, service.IdCheckDigit, service.IdProvinceUnknown,
+                                service.IdSexMismatch,
                                 service.IdBirthDateMismatch, service.PhoneFormat, service.DateOutOfRange)
                     if c.code == code), None)
         known = (cls.en, cls.zh) if cls else ROW_MESSAGES["invalid"]
@@ -276,7 +279,8 @@ def _date(row: Row, key: str) -> date | None:
     text = row.values.get(key, "")
     if not text:
         return None
-    match = _DATE.match(unicodedata.normalize("NFKC", text)) or _DATE8.match(text)
+    text = unicodedata.normalize("NFKC", text)  # full-width digits become 0-9; other scripts' digits stay refused
+    match = _DATE.match(text) or _DATE8.match(text)
     try:
         if match is None:
             raise ValueError
@@ -327,6 +331,8 @@ def _check_row(actor: Actor, number: int, cells: list[Any], positions: dict[str,
             code = PYDANTIC_CODES.get(err["type"], "invalid")
             if key == "id_number":
                 code = "required" if not values.get("id_number") else service.IdFormat.code
+            elif key == "hukou_code" and err["type"] == "rule.division_province_unknown":
+                code = "hukou_code_province"
             elif key == "hukou_code" and code == "invalid":
                 code = "hukou_code_format"
             row.error(key, code)
@@ -366,9 +372,9 @@ def _check_identity(actor: Actor, row: Row, sex: str | None, birth: date | None,
         row.error("sex", service.IdSexMismatch.code)
     if birth is not None and birth != parsed.birth_date:
         row.error("birth_date", service.IdBirthDateMismatch.code)
-    if not parsed.check_ok:
+    if not parsed.verified:
         if not accept:
-            row.error("id_number", service.IdCheckDigit.code)
+            row.error("id_number", service.unverified_error(parsed).code)
         elif actor.role not in (Role.supervisor, Role.admin):
             row.error("accept_unverified_id", "supervisor_only")
         row.verified = False

@@ -59,6 +59,12 @@ class LandlordIdCheckDigit(Unprocessable):
     zh = "身份号码校验位错误。"
 
 
+class LandlordIdProvince(Unprocessable):
+    code = "id_province_unknown"
+    en = "The ID number's first two digits name no province (GB/T 2260)."
+    zh = "身份号码前两位不是有效的省级行政区划代码（GB/T 2260）。"
+
+
 class LandlordDistrictRequired(Unprocessable):
     code = "landlord_dwelling_required"
     en = "Name a dwelling for the new landlord: your account is not tied to one district."
@@ -126,7 +132,7 @@ def search_landlords(actor: Actor, *, q: str | None = None, id_number: str | Non
 
 
 def _normalised_id(raw: str) -> str:
-    value = raw.strip().upper()
+    value = rules.normalise_digits(raw).upper()
     return rules.upgrade_15(value) if rules.ID15.match(value) else value
 
 
@@ -134,6 +140,8 @@ def _landlord_id_number(raw: str) -> str:
     parsed = service.parse_id_number(raw)
     if not parsed.check_ok:
         raise LandlordIdCheckDigit()
+    if not parsed.province_ok:
+        raise LandlordIdProvince()
     return parsed.number
 
 

@@ -15,6 +15,7 @@ from app.auth.deps import StaffActor
 from app.core.deps import SessionDep
 from app.core.pagination import Page, PageDep, paginate
 from app.people import rights
+from app.people.records import service as records
 from app.people.records.schemas import (
     Dossier,
     FpDocumentCreate,
@@ -26,7 +27,6 @@ from app.people.records.schemas import (
     TenancyOut,
     TenantOut,
 )
-from app.people.records import service as records
 from app.people.register import service
 from app.people.register.router import list_item
 

@@ -15,10 +15,9 @@ from pydantic import Field
 
 from app.core.schemas import InputModel, OutputModel
 from app.people.models import Contraception, FpDocStatus, PregnancyStatus, Sex, TenancySource
-from app.people.register.schemas import ResidentListItem, ResidentOut
+from app.people.register.schemas import DivisionCode, ResidentListItem, ResidentOut
 
 MAX_VERSION = 2**31 - 1
-DIVISION6 = r"^\d{6}$"
 MAX_CHILDREN = 20
 
 
@@ -62,7 +61,7 @@ class TenantOut(OutputModel):
 
 class FpDocumentCreate(InputModel):
     number: str | None = Field(default=None, min_length=1, max_length=40)
-    issuing_division: str | None = Field(default=None, pattern=DIVISION6, description="6-digit division code")
+    issuing_division: DivisionCode | None = Field(default=None, description="6-digit division code")
     issued_on: date | None = None
     expires_on: date | None = None
     status: FpDocStatus
@@ -71,7 +70,7 @@ class FpDocumentCreate(InputModel):
 class FpDocumentUpdate(InputModel):
     version: int = Field(ge=1, le=MAX_VERSION, description="The version you read (409 stale_version otherwise)")
     number: str | None = Field(default=None, min_length=1, max_length=40)
-    issuing_division: str | None = Field(default=None, pattern=DIVISION6)
+    issuing_division: DivisionCode | None = None
     issued_on: date | None = None
     expires_on: date | None = None
     status: FpDocStatus | None = None

@@ -6,13 +6,27 @@ Partner shapes (police, landlord, outflow city) are allow-lists in app/people/sh
 from __future__ import annotations
 
 from datetime import date, datetime
+from typing import Annotated
 
-from pydantic import Field
+from pydantic import AfterValidator, Field
+from pydantic_core import PydanticCustomError
 
 from app.core.schemas import InputModel, OutputModel
+from app.people import rules
 from app.people.models import MaritalStatus, ResidentStatus, Sex, TenancySource
 
-HUKOU_CODE = r"^\d{6}$"
+HUKOU_CODE = r"^[0-9]{6}$"
+
+
+def _known_province(code: str) -> str:
+    if not rules.province_known(code):
+        raise PydanticCustomError("rule.division_province_unknown",
+                                  "The code's first two digits name no province (GB/T 2260)")
+    return code
+
+
+# A 6-digit division code (户籍地, an issuing office): its province must exist; below that, old codes are fine.
+DivisionCode = Annotated[str, Field(pattern=HUKOU_CODE), AfterValidator(_known_province)]
 
 
 class ResidentFields(InputModel):
@@ -21,7 +35,7 @@ class ResidentFields(InputModel):
     name: str = Field(min_length=1, max_length=50)
     phone: str | None = Field(default=None, max_length=20, description="Mobile; +86/0086 and separators stripped")
     ethnicity: str | None = Field(default=None, max_length=20)
-    hukou_code: str = Field(pattern=HUKOU_CODE, description="户籍地 division code (6 digits)")
+    hukou_code: DivisionCode = Field(description="户籍地 division code (6 digits)")
     hukou_address: str | None = Field(default=None, max_length=200)
     arrival_date: date
     marital_status: MaritalStatus = MaritalStatus.unknown
@@ -37,7 +51,8 @@ class ResidentCreate(ResidentFields):
     dwelling_id: str = Field(max_length=32)
     source: TenancySource = TenancySource.worker
     accept_unverified_id: bool = Field(
-        default=False, description="Supervisors only: register an ID whose check digit fails, as 'ID unverified'"
+        default=False, description="Supervisors only: register an ID whose check digit or province code fails, as "
+                                   "'ID unverified'"
     )
 
 
@@ -46,7 +61,7 @@ class ResidentUpdate(InputModel):
     name: str | None = Field(default=None, min_length=1, max_length=50)
     phone: str | None = Field(default=None, max_length=20)
     ethnicity: str | None = Field(default=None, max_length=20)
-    hukou_code: str | None = Field(default=None, pattern=HUKOU_CODE)
+    hukou_code: DivisionCode | None = None
     hukou_address: str | None = Field(default=None, max_length=200)
     arrival_date: date | None = None
     marital_status: MaritalStatus | None = None

@@ -59,6 +59,13 @@ class IdCheckDigit(Unprocessable):
     zh = "身份号码校验位错误。督导可将其登记为“身份未核验”。"
 
 
+class IdProvinceUnknown(Unprocessable):
+    code = "id_province_unknown"
+    en = ("The ID number's first two digits name no province (GB/T 2260). A supervisor can register it as "
+          "'ID unverified'.")
+    zh = "身份号码前两位不是有效的省级行政区划代码（GB/T 2260）。督导可将其登记为“身份未核验”。"
+
+
 class IdSexMismatch(Unprocessable):
     code = "id_sex_mismatch"
     en = "The sex does not agree with the ID number (odd 17th digit = male, even = female)."
@@ -137,18 +144,24 @@ def normalise_phone(raw: str | None) -> str | None:
 
 
 def check_identity(actor: Actor, body: ResidentCreate) -> tuple[rules.ParsedId, bool]:
-    """Parsed ID and whether it verified; enforces sex/birth-date agreement and the check digit."""
+    """Parsed ID and whether it verified; enforces sex/birth-date agreement, the check digit and the province
+    (a supervisor may accept a record failing either of the last two as 'ID unverified')."""
     parsed = parse_id_number(body.id_number)
     if body.sex is not None and body.sex.value != parsed.sex:
         raise IdSexMismatch()
     if body.birth_date is not None and body.birth_date != parsed.birth_date:
         raise IdBirthDateMismatch()
-    if not parsed.check_ok:
+    if not parsed.verified:
         if not body.accept_unverified_id:
-            raise IdCheckDigit()
+            raise unverified_error(parsed)
         if actor.role not in (Role.supervisor, Role.admin):
             raise Forbidden({"reason": "only a supervisor can accept an unverified ID"})
-    return parsed, parsed.check_ok
+    return parsed, parsed.verified
+
+
+def unverified_error(parsed: rules.ParsedId) -> Unprocessable:
+    """Why an ID number did not verify: its check character first, then its province."""
+    return IdCheckDigit() if not parsed.check_ok else IdProvinceUnknown()
 
 
 def check_dates(*dates: date | None) -> None:
@@ -386,7 +399,7 @@ def search(actor: Actor, *, q: str | None = None, id_number: str | None = None, 
 
 
 def _normalised_id_for_search(raw: str) -> str:
-    value = raw.strip().upper()
+    value = rules.normalise_digits(raw).upper()
     return rules.upgrade_15(value) if rules.ID15.match(value) else value
 
 

@@ -18,6 +18,7 @@ from app.core.pagination import Page, PageDep, paginate
 from app.people.models import CorrectionRequest, DuplicateFlag, RequestStatus, TransferRequest
 from app.people.register import service
 from app.people.register.schemas import ResidentOut
+from app.people.workflows import service as workflows
 from app.people.workflows.schemas import (
     CorrectionCreate,
     CorrectionDecide,
@@ -33,7 +34,6 @@ from app.people.workflows.schemas import (
     TransferOut,
     TransferReject,
 )
-from app.people.workflows import service as workflows
 
 router = APIRouter(tags=["residents"])
 

@@ -16,6 +16,7 @@ from pydantic import ValidationError
 from sqlmodel import col, select
 
 from app.core.errors import AppError, Conflict, Unprocessable
+from app.core.inputs import JsonTooDeep, loads_json
 from app.core.queries import among
 from app.sync.models import RejectionKind
 from app.sync.wire import WireError, from_raw
@@ -54,8 +55,8 @@ def _codes(raw: Any) -> list[Any]:
         return raw
     if isinstance(raw, str):
         try:
-            value = json.loads(raw)
-        except ValueError:
+            value = loads_json(raw)  # depth checked first: a phone's string, not our own
+        except (ValueError, JsonTooDeep):
             raise WireError("notes") from None
         if isinstance(value, list):
             return value

@@ -1,4 +1,5 @@
-"""Visit photos: upload (type and size limits), list, download (only for those who may see the visit)."""
+"""Visit photos: upload (type, size and pixel limits; a clean re-encoded copy is stored), list, download (only for
+those who may see the visit)."""
 
 from __future__ import annotations
 
@@ -39,7 +40,8 @@ UPLOAD_RESPONSES: dict[int | str, dict[str, Any]] = {
     409: {"description": "photo_window_closed or photo_limit"},
     413: {"description": "photo_too_large (or body_too_large for the whole request)"},
     415: {"description": "photo_type: not JPEG, PNG or WebP by content"},
-    422: {"description": "photo_empty, or a missing file or kind"},
+    422: {"description": "photo_empty; photo_too_many_pixels (width × height over PHOTO_MAX_PIXELS); photo_invalid "
+                         "(does not decode completely); or a missing file or kind"},
 }
 
 

@@ -1,22 +1,33 @@
 """Visit photos: checks, content-addressed storage on disk, metadata rows, audited downloads.
 
-The bytes never enter the database: they are stored once per content under
-`PHOTO_DIR/ab/cd/<sha256>` (written to a temporary file in the same directory, then renamed, so a reader
-never sees half a file). The type is decided by the file's magic bytes, never by its name or the
-client's content type. A file written for an upload whose transaction then fails stays on disk
-unreferenced: harmless (content-addressed, reused by a retry), and collectable by comparing the
-directory with `visit_photos.sha256`.
+The type is decided by the file's magic bytes, never by its name or the client's content type. The size the
+header declares is checked against PHOTO_MAX_PIXELS before anything is decoded (a 1 MB PNG can inflate to
+gigabytes); then the whole image is decoded (Pillow) and encoded again in the same format, upright, without
+any metadata (EXIF with its GPS position, XMP, comments, ICC profile, text chunks) and without whatever
+followed the image in the file. What is stored and served is that copy, never the uploaded bytes.
+
+The bytes never enter the database: they are stored once per content under `PHOTO_DIR/ab/cd/<sha256>` of
+the stored copy (written to a temporary file in the same directory, then renamed, so a reader never sees
+half a file). Encoding is deterministic, so a retry of the same upload yields the same copy and the same
+name. A file written for an upload whose transaction then fails stays on disk unreferenced: harmless
+(content-addressed, reused by a retry), and collectable by comparing the directory with
+`visit_photos.sha256`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import io
 import os
 import struct
 import tempfile
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
+from PIL import Image, ImageOps
 from sqlalchemy import func, select
 from sqlmodel import Session, col
 
@@ -69,6 +80,18 @@ class PhotoType(AppError):
     zh = "只接受 JPEG、PNG 或 WebP 格式的照片（按文件内容判断）。"
 
 
+class PhotoTooManyPixels(Unprocessable):
+    code = "photo_too_many_pixels"
+    en = "The image declares more pixels than allowed (width × height)."
+    zh = "图片像素数（宽 × 高）超过允许的上限。"
+
+
+class PhotoInvalid(Unprocessable):
+    code = "photo_invalid"
+    en = "The image could not be decoded completely (truncated or damaged)."
+    zh = "图片无法完整解码（文件不完整或已损坏）。"
+
+
 # --- content ------------------------------------------------------------------------------------------------
 
 JPEG, PNG, WEBP = "image/jpeg", "image/png", "image/webp"
@@ -87,7 +110,7 @@ def sniff(data: bytes) -> str | None:
 
 
 def dimensions(data: bytes, content_type: str) -> tuple[int, int] | None:
-    """(width, height) from the header when it is cheap to read; None when the header is not understood."""
+    """(width, height) as the header declares them, read without decoding; None when not understood."""
     try:
         if content_type == PNG:
             if data[12:16] != b"IHDR":
@@ -143,6 +166,64 @@ def _webp_size(data: bytes) -> tuple[int, int] | None:
     return None
 
 
+# --- decoding and the stored copy ---------------------------------------------------------------------------
+
+PIL_FORMATS = {JPEG: "JPEG", PNG: "PNG", WEBP: "WEBP"}
+# Deterministic settings (a retry must give the same bytes). JPEG at 90 keeps a phone photo's detail; WebP
+# photos are lossy too.
+SAVE_OPTIONS: dict[str, dict[str, Any]] = {
+    JPEG: {"quality": 90}, PNG: {"compress_level": 6}, WEBP: {"quality": 90, "method": 4},
+}
+
+
+@dataclass(frozen=True)
+class CleanPhoto:
+    data: bytes
+    width: int
+    height: int
+
+
+def _check_pixels(size: tuple[int, int] | None, max_pixels: int) -> None:
+    if size is not None and size[0] * size[1] > max_pixels:
+        raise PhotoTooManyPixels({"max_pixels": max_pixels})
+
+
+def _decode(data: bytes, content_type: str, max_pixels: int) -> Image.Image:
+    """The fully decoded image (first frame); PhotoInvalid for anything Pillow cannot read to the end."""
+    _check_pixels(dimensions(data, content_type), max_pixels)  # before Pillow reads more than the header
+    try:
+        image = Image.open(io.BytesIO(data), formats=[PIL_FORMATS[content_type]])
+        _check_pixels(image.size, max_pixels)  # a header our reader did not understand
+        image.load()  # every pixel: a truncated or damaged file fails here
+    except Image.DecompressionBombError:
+        raise PhotoTooManyPixels({"max_pixels": max_pixels}) from None
+    except AppError:
+        raise
+    except Exception:  # Pillow reports damaged input with many exception types (OSError, SyntaxError, …)
+        raise PhotoInvalid() from None
+    return image
+
+
+def _upright(image: Image.Image) -> None:
+    """Turn the pixels as the EXIF orientation says (the tag is about to go with the rest of the metadata)."""
+    with contextlib.suppress(Exception):  # unreadable EXIF: keep the pixels as decoded; it is dropped anyway
+        ImageOps.exif_transpose(image, in_place=True)
+
+
+def clean(data: bytes, content_type: str, max_pixels: int) -> CleanPhoto:
+    """Decode the whole image and encode it again, in its format, upright and without metadata."""
+    image = _decode(data, content_type, max_pixels)
+    _upright(image)
+    if content_type == JPEG and image.mode not in ("L", "RGB"):
+        image = image.convert("RGB")  # CMYK / YCCK
+    elif content_type == PNG and "transparency" in image.info:
+        image = image.convert("RGBA")  # a tRNS chunk is metadata Pillow would otherwise copy along
+    image.info = {}  # EXIF, XMP, ICC, comments, text chunks, dpi: nothing of the original is written
+    out = io.BytesIO()
+    image.save(out, format=PIL_FORMATS[content_type], **SAVE_OPTIONS[content_type])
+    return CleanPhoto(out.getvalue(), image.width, image.height)
+
+
 # --- storage ------------------------------------------------------------------------------------------------
 
 
@@ -183,8 +264,8 @@ def read_bytes(photo_dir: Path, photo: VisitPhoto) -> bytes:
 
 def upload(session: Session, actor: Actor, settings: Settings, visit_id: str, kind: str,
            data: bytes) -> tuple[VisitPhoto, bool]:
-    """Check and store one photo. Returns (photo, created): the same content sent again for the same visit
-    (a retry after a lost response) answers the stored photo and adds nothing."""
+    """Check, clean and store one photo. Returns (photo, created): the same content sent again for the same
+    visit (a retry after a lost response) answers the stored photo and adds nothing."""
     visit = visits.get_visit(session, actor, visit_id, for_update=True, via_resident=True)
     if visit.worker_id != actor.user_id:
         raise PhotoNotVisitAuthor()
@@ -197,24 +278,24 @@ def upload(session: Session, actor: Actor, settings: Settings, visit_id: str, ki
     content_type = sniff(data)
     if content_type is None:
         raise PhotoType({"accepted": [JPEG, PNG, WEBP]})
-    digest = hashlib.sha256(data).hexdigest()
+    copy = clean(data, content_type, settings.photo_max_pixels)
+    digest = hashlib.sha256(copy.data).hexdigest()
     existing = session.execute(
         select(VisitPhoto).where(col(VisitPhoto.visit_id) == visit.id, col(VisitPhoto.sha256) == digest)
     ).scalars().first()
     if existing is not None:
-        store(settings.photo_dir, data)  # put the file back should it have gone missing
+        store(settings.photo_dir, copy.data)  # put the file back should it have gone missing
         return existing, False
     count = session.execute(
         select(func.count()).select_from(VisitPhoto).where(col(VisitPhoto.visit_id) == visit.id)
     ).scalar_one()
     if count >= settings.photo_max_per_visit:
         raise PhotoLimit({"max_per_visit": settings.photo_max_per_visit})
-    store(settings.photo_dir, data)
-    size = dimensions(data, content_type)
+    store(settings.photo_dir, copy.data)
     photo = VisitPhoto(
         visit_id=visit.id, area_path=visit.area_path, district_code=visit.district_code, kind=kind,
-        content_type=content_type, size_bytes=len(data), sha256=digest, width=size[0] if size else None,
-        height=size[1] if size else None, uploaded_by=actor.user_id,
+        content_type=content_type, size_bytes=len(copy.data), sha256=digest, width=copy.width,
+        height=copy.height, uploaded_by=actor.user_id,
     )
     session.add(photo)
     session.flush()
