@@ -235,7 +235,8 @@ def report(db: str, figures: dict[str, dict[str, wrk.Figure]], args: argparse.Na
                  if n in figures[servers[0]] and n in figures[servers[1]] and figures[servers[0]][n].rps}
         print("  2 workers / 1 worker: " + ", ".join(f"{n} {s:.2f}" for n, s in scale.items()))
     print("  ratio = the route's req/s / the floor read's (POST /visits: / the floor insert's); 5xx, non-2xx and "
-          "timeouts summed over the servers; stall s: the longest wait, after a run, for /healthz to answer")
+          "timeouts summed over the servers;\n  stall s: the longest wait, after a run, for /healthz to answer; "
+          "log 5xx: unhandled errors the server logged meanwhile (500s of requests still queued when wrk stopped)")
 
 
 def main() -> None:

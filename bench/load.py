@@ -25,7 +25,7 @@ import argparse
 import asyncio
 import random
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -48,8 +48,8 @@ class Tally:
     """Latencies (ms) and failures per route."""
 
     times: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
-    errors: dict[str, int] = field(default_factory=lambda: defaultdict(int))
-    samples: list[str] = field(default_factory=list)  # the first few failures, for the report
+    errors: dict[str, Counter[str]] = field(default_factory=lambda: defaultdict(Counter))  # route → kind → n
+    samples: dict[str, str] = field(default_factory=dict)  # the first failure of each route and kind
 
     async def call(self, client: httpx.AsyncClient, route: str, method: str, url: str, **kwargs: Any
                    ) -> httpx.Response | None:
@@ -57,18 +57,17 @@ class Tally:
         try:
             response = await client.request(method, url, **kwargs)
         except httpx.HTTPError as exc:
-            self.fail(route, f"{route}: {type(exc).__name__} after {time.perf_counter() - started:.1f} s")
+            self.fail(route, type(exc).__name__, f"after {time.perf_counter() - started:.1f} s")
             return None
         self.times[route].append((time.perf_counter() - started) * 1000)
         if response.status_code >= 400:
-            self.fail(route, f"{route}: {response.status_code} {response.text[:160]}")
+            self.fail(route, str(response.status_code), response.text[:160])
             return None
         return response
 
-    def fail(self, route: str, sample: str) -> None:
-        self.errors[route] += 1
-        if len(self.samples) < 10:
-            self.samples.append(sample)
+    def fail(self, route: str, kind: str, sample: str) -> None:
+        self.errors[route][kind] += 1
+        self.samples.setdefault(f"{route} {kind}", sample)
 
 
 @dataclass
@@ -106,7 +105,7 @@ async def phone(client: httpx.AsyncClient, m: Morning, worker: Account, index: i
     if response is None:
         return
     if response.json().get("rejected"):
-        t.fail("push", f"push: rejected {response.json()['rejected'][:2]}")
+        t.fail("push", "rejected", str(response.json()["rejected"][:2]))
         return
     m.pushed[worker.username + f"#{index}"] = ids
     m.deliveries += len(changes["service_deliveries"]["updated"])
@@ -151,7 +150,7 @@ async def morning(m: Morning, base: str, args: argparse.Namespace, lookups: list
         try:
             await asyncio.wait_for(asyncio.gather(*phones), args.deadline)
         except TimeoutError:
-            m.tally.fail("deadline", f"the phones were not done within --deadline {args.deadline} s")
+            m.tally.fail("deadline", "reached", f"the phones were not done within --deadline {args.deadline} s")
         elapsed = time.perf_counter() - started
         stop.set()
         await asyncio.wait(bosses, timeout=args.timeout + 5)
@@ -232,19 +231,19 @@ def percentile(ordered: list[float], q: float) -> float:
 
 def report(m: Morning, elapsed: float, args: argparse.Namespace, db: str) -> int:
     t = m.tally
-    total = sum(len(v) for v in t.times.values()) + sum(t.errors.values())
-    failed = sum(t.errors.values())
+    failed = sum(sum(kinds.values()) for kinds in t.errors.values())
+    total = sum(len(v) for v in t.times.values()) + failed
     print(f"\n{db}, migrant serve --workers {args.workers}: {args.phones} phones ({m.phones_done} finished), "
           f"{args.supervisors} supervisors, {elapsed:.1f} s; {total:,} requests = {total / elapsed:,.1f} req/s; "
           f"errors {failed} ({100 * failed / max(total, 1):.2f} %); load average {load_average()}")
-    print(f"  {'route':<30}{'n':>7}{'errors':>8}{'p50 ms':>10}{'p95 ms':>10}{'p99 ms':>10}{'max ms':>10}")
+    print(f"  {'route':<30}{'answers':>8}{'p50 ms':>10}{'p95 ms':>10}{'p99 ms':>10}{'max ms':>10}  errors")
     for route in sorted(set(t.times) | set(t.errors)):
         ordered = sorted(t.times.get(route, []))
-        print(f"  {route:<30}{len(ordered):>7}{t.errors.get(route, 0):>8}{percentile(ordered, 0.5):>10.0f}"
-              f"{percentile(ordered, 0.95):>10.0f}{percentile(ordered, 0.99):>10.0f}"
-              f"{(ordered[-1] if ordered else 0):>10.0f}")
-    for sample in t.samples:
-        print("  failed: " + sample)
+        kinds = ", ".join(f"{k}×{n}" for k, n in t.errors.get(route, Counter()).most_common()) or "0"
+        print(f"  {route:<30}{len(ordered):>8}{percentile(ordered, 0.5):>10.0f}{percentile(ordered, 0.95):>10.0f}"
+              f"{percentile(ordered, 0.99):>10.0f}{(ordered[-1] if ordered else 0):>10.0f}  {kinds}")
+    for what, sample in t.samples.items():
+        print(f"  first {what}: {sample}")
     return failed
 
 

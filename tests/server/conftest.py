@@ -11,6 +11,7 @@ import pytest
 
 from app.audit.service import verify_chain
 from app.core.db import create_db_engine, unit_of_work
+from tests.conftest import Databases
 from tests.server.harness import Server
 
 # SQLite: SQLAlchemy's default QueuePool (5 + 10 overflow); PostgreSQL: DB_POOL_SIZE × 2 (app/core/db.py).
@@ -19,14 +20,14 @@ PG_POOL_SIZE = 2
 
 
 @pytest.fixture()
-def server_db(databases: object) -> Iterator[str]:
+def server_db(databases: Databases) -> Iterator[str]:
     """A copy of the suite's migrated template (the demo world); dropped afterwards."""
-    name = f"{databases.run}_srv_{uuid.uuid4().hex[:8]}"  # type: ignore[attr-defined]
-    url: str = databases.clone_template(name)  # type: ignore[attr-defined]
+    name = f"{databases.run}_srv_{uuid.uuid4().hex[:8]}"
+    url = databases.clone_template(name)
     try:
         yield url
     finally:
-        databases.drop(name)  # type: ignore[attr-defined]
+        databases.drop(name)
 
 
 @pytest.fixture()
