@@ -41,6 +41,7 @@ from sqlalchemy import create_engine, func, select, text
 from sqlalchemy.engine import make_url
 from sqlmodel import col
 
+from app import wiring
 from app.cli import alembic_config
 from app.core.actor import Actor, AreaScope, Role
 from app.core.config import ROOT
@@ -49,6 +50,8 @@ from app.core.pagination import PageParams
 from app.people.models import Resident
 from app.people.register import service
 from app.places.models import Division
+
+wiring.install()  # the ledger and the event subscriptions, as the app and the CLI have them
 
 PG_SERVER = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 DISTRICT = "410105"

@@ -53,6 +53,7 @@ from sqlalchemy import func, select, true
 from sqlalchemy.engine import make_url
 from sqlmodel import Session, col
 
+from app import wiring
 from app.cli import alembic_config
 from app.core.actor import Role
 from app.core.config import ROOT
@@ -60,6 +61,8 @@ from app.core.db import create_db_engine, unit_of_work
 from app.people.models import Resident, ResidentStatus
 from app.places.models import Division, Dwelling, Level
 from app.visits.models import ServiceDelivery, Visit
+
+wiring.install()  # the ledger and the event subscriptions, as the app and the CLI have them
 
 V1 = "/api/v1"
 COMMUNITIES = 10  # the demo's minimum; the first one is the worker's

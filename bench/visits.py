@@ -54,6 +54,7 @@ from sqlalchemy import func, select, text
 from sqlalchemy.engine import make_url
 from sqlmodel import col
 
+from app import wiring
 from app.cli import alembic_config
 from app.core.actor import Role
 from app.core.config import ROOT
@@ -62,6 +63,8 @@ from app.people.models import Resident, ResidentStatus
 from app.places.models import Division, Dwelling, Level
 from app.visits.geo import EARTH_RADIUS_M, wgs84_to_gcj02
 from app.visits.models import ServiceDelivery, Visit
+
+wiring.install()  # the ledger and the event subscriptions, as the app and the CLI have them
 
 ITEMS = ("education", "contraceptives", "pregnancy_iud_check", "rh_checkup")
 NOTES = ("documents_checked", "address_confirmed", "counselling_given", "fp_certificate_checked")

@@ -1,0 +1,114 @@
+"""Many requests at once against a real server (uvicorn in a subprocess): none may end in a 5xx or go unanswered.
+
+Each route kind that opens extra transactions gets four times the database pool's capacity of concurrent
+requests (SQLite: QueuePool 5 + 10 overflow; PostgreSQL: DB_POOL_SIZE=2 × 2, set small to make it cheap). A
+request that holds a pooled connection while it waits for a second one deadlocks the pool under such a burst;
+the pool's 30 s checkout timeout then turns every waiting request into a 500 (issue 12). The client waits
+longer than that, so a stall shows as those answers, and each burst is bounded. No timing assertions.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from tests.conftest import PASSWORD, World
+from tests.server.conftest import assert_chain_intact, pool_capacity
+from tests.server.harness import Outcome, Server, burst
+from tests.server.phone import V1, acknowledged_cursor, login, residents_of, sync_headers, visits_changes
+
+Requests = list[tuple[str, str, dict[str, Any]]]
+
+
+def _pulls_new_devices(base: str, url: str, world: World, n: int) -> Requests:
+    token = login(base, "worker1", PASSWORD)["access_token"]
+    return [("GET", V1 + "/sync/pull", {"params": {"schema_version": 1, "last_pulled_at": "null"},
+                                        "headers": sync_headers(token, f"new-device-{i:04d}")}) for i in range(n)]
+
+
+def _pulls_known_device(base: str, url: str, world: World, n: int) -> Requests:
+    """The issue's reproduction: one settled phone's quiet pull, at the latest cursor, many times at once."""
+    token = login(base, "worker1", PASSWORD)["access_token"]
+    cursor = acknowledged_cursor(base, token, "phone-0001")
+    return [("GET", V1 + "/sync/pull", {"params": {"schema_version": 1, "last_pulled_at": cursor},
+                                        "headers": sync_headers(token, "phone-0001")})] * n
+
+
+def _pushes(base: str, url: str, world: World, n: int) -> Requests:
+    token = login(base, "worker1", PASSWORD)["access_token"]
+    cursor = acknowledged_cursor(base, token, "phone-0001")
+    residents = residents_of(url, world.community("c1")["id"])
+    out: Requests = []
+    for i in range(n):
+        changes, _, _ = visits_changes(residents[i:] + residents[:i], 2)
+        out.append(("POST", V1 + "/sync/push", {"params": {"last_pulled_at": cursor}, "json": changes,
+                                                "headers": sync_headers(token, f"push-device-{i:04d}")}))
+    return out
+
+
+def _audited_reads(base: str, url: str, world: World, n: int) -> Requests:
+    headers = {"Authorization": "Bearer " + login(base, "worker1", PASSWORD)["access_token"]}
+    residents = residents_of(url, world.community("c1")["id"])
+    return [("GET", f"{V1}/residents/{residents[i % len(residents)]}", {"headers": headers}) for i in range(n)]
+
+
+def _logins(base: str, url: str, world: World, n: int) -> Requests:
+    return [("POST", V1 + "/auth/login", {"json": {"username": "worker1", "password": PASSWORD}})] * n
+
+
+def _refreshes(base: str, url: str, world: World, n: int) -> Requests:
+    tokens = [login(base, "worker1", PASSWORD)["refresh_token"] for _ in range(n)]
+    return [("POST", V1 + "/auth/refresh", {"json": {"refresh_token": t}}) for t in tokens]
+
+
+def _forbidden(base: str, url: str, world: World, n: int) -> Requests:
+    """A worker asking for the account list: 403, and the denial is audited."""
+    headers = {"Authorization": "Bearer " + login(base, "worker1", PASSWORD)["access_token"]}
+    return [("GET", V1 + "/users", {"headers": headers})] * n
+
+
+def _unauthorized(base: str, url: str, world: World, n: int) -> Requests:
+    return [("GET", V1 + "/auth/me", {"headers": {"Authorization": "Bearer not-a-token"}})] * n
+
+
+KINDS: dict[str, tuple[Callable[[str, str, World, int], Requests], int]] = {
+    "pull, new devices": (_pulls_new_devices, 200),
+    "pull, known device": (_pulls_known_device, 200),
+    "push": (_pushes, 200),
+    "audited read": (_audited_reads, 200),
+    "login": (_logins, 200),
+    "refresh": (_refreshes, 200),
+    "denied 403": (_forbidden, 403),
+    "denied 401": (_unauthorized, 401),
+}
+
+
+def _summary(outcomes: list[Outcome]) -> str:
+    counts = Counter("no answer" if o.status is None else str(o.status) for o in outcomes)
+    return ", ".join(f"{k}×{v}" for k, v in sorted(counts.items()))
+
+
+@pytest.mark.parametrize("kind", list(KINDS))
+def test_a_burst_of_four_times_the_pool_gets_no_5xx(kind: str, server_db: str, servers: Callable[..., Server],
+                                                     world: World) -> None:
+    make, expected = KINDS[kind]
+    server = servers(server_db)
+    n = 4 * pool_capacity(server_db)
+    outcomes = burst(server.base, make(server.base, server_db, world, n))
+
+    failed = [o for o in outcomes if o.status is None or o.status >= 500]
+    if failed:
+        pytest.fail(f"{kind}: {len(failed)} of {n} concurrent requests failed ({_summary(outcomes)}); first: "
+                    f"{failed[0].detail}; the server logged: {server.logged_errors()}", pytrace=False)
+    wrong = [o for o in outcomes if o.status != expected]
+    if wrong:
+        pytest.fail(f"{kind}: expected {expected} for all {n} ({_summary(outcomes)}); first: {wrong[0].detail}",
+                    pytrace=False)
+    if kind == "push":
+        assert all('"rejected":[]' in o.detail.replace(" ", "") for o in outcomes), "a concurrent push was rejected"
+    assert server.wait_healthy(5), "the server does not answer /healthz after the burst"
+    server.stop()
+    assert_chain_intact(server_db)
