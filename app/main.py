@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from importlib import resources
 
+import anyio
 from fastapi import FastAPI
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse
@@ -16,6 +17,7 @@ from fastapi.staticfiles import StaticFiles
 from app import wiring
 from app.api import API_PREFIX, api, public_api, root_public
 from app.core.config import get_settings
+from app.core.db import capacity, get_engine
 from app.core.deps import public
 from app.core.errors import install_handlers
 from app.core.middleware import RequestContextMiddleware
@@ -32,6 +34,10 @@ async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
     # What start-up loaded (modules, models, the route table: ~200,000 objects) lives as long as the process.
     # Frozen, the cyclic collector's full passes skip it: they cost a 1,000-visit sync push ~150 ms otherwise.
     gc.freeze()
+    # Threads for the synchronous parts of requests: more than the database connections, so a request holding a
+    # connection always finds a thread to finish on (app/core/db.py admits no more requests than connections).
+    limiter = anyio.to_thread.current_default_thread_limiter()
+    limiter.total_tokens = max(limiter.total_tokens, capacity(get_engine()) + 8)
     yield
 
 

@@ -19,8 +19,10 @@ while its hook is not installed, rather than lose it).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+import asyncio
+import weakref
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Protocol
@@ -31,6 +33,7 @@ from sqlmodel import Session
 
 from app.core import context
 from app.core.config import get_settings
+from app.core.errors import ServiceBusy
 
 IMMEDIATE = "app_begin_immediate"
 UOW = "unit_of_work"  # session.info: the session's UnitOfWork (the ledger keeps its own key)
@@ -60,11 +63,19 @@ def create_db_engine(url: str) -> Engine:
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30},
+                               pool_size=settings.db_pool_size, max_overflow=settings.db_pool_size)
         _configure_sqlite(engine)
         return engine
     return create_engine(url, pool_size=settings.db_pool_size, max_overflow=settings.db_pool_size,
                          pool_pre_ping=True)
+
+
+def capacity(engine: Engine) -> int:
+    """How many connections the engine's pool hands out at once (its size and its overflow)."""
+    pool: Any = engine.pool
+    size = pool.size() if hasattr(pool, "size") else 1
+    return max(1, int(size) + max(int(getattr(pool, "_max_overflow", 0)), 0))
 
 
 def _configure_sqlite(engine: Engine) -> None:
@@ -102,6 +113,34 @@ def reading(engine: Engine) -> Engine:
 def begin(session: Session, *, write: bool) -> None:
     """Start the session's transaction; `write=True` takes SQLite's write lock up front."""
     session.connection(execution_options={IMMEDIATE: True} if write else None)
+
+
+# --- admission: never more units of work than connections -------------------------------------------------
+
+# One gate per event loop and engine: a uvicorn worker has one loop; tests start a loop per client.
+_gates: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[int, asyncio.Semaphore]] = \
+    weakref.WeakKeyDictionary()
+
+
+@asynccontextmanager
+async def admitted(engine: Engine) -> AsyncIterator[None]:
+    """A place among the engine's connections, waited for in the event loop (never in a worker thread).
+
+    Without it, once every connection is taken, requests wait for one inside the thread pool; when the requests
+    holding the connections need a thread to finish, nothing moves until the pool's timeout fails them all (the
+    stall of 16 phones pulling at once). Waiting longer than DB_QUEUE_SECONDS is 503 `service_busy`."""
+    gates = _gates.setdefault(asyncio.get_running_loop(), {})
+    gate = gates.get(id(engine))
+    if gate is None:
+        gate = gates[id(engine)] = asyncio.Semaphore(capacity(engine))
+    try:
+        await asyncio.wait_for(gate.acquire(), get_settings().db_queue_seconds)
+    except TimeoutError:
+        raise ServiceBusy({"reason": "queue"}) from None
+    try:
+        yield
+    finally:
+        gate.release()
 
 
 # --- commit hooks ----------------------------------------------------------------------------------------

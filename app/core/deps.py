@@ -15,7 +15,7 @@ from starlette.concurrency import run_in_threadpool
 
 from app.core import events
 from app.core.config import Settings, get_settings
-from app.core.db import UnitOfWork
+from app.core.db import UnitOfWork, admitted, get_engine
 from app.core.errors import AppError
 
 SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
@@ -35,23 +35,25 @@ class RequestRefused:
 
 async def get_session(request: Request) -> AsyncIterator[Session]:
     """The request's unit of work: one session, one pooled connection at a time, committed before the
-    response is sent (app/core/db.py).
+    response is sent (app/core/db.py). It starts once a connection is sure to be free (`admitted`).
 
     Async, so opening it costs no hop to the thread pool: the Session is created here without I/O and its
     transaction begins at its first statement, in the thread that runs it. Finishing runs in the thread pool.
     """
-    uow = UnitOfWork(write=request.method not in SAFE_METHODS)
-    try:
-        yield uow.session
-    except AppError as exc:
-        then = _refusal(request, exc) if exc.audit_outcome else None
-        await run_in_threadpool(uow.abandon, keep=exc.keep_changes, then=then)
-        raise
-    except BaseException:
-        uow.close()  # here, not in the pool: a cancelled request must not leave its connection open
-        raise
-    else:
-        await run_in_threadpool(uow.finish)
+    engine = get_engine()
+    async with admitted(engine):  # a connection is free for this request before it takes a thread
+        uow = UnitOfWork(engine, write=request.method not in SAFE_METHODS)
+        try:
+            yield uow.session
+        except AppError as exc:
+            then = _refusal(request, exc) if exc.audit_outcome else None
+            await run_in_threadpool(uow.abandon, keep=exc.keep_changes, then=then)
+            raise
+        except BaseException:
+            uow.close()  # here, not in the pool: a cancelled request must not leave its connection open
+            raise
+        else:
+            await run_in_threadpool(uow.finish)
 
 
 def _refusal(request: Request, exc: AppError) -> Callable[[Session], None]:

@@ -16,7 +16,8 @@ from typing import Any, ClassVar
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.exc import TimeoutError as SATimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 log = logging.getLogger("app.errors")
@@ -99,6 +100,25 @@ class TooManyRequests(AppError):
     audit_outcome = "denied"
 
 
+class ServiceBusy(AppError):
+    """Every database connection of this process is busy, or the database is waiting on a lock: the request
+    did nothing, and the same request later is safe (every write is idempotent or versioned)."""
+
+    status = 503
+    code = "service_busy"
+    en = "The server is busy; nothing was changed. Try again in a few seconds."
+    zh = "服务器繁忙，本次未做任何更改，请稍后重试。"
+
+    def __init__(self, details: Any = None, *, retry_after: int = 2) -> None:
+        super().__init__(details, headers={"Retry-After": str(retry_after)})
+
+
+class DatabaseUnavailable(ServiceBusy):
+    code = "database_unavailable"
+    en = "The database is not reachable; nothing was changed. Try again shortly."
+    zh = "数据库暂时不可用，本次未做任何更改，请稍后重试。"
+
+
 HTTP_CODES: dict[int, tuple[str, str, str]] = {
     400: ("bad_request", "The request is not valid.", "请求无效。"),
     401: ("unauthorized", "Authentication is required.", "需要登录认证。"),
@@ -131,6 +151,31 @@ INTERNAL_EN, INTERNAL_ZH = "Internal error.", "服务器内部错误。"
 
 CONCURRENT_EN = "Someone else changed the same data at the same moment; nothing was saved. Try again."
 CONCURRENT_ZH = "他人同时修改了相同数据，本次未保存，请重试。"
+
+
+# PostgreSQL SQLSTATE classes that are about the moment, not the request: connection exceptions (08), transaction
+# rollbacks (40: serialization, deadlock), insufficient resources (53), operator intervention (57: shutdown),
+# and lock not available (55P03).
+TRANSIENT_SQLSTATE = ("08", "40", "53", "57", "55P03")
+SQLITE_BUSY = ("database is locked", "database is busy", "database table is locked")
+
+
+def transient(exc: DBAPIError) -> ServiceBusy | None:
+    """The 503 a database error deserves when retrying later is the right answer; None for a real failure."""
+    if exc.connection_invalidated:
+        return DatabaseUnavailable()
+    sqlstate = getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None)
+    if isinstance(sqlstate, str):
+        if sqlstate.startswith(("08", "57")):
+            return DatabaseUnavailable()
+        return ServiceBusy() if sqlstate.startswith(TRANSIENT_SQLSTATE) else None
+    text = str(exc.orig).lower()
+    if any(marker in text for marker in SQLITE_BUSY):
+        return ServiceBusy()
+    if type(exc.orig).__name__ in {"OperationalError", "InterfaceError"} and (
+            "connect" in text or "closed" in text or "terminat" in text):
+        return DatabaseUnavailable()
+    return None
 
 
 def language(request: Request) -> str:
@@ -186,6 +231,23 @@ def install_handlers(app: FastAPI) -> None:
         lang = language(request)
         return JSONResponse(error_body("concurrent_conflict", CONCURRENT_ZH if lang == "zh" else CONCURRENT_EN),
                             status_code=409)
+
+    @app.exception_handler(DBAPIError)
+    async def _database(request: Request, exc: DBAPIError) -> JSONResponse:
+        refusal = transient(exc)
+        if refusal is None:
+            return await _unexpected(request, exc)
+        log.warning("database %s on %s %s (%s)", refusal.code, request.method, request.url.path,
+                    type(exc.orig).__name__)
+        return JSONResponse(error_body(refusal.code, refusal.message(language(request))), status_code=refusal.status,
+                            headers=refusal.headers)
+
+    @app.exception_handler(SATimeoutError)
+    async def _pool_timeout(request: Request, exc: SATimeoutError) -> JSONResponse:
+        busy = ServiceBusy()
+        log.warning("connection pool exhausted on %s %s", request.method, request.url.path)
+        return JSONResponse(error_body(busy.code, busy.message(language(request))), status_code=503,
+                            headers=busy.headers)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:

@@ -172,7 +172,7 @@ def test_a_visit_asks_for_a_follow_up_and_a_later_visit_completes_it(api: Api, w
             str(follow_up["due_date"]), follow_up["state"]) == (
         first["id"], first["id"], world.users["worker1"], "not_home_retry", due, "open")
     assert first["tasks_created"] == [follow_up["id"]]
-    start = now() - timedelta(minutes=2)
+    start = max(now() - timedelta(minutes=2), visit_start() + timedelta(seconds=30))  # after the first, today
     second = post_visit(api, visit_body(man, started_at=iso(start), ended_at=iso(start + timedelta(minutes=1)),
                                         checkin=None, no_coordinates_reason="indoors_no_signal"))
     assert state(engine, follow_up["id"]) == ("done", second["id"])

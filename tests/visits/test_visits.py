@@ -299,7 +299,7 @@ def test_follow_up_task_created_then_completed(api: Api, world: World, engine: E
     task = rows(engine, "SELECT * FROM tasks WHERE id = :t", t=task_id)[0]
     assert (task["kind"], task["state"], str(task["due_date"]), task["reason"], task["source_visit_id"]) == (
         "follow_up", "open", due.isoformat(), "not_home_retry", first["id"])
-    start = now() - timedelta(minutes=3)
+    start = max(now() - timedelta(minutes=3), visit_start() + timedelta(seconds=30))  # after the first, today
     second = post_visit(api, visit_body(who, purpose="follow_up", started_at=iso(start),
                                         ended_at=iso(start + timedelta(minutes=2))))
     assert task_id in second["tasks_completed"]
