@@ -96,8 +96,14 @@ def conflict_base(session: Session, device_row_id: str, after: int) -> int:
     """Since when a server change counts as concurrent with the phone's local edits.
 
     `synchronize()` pulls right before it pushes, and WatermelonDB keeps local changes over the pulled values
-    of the same columns: so the server changes the phone's edits may overwrite are those since the sync
-    *before* (the `last_pulled_at` of the pull that handed out this push's cursor), not since that pull."""
+    of the same columns. So the server changes the phone's edits may overwrite unseen are those the pull just
+    before this push handed out: since *its* `last_pulled_at`. That pull answered `after`. When it was recorded
+    (it handed out changes), `last_cursor == after` and `cursor_lag` says where it started. A quiet pull records
+    nothing, but a quiet pull can only answer `after` when the pull before it did too without handing out
+    anything — a recorded pull that handed out changes moves the counter past its cursor (devices.record_pull).
+    So a push presenting a cursor no recorded pull answered follows a quiet pull: nothing was handed out
+    unseen, the base is `after` itself. (A phone that edits after a pull and pushes a minute later went
+    through a quiet pull first: its edit overwrites nothing it had not seen, so no conflict is recorded.)"""
     device = session.get(SyncDevice, device_row_id)
     if device is not None and device.last_cursor == after and device.cursor_lag is not None:
         return max(after - device.cursor_lag, 0)

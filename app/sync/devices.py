@@ -214,6 +214,11 @@ def record_pull(session: Session, pull: PullRecord) -> None:
         # Move the counter past this pull's cursor, so the pull acknowledging the scope presents a cursor
         # greater than the one the device had (a retry presents the old one), even when nothing else is written.
         changes.stage(session)
+    if pull.counts.get("updated") or pull.counts.get("deleted"):
+        # A pull that handed out changes moves the counter past its cursor too, so no later pull can answer the
+        # same cursor while writing nothing: a push presenting this cursor follows this very pull, and one
+        # presenting a later cursor follows a pull that came after it (app/sync/conflicts.py conflict_base).
+        changes.stage(session)
     session.add(device)
     if pull.last_pulled_at:
         rejections = SyncRejection.__table__  # type: ignore[attr-defined]

@@ -16,6 +16,7 @@
 //   create  {phone, table, fields}                   a new record (WatermelonDB's 16-character id)
 //   delete  {phone, table, id}                       markAsDeleted (synced as a deletion)
 //   pending {phone}                                  {table: {created, updated, deleted}} not yet pushed
+//   ids-as {kind}                                    new records' ids: "uuid" (crypto.randomUUID) or "default"
 // Anything WatermelonDB logs goes to stderr, so stdout carries only responses.
 'use strict'
 
@@ -23,6 +24,9 @@ const readline = require('readline')
 const { Database, Model, Q } = require('@nozbe/watermelondb')
 const LokiJSAdapter = require('@nozbe/watermelondb/adapters/lokijs').default
 const { hasUnsyncedChanges } = require('@nozbe/watermelondb/sync')
+const { setGenerator } = require('@nozbe/watermelondb/utils/common/randomId')
+const builtinRandomId = require('@nozbe/watermelondb/utils/common/randomId/randomId').default
+const crypto = require('crypto')
 const { schema, migrations } = require('./schema')
 const { sync, SyncHttpError } = require('./sync')
 
@@ -148,6 +152,13 @@ const commands = {
       const record = await database.get(table).find(id)
       await record.markAsDeleted()
     })
+    return null
+  },
+
+  async 'ids-as'({ kind }) {
+    // An app may install a UUID generator (WatermelonDB's setGenerator); the server must answer it so the
+    // phone converges (docs/sync.md: residents and dwellings take WatermelonDB ids only).
+    setGenerator(kind === 'uuid' ? () => crypto.randomUUID() : builtinRandomId)
     return null
   },
 

@@ -338,3 +338,33 @@ def test_ids_taken_outside_scope_look_like_records_that_do_not_exist(api: Api, w
     sent = json.dumps({t: c["updated"] for t, c in after["changes"].items()})
     assert far_resident not in sent and far_task not in sent and far_dwelling not in sent
     assert far_resident in ids(after, "residents", "deleted") and far_task in ids(after, "tasks", "deleted")
+
+
+def test_a_uuid_resident_is_refused_by_name_and_the_phone_converges(api: Api, world: World, engine: Engine) -> None:
+    """Residents and dwellings take WatermelonDB's ids; a UUID-keyed one is refused naming its id (stored as a
+    rejection), so the next pull deletes it from the phone. Visits take UUIDs. Ids that cannot come from an
+    app (not a string, too long) are refused without a name."""
+    import uuid
+
+    from tests.sync.push_helpers import push_raw
+
+    dwelling = world.dwellings[world.community("c1")["id"]][0]
+    last = cursor(api, "worker1")
+    resident_uuid, dwelling_uuid = str(uuid.uuid4()), str(uuid.uuid4())
+    body = push(api, "worker1", changes(
+        residents={"created": [resident_raw(resident_uuid, dwelling, "131"), {"id": 7, "name": "x"},
+                               {**resident_raw("y" * 40, dwelling, "132")}]},
+        dwellings={"created": [{"id": dwelling_uuid, "_status": "created", "_changed": "",
+                                "community_id": world.community("c1")["id"], "grid_id": None,
+                                "address": "新路1号", "kind": "rental", "lat": None, "lng": None}]}), last)
+    assert sorted((r["table"], r["id"], r["code"]) for r in body["rejected"]) == sorted([
+        ("residents", resident_uuid, "id_not_accepted"), ("dwellings", dwelling_uuid, "id_not_accepted"),
+        ("residents", "", "record_invalid"), ("residents", "", "record_invalid")])
+    assert rows(engine, select(SyncRejection.record_id).where(SyncRejection.code == "id_not_accepted"))
+    after = pull(api, "worker1", last)
+    assert resident_uuid in ids(after, "residents", "deleted") and dwelling_uuid in ids(after, "dwellings", "deleted")
+    assert rows(engine, select(Resident.id).where(Resident.id == resident_uuid)) == []
+    # The same push again (the phone did not converge yet) is refused the same way, and nothing is stored.
+    raw = push_raw(api, "worker1", changes(residents={"created": [resident_raw(resident_uuid, dwelling, "131")]}),
+                   after["timestamp"])
+    assert [(r["id"], r["code"]) for r in raw.json()["rejected"]] == [(resident_uuid, "id_not_accepted")]

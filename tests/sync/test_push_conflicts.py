@@ -162,3 +162,37 @@ def test_revoked_device_cannot_push(api: Api, world: World, engine: Engine) -> N
     response = push_raw(api, "worker1", changes(residents={"updated": [edit]}), last)
     assert response.status_code == 403 and response.json()["code"] == "device_revoked"
     assert rows(engine, select(Resident.occupation).where(Resident.id == rid)) == [(None,)]
+
+
+def test_an_edit_made_after_the_pull_that_handed_out_the_change_is_no_conflict(api: Api, world: World,
+                                                                             engine: Engine) -> None:
+    """A phone pulls another user's edit, then edits the same field and syncs a minute later (its first pull
+    there hands out nothing, or is quiet): it overwrote a value it had seen, so no conflict is recorded. The
+    same edit made offline *before* the pull that handed out the change is a conflict."""
+    from tests.sync.helpers import pull
+
+    rid, last = _own_resident(api, world)
+    dwelling = world.dwellings[world.community("c1")["id"]][0]
+    assert api.as_("sup_street", "PATCH", f"{V1}/residents/{rid}", json={"version": 1, "occupation": "服务员"}
+                   ).status_code == 200
+    handed = pull(api, "worker1", last)  # synchronize(): the pull hands the edit out; nothing to push
+    assert any(r["id"] == rid for r in handed["changes"]["residents"]["updated"])
+    seen = handed["timestamp"]
+    # A minute later the worker edits the occupation and syncs: pull (nothing new), then push.
+    again = pull(api, "worker1", seen)
+    assert again["changes"]["residents"]["updated"] == []
+    quiet = pull(api, "worker1", again["timestamp"])  # and once more: a quiet pull, which writes nothing
+    assert quiet["timestamp"] == again["timestamp"]
+    edit = {**resident_raw(rid, dwelling, "201"), "_status": "updated", "_changed": "occupation", "occupation": "厨师"}
+    body = push(api, "worker1", changes(residents={"updated": [edit]}), quiet["timestamp"])
+    assert body["applied"] == {"residents": 1}
+    assert rows(engine, select(SyncConflict.id).where(SyncConflict.record_id == rid)) == []
+    # The same phone, offline: it edits first, then a server edit arrives, then it syncs (pull, then push).
+    assert api.as_("sup_street", "PATCH", f"{V1}/residents/{rid}", json={"version": 3, "occupation": "保安"}
+                   ).status_code == 200
+    offline = {**edit, "occupation": "司机"}
+    synced = pull(api, "worker1", quiet["timestamp"])
+    body = push(api, "worker1", changes(residents={"updated": [offline]}), synced["timestamp"])
+    assert body["applied"] == {"residents": 1}
+    (conflict,), = rows(engine, select(SyncConflict).where(SyncConflict.record_id == rid))
+    assert json.loads(conflict.server_values) == {"occupation": "保安"}

@@ -538,3 +538,57 @@ def test_local_delete_after_a_push_is_not_undone(server: Server, phones: Phones,
     phones.synced(a)
     assert phones.get(a, "tasks", task["id"]) is None
     assert_converged(phones, a, "worker1")
+
+
+def test_an_edit_after_a_quiet_pull_is_no_conflict(server: Server, phones: Phones, world: World) -> None:
+    """Phone B pulls phone A's edit, syncs again with nothing new (a quiet pull, which writes nothing), then
+    edits the same field and syncs: B overwrote a value it had seen, so no conflict is recorded."""
+    a, b = phones.open("quiet-a", "worker1"), phones.open("quiet-b", "sup_street")
+    phones.synced(a)
+    phones.synced(b)
+    resident_id = sorted(phones.ids(a, "residents"))[5]
+    phones("update", phone=a, table="residents", id=resident_id, fields={"occupation": "电工"})
+    phones.synced(a)
+    phones.synced(b)  # B receives A's edit
+    assert phones.get(b, "residents", resident_id)["occupation"] == "电工"  # type: ignore[index]
+    phones.synced(b)  # nothing new
+    phones.synced(b)  # nothing new again: a quiet pull
+    phones("update", phone=b, table="residents", id=resident_id, fields={"occupation": "木工"})
+    assert phones.synced(b)["rejected"] == []
+    assert server.scalar(select(col(Resident.occupation)).where(col(Resident.id) == resident_id)) == "木工"
+    assert server.scalar(select(func.count()).select_from(SyncConflict)
+                         .where(col(SyncConflict.record_id) == resident_id)) == 0
+    phones.synced(a)
+    phones.synced(b)
+    assert_converged(phones, a, "worker1")
+    assert_converged(phones, b, "sup_street")
+
+
+def test_an_app_with_uuid_ids_converges(server: Server, phones: Phones, world: World) -> None:
+    """An app that installs a UUID generator: its visits, deliveries and tasks are taken; a resident or a
+    dwelling it creates is refused by name (`id_not_accepted`) and removed from the phone at the next sync,
+    together with the records that point at it; nothing is left pending."""
+    u = phones.open("uuid-a", "worker1")
+    phones.synced(u)
+    mine = _resident_with_dwelling(phones, u)
+    phones("ids-as", kind="uuid")
+    try:
+        local = _offline_visit(phones, u, world.users["worker1"], mine)
+        resident = phones("create", phone=u, table="residents", fields={
+            "community_id": mine["community_id"], "dwelling_id": mine["dwelling_id"], "name": "新来者",
+            "id_number": mine["id_number"][:6] + "19900101" + "0023", "hukou_code": "411702",
+            "arrival_date": _day_ms(city_today()), "status": "REGISTERED", "key_person": False,
+            "marital_status": "unknown"})
+    finally:
+        phones("ids-as", kind="default")
+    assert len(local["visit"]) == 36 and len(resident["id"]) == 36
+    pushed = phones.sync(u)
+    assert "error" not in pushed, pushed
+    refused = {(r["table"], r["id"]): r["code"] for r in pushed["rejected"]}
+    assert refused == {("residents", resident["id"]): "id_not_accepted"}
+    visits, deliveries, tasks = _visit_rows(server, mine["id"])
+    assert any(v == local["visit"] for v, _, _ in visits)
+    assert {d for d, v, _ in deliveries if v == local["visit"]} == set(local["deliveries"])
+    phones.synced(u)
+    assert resident["id"] not in phones.ids(u, "residents")
+    assert_converged(phones, u, "worker1")

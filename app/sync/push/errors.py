@@ -34,6 +34,14 @@ class RecordInvalid(Unprocessable):
     zh = "记录格式错误：字段缺失、类型错误或编号无效。"
 
 
+class IdNotAccepted(Unprocessable):
+    code = "id_not_accepted"
+    en = ("Residents and dwellings take WatermelonDB's ids (16 to 32 letters and digits), not UUIDs: the record was "
+          "not stored, and the next sync removes it from the phone.")
+    zh = ("人员和房屋记录须使用 WatermelonDB 编号（16至32位字母或数字），不接受 UUID："
+          "该记录未保存，下次同步将从手机删除。")
+
+
 class ReadOnlyTable(Forbidden):
     code = "read_only_table"
     en = "Phones may not change this table."

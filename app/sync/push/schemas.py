@@ -9,11 +9,13 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from app.sync.push.errors import PushInvalid, PushTooLarge, SyncTableUnknown
+from app.sync.push.errors import IdNotAccepted, PushInvalid, PushTooLarge, RecordInvalid, SyncTableUnknown
 from app.sync.wire import MODELS
 
 SHORT_ID = re.compile(r"^[A-Za-z0-9]{16,32}$")  # residents, dwellings: WatermelonDB ids or server ids
 CLIENT_ID = re.compile(r"^[A-Za-z0-9-]{16,36}$")  # visits, deliveries, tasks: UUIDs allowed too
+# An id a refusal can name (and the device's next pull delete): any id a WatermelonDB app can generate.
+NAMEABLE = re.compile(r"^[A-Za-z0-9_-]{1,36}$")
 
 
 @dataclass
@@ -29,7 +31,9 @@ class Incoming:
 class Parsed:
     records: dict[str, list[Incoming]] = field(default_factory=dict)
     deleted: dict[str, list[str]] = field(default_factory=dict)
-    invalid: list[tuple[str, str]] = field(default_factory=list)  # (table, id or "") malformed records
+    # Records refused before any work: (table, id, code). The id is "" when it cannot be named (not a string,
+    # too long, odd characters); a nameable id is kept, so the device's next pull deletes the record.
+    invalid: list[tuple[str, str, str]] = field(default_factory=list)
 
 
 def id_pattern(table: str) -> re.Pattern[str]:
@@ -80,8 +84,7 @@ def parse(body: Any, max_records: int) -> Parsed:
             for raw in changes.get(kind, []):
                 record_id = raw.get("id") if isinstance(raw, dict) else None
                 if not isinstance(record_id, str) or not pattern.match(record_id) or record_id in seen:
-                    parsed.invalid.append((table, record_id if isinstance(record_id, str) and
-                                           pattern.match(record_id) else ""))
+                    parsed.invalid.append(_refused(table, record_id, pattern))
                     continue
                 seen.add(record_id)
                 status, changed = raw.get("_status"), raw.get("_changed")
@@ -92,8 +95,17 @@ def parse(body: Any, max_records: int) -> Parsed:
             if isinstance(record_id, str) and pattern.match(record_id):
                 parsed.deleted.setdefault(table, []).append(record_id)
             else:
-                parsed.invalid.append((table, ""))
+                parsed.invalid.append(_refused(table, record_id, pattern))
     return parsed
+
+
+def _refused(table: str, record_id: Any, pattern: re.Pattern[str]) -> tuple[str, str, str]:
+    """Why a record is refused before any work, naming it whenever it can be named (so the phone converges)."""
+    if not isinstance(record_id, str) or not NAMEABLE.match(record_id):
+        return table, "", RecordInvalid.code
+    if not pattern.match(record_id):
+        return table, record_id, IdNotAccepted.code  # e.g. a UUID for a resident
+    return table, record_id, RecordInvalid.code  # the same id twice in one push
 
 
 # --- the push -----------------------------------------------------------------------------------------------

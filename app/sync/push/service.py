@@ -43,6 +43,7 @@ from app.sync.push.errors import (
     ConcurrentChange,
     DeleteNotAllowed,
     FieldNotWritable,
+    IdNotAccepted,
     ReadOnlyTable,
     RecordInvalid,
     ResidentRecordReplaced,
@@ -136,8 +137,9 @@ class Pusher:
             self.reject(item.table, item.id, ConcurrentChange(), item.kind)
 
     def run(self, parsed: Parsed) -> Outcome:
-        for table, record_id in parsed.invalid:
-            self.reject(table, record_id, RecordInvalid(), RejectionKind.update)
+        for table, record_id, code in parsed.invalid:
+            self.reject(table, record_id, IdNotAccepted() if code == IdNotAccepted.code else RecordInvalid(),
+                        RejectionKind.update)
         for table in READ_ONLY_TABLES:
             for rec in parsed.records.get(table, []):
                 self.reject(table, rec.id, ReadOnlyTable(), _kind(rec))
