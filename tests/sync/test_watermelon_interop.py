@@ -589,6 +589,7 @@ def test_an_app_with_uuid_ids_converges(server: Server, phones: Phones, world: W
     visits, deliveries, tasks = _visit_rows(server, mine["id"])
     assert any(v == local["visit"] for v, _, _ in visits)
     assert {d for d, v, _ in deliveries if v == local["visit"]} == set(local["deliveries"])
+    assert any(t == local["task"] for t, *_ in tasks)
     phones.synced(u)
     assert resident["id"] not in phones.ids(u, "residents")
     assert_converged(phones, u, "worker1")
