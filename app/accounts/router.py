@@ -4,16 +4,15 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Path, Query, Response
 from sqlalchemy import func, or_, select
-from sqlmodel import col
+from sqlmodel import Session, col
 
 from app.accounts import service
 from app.accounts.schemas import MeOut, PasswordResetIn, ScopeDivision, UserCreate, UserOut, UserUpdate
-from app.auth.deps import AdminActor
+from app.auth.deps import ALL_USERS, AdminActor, Hop, hop
 from app.auth.models import User
-from app.auth.router import MeActor
-from app.core.actor import Role
+from app.core.actor import Actor, Role
 from app.core.deps import SessionDep
 from app.core.errors import NotFound
 from app.core.pagination import Page, PageDep, paginate
@@ -21,6 +20,8 @@ from app.places.models import Division
 
 router = APIRouter(prefix="/users", tags=["users"])
 me_router = APIRouter(prefix="/auth", tags=["auth"])
+# Works while a password change is pending (the app shows who must change it).
+MeHop = Annotated[Hop, hop(*ALL_USERS, password_expired_ok=True)]
 UserId = Annotated[str, Path(max_length=32, description="Account id")]
 
 
@@ -86,16 +87,22 @@ def reset_password(user_id: UserId, body: PasswordResetIn, session: SessionDep, 
 
 
 @me_router.get("/me", response_model=MeOut, summary="Who am I, and where do I work")
-def me(session: SessionDep, actor: MeActor) -> MeOut:
-    user = session.get(User, actor.user_id)
-    if user is None:
+async def me(hop: MeHop) -> Response:
+    return await hop.run(_me)
+
+
+def _me(session: Session, actor: Actor) -> MeOut:
+    conn = session.connection()  # plain rows: every phone asks this at start-up
+    display_name = conn.execute(select(col(User.display_name)).where(col(User.id) == actor.user_id)).scalar()
+    if display_name is None:
         raise NotFound()
     scope = None
     if actor.area_prefixes is not None:
         # Exactly the scope the actor is granted (an account whose role has no area sees nothing).
-        divisions: list[Division] = list(session.execute(
-            select(Division).where(col(Division.path).in_(actor.area_prefixes)).order_by(col(Division.path))
-        ).scalars()) if actor.area_prefixes else []
-        scope = [ScopeDivision.model_validate(d) for d in divisions]
-    return MeOut(id=user.id, username=user.username, display_name=user.display_name, role=actor.role,
-                 must_change_password=user.must_change_password, scope=scope)
+        rows = conn.execute(
+            select(col(Division.id), col(Division.code), col(Division.name), col(Division.level), col(Division.path))
+            .where(col(Division.path).in_(actor.area_prefixes)).order_by(col(Division.path))
+        ).all() if actor.area_prefixes else []
+        scope = [ScopeDivision(id=i, code=c, name=n, level=lv, path=p) for i, c, n, lv, p in rows]
+    return MeOut(id=actor.user_id, username=actor.username, display_name=display_name, role=actor.role,
+                 must_change_password=actor.must_change_password, scope=scope)

@@ -17,6 +17,7 @@ from pydantic_core import PydanticCustomError
 from app.audit import service
 from app.audit.schemas import AuditEventOut, ChainVerifyOut
 from app.auth.deps import AuditorActor
+from app.core.db import UnitOfWork
 from app.core.deps import SessionDep
 from app.core.errors import Unprocessable
 from app.core.inputs import IsoDateTime
@@ -96,6 +97,9 @@ def verify(session: SessionDep, actor: AuditorActor) -> ChainVerifyOut:
 
     The walk reads the request's own snapshot (REPEATABLE READ on PostgreSQL), so a purge committed half-way
     through cannot show up as a missing row."""
+    uow = UnitOfWork.of(session)
+    assert uow is not None
+    uow.snapshot()
     report = audit.verify_chain(session)
     audit.record(session, "audit.verify", target_type="audit_events",
                  outcome="success" if report.intact else "failure",

@@ -26,9 +26,9 @@ class Settings(BaseSettings):
 
     app_env: Literal["development", "test", "production"] = "development"
     database_url: str = f"sqlite:///{ROOT / 'data' / 'app.db'}"
-    # Connections per process: DB_POOL_SIZE, plus as many overflow ones. Requests beyond that wait in line (not in
-    # a thread) for up to DB_QUEUE_SECONDS, then get 503 service_busy with Retry-After.
-    db_pool_size: int = Field(default=10, ge=1, le=200)
+    # Connections per process, kept open. Requests beyond that wait in line (not in a thread) for up to
+    # DB_QUEUE_SECONDS, then get 503 service_busy with Retry-After.
+    db_pool_size: int = Field(default=20, ge=1, le=400)
     db_queue_seconds: float = Field(default=15.0, ge=0.1, le=120)
 
     # Tokens. JWT_KEYS is "kid:secret[,kid:secret…]"; the first signs, all verify (rotation).

@@ -36,6 +36,9 @@ from app.core.config import get_settings
 from app.core.errors import ServiceBusy
 
 IMMEDIATE = "app_begin_immediate"
+# SQLite: a read whose statements each see the latest commit, with no BEGIN (and so no ROLLBACK) of its own;
+# `UnitOfWork.snapshot()` turns it into one snapshot when the reads must agree with each other.
+STATEMENT_READS = "app_statement_reads"
 UOW = "unit_of_work"  # session.info: the session's UnitOfWork (the ledger keeps its own key)
 _engine_override: Engine | None = None
 
@@ -64,11 +67,12 @@ def create_db_engine(url: str) -> Engine:
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30},
-                               pool_size=settings.db_pool_size, max_overflow=settings.db_pool_size)
+                               pool_size=settings.db_pool_size, max_overflow=0)
         _configure_sqlite(engine)
         return engine
-    return create_engine(url, pool_size=settings.db_pool_size, max_overflow=settings.db_pool_size,
-                         pool_pre_ping=True)
+    # No overflow: an overflow connection is closed when it comes back, so under load every request would pay
+    # for a new one; the admission gate (`admitted`) keeps requests to the pool's size instead.
+    return create_engine(url, pool_size=settings.db_pool_size, max_overflow=0, pool_pre_ping=True)
 
 
 def capacity(engine: Engine) -> int:
@@ -94,8 +98,11 @@ def _configure_sqlite(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Any) -> None:
-        immediate = conn.get_execution_options().get(IMMEDIATE, False)
-        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+        options = conn.get_execution_options()
+        if options.get(STATEMENT_READS, False):
+            return  # the driver stays in autocommit: each statement is its own read
+        # Straight to the driver: nothing of SQLAlchemy's statement machinery is needed for a BEGIN.
+        conn.connection.driver_connection.execute("BEGIN IMMEDIATE" if options.get(IMMEDIATE, False) else "BEGIN")
 
 
 def writing(engine: Engine) -> Engine:
@@ -108,6 +115,14 @@ def reading(engine: Engine) -> Engine:
     if engine.dialect.name == "postgresql":
         return engine.execution_options(isolation_level="REPEATABLE READ", postgresql_readonly=True)
     return engine
+
+
+def statement_reads(engine: Engine) -> Engine:
+    """A request's reads: on SQLite each statement reads the latest commit, with no transaction of its own (a
+    BEGIN and a ROLLBACK fewer, each a trip through the GIL); PostgreSQL reads one REPEATABLE READ snapshot."""
+    if engine.dialect.name == "sqlite":
+        return engine.execution_options(**{STATEMENT_READS: True})
+    return reading(engine)
 
 
 def begin(session: Session, *, write: bool) -> None:
@@ -160,6 +175,11 @@ class CommitHook(Protocol):
     def discard(self, session: Session) -> None:
         """Forget it: the work it belonged to was rolled back."""
 
+    def write_alone(self, session: Session, write: Callable[[Callable[[Session], None]], None]) -> bool:
+        """A read's leftovers when nothing else must be written: write them now (returns True), possibly
+        together with other requests' (`write(fn)` runs fn in a write transaction on this session and commits),
+        or return False to have them sealed in an ordinary write transaction."""
+
 
 _hooks: list[CommitHook] = []
 
@@ -173,12 +193,23 @@ def on_commit(hook: CommitHook) -> None:
 class UnitOfWork:
     """One session, one connection at a time, committed (or abandoned) once."""
 
-    def __init__(self, engine: Engine | None = None, *, write: bool) -> None:
+    def __init__(self, engine: Engine | None = None, *, write: bool, snapshot: bool = True) -> None:
         self.engine = engine or get_engine()
         self.write = write
-        self.session = Session(writing(self.engine) if write else reading(self.engine), expire_on_commit=False)
+        bind = writing(self.engine) if write else reading(self.engine) if snapshot else statement_reads(self.engine)
+        self.session = Session(bind, expire_on_commit=False)
         self.session.info[UOW] = self
         self._deferred: list[Work] = []
+        self.finished = False
+
+    def snapshot(self) -> None:
+        """From here on, the reads of this unit of work agree with each other: one snapshot (SQLite: BEGIN now, if
+        its reads run statement by statement; PostgreSQL: every read unit of work is one snapshot already)."""
+        if self.engine.dialect.name != "sqlite" or self.write:
+            return
+        driver = self.session.connection().connection.driver_connection
+        if driver is not None and not driver.in_transaction:
+            driver.execute("BEGIN")
 
     @staticmethod
     def of(session: Session) -> UnitOfWork | None:
@@ -196,14 +227,17 @@ class UnitOfWork:
 
     def finish(self) -> None:
         """Success: commit a write; end a read, then write what it deferred and what it must leave behind."""
+        if self.finished:
+            return
+        self.finished = True
         try:
             if self.write:
                 self._commit()
-            else:
+            elif self._deferred or any(hook.pending(self.session) for hook in _hooks):
                 self.session.rollback()  # read-only: ends the snapshot, gives the connection back
                 self._write_deferred()
         finally:
-            self.close()
+            self.close()  # a read with nothing to write: the close ends its snapshot (one rollback, not two)
 
     def abandon(self, *, keep: bool = False, then: Work | None = None) -> None:
         """Failure: roll back (a write with `keep` commits what it wrote: a failed sign-in still counts), then
@@ -231,15 +265,26 @@ class UnitOfWork:
         self.session.commit()
 
     def _write_deferred(self) -> None:
-        if not self._deferred and not any(hook.pending(self.session) for hook in _hooks):
+        pending = [hook for hook in _hooks if hook.pending(self.session)]
+        if not self._deferred and not pending:
             return
+        if not self._deferred and len(pending) == 1 and pending[0].write_alone(self.session, self._write):
+            return  # e.g. a sensitive read's audit record, committed together with other requests' (group commit)
+        work, self._deferred = self._deferred, []
+
+        def everything(session: Session) -> None:
+            for item in work:
+                item(session)
+
+        self._write(everything)
+
+    def _write(self, work: Callable[[Session], None]) -> None:
+        """`work` in a short write transaction on this unit of work's session, sealed and committed."""
         self.session.bind = writing(self.engine)  # the next transaction is a write (one connection again)
         self.write = True
         begin(self.session, write=True)
         try:
-            work, self._deferred = self._deferred, []
-            for item in work:
-                item(self.session)
+            work(self.session)
             self._commit()
         except BaseException:
             self.session.rollback()

@@ -42,7 +42,8 @@ async def get_session(request: Request) -> AsyncIterator[Session]:
     """
     engine = get_engine()
     async with admitted(engine):  # a connection is free for this request before it takes a thread
-        uow = UnitOfWork(engine, write=request.method not in SAFE_METHODS)
+        # Reads run statement by statement on SQLite; a route whose reads must agree asks for a snapshot.
+        uow = UnitOfWork(engine, write=request.method not in SAFE_METHODS, snapshot=False)
         try:
             yield uow.session
         except AppError as exc:
@@ -53,7 +54,8 @@ async def get_session(request: Request) -> AsyncIterator[Session]:
             uow.close()  # here, not in the pool: a cancelled request must not leave its connection open
             raise
         else:
-            await run_in_threadpool(uow.finish)
+            if not uow.finished:  # a one-hop route (app.auth.deps.Hop) finished it in its own thread
+                await run_in_threadpool(uow.finish)
 
 
 def _refusal(request: Request, exc: AppError) -> Callable[[Session], None]:

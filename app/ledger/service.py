@@ -11,7 +11,9 @@ together, so a rolled-back record leaves neither a change-log row nor an audit e
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future
 from contextlib import contextmanager
 from typing import Any
 
@@ -36,8 +38,68 @@ def seal(session: Session) -> None:
     ledger.clear()
 
 
+class GroupCommit:
+    """Audit records of concurrent reads share one durable commit; each request still waits for its own.
+
+    A read that leaves only audit events behind (a sensitive read) hands them in here from its worker thread,
+    after its read has ended. The first request to arrive while no write is under way leads: on its own
+    connection it writes every batch handed in meanwhile in one transaction (one fsync), until the queue is
+    empty. The others wait, holding no connection, until the batch with their events has committed (or failed:
+    then each of them fails as it would have alone). One leader at a time per process.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._queue: list[tuple[list[dict[str, Any]], Future[None]]] = []
+        self._leading = False
+
+    def submit(self, events: list[dict[str, Any]], write: Callable[[Callable[[Session], None]], None]) -> None:
+        done: Future[None] = Future()
+        with self._lock:
+            self._queue.append((events, done))
+            lead = not self._leading
+            self._leading = True
+        if lead:
+            self._lead(write)
+        done.result()
+
+    def _lead(self, write: Callable[[Callable[[Session], None]], None]) -> None:
+        while True:
+            with self._lock:
+                batch, self._queue = self._queue, []
+                if not batch:
+                    self._leading = False
+                    return
+            try:
+                write(_queue_events([e for events, _ in batch for e in events]))
+            except BaseException as exc:  # each waiter fails as it would have alone; the leader goes on
+                for _, waiter in batch:
+                    waiter.set_exception(exc)
+            else:
+                for _, waiter in batch:
+                    waiter.set_result(None)
+
+
+def _queue_events(events: list[dict[str, Any]]) -> Callable[[Session], None]:
+    def queue(session: Session) -> None:
+        ledger_of(session).events.extend(events)
+
+    return queue
+
+
+GROUP = GroupCommit()
+
+
 class _Hook:
     """The ledger's commit hook (app.core.db.CommitHook)."""
+
+    def write_alone(self, session: Session, write: Callable[[Callable[[Session], None]], None]) -> bool:
+        ledger = peek(session)
+        if ledger is None or not ledger.events or ledger.rows or ledger.selects or ledger.staged:
+            return False
+        events, ledger.events = ledger.events, []
+        GROUP.submit(events, write)
+        return True
 
     def pending(self, session: Session) -> bool:
         ledger = peek(session)

@@ -98,8 +98,11 @@ def pull_changes(
         raise SchemaVersionUnsupported({"supported": sorted(SUPPORTED_SCHEMA_VERSIONS)})
     after = _cursor(last_pulled_at)
     full_tables = _migration(migration) if after else set()
-    # The request's transaction is one snapshot (REPEATABLE READ READ ONLY on PostgreSQL, a read transaction
-    # on SQLite): the device, the counter and every table are read in it, on the request's one connection.
+    # One snapshot (REPEATABLE READ READ ONLY on PostgreSQL, a read transaction on SQLite): the device, the
+    # counter and every table are read in it, on the request's one connection.
+    uow = UnitOfWork.of(session)
+    assert uow is not None
+    uow.snapshot()
     state = devices.pull_state(session, actor, device_id, after)
     cursor = read_cursor(session)
     if after > cursor:
@@ -113,8 +116,6 @@ def pull_changes(
                         x_device_time, result.counts())
     if not devices.quiet(state, record):
         # Registration and bookkeeping are writes: after the snapshot has ended, on the same connection.
-        uow = UnitOfWork.of(session)
-        assert uow is not None
         uow.side_write(lambda side: devices.record_pull(side, record))
     return _json(request, result.body())
 

@@ -6,35 +6,50 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, event, select
+from sqlalchemy import Engine, select
 from sqlmodel import Session
 
 from app.core.db import writing
 from app.core.deps import SessionDep
 
 
-def _begins(engine: Engine, bind: Engine) -> list[str]:
-    seen: list[str] = []
-
-    def record(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
-        if statement.startswith("BEGIN"):
-            seen.append(statement)
-
-    event.listen(engine, "before_cursor_execute", record)
-    try:
-        with Session(bind) as session:
-            session.execute(select(1))
-            session.rollback()
-    finally:
-        event.remove(engine, "before_cursor_execute", record)
-    return seen
+def _in_transaction(session: Session) -> bool:
+    return bool(session.connection().connection.driver_connection.in_transaction)  # type: ignore[union-attr]
 
 
 def test_write_sessions_begin_immediate_and_reads_deferred(engine: Engine) -> None:
+    """A write takes SQLite's write lock at its first statement; a snapshot read begins a (deferred) read
+    transaction; a request's statement-by-statement read holds no transaction at all."""
+    import sqlite3
+
+    from app.core.db import UnitOfWork, reading, statement_reads
+
     if engine.dialect.name != "sqlite":
         pytest.skip("PostgreSQL takes row locks where it writes; there is no database-wide write lock to take")
-    assert _begins(engine, writing(engine)) == ["BEGIN IMMEDIATE"]
-    assert _begins(engine, engine) == ["BEGIN"]
+    with Session(writing(engine)) as writer:
+        writer.execute(select(1))
+        assert _in_transaction(writer)
+        other = sqlite3.connect(engine.url.database or "", timeout=0, isolation_level=None)
+        try:
+            with pytest.raises(sqlite3.OperationalError, match="locked"):
+                other.execute("BEGIN IMMEDIATE")  # the write lock is taken already
+        finally:
+            other.close()
+        writer.rollback()
+    with Session(reading(engine)) as snapshot:
+        snapshot.execute(select(1))
+        assert _in_transaction(snapshot)
+    with Session(statement_reads(engine)) as reads:
+        reads.execute(select(1))
+        assert not _in_transaction(reads)
+    uow = UnitOfWork(engine, write=False, snapshot=False)
+    try:
+        uow.session.execute(select(1))
+        assert not _in_transaction(uow.session)
+        uow.snapshot()
+        assert _in_transaction(uow.session)
+    finally:
+        uow.close()
 
 
 # --- one connection per request ----------------------------------------------------------------------------

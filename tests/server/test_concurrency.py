@@ -1,7 +1,7 @@
 """Many requests at once against a real server (uvicorn in a subprocess): none may end in a 5xx or go unanswered.
 
 Each route kind that opens extra transactions gets four times the database pool's capacity of concurrent
-requests (SQLite: QueuePool 5 + 10 overflow; PostgreSQL: DB_POOL_SIZE=2 × 2, set small to make it cheap). A
+requests (DB_POOL_SIZE=4 on both databases, set small to make it cheap). A
 request that holds a pooled connection while it waits for a second one deadlocks the pool under such a burst;
 the pool's 30 s checkout timeout then turns every waiting request into a 500 (issue 12). The client waits
 longer than that, so a stall shows as those answers, and each burst is bounded. No timing assertions.
