@@ -13,6 +13,7 @@ from typing import Annotated, Any
 
 from fastapi import Depends, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BaseModel
 from sqlalchemy import bindparam, select
 from sqlmodel import Session, col
 from starlette.concurrency import run_in_threadpool
@@ -184,15 +185,17 @@ class Hop:
         actor = check_rule(load_actor(self.session, self.settings, self.claims), self.allowed,
                            self.password_expired_ok)
         result = work(self.session, actor)
-        if isinstance(result, Response):
-            response = result
-        else:
-            response = Response(result.model_dump_json(), status_code=status, headers=headers,
-                                media_type="application/json")
+        response = result if isinstance(result, Response) else model_response(result, status, headers)
         uow = UnitOfWork.of(self.session)
         assert uow is not None
         uow.finish()  # here, in this thread: committed (or the read ended) before the response leaves
         return response
+
+
+def model_response(model: BaseModel, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    """A response model as FastAPI would send it (by alias), encoded here rather than in another hop."""
+    return Response(model.model_dump_json(by_alias=True), status_code=status, headers=headers,
+                    media_type="application/json")
 
 
 def hop(*roles: Role, password_expired_ok: bool = False) -> Any:
@@ -200,6 +203,10 @@ def hop(*roles: Role, password_expired_ok: bool = False) -> Any:
     allowed = frozenset(roles)
 
     async def rule(session: SessionDep, settings: SettingsDep, claims: Claims) -> Hop:
+        # A pending password change is refused before the request's input is read, as `allow` does; the role and
+        # the rest are checked with the database, in the hop (a role refusal may follow an input refusal there).
+        if claims.get("pcr") and not password_expired_ok:
+            raise PasswordChangeRequired()
         return Hop(session, settings, claims, allowed, password_expired_ok)
 
     setattr(rule, ACCESS_RULE, allowed)

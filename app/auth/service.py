@@ -240,7 +240,8 @@ def login(session: Session, settings: Settings, username: str, password: str) ->
                                 created_at=now, last_seen_at=now)
     session.add(login_session)
     refresh = _new_refresh(session, login_session.id)
-    access, expires_in = issue_access_token(settings, user_id=user.id, session_id=login_session.id, now=now)
+    access, expires_in = issue_access_token(settings, user_id=user.id, session_id=login_session.id, now=now,
+                                            password_change=user.must_change_password)
     audit.record(session, "auth.login", target_type="user", target_id=user.id, actor_id=user.id,
                  actor_role=user.role)
     return user, access, refresh, expires_in
@@ -304,7 +305,8 @@ def refresh(session: Session, settings: Settings, token: str) -> tuple[User, str
                      detail={"reason": reason})
         raise RefreshInvalid()
     new_token = _new_refresh(session, session_id)
-    access, expires_in = issue_access_token(settings, user_id=user.id, session_id=session_id, now=now)
+    access, expires_in = issue_access_token(settings, user_id=user.id, session_id=session_id, now=now,
+                                            password_change=user.must_change_password)
     audit.record(session, "auth.refresh", target_type="auth_session", target_id=session_id,
                  actor_id=user.id, actor_role=user.role)
     return user, access, new_token, expires_in

@@ -224,9 +224,14 @@ def new_refresh_token() -> str:
     return secrets.token_urlsafe(32)
 
 
-def issue_access_token(settings: Settings, *, user_id: str, session_id: str, now: datetime) -> tuple[str, int]:
+def issue_access_token(settings: Settings, *, user_id: str, session_id: str, now: datetime,
+                       password_change: bool = False) -> tuple[str, int]:
+    """A short-lived access token: it names the user and the login session, nothing about what they may do (role
+    and scope are read from the database on every request). `pcr`, present while a password change is required,
+    lets a route refuse before it reads its input; it can only refuse (a change of password issues a new token,
+    a reset ends every session), and the database still decides on every request."""
     lifetime = timedelta(minutes=settings.access_token_minutes)
-    claims = {
+    claims: dict[str, Any] = {
         "iss": settings.jwt_issuer,
         "aud": settings.jwt_audience,
         "sub": user_id,
@@ -236,6 +241,8 @@ def issue_access_token(settings: Settings, *, user_id: str, session_id: str, now
         "iat": int(now.timestamp()),
         "exp": int((now + lifetime).timestamp()),
     }
+    if password_change:
+        claims["pcr"] = True
     kid = settings.current_kid
     token = jwt.encode(claims, settings.signing_keys[kid], algorithm=ALGORITHM, headers={"kid": kid})
     return token, int(lifetime.total_seconds())

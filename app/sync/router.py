@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 import zlib
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 import orjson
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
+from sqlmodel import Session
 
-from app.auth.deps import StaffActor, allow
+from app.auth.deps import Hop, StaffActor, allow, hop
 from app.core.actor import Actor, Role
 from app.core.config import get_settings
 from app.core.db import UnitOfWork
@@ -41,6 +43,7 @@ from app.sync.schemas import ConflictOut, DeviceOut, PullOut, PushOut, ResolveIn
 router = APIRouter(prefix="/sync", tags=["sync"])
 
 SyncActor = Annotated[Actor, allow(Role.worker, Role.supervisor)]
+SyncHop = Annotated[Hop, hop(Role.worker, Role.supervisor)]
 DeviceAdmin = Annotated[Actor, allow(Role.supervisor, Role.admin)]
 ConflictReader = Annotated[Actor, allow(Role.supervisor, Role.admin)]
 ConflictResolver = Annotated[Actor, allow(Role.supervisor)]
@@ -80,10 +83,9 @@ def _migration(raw: str | None) -> set[str]:
                422: {"description": "device_id_required, schema_version_unsupported, cursor_ahead, cursor_invalid, "
                                     "migration_invalid"}},
 )
-def pull_changes(
+async def pull_changes(
     request: Request,
-    session: SessionDep,
-    actor: SyncActor,
+    hop: SyncHop,
     schema_version: Annotated[int, Query(ge=0, le=1_000_000, description="The app's local schema version")],
     last_pulled_at: Annotated[str | None, Query(max_length=20, description="The last pull's timestamp, or null")]
     = None,
@@ -97,34 +99,50 @@ def pull_changes(
     if schema_version not in SUPPORTED_SCHEMA_VERSIONS:
         raise SchemaVersionUnsupported({"supported": sorted(SUPPORTED_SCHEMA_VERSIONS)})
     after = _cursor(last_pulled_at)
-    full_tables = _migration(migration) if after else set()
+    request_ = PullRequest(device_id, after, _migration(migration) if after else set(), schema_version,
+                           x_app_version, x_device_time, "gzip" in request.headers.get("accept-encoding", "").lower())
+    return await hop.run(lambda session, actor: _pull(session, actor, request_))
+
+
+@dataclass(frozen=True)
+class PullRequest:
+    device_id: str
+    after: int
+    full_tables: set[str]
+    schema_version: int
+    app_version: str | None
+    device_time: int | None
+    gzip: bool
+
+
+def _pull(session: Session, actor: Actor, req: PullRequest) -> Response:
     # One snapshot (REPEATABLE READ READ ONLY on PostgreSQL, a read transaction on SQLite): the device, the
     # counter and every table are read in it, on the request's one connection.
     uow = UnitOfWork.of(session)
     assert uow is not None
     uow.snapshot()
-    state = devices.pull_state(session, actor, device_id, after)
+    state = devices.pull_state(session, actor, req.device_id, req.after)
     cursor = read_cursor(session)
-    if after > cursor:
+    if req.after > cursor:
         raise CursorAhead()
     # Nothing was stamped after a cursor that is the latest: the usual quiet poll reads no more.
-    rejected = devices.pending_rejections(session, state.row_id, after, cursor) \
-        if state.row_id is not None and after < cursor else []
-    result = pull(session, actor, last_pulled_at=after, cursor=cursor, held_scope=state.held_scope,
-                  migration=full_tables, rejected=rejected)
-    record = PullRecord(device_id, actor, after, cursor, state.held_scope, x_app_version, schema_version,
-                        x_device_time, result.counts())
+    rejected = devices.pending_rejections(session, state.row_id, req.after, cursor) \
+        if state.row_id is not None and req.after < cursor else []
+    result = pull(session, actor, last_pulled_at=req.after, cursor=cursor, held_scope=state.held_scope,
+                  migration=req.full_tables, rejected=rejected)
+    record = PullRecord(req.device_id, actor, req.after, cursor, state.held_scope, req.app_version,
+                        req.schema_version, req.device_time, result.counts())
     if not devices.quiet(state, record):
         # Registration and bookkeeping are writes: after the snapshot has ended, on the same connection.
         uow.side_write(lambda side: devices.record_pull(side, record))
-    return _json(request, result.body())
+    return _json(req.gzip, result.body())
 
 
-def _json(request: Request, body: dict[str, Any]) -> Response:
+def _json(gzip: bool, body: dict[str, Any]) -> Response:
     """JSON, gzip-compressed when the client accepts it (this route only: token responses never are)."""
     content = orjson.dumps(body)
     headers = {"Vary": "Accept-Encoding", "Cache-Control": "no-store"}
-    if "gzip" in request.headers.get("accept-encoding", "").lower():
+    if gzip:
         content = gzip_bytes(content, GZIP_LEVEL)
         headers["Content-Encoding"] = "gzip"
     return Response(content, media_type="application/json", headers=headers)
@@ -171,18 +189,28 @@ def _inflate(data: bytes, limit: int) -> bytes:
     return out
 
 
-async def push_body(request: Request) -> Any:
-    """The pushed JSON: plain, or gzip-compressed (inflated up to SYNC_PUSH_MAX_BYTES)."""
+@dataclass(frozen=True)
+class PushPayload:
+    data: bytes
+    gzip: bool
+
+    def decode(self) -> Any:
+        """The pushed JSON, inflated up to SYNC_PUSH_MAX_BYTES when gzip-compressed (CPU work: run it in the
+        request's thread, never in the event loop)."""
+        data = _inflate(self.data, get_settings().sync_push_max_bytes) if self.gzip else self.data
+        try:  # orjson: strict JSON (no NaN/Infinity, no lone surrogates, valid UTF-8), and fast; depth checked first
+            return loads_json(data)
+        except ValueError:
+            raise PushInvalid() from None
+
+
+async def push_payload(request: Request) -> PushPayload:
+    """The pushed body as it came: plain, or gzip-compressed."""
     data = await request.body()
     encoding = request.headers.get("content-encoding", "identity").strip().lower()
-    if encoding == "gzip":
-        data = _inflate(data, get_settings().sync_push_max_bytes)
-    elif encoding not in ("", "identity"):
+    if encoding not in ("", "identity", "gzip"):
         raise EncodingUnsupported()
-    try:  # orjson: strict JSON (no NaN/Infinity, no lone surrogates, valid UTF-8), and fast; depth checked first
-        return loads_json(data)
-    except ValueError:
-        raise PushInvalid() from None
+    return PushPayload(data, encoding == "gzip")
 
 
 PUSH_BODY = {"requestBody": {"required": True, "content": {"application/json": {"schema": {
@@ -208,29 +236,33 @@ def _push_cursor(raw: str | None) -> int:
                422: {"description": "device_id_required, cursor_invalid, cursor_ahead, push_invalid, "
                                     "json_too_deep, sync_table_unknown"}},
 )
-def push_changes(
+async def push_changes(
     request: Request,
-    session: SessionDep,
-    actor: SyncActor,
-    body: Annotated[Any, Depends(push_body)],
+    hop: SyncHop,
+    payload: Annotated[PushPayload, Depends(push_payload)],
     last_pulled_at: Annotated[str | None, Query(max_length=20, description="The timestamp of the pull before")]
     = None,
     x_device_id: Annotated[str | None, Header(max_length=200)] = None,
     x_app_version: Annotated[str | None, Header(max_length=40)] = None,
     x_device_time: Annotated[int | None, Header(ge=0, le=10**14, description="Device clock, epoch ms")] = None,
-) -> PushOut:
+) -> Response:
     device_id = devices.check_device_id(x_device_id)
     after = _push_cursor(last_pulled_at)
-    parsed = parse(body, get_settings().sync_push_max_records)
-    state = devices.open_device(session, actor, device_id, after)
-    if after > read_cursor(session):
-        raise CursorAhead()
-    assert state.row_id is not None  # open_device registered it
-    ctx = PushContext(state.row_id, actor.user_id, conflicts.conflict_base(session, state.row_id, after))
-    change_log.set_writer(session, state.row_id)
-    outcome = Pusher(session, actor, ctx, language(request)).run(parsed)
-    devices.record_push(session, state.row_id, x_app_version, x_device_time, outcome.counts())
-    return PushOut.model_validate(outcome.body())
+    lang = language(request)
+
+    def work(session: Session, actor: Actor) -> PushOut:
+        parsed = parse(payload.decode(), get_settings().sync_push_max_records)
+        state = devices.open_device(session, actor, device_id, after)
+        if after > read_cursor(session):
+            raise CursorAhead()
+        assert state.row_id is not None  # open_device registered it
+        ctx = PushContext(state.row_id, actor.user_id, conflicts.conflict_base(session, state.row_id, after))
+        change_log.set_writer(session, state.row_id)
+        outcome = Pusher(session, actor, ctx, lang).run(parsed)
+        devices.record_push(session, state.row_id, x_app_version, x_device_time, outcome.counts())
+        return PushOut.model_validate(outcome.body())
+
+    return await hop.run(work)
 
 
 # --- conflicts -------------------------------------------------------------------------------------------

@@ -5,8 +5,9 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response
+from sqlmodel import Session
 
-from app.auth.deps import StaffActor, allow
+from app.auth.deps import Hop, StaffActor, allow, hop, model_response
 from app.core.actor import Actor, Role
 from app.core.deps import SessionDep
 from app.core.inputs import IsoDate
@@ -21,6 +22,7 @@ router = APIRouter(tags=["visits"])
 
 # Those who visit residents: workers and supervisors (admins and auditors do not record field work).
 VisitorActor = Annotated[Actor, allow(Role.worker, Role.supervisor)]
+VisitorHop = Annotated[Hop, hop(Role.worker, Role.supervisor)]
 ReviewerActor = Annotated[Actor, allow(Role.supervisor, Role.admin)]
 PURPOSE = Query(max_length=60, pattern=r"^[a-z_]+$", description="Why the visit is read (audited)")
 HEALTH_PURPOSE = Query(description="Why the service history is read (required; audited)")
@@ -32,11 +34,12 @@ REPLAY: dict[int | str, dict[str, Any]] = {
              summary="Record a visit (check-in, services, follow-up; retry-safe with a client id)",
              responses={**REPLAY, 409: {"description": "visit_id_taken or delivery_id_taken (an id held by a record "
                                                        "outside your area is 404 not_found instead)"}})
-def record_visit(body: VisitCreate, session: SessionDep, actor: VisitorActor, response: Response) -> VisitOut:
-    out, created = recording.record_visit(session, actor, body)
-    if not created:
-        response.status_code = 200
-    return out
+async def record_visit(body: VisitCreate, hop: VisitorHop) -> Response:
+    def work(session: Session, actor: Actor) -> Response:
+        out, created = recording.record_visit(session, actor, body)
+        return model_response(out, 201 if created else 200)
+
+    return await hop.run(work)
 
 
 @router.get("/visits", response_model=Page[VisitListItem], summary="Visits in your area, newest first")
@@ -103,5 +106,5 @@ def resident_services(resident_id: str, session: SessionDep, actor: StaffActor, 
                       purpose: Annotated[HealthPurpose, HEALTH_PURPOSE]) -> Page[ServiceHistoryItem]:
     resident = people.get_resident(session, actor, resident_id)
     rows, total = paginate(session, service.service_history(resident), page)
-    people.audit_read(session, resident.id, "services", purpose.value)
+    people.audit_read(session, resident, "services", purpose.value)
     return Page(items=service.history_items(session, rows), total=total, limit=page.limit, offset=page.offset)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Response
 
-from app.auth.deps import StaffActor, allow
+from app.auth.deps import Hop, StaffActor, allow, hop
 from app.core.actor import Actor, Role
 from app.core.deps import SessionDep
 from app.core.inputs import IsoDate
@@ -30,15 +30,15 @@ from app.ledger import audit
 router = APIRouter(tags=["tasks"])
 
 FieldActor = Annotated[Actor, allow(Role.worker, Role.supervisor)]
+FieldHop = Annotated[Hop, hop(Role.worker, Role.supervisor)]
 SupervisorActor = Annotated[Actor, allow(Role.supervisor, Role.admin)]
 ON = Query(description="The city date the states are computed for (default: today, UTC+8)")
 
 
 @router.get("/me/tasks", response_model=MyTasks, summary="My open tasks due today or overdue (the day's route)",
             responses={422: {"description": "order=distance without lat/lng (point_required)"}})
-def my_tasks(
-    session: SessionDep,
-    actor: FieldActor,
+async def my_tasks(
+    hop: FieldHop,
     on: Annotated[IsoDate | None, ON] = None,
     upcoming_days: Annotated[int, Query(ge=0, le=31, description="Also tasks due within this many days")] = 0,
     lat: Annotated[float | None, Query(ge=-90, le=90, description="Your position (with lng)")] = None,
@@ -46,10 +46,11 @@ def my_tasks(
     coord_system: Annotated[CoordSystem, Query(description="Of lat/lng and of the dwelling coordinates returned")]
     = CoordSystem.wgs84,
     order: MyTasksOrder = MyTasksOrder.due,
-) -> MyTasks:
+) -> Response:
     point = tasks.point_of(lat, lng, coord_system)
-    return tasks.my_tasks(session, actor, on=on or city_today(), upcoming_days=upcoming_days, point=point,
-                          order=order, coord_system=coord_system)
+    return await hop.run(lambda session, actor: tasks.my_tasks(
+        session, actor, on=on or city_today(), upcoming_days=upcoming_days, point=point, order=order,
+        coord_system=coord_system))
 
 
 @router.get("/tasks", response_model=Page[TaskOut], summary="Tasks in your area (filter by state, kind, place, due)")

@@ -75,7 +75,7 @@ def list_fp_documents(resident_id: str, session: SessionDep, actor: StaffActor, 
                       purpose: Annotated[str | None, PURPOSE] = None) -> Page[FpDocumentOut]:
     resident = service.get_resident(session, actor, resident_id)
     rows, total = paginate(session, records.fp_documents_stmt(resident), page)
-    service.audit_read(session, resident.id, "fp_document", purpose)
+    service.audit_read(session, resident, "fp_document", purpose)
     return Page(items=[FpDocumentOut.model_validate(d) for d in rows], total=total, limit=page.limit,
                 offset=page.offset)
 

@@ -256,7 +256,7 @@ def health_out(resident: Resident, record: HealthRecord | None, today: date | No
 
 def read_health(session: Session, resident: Resident, purpose: HealthPurpose) -> HealthOut:
     record = session.get(HealthRecord, resident.id)
-    service.audit_read(session, resident.id, "health", purpose.value)
+    service.audit_read(session, resident, "health", purpose.value)
     return health_out(resident, record)
 
 

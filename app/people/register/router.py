@@ -5,8 +5,10 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
+from sqlmodel import Session
 
-from app.auth.deps import StaffActor
+from app.auth.deps import StaffActor, StaffHop, model_response
+from app.core.actor import Actor
 from app.core.deps import SessionDep
 from app.core.pagination import Page, PageDep, paginate
 from app.people import rules
@@ -41,9 +43,8 @@ def create_resident(body: ResidentCreate, session: SessionDep, actor: StaffActor
 
 
 @router.get("", response_model=Page[ResidentListItem], summary="Search residents in your area (masked IDs)")
-def search_residents(
-    session: SessionDep,
-    actor: StaffActor,
+async def search_residents(
+    hop: StaffHop,
     page: PageDep,
     q: Annotated[str | None, Query(max_length=50, description="Name prefix")] = None,
     id_number: Annotated[str | None, Query(max_length=18)] = None,
@@ -52,23 +53,28 @@ def search_residents(
     community_id: Annotated[str | None, Query(max_length=32)] = None,
     status: ResidentStatus | None = None,
     key_person: bool | None = None,
-) -> Page[ResidentListItem]:
-    stmt = service.search(actor, q=q, id_number=id_number, phone=phone, dwelling_id=dwelling_id,
-                          community_id=community_id, status=status.value if status else None, key_person=key_person)
-    rows, total = paginate(session, stmt, page)
-    if id_number or phone:
-        # A lookup by identifier is a read of sensitive data, even though results are masked.
-        service.audit_search(session, [r.id for r in rows], "id_number" if id_number else "phone")
-    return Page(items=[list_item(r) for r in rows], total=total, limit=page.limit, offset=page.offset)
+) -> Response:
+    def work(session: Session, actor: Actor) -> Page[ResidentListItem]:
+        stmt = service.search(actor, q=q, id_number=id_number, phone=phone, dwelling_id=dwelling_id,
+                              community_id=community_id, status=status.value if status else None,
+                              key_person=key_person)
+        rows, total = paginate(session, stmt, page)
+        if id_number or phone:
+            # A lookup by identifier is a read of sensitive data, even though results are masked.
+            service.audit_search(session, [r.id for r in rows], "id_number" if id_number else "phone")
+        return Page(items=[list_item(r) for r in rows], total=total, limit=page.limit, offset=page.offset)
+
+    return await hop.run(work)
 
 
 @router.get("/{resident_id}", response_model=ResidentOut, summary="One resident, full record (audited)")
-def get_resident(resident_id: str, session: SessionDep, actor: StaffActor, response: Response,
-                 purpose: Annotated[str | None, PURPOSE] = None) -> ResidentOut:
-    resident = service.get_resident(session, actor, resident_id)
-    service.audit_read(session, resident.id, "identity", purpose)
-    response.headers["ETag"] = f'W/"{resident.version}"'
-    return ResidentOut.model_validate(resident)
+async def get_resident(resident_id: str, hop: StaffHop, purpose: Annotated[str | None, PURPOSE] = None) -> Response:
+    def work(session: Session, actor: Actor) -> Response:
+        resident = service.get_resident(session, actor, resident_id)
+        service.audit_read(session, resident, "identity", purpose)
+        return model_response(ResidentOut.model_validate(resident), headers={"ETag": f'W/"{resident.version}"'})
+
+    return await hop.run(work)
 
 
 @router.patch("/{resident_id}", response_model=ResidentOut, summary="Edit (send the version you read)")

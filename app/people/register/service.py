@@ -511,10 +511,11 @@ def refresh_key_person(session: Session, resident: Resident) -> None:
             events.emit(session, BecameKeyPerson(resident))
 
 
-def audit_read(session: Session, resident_id: str, group: str, purpose: str | None) -> None:
-    """Every read of sensitive fields: who (from context), whose record, which field group, why."""
-    audit.record(session, f"resident.read.{group}", target_type="residents", target_id=resident_id,
-                 purpose=purpose or "case_work")
+def audit_read(session: Session, resident: Resident, group: str, purpose: str | None) -> None:
+    """Every read of sensitive fields: who (from context), whose record and where it lies, which field group,
+    why."""
+    audit.record(session, f"resident.read.{group}", target_type="residents", target_id=resident.id,
+                 purpose=purpose or "case_work", area_path=resident.area_path, district_code=resident.district_code)
 
 
 

@@ -197,8 +197,9 @@ def resident_corrections(
     page: PageDep,
     purpose: Annotated[str | None, PURPOSE] = None,
 ) -> Page[CorrectionOut]:
+    resident = service.get_resident(session, actor, resident_id)
     rows, total = paginate(session, workflows.corrections_of(session, actor, resident_id), page)
-    service.audit_read(session, resident_id, "corrections", purpose)
+    service.audit_read(session, resident, "corrections", purpose)
     return Page(items=[correction_out(c) for c in rows], total=total, limit=page.limit, offset=page.offset)
 
 
