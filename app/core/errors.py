@@ -203,72 +203,74 @@ def _validation_details(exc: RequestValidationError) -> list[dict[str, Any]]:
     ]
 
 
+async def _app_error(request: Request, exc: AppError) -> JSONResponse:
+    return JSONResponse(
+        error_body(exc.code, exc.message(language(request)), exc.details),
+        status_code=exc.status,
+        headers=exc.headers,
+    )
+
+async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
+    details = _validation_details(exc)
+    # A custom rule (e.g. an ID check digit) names itself as the code when it is the only failure.
+    types = {d["type"] for d in details}
+    code = "validation_error"
+    if len(types) == 1 and (only := next(iter(types))) and only.startswith("rule."):
+        code = only.removeprefix("rule.")
+    _, en, zh = HTTP_CODES[422]
+    return JSONResponse(error_body(code, zh if language(request) == "zh" else en, details), 422)
+
+async def _integrity(request: Request, exc: IntegrityError) -> JSONResponse:
+    # A race the service's own checks could not see (two requests creating the same unique value at
+    # once): the transaction was rolled back, nothing was stored; the client may retry.
+    log.warning("integrity conflict on %s %s", request.method, request.url.path)
+    lang = language(request)
+    return JSONResponse(error_body("concurrent_conflict", CONCURRENT_ZH if lang == "zh" else CONCURRENT_EN),
+                        status_code=409)
+
+async def _database(request: Request, exc: DBAPIError) -> JSONResponse:
+    refusal = transient(exc)
+    if refusal is None:
+        return await _unexpected(request, exc)
+    log.warning("database %s on %s %s (%s)", refusal.code, request.method, request.url.path,
+                type(exc.orig).__name__)
+    return JSONResponse(error_body(refusal.code, refusal.message(language(request))), status_code=refusal.status,
+                        headers=refusal.headers)
+
+async def _pool_timeout(request: Request, exc: SATimeoutError) -> JSONResponse:
+    busy = ServiceBusy()
+    log.warning("connection pool exhausted on %s %s", request.method, request.url.path)
+    return JSONResponse(error_body(busy.code, busy.message(language(request))), status_code=503,
+                        headers=busy.headers)
+
+async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    code, en, zh = HTTP_CODES.get(exc.status_code, ("http_error", str(exc.detail), str(exc.detail)))
+    return JSONResponse(
+        error_body(code, zh if language(request) == "zh" else en),
+        status_code=exc.status_code,
+        headers=getattr(exc, "headers", None),
+    )
+
+async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+    # Development and tests only: in production RequestContextMiddleware answers unexpected errors
+    # itself and logs them without messages (see there). This runs in Starlette's outermost
+    # middleware, after RequestContextMiddleware: put its headers back so a 500 can be traced by its
+    # request id and is never cached. Starlette re-raises afterwards (full traceback in the log).
+    request_id = str(request.scope.get("app.request_id") or "")
+    log.error("unhandled error %s on %s %s (request %s)", type(exc).__name__, request.method,
+              request.url.path, request_id or "-", exc_info=exc)
+    headers = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"}
+    if request_id:
+        headers["X-Request-ID"] = request_id
+    message = INTERNAL_ZH if language(request) == "zh" else INTERNAL_EN
+    return JSONResponse(error_body("internal_error", message), status_code=500, headers=headers)
+
+
 def install_handlers(app: FastAPI) -> None:
-    @app.exception_handler(AppError)
-    async def _app_error(request: Request, exc: AppError) -> JSONResponse:
-        return JSONResponse(
-            error_body(exc.code, exc.message(language(request)), exc.details),
-            status_code=exc.status,
-            headers=exc.headers,
-        )
-
-    @app.exception_handler(RequestValidationError)
-    async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
-        details = _validation_details(exc)
-        # A custom rule (e.g. an ID check digit) names itself as the code when it is the only failure.
-        types = {d["type"] for d in details}
-        code = "validation_error"
-        if len(types) == 1 and (only := next(iter(types))) and only.startswith("rule."):
-            code = only.removeprefix("rule.")
-        _, en, zh = HTTP_CODES[422]
-        return JSONResponse(error_body(code, zh if language(request) == "zh" else en, details), 422)
-
-    @app.exception_handler(IntegrityError)
-    async def _integrity(request: Request, exc: IntegrityError) -> JSONResponse:
-        # A race the service's own checks could not see (two requests creating the same unique value at
-        # once): the transaction was rolled back, nothing was stored; the client may retry.
-        log.warning("integrity conflict on %s %s", request.method, request.url.path)
-        lang = language(request)
-        return JSONResponse(error_body("concurrent_conflict", CONCURRENT_ZH if lang == "zh" else CONCURRENT_EN),
-                            status_code=409)
-
-    @app.exception_handler(DBAPIError)
-    async def _database(request: Request, exc: DBAPIError) -> JSONResponse:
-        refusal = transient(exc)
-        if refusal is None:
-            return await _unexpected(request, exc)
-        log.warning("database %s on %s %s (%s)", refusal.code, request.method, request.url.path,
-                    type(exc.orig).__name__)
-        return JSONResponse(error_body(refusal.code, refusal.message(language(request))), status_code=refusal.status,
-                            headers=refusal.headers)
-
-    @app.exception_handler(SATimeoutError)
-    async def _pool_timeout(request: Request, exc: SATimeoutError) -> JSONResponse:
-        busy = ServiceBusy()
-        log.warning("connection pool exhausted on %s %s", request.method, request.url.path)
-        return JSONResponse(error_body(busy.code, busy.message(language(request))), status_code=503,
-                            headers=busy.headers)
-
-    @app.exception_handler(StarletteHTTPException)
-    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        code, en, zh = HTTP_CODES.get(exc.status_code, ("http_error", str(exc.detail), str(exc.detail)))
-        return JSONResponse(
-            error_body(code, zh if language(request) == "zh" else en),
-            status_code=exc.status_code,
-            headers=getattr(exc, "headers", None),
-        )
-
-    @app.exception_handler(Exception)
-    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
-        # Development and tests only: in production RequestContextMiddleware answers unexpected errors
-        # itself and logs them without messages (see there). This runs in Starlette's outermost
-        # middleware, after RequestContextMiddleware: put its headers back so a 500 can be traced by its
-        # request id and is never cached. Starlette re-raises afterwards (full traceback in the log).
-        request_id = str(request.scope.get("app.request_id") or "")
-        log.error("unhandled error %s on %s %s (request %s)", type(exc).__name__, request.method,
-                  request.url.path, request_id or "-", exc_info=exc)
-        headers = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"}
-        if request_id:
-            headers["X-Request-ID"] = request_id
-        message = INTERNAL_ZH if language(request) == "zh" else INTERNAL_EN
-        return JSONResponse(error_body("internal_error", message), status_code=500, headers=headers)
+    app.add_exception_handler(AppError, _app_error)  # type: ignore[arg-type]
+    app.add_exception_handler(RequestValidationError, _validation)  # type: ignore[arg-type]
+    app.add_exception_handler(IntegrityError, _integrity)  # type: ignore[arg-type]
+    app.add_exception_handler(DBAPIError, _database)  # type: ignore[arg-type]
+    app.add_exception_handler(SATimeoutError, _pool_timeout)  # type: ignore[arg-type]
+    app.add_exception_handler(StarletteHTTPException, _http)  # type: ignore[arg-type]
+    app.add_exception_handler(Exception, _unexpected)

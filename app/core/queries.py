@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from sqlalchemy import Boolean, ColumnElement, any_, bindparam
@@ -51,3 +51,14 @@ def _among_postgresql(element: among, compiler: Any, **kw: Any) -> str:
     values = bindparam(None, element.values, type_=ARRAY(element.column.type))
     result: str = compiler.process(element.column == any_(values), **kw)
     return result
+
+
+# Ids per `among` list: one query per lookup for a push of thousands (SQLite allows 32,766 parameters).
+CHUNK = 5000
+
+
+def chunks(values: Iterable[str], size: int = CHUNK) -> Iterator[list[str]]:
+    """The distinct values, sorted, in lists of at most `size` (for `among`)."""
+    ordered = sorted(set(values))
+    for start in range(0, len(ordered), size):
+        yield ordered[start:start + size]

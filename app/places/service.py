@@ -350,25 +350,65 @@ def _relocate(session: Session, node: Division, parent: Division | None, new_cod
     old_path, old_code = node.path, node.code
     new_path = (parent.path if parent else "/") + new_code + "/"
     regrid = level == Level.grid and parent is not None and parent.id != node.parent_id
+    rows = _relocation_subtree(session, node, parent if regrid else None, old_path, new_path)
+    new_dc = district_code_for(level, new_code, parent)
+    division_rows, area_rows = _relocation_plan(rows, level, old_code, new_code, old_path, new_path, new_dc,
+                                                node.id)
+    node.code, node.path, node.district_code = new_code, new_path, new_dc
+    node.parent_id = parent.id if parent else None
+    session.add(node)
+    with db_conflicts(DivisionCodeTaken):
+        session.flush()  # the node first: its new path is free, its descendants' new paths lie under it
+        table: Table = Division.__table__  # type: ignore[attr-defined]
+        if division_rows:
+            session.execute(
+                update(table).where(table.c.id == bindparam("b_id")).values(
+                    code=bindparam("b_code"), path=bindparam("b_path"), district_code=bindparam("b_dc"),
+                    updated_at=utcnow(), version=table.c.version + 1),
+                division_rows,
+            )
+            changes.mark_area_move(session, table, old_path, new_path)
+        moved = _rewrite_areas(session, area_rows, old_path, new_path, parent if regrid else None)
+    # Objects of the subtree already in this session are stale now.
+    for obj in list(session.identity_map.values()):
+        if obj is not node and (isinstance(obj, Division | Dwelling) or hasattr(obj, "area_path")):
+            session.expire(obj)
+    audit.record(
+        session, "divisions.relocate", target_type="divisions", target_id=node.id,
+        fields=["code", "district_code", "parent_id", "path"],
+        detail={"from_code": old_code, "to_code": new_code, "from_path": old_path, "to_path": new_path,
+                "descendants": len(division_rows), "area_rows": moved},
+        area_path=new_path,
+    )
+
+
+def _relocation_subtree(session: Session, node: Division, new_community: Division | None, old_path: str,
+                        new_path: str) -> list[Any]:
+    """The node's descendants, parents first, once the move is known to be possible (`new_community`: a grid
+    moving to another community, whose addresses must not clash)."""
     with session.no_autoflush:
         if new_path != old_path and session.execute(
                 select(col(Division.id)).where(col(Division.path) == new_path)).first():
             raise DivisionCodeTaken()
-        if regrid and parent is not None:
-            same_address = select(col(Dwelling.address)).where(col(Dwelling.community_id) == parent.id)
+        if new_community is not None:
+            same_address = select(col(Dwelling.address)).where(col(Dwelling.community_id) == new_community.id)
             if session.execute(select(col(Dwelling.id)).where(
                     col(Dwelling.grid_id) == node.id, col(Dwelling.address).in_(same_address)).limit(1)).first():
                 raise DwellingAddressTaken()
-        rows = session.execute(
+        return list(session.execute(
             select(col(Division.id), col(Division.code), col(Division.level), col(Division.parent_id),
                    col(Division.path))
             .where(starts_with(col(Division.path), old_path), col(Division.id) != node.id)
             .order_by(col(Division.path))
-        ).all()
+        ).all())
+
+
+def _relocation_plan(rows: list[Any], level: Level, old_code: str, new_code: str, old_path: str, new_path: str,
+                     new_dc: str | None, node_id: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(the descendants' new code, path and district; every area path's old and new value)."""
     old_prefix, new_prefix = descendant_prefix(level, old_code), descendant_prefix(level, new_code)
-    new_dc = district_code_for(level, new_code, parent)
-    paths: dict[str, str] = {node.id: new_path}
-    dcs: dict[str, str | None] = {node.id: new_dc}
+    paths: dict[str, str] = {node_id: new_path}
+    dcs: dict[str, str | None] = {node_id: new_dc}
     division_rows: list[dict[str, Any]] = []
     area_rows: list[dict[str, Any]] = [{"b_old": old_path, "b_new": new_path, "b_dc": new_dc}]
     for row in rows:  # parents sort before their children
@@ -382,56 +422,38 @@ def _relocate(session: Session, node: Division, parent: Division | None, new_cod
         paths[row.id], dcs[row.id] = path, dc
         division_rows.append({"b_id": row.id, "b_code": code, "b_path": path, "b_dc": dc})
         area_rows.append({"b_old": row.path, "b_new": path, "b_dc": dc})
+    return division_rows, area_rows
 
+
+def _rewrite_areas(session: Session, area_rows: list[dict[str, Any]], old_path: str, new_path: str,
+                   new_community: Division | None) -> dict[str, int]:
+    """Every row located in the moved subtree (any table with `area_path`) follows it; synced rows are logged so
+    phones see them leave and arrive. Returns the rows moved per table."""
+    moved: dict[str, int] = {}
     now = utcnow()
-    node.code, node.path, node.district_code = new_code, new_path, new_dc
-    node.parent_id = parent.id if parent else None
-    session.add(node)
-    with db_conflicts(DivisionCodeTaken):
-        session.flush()  # the node first: its new path is free, its descendants' new paths lie under it
-        table: Table = Division.__table__  # type: ignore[attr-defined]
-        if division_rows:
-            session.execute(
-                update(table).where(table.c.id == bindparam("b_id")).values(
-                    code=bindparam("b_code"), path=bindparam("b_path"), district_code=bindparam("b_dc"),
-                    updated_at=now, version=table.c.version + 1),
-                division_rows,
-            )
-            changes.mark_area_move(session, table, old_path, new_path)
-        moved: dict[str, int] = {}
-        for area in area_tables():
-            count = session.execute(
-                select(func.count()).select_from(area)
-                .where(starts_with(area.c.area_path, old_path))
-            ).scalar_one()
-            if not count:
-                continue
-            values: dict[str, Any] = {"area_path": bindparam("b_new")}
-            if "district_code" in area.c:
-                values["district_code"] = func.coalesce(bindparam("b_dc"), area.c.district_code)
-            if "updated_at" in area.c:
-                values["updated_at"] = now
-            session.execute(update(area).where(area.c.area_path == bindparam("b_old")).values(values), area_rows)
-            moved[area.name] = count
-            synced = changes.is_synced(area.name)
+    for area in area_tables():
+        count = session.execute(
+            select(func.count()).select_from(area).where(starts_with(area.c.area_path, old_path))
+        ).scalar_one()
+        if not count:
+            continue
+        values: dict[str, Any] = {"area_path": bindparam("b_new")}
+        if "district_code" in area.c:
+            values["district_code"] = func.coalesce(bindparam("b_dc"), area.c.district_code)
+        if "updated_at" in area.c:
+            values["updated_at"] = now
+        session.execute(update(area).where(area.c.area_path == bindparam("b_old")).values(values), area_rows)
+        moved[area.name] = count
+        synced = changes.is_synced(area.name)
+        if synced:
+            changes.mark_area_move(session, area, old_path, new_path)
+        if new_community is not None and "community_id" in area.c:
+            # A grid changed community: what lies in it now belongs to the new community.
+            inside = starts_with(area.c.area_path, new_path)
+            session.execute(update(area).where(inside).values(community_id=new_community.id))
             if synced:
-                changes.mark_area_move(session, area, old_path, new_path)
-            if regrid and parent is not None and "community_id" in area.c:
-                # A grid changed community: what lies in it now belongs to the new community.
-                inside = starts_with(area.c.area_path, new_path)
-                session.execute(update(area).where(inside).values(community_id=parent.id))
-                if synced:
-                    changes.mark_rows(session, area, inside, fields=["community_id"])
-    # Objects of the subtree already in this session are stale now.
-    for obj in list(session.identity_map.values()):
-        if obj is not node and (isinstance(obj, Division | Dwelling) or hasattr(obj, "area_path")):
-            session.expire(obj)
-    audit.record(
-        session, "divisions.relocate", target_type="divisions", target_id=node.id,
-        fields=["code", "district_code", "parent_id", "path"],
-        detail={"from_code": old_code, "to_code": new_code, "from_path": old_path, "to_path": new_path,
-                "descendants": len(division_rows), "area_rows": moved},
-    )
+                changes.mark_rows(session, area, inside, fields=["community_id"])
+    return moved
 
 
 def refs(divisions: Sequence[Division]) -> list[dict[str, str]]:

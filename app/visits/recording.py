@@ -25,8 +25,7 @@ automatically). The caller owns the transaction: flush only, never commit.
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
@@ -41,7 +40,7 @@ from app.core.actor import Actor, Role
 from app.core.bulk import BulkWriter, table_of
 from app.core.config import get_settings
 from app.core.errors import AppError, NotFound, StaleVersion
-from app.core.queries import among
+from app.core.queries import among, chunks
 from app.core.types import city_date, new_id, utcnow
 from app.ledger import audit, changes
 from app.people.models import Resident, ResidentStatus
@@ -53,10 +52,8 @@ from app.visits.events import VisitsWritten, Written
 from app.visits.geo import gcj02_to_wgs84
 from app.visits.models import FOLLOW_UP_MAX_DAYS, ReviewState, ServiceDelivery, Visit, VisitReview
 from app.visits.schemas import (
-    CheckinOut,
     CoordSystem,
     CorrectionCreate,
-    DeliveryOut,
     ReviewDecision,
     ReviewIn,
     VisitCreate,
@@ -65,8 +62,6 @@ from app.visits.schemas import (
 )
 
 Status = Literal["created", "unchanged", "rejected"]
-# Ids per `among` list: one query per lookup for a push of thousands (SQLite allows 32,766 parameters).
-CHUNK = 5000
 DELIVERIES = "service_deliveries"  # where a visit's audit event names its deliveries
 
 
@@ -130,12 +125,6 @@ class Outcome:
     error: AppError | None = None
     stored: Visit | None = None  # unchanged: the stored visit
     written: Written | None = None  # created
-
-
-def chunks(values: Iterable[str]) -> Iterator[list[str]]:
-    ordered = sorted(set(values))
-    for start in range(0, len(ordered), CHUNK):
-        yield ordered[start:start + CHUNK]
 
 
 # --- ids, replays and residents ----------------------------------------------------------------------------
@@ -257,13 +246,19 @@ def _homes(session: Session, actor: Actor, resident_ids: list[str]) -> dict[str,
 # --- writing --------------------------------------------------------------------------------------------
 
 
-def write(session: Session, actor: Actor, items: list[Pending]) -> list[Written | AppError]:
-    """Check and write new visits (resident already resolved): one result per item, in order."""
-    if not items:
-        return []
-    settings = get_settings()
-    received = utcnow()
-    oldest = received - timedelta(days=settings.visit_max_age_days)
+@dataclass
+class _Known:
+    """What a batch of new visits is checked against, read once for the batch."""
+
+    scoped: dict[str, tuple[float | None, float | None]]  # dwellings named in bodies, in the caller's area
+    places: dict[str, tuple[float | None, float | None]]  # the residents' own dwellings, wherever they lie
+    current: int
+    snapshots: dict[int, catalog.Snapshot]
+    taken: set[str]  # delivery ids stored already
+    foreign: set[str]  # … by deliveries the actor may not see: 404, not 409
+
+
+def _known(session: Session, actor: Actor, items: list[Pending]) -> _Known:
     chosen = {p.body.dwelling_id for p in items if p.body.dwelling_id is not None}
     default = {p.home.dwelling_id for p in items if p.body.dwelling_id is None and p.home.dwelling_id is not None}
     scoped: dict[str, tuple[float | None, float | None]] = {}
@@ -277,51 +272,61 @@ def write(session: Session, actor: Actor, items: list[Pending]) -> list[Written 
             select(*point).where(among(col(Dwelling.id), chunk))).all())
     current, snapshots = catalog.snapshots(session, {p.body.catalog_version for p in items
                                                      if p.body.catalog_version is not None})
-    taken: set[str] = set()
-    foreign: set[str] = set()  # delivery ids taken by deliveries the actor may not see: 404, not 409
+    known = _Known(scoped, places, current, snapshots, set(), set())
     for chunk in chunks(s.id for p in items for s in p.body.services if s.id is not None):
         stored = [(d, path, resident) for d, path, resident in session.execute(
             select(col(ServiceDelivery.id), col(ServiceDelivery.area_path), col(ServiceDelivery.resident_id))
             .where(among(col(ServiceDelivery.id), chunk))).all()]
-        taken.update(d for d, _, _ in stored)
-        foreign.update({d for d, _, _ in stored} - service.seen_records(session, actor, stored))
+        known.taken.update(d for d, _, _ in stored)
+        known.foreign.update({d for d, _, _ in stored} - service.seen_records(session, actor, stored))
+    return known
 
+
+def write(session: Session, actor: Actor, items: list[Pending]) -> list[Written | AppError]:
+    """Check and write new visits (resident already resolved): one result per item, in order."""
+    if not items:
+        return []
+    settings = get_settings()
+    received = utcnow()
+    known = _known(session, actor, items)
     results: list[Written | AppError] = []
     for p in items:
-        body = p.body
         try:
-            if body.started_at < oldest:
-                raise errors.VisitTooOld()
-            on = city_date(body.started_at)
-            if body.follow_up is not None and not (
-                    on <= body.follow_up.due_date <= on + timedelta(days=FOLLOW_UP_MAX_DAYS)):
-                raise errors.FollowUpDateRange()
-            if body.dwelling_id is not None:
-                if body.dwelling_id not in scoped:
-                    raise NotFound({"field": "dwelling_id"})
-                dwelling_id: str | None = body.dwelling_id
-                place: tuple[float | None, float | None] | None = scoped[body.dwelling_id]
-            else:
-                dwelling_id = p.home.dwelling_id if p.home.dwelling_id in places else None
-                place = places.get(dwelling_id) if dwelling_id is not None else None
-            used = body.catalog_version if body.catalog_version is not None else current
-            entries = catalog.check_items(snapshots.get(used), used, [s.item_code for s in body.services], on)
-            claims = [s.id for s in body.services if s.id is not None]
-            if any(c in foreign for c in claims):
-                raise NotFound()
-            if any(c in taken for c in claims):
-                raise errors.DeliveryIdTaken()
+            results.append(_checked(p, actor, known, received, settings))
         except AppError as error:
             results.append(error)
-            continue
-        taken.update(claims)
-        results.append(_values(p, actor, dwelling_id, place, used, entries, snapshots[current], received, settings))
-
     written = [r for r in results if isinstance(r, Written)]
     if written:
         _insert(session, written)
         events.emit(session, VisitsWritten(actor, written))  # the task list completes and creates its tasks
     return results
+
+
+def _checked(p: Pending, actor: Actor, known: _Known, received: datetime, settings: Any) -> Written:
+    """One new visit checked against the batch's lookups (raises its refusal) and turned into rows."""
+    body = p.body
+    if body.started_at < received - timedelta(days=settings.visit_max_age_days):
+        raise errors.VisitTooOld()
+    on = city_date(body.started_at)
+    if body.follow_up is not None and not (on <= body.follow_up.due_date <= on + timedelta(days=FOLLOW_UP_MAX_DAYS)):
+        raise errors.FollowUpDateRange()
+    if body.dwelling_id is not None:
+        if body.dwelling_id not in known.scoped:
+            raise NotFound({"field": "dwelling_id"})
+        dwelling_id: str | None = body.dwelling_id
+        place: tuple[float | None, float | None] | None = known.scoped[body.dwelling_id]
+    else:
+        dwelling_id = p.home.dwelling_id if p.home.dwelling_id in known.places else None
+        place = known.places.get(dwelling_id) if dwelling_id is not None else None
+    used = body.catalog_version if body.catalog_version is not None else known.current
+    entries = catalog.check_items(known.snapshots.get(used), used, [s.item_code for s in body.services], on)
+    claims = [s.id for s in body.services if s.id is not None]
+    if any(c in known.foreign for c in claims):
+        raise NotFound()
+    if any(c in known.taken for c in claims):
+        raise errors.DeliveryIdTaken()
+    known.taken.update(claims)
+    return _values(p, actor, dwelling_id, place, used, entries, known.snapshots[known.current], received, settings)
 
 
 def _values(p: Pending, actor: Actor, dwelling_id: str | None, place: tuple[float | None, float | None] | None,
@@ -429,7 +434,7 @@ def record_visit(session: Session, actor: Actor, body: VisitCreate) -> tuple[Vis
     if outcome.stored is not None:
         return service.visit_out(session, outcome.stored), False
     assert outcome.written is not None
-    return written_out(outcome.written), True
+    return service.written_out(outcome.written), True
 
 
 def correct_visit(session: Session, actor: Actor, visit_id: str, body: CorrectionCreate) -> tuple[VisitOut, bool]:
@@ -456,7 +461,7 @@ def correct_visit(session: Session, actor: Actor, visit_id: str, body: Correctio
     done = write(session, actor, [pending])[0]
     if isinstance(done, AppError):
         raise done
-    return written_out(done), True
+    return service.written_out(done), True
 
 
 def _delivered(session: Session, visit_id: str) -> list[tuple[str, int]]:
@@ -470,26 +475,6 @@ def _delivered(session: Session, visit_id: str) -> list[tuple[str, int]]:
 def codes_json(values: Sequence[Any]) -> str:
     """Codes as stored: a sorted JSON list without spaces (orjson: a sync push encodes thousands)."""
     return orjson.dumps(sorted({str(getattr(v, "value", v)) for v in values})).decode()
-
-
-def written_out(written: Written) -> VisitOut:
-    """The answer for a visit just written: no reviews or correction yet; services in catalogue order."""
-    v = written.visit
-    services = sorted(written.deliveries, key=lambda d: (written.items[d["item_id"]].sort_order, d["item_code"]))
-    checkin = None
-    if v["lat"] is not None and v["lng"] is not None:
-        checkin = CheckinOut(lat=v["lat"], lng=v["lng"], coord_system=v["coord_system"] or "wgs84",
-                             accuracy_m=v["accuracy_m"], provider=v["provider"], mock_location=v["mock_location"],
-                             fix_time=v["fix_time"])
-    return VisitOut.model_validate({
-        **v, "flags": json.loads(v["flags"]), "notes": json.loads(v["notes"]), "corrected_by_id": None,
-        "checkin": checkin,
-        "services": [DeliveryOut.model_validate({**d, "notes": json.loads(d["notes"]),
-                                                 "name_zh": written.items[d["item_id"]].name_zh,
-                                                 "name_en": written.items[d["item_id"]].name_en}) for d in services],
-        "reviews": [], "tasks_completed": sorted(written.tasks_completed),
-        "tasks_created": sorted(written.tasks_created),
-    })
 
 
 # --- review -------------------------------------------------------------------------------------------------

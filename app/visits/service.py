@@ -28,7 +28,7 @@ from app.core.types import CITY_TZ
 from app.ledger import audit
 from app.people.models import Resident
 from app.people.register import service as people
-from app.visits.events import VisitTasksWanted
+from app.visits.events import VisitTasksWanted, Written
 from app.visits.models import ServiceDelivery, Visit, VisitReview
 from app.visits.schemas import (
     CheckinOut,
@@ -191,3 +191,23 @@ def audit_visit_read(session: Session, visit: Visit, purpose: str | None) -> Non
     """A visit holds a precise location and, in its services, reproductive-health data."""
     audit.record(session, "visit.read", target_type="visits", target_id=visit.id, fields=["checkin", "services"],
                  purpose=purpose or "case_work")
+
+
+def written_out(written: Written) -> VisitOut:
+    """The answer for a visit just written: no reviews or correction yet; services in catalogue order."""
+    v = written.visit
+    services = sorted(written.deliveries, key=lambda d: (written.items[d["item_id"]].sort_order, d["item_code"]))
+    checkin = None
+    if v["lat"] is not None and v["lng"] is not None:
+        checkin = CheckinOut(lat=v["lat"], lng=v["lng"], coord_system=v["coord_system"] or "wgs84",
+                             accuracy_m=v["accuracy_m"], provider=v["provider"], mock_location=v["mock_location"],
+                             fix_time=v["fix_time"])
+    return VisitOut.model_validate({
+        **v, "flags": json.loads(v["flags"]), "notes": json.loads(v["notes"]), "corrected_by_id": None,
+        "checkin": checkin,
+        "services": [DeliveryOut.model_validate({**d, "notes": json.loads(d["notes"]),
+                                                 "name_zh": written.items[d["item_id"]].name_zh,
+                                                 "name_en": written.items[d["item_id"]].name_en}) for d in services],
+        "reviews": [], "tasks_completed": sorted(written.tasks_completed),
+        "tasks_created": sorted(written.tasks_created),
+    })

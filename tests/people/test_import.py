@@ -12,7 +12,7 @@ import openpyxl
 import pytest
 from sqlalchemy import Engine
 
-from app.people.imports.service import COLUMNS
+from app.people.imports.rules import COLUMNS
 from app.people.rules import check_char
 from tests.conftest import Api, World
 from tests.people.wf_helpers import audit_events, register, rows

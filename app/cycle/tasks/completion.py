@@ -17,13 +17,12 @@ from sqlmodel import Session, col
 
 from app.core import events
 from app.core.actor import Actor
-from app.core.queries import among
+from app.core.queries import among, chunks
 from app.core.types import city_date, utcnow
 from app.cycle.models import Task, TaskKind, TaskState
 from app.cycle.periods import day_start, month_bounds, month_of
 from app.visits.events import VisitsWritten, VisitTasksWanted, Written
 from app.visits.models import Visit, VisitMode, VisitOutcome
-from app.visits.recording import chunks
 from app.visits.service import not_superseded
 
 # Kinds a visit can complete (verification is settled by the monthly cycle).

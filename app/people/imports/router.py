@@ -6,7 +6,7 @@ Included in app/api.py before the /residents/{id} routes, so these fixed paths w
 from __future__ import annotations
 
 import io
-from typing import Annotated
+from typing import Annotated, Any
 from urllib.parse import quote
 
 from fastapi import APIRouter, File, Query, Request, Response, UploadFile
@@ -18,6 +18,8 @@ from app.core.actor import Actor
 from app.core.deps import SessionDep
 from app.core.errors import language
 from app.people.imports import service as importer
+from app.people.imports.rules import COLUMNS
+from app.people.imports.schemas import ResidentImportReport
 from app.places.models import Division, Dwelling
 
 router = APIRouter(tags=["residents"])
@@ -45,21 +47,36 @@ def build_template(session: Session, actor: Actor) -> bytes:
     """The workbook: 居民信息 (headers only, text-formatted columns, drop-down lists), 说明 (the rules, one
     line per column) and 住所清单 (dwellings in the caller's area, with their 住所编号)."""
     from openpyxl import Workbook
-    from openpyxl.comments import Comment
-    from openpyxl.styles import Alignment, Font, PatternFill
-    from openpyxl.utils import get_column_letter
-    from openpyxl.worksheet.datavalidation import DataValidation
 
     book = Workbook()
     sheet = book.active
     assert sheet is not None
+    _entry_sheet(sheet)
+    _notes_sheet(book.create_sheet("说明"))
+    _dwellings_sheet(book.create_sheet("住所清单"), session, actor)
+    out = io.BytesIO()
+    book.save(out)
+    return out.getvalue()
+
+
+def _header_fill() -> Any:
+    from openpyxl.styles import PatternFill
+
+    return PatternFill("solid", fgColor="DDEBF7")
+
+
+def _entry_sheet(sheet: Any) -> None:
+    from openpyxl.comments import Comment
+    from openpyxl.styles import Font
+    from openpyxl.utils import get_column_letter
+    from openpyxl.worksheet.datavalidation import DataValidation
+
     sheet.title = "居民信息"
-    header_fill = PatternFill("solid", fgColor="DDEBF7")
     letters = {}
-    for index, column in enumerate(importer.COLUMNS, start=1):
+    for index, column in enumerate(COLUMNS, start=1):
         cell = sheet.cell(row=1, column=index, value=column.header)
         cell.font = Font(bold=True, color="C00000" if column.required == "是" else "000000")
-        cell.fill = header_fill
+        cell.fill = _header_fill()
         cell.comment = Comment(f"必填：{column.required}。{column.note}", "模板")
         letter = letters[column.key] = get_column_letter(index)
         sheet.column_dimensions[letter].width = column.width
@@ -72,7 +89,10 @@ def build_template(session: Session, actor: Actor) -> bytes:
         rule.add(f"{letters[key]}2:{letters[key]}{TEMPLATE_ROWS}")
         sheet.add_data_validation(rule)
 
-    notes = book.create_sheet("说明")
+
+def _notes_sheet(notes: Any) -> None:
+    from openpyxl.styles import Alignment, Font
+
     notes["A1"] = "流动人口批量导入说明"
     notes["A1"].font = Font(bold=True, size=14)
     for offset, line in enumerate(NOTES, start=2):
@@ -80,8 +100,8 @@ def build_template(session: Session, actor: Actor) -> bytes:
     top = len(NOTES) + 3
     for index, title in enumerate(("列名", "必填", "填写说明", "示例"), start=1):
         cell = notes.cell(row=top, column=index, value=title)
-        cell.font, cell.fill = Font(bold=True), header_fill
-    for offset, column in enumerate(importer.COLUMNS, start=top + 1):
+        cell.font, cell.fill = Font(bold=True), _header_fill()
+    for offset, column in enumerate(COLUMNS, start=top + 1):
         notes.cell(row=offset, column=1, value=column.header)
         notes.cell(row=offset, column=2, value=column.required)
         notes.cell(row=offset, column=3, value=column.note).alignment = Alignment(wrap_text=True)
@@ -89,10 +109,13 @@ def build_template(session: Session, actor: Actor) -> bytes:
     for letter, width in (("A", 16), ("B", 8), ("C", 70), ("D", 28)):
         notes.column_dimensions[letter].width = width
 
-    homes = book.create_sheet("住所清单")
+
+def _dwellings_sheet(homes: Any, session: Session, actor: Actor) -> None:
+    from openpyxl.styles import Font
+
     for index, title in enumerate(("住所编号", "社区代码", "社区名称", "住所地址", "类型"), start=1):
         cell = homes.cell(row=1, column=index, value=title)
-        cell.font, cell.fill = Font(bold=True), header_fill
+        cell.font, cell.fill = Font(bold=True), _header_fill()
     stmt = (select(col(Dwelling.id), col(Division.code), col(Division.name), col(Dwelling.address),
                    col(Dwelling.kind))
             .join(Division, col(Division.id) == col(Dwelling.community_id))
@@ -109,9 +132,6 @@ def build_template(session: Session, actor: Actor) -> bytes:
     for letter, width in (("A", 34), ("B", 14), ("C", 16), ("D", 30), ("E", 10)):
         homes.column_dimensions[letter].width = width
         homes.column_dimensions[letter].number_format = "@"
-    out = io.BytesIO()
-    book.save(out)
-    return out.getvalue()
 
 
 @router.get("/residents/import/template", summary="Download the import template (.xlsx, Chinese headers)",
@@ -124,10 +144,10 @@ def import_template(session: SessionDep, actor: StaffActor) -> Response:
     return Response(data, media_type=XLSX_TYPE, headers={"Content-Disposition": disposition})
 
 
-@router.post("/residents/import", response_model=importer.ImportReport,
+@router.post("/residents/import", response_model=ResidentImportReport,
              summary="Import residents from the template (XLSX or CSV): dry run, or all rows or none",
              max_body_size=importer.IMPORT_MAX_BYTES + 64 * 1024,
-             responses={201: {"model": importer.ImportReport, "description": "Committed: every row written"},
+             responses={201: {"model": ResidentImportReport, "description": "Committed: every row written"},
                         413: {"description": "body_too_large / import_too_large"},
                         415: {"description": "import_unsupported_type"},
                         422: {"description": "import_invalid (details is the report with every row's errors), "
@@ -139,7 +159,7 @@ def import_residents(
     actor: StaffActor,
     file: Annotated[UploadFile, File(description="The filled-in template (.xlsx) or a CSV with the same headers")],
     dry_run: Annotated[bool, Query(description="Check every row and write nothing (the default)")] = True,
-) -> importer.ImportReport:
+) -> ResidentImportReport:
     data = file.file.read(importer.IMPORT_MAX_BYTES + 1)
     report = importer.import_residents(session, actor, data, dry_run=dry_run, lang=language(request))
     if not dry_run:

@@ -48,6 +48,7 @@ from app.people.records.schemas import (
     HealthPurpose,
     TenancyOut,
 )
+from app.people.register import errors as register_errors
 from app.people.register import service
 from app.places.models import Dwelling
 
@@ -102,7 +103,7 @@ def lock_resident(session: Session, actor: Actor, resident_id: str) -> Resident:
 
 def require_registered(resident: Resident) -> None:
     if resident.status != ResidentStatus.registered.value or resident.anonymised_at is not None:
-        raise service.ResidentNotActive()
+        raise register_errors.ResidentNotActive()
 
 
 def flush_unique(session: Session, error: type[Conflict], details: Any = None) -> None:
@@ -168,7 +169,7 @@ def _check_fp(issued_on: date | None, expires_on: date | None, status: str) -> N
     service.check_dates(issued_on)
     today = city_today()
     if expires_on is not None and not 1900 <= expires_on.year <= today.year + 100:
-        raise service.DateOutOfRange()
+        raise register_errors.DateOutOfRange()
     if issued_on is not None and expires_on is not None and issued_on > expires_on:
         raise FpDatesOrder()
     if status in (FpDocStatus.valid.value, FpDocStatus.temporary.value) and expires_on is not None \

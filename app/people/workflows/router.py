@@ -18,6 +18,8 @@ from app.core.pagination import Page, PageDep, paginate
 from app.people.models import CorrectionRequest, DuplicateFlag, RequestStatus, TransferRequest
 from app.people.register import service
 from app.people.register.schemas import ResidentOut
+from app.people.workflows import corrections
+from app.people.workflows import merge as merging
 from app.people.workflows import service as workflows
 from app.people.workflows.schemas import (
     CorrectionCreate,
@@ -76,12 +78,13 @@ def duplicate_out(flag: DuplicateFlag, seen: set[str]) -> DuplicateOut:
 
 
 def correction_out(correction: CorrectionRequest) -> CorrectionOut:
-    return CorrectionOut.model_validate({**correction.model_dump(), "changes": workflows.requested_changes(correction)})
+    changes = corrections.requested_changes(correction)
+    return CorrectionOut.model_validate({**correction.model_dump(), "changes": changes})
 
 
 def correction_item(correction: CorrectionRequest) -> CorrectionListItem:
     return CorrectionListItem.model_validate(
-        {**correction.model_dump(), "fields": sorted(workflows.requested_changes(correction))}
+        {**correction.model_dump(), "fields": sorted(corrections.requested_changes(correction))}
     )
 
 
@@ -156,7 +159,7 @@ def dismiss_duplicate(
     summary="Merge another record into this one (the other is archived with lineage)",
 )
 def merge_residents(keep_id: str, body: MergeIn, session: SessionDep, actor: SupervisorActor) -> MergeOut:
-    result = workflows.merge(session, actor, keep_id, body)
+    result = merging.merge(session, actor, keep_id, body)
     return MergeOut(
         survivor=ResidentOut.model_validate(result.survivor),
         merged_id=result.merged.id,
@@ -182,7 +185,7 @@ def merge_residents(keep_id: str, body: MergeIn, session: SessionDep, actor: Sup
 def create_correction(
     resident_id: str, body: CorrectionCreate, session: SessionDep, actor: StaffActor
 ) -> CorrectionOut:
-    return correction_out(workflows.create_correction(session, actor, resident_id, body))
+    return correction_out(corrections.create_correction(session, actor, resident_id, body))
 
 
 @router.get(
@@ -198,7 +201,7 @@ def resident_corrections(
     purpose: Annotated[str | None, PURPOSE] = None,
 ) -> Page[CorrectionOut]:
     resident = service.get_resident(session, actor, resident_id)
-    rows, total = paginate(session, workflows.corrections_of(session, actor, resident_id), page)
+    rows, total = paginate(session, corrections.corrections_of(session, actor, resident_id), page)
     service.audit_read(session, resident, "corrections", purpose)
     return Page(items=[correction_out(c) for c in rows], total=total, limit=page.limit, offset=page.offset)
 
@@ -209,7 +212,7 @@ def resident_corrections(
 def list_corrections(
     session: SessionDep, actor: StaffActor, page: PageDep, status: RequestStatus | None = None
 ) -> Page[CorrectionListItem]:
-    rows, total = paginate(session, workflows.list_corrections(actor, status), page)
+    rows, total = paginate(session, corrections.list_corrections(actor, status), page)
     return Page(items=[correction_item(c) for c in rows], total=total, limit=page.limit, offset=page.offset)
 
 
@@ -221,4 +224,4 @@ def list_corrections(
 def decide_correction(
     correction_id: str, body: CorrectionDecide, session: SessionDep, actor: StaffActor
 ) -> CorrectionOut:
-    return correction_out(workflows.decide_correction(session, actor, correction_id, body))
+    return correction_out(corrections.decide_correction(session, actor, correction_id, body))

@@ -33,6 +33,7 @@ from app.cycle.tasks.schemas import CancelReason, TaskCancel, TaskCreate
 from app.ledger import changes as change_log
 from app.ledger.service import savepoint
 from app.people.models import ResidentStatus
+from app.people.register import errors as register_errors
 from app.people.register import service as people
 from app.people.register.schemas import ResidentCreate, ResidentUpdate
 from app.places import dwellings
@@ -242,7 +243,7 @@ class Pusher:
             self.out.unchanged += 1
             return
         if resident.status != ResidentStatus.registered.value or resident.merged_into_id is not None:
-            raise people.ResidentNotActive()
+            raise register_errors.ResidentNotActive()
         self.merge(rec, resident, {k: _value(v) for k, v in changes.items()})
         people.update_resident(self.session, resident, ResidentUpdate(version=resident.version, **changes))
         self.out.add("residents")

@@ -17,11 +17,11 @@ from sqlmodel import col, select
 
 from app.core.errors import AppError, Conflict, Unprocessable
 from app.core.inputs import JsonTooDeep, loads_json
-from app.core.queries import among
+from app.core.queries import among, chunks
 from app.sync.models import RejectionKind
 from app.sync.wire import WireError, from_raw
 from app.visits.models import ServiceDelivery, Visit
-from app.visits.recording import VisitItem, chunks, record_visits
+from app.visits.recording import VisitItem, record_visits
 from app.visits.schemas import VisitCreate
 from app.visits.service import seen_records
 
