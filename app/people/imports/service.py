@@ -125,7 +125,7 @@ def _check_people(session: Session, actor: Actor, rows: list[Row]) -> None:
         found = existing.get(row.id_number or "")
         if found is None:
             continue
-        holder = _survivor(session, found)
+        holder = service.survivor_of(session, found)
         here = actor.sees_path(holder.area_path)
         if holder.status == ResidentStatus.registered.value:
             row.error("id_number", "resident_exists" if here else "resident_registered_elsewhere")
@@ -140,18 +140,6 @@ def _check_people(session: Session, actor: Actor, rows: list[Row]) -> None:
             row.error("id_number", "resident_identity_mismatch")
         else:
             row.returning = True
-
-
-def _survivor(session: Session, resident: Resident) -> Resident:
-    """A merged record's person lives on in the record it was merged into (as service.create_resident sees it)."""
-    seen = {resident.id}
-    while resident.merged_into_id is not None and resident.merged_into_id not in seen:
-        survivor = session.get(Resident, resident.merged_into_id)
-        if survivor is None:
-            break
-        seen.add(survivor.id)
-        resident = survivor
-    return resident
 
 
 # --- the import -------------------------------------------------------------------------------------------
