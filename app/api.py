@@ -6,6 +6,12 @@ from fastapi import APIRouter
 
 from app.accounts.router import me_router
 from app.accounts.router import router as users_router
+from app.audit.access.router import router as audit_access_router
+from app.audit.activity.router import router as audit_activity_router
+from app.audit.board.router import public_router as audit_board_router
+from app.audit.checkpoints.router import router as audit_checkpoints_router
+from app.audit.pictures.router import router as audit_pictures_router
+from app.audit.quality.router import router as audit_quality_router
 from app.audit.router import router as audit_router
 from app.auth.router import public_router as auth_public_router
 from app.auth.router import router as auth_router
@@ -45,6 +51,12 @@ api.include_router(visit_photos_router)
 api.include_router(tasks_router)
 api.include_router(sync_router)
 api.include_router(audit_router)
+api.include_router(audit_checkpoints_router)
+api.include_router(audit_quality_router)
+api.include_router(audit_activity_router)
+api.include_router(audit_access_router)
+api.include_router(audit_pictures_router)
 
 root_public = APIRouter()
 root_public.include_router(system_public_router)
+root_public.include_router(audit_board_router)

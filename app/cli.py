@@ -1,5 +1,5 @@
-"""Command line: serve, migrate, seed-demo, create-user, openapi, audit-verify, audit-purge, retention-run,
-tasks-generate."""
+"""Command line: serve, migrate, seed-demo, create-user, openapi, audit-verify, audit-checkpoint, audit-keygen,
+audit-public-keys, audit-purge, retention-run, tasks-generate."""
 
 from __future__ import annotations
 
@@ -157,10 +157,23 @@ def openapi(out: Annotated[Path | None, typer.Option(help="Write here instead of
 
 
 @cli.command("audit-verify")
-def audit_verify() -> None:
-    """Walk the audit hash chain; exit 1 and name the first broken row if it does not verify."""
+def audit_verify(
+    checkpoint: Annotated[Path | None, typer.Option(
+        "--checkpoint", exists=True, dir_okay=False, help="A checkpoint file (audit-checkpoint --out): the chain "
+        "must still hold its head unchanged")] = None,
+    public_key: Annotated[str | None, typer.Option(
+        "--public-key", help="The signing key's public half (base64) you were given; default: the configured key")]
+    = None,
+) -> None:
+    """Walk the audit hash chain; exit 1 and name the first broken row if it does not verify.
+
+    With --checkpoint, also check the checkpoint's signature and that the row it names is still there with the
+    same hash: a chain cut short, or rewritten with every later hash recomputed, fails here."""
     from app.ledger.audit import verify_snapshot
 
+    if checkpoint is not None:
+        _verify_checkpoint(checkpoint, public_key)
+        return
     report = verify_snapshot()
     if report.first_broken_id is None:
         head = f"; newest row {report.last_id} hash {report.last_hash}" if report.last_id is not None else ""
@@ -168,6 +181,69 @@ def audit_verify() -> None:
         return
     typer.echo(f"audit chain broken at row {report.first_broken_id}: {report.reason}", err=True)
     raise typer.Exit(1)
+
+
+def _verify_checkpoint(path: Path, public_key: str | None) -> None:
+    from sqlmodel import Session
+
+    from app.core.db import begin, get_engine, reading
+    from app.ledger import checkpoints
+
+    try:
+        doc = json.loads(path.read_text("utf-8"))
+    except (ValueError, UnicodeDecodeError):
+        typer.echo(f"error: {path} is not a checkpoint file (JSON)", err=True)
+        raise typer.Exit(2) from None
+    with Session(reading(get_engine())) as session:
+        begin(session, write=False)
+        try:
+            report = checkpoints.verify(session, doc, public_key=public_key)
+        finally:
+            session.rollback()
+    if not report.ok:
+        typer.echo(f"audit chain does not match checkpoint {doc.get('checkpoint_id')}: {report.reason}", err=True)
+        raise typer.Exit(1)
+    checked = report.chain.checked if report.chain else 0
+    typer.echo(f"audit chain intact: {checked} rows; checkpoint {doc.get('checkpoint_id')} (row {doc.get('last_id')}, "
+               f"signed {doc.get('signed_at')} by key {doc.get('key_id')}) holds" + (
+                   f" ({report.reason})" if report.reason else ""))
+
+
+@cli.command("audit-checkpoint")
+def audit_checkpoint(
+    out: Annotated[Path | None, typer.Option("--out", help="Also write the checkpoint file here")] = None,
+) -> None:
+    """Sign the audit chain's head now (run it from cron, e.g. hourly); keep the files outside the system."""
+    from app.core.db import unit_of_work
+    from app.ledger import checkpoints
+
+    with unit_of_work() as session:
+        cp = checkpoints.create(session, via="cli")
+        doc = checkpoints.document(cp)
+    if out is not None:
+        out.write_text(json.dumps(doc, indent=2, sort_keys=True) + "\n", "utf-8")
+    typer.echo(f"checkpoint {doc['checkpoint_id']}: row {doc['last_id']} hash {doc['last_hash']} "
+               f"signed by key {doc['key_id']}" + (f", written to {out}" if out else ""))
+
+
+@cli.command("audit-keygen")
+def audit_keygen(kid: Annotated[str, typer.Option("--kid", help="Key id (≤ 20 characters)")] = "k1") -> None:
+    """Print a new Ed25519 key for AUDIT_SIGNING_KEYS (keep it secret) and its public key (give it out)."""
+    from app.ledger.checkpoints import new_key_line
+
+    if not 1 <= len(kid) <= 20 or ":" in kid or "," in kid:
+        raise typer.BadParameter("--kid: 1-20 characters, no ':' or ','")
+    line, public = new_key_line(kid)
+    typer.echo(f"AUDIT_SIGNING_KEYS={line}\npublic key ({kid}): {public}")
+
+
+@cli.command("audit-public-keys")
+def audit_public_keys() -> None:
+    """Print the public half of every configured checkpoint signing key (for outside parties to pin)."""
+    from app.ledger.checkpoints import public_keys
+
+    for kid, public in public_keys().items():
+        typer.echo(f"{kid}\t{public}")
 
 
 @cli.command("audit-purge")

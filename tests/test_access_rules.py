@@ -23,6 +23,8 @@ from app.main import app
 PUBLIC = {
     ("GET", "/healthz"),
     ("GET", "/docs"),
+    # The supervisor board's static page, script and style: no data (the page signs in with the API).
+    ("GET", "/board"), ("GET", "/board/board.js"), ("GET", "/board/board.css"),
     ("POST", "/api/v1/auth/login"),
     ("POST", "/api/v1/auth/refresh"),
 }

@@ -131,7 +131,14 @@ def test_the_sweep_finds_the_date_parameters() -> None:
     assert {(p, n) for p, _, n in DATETIME_PARAMS} >= {(f"{V1}/audit/events", "since")}
 
 
+SUPERVISED = (f"{V1}/audit/quality", f"{V1}/audit/activity", f"{V1}/audit/pictures")
+# Query parameters a route requires besides the date (any value: the date is checked first or alone).
+REQUIRED = {f"{V1}/audit/pictures/worker-day": {"worker_id": "x"}}
+
+
 def _caller(path: str) -> str:
+    if path.startswith(SUPERVISED):
+        return "sup_district"
     return "auditor" if path.startswith(f"{V1}/audit") else "worker1"
 
 
@@ -140,15 +147,16 @@ def _caller(path: str) -> str:
                                    "٢٠٢٦-٠٥-٠١", "２０２６-05-01", "2026-W18-5", " 2026-05-01"])
 def test_date_query_parameters_take_yyyy_mm_dd_only(api: Api, path: str, method: str, name: str,
                                                     value: str) -> None:
-    response = api.as_(_caller(path), method, _concrete(path), params={name: value})
+    response = api.as_(_caller(path), method, _concrete(path), params={**REQUIRED.get(path, {}), name: value})
     assert code(response) == (422, "date_format"), (path, name, value, response.text)
 
 
 @pytest.mark.parametrize(("path", "method", "name"), DATE_PARAMS)
 def test_date_query_parameters_still_take_dates(api: Api, path: str, method: str, name: str) -> None:
-    response = api.as_(_caller(path), method, _concrete(path), params={name: "2026-05-01"})
+    extra = REQUIRED.get(path, {})
+    response = api.as_(_caller(path), method, _concrete(path), params={**extra, name: "2026-05-01"})
     assert response.status_code in (200, 404), (path, name, response.text)  # 404: the made-up id
-    assert code(api.as_(_caller(path), method, _concrete(path), params={name: "2026-02-30"}))[0] == 422
+    assert code(api.as_(_caller(path), method, _concrete(path), params={**extra, name: "2026-02-30"}))[0] == 422
 
 
 @pytest.mark.parametrize(("path", "method", "name"), DATETIME_PARAMS)

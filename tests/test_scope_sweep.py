@@ -74,7 +74,9 @@ def far(api: Api, world: World) -> dict[str, Any]:
                          {"id": twin["id"], "_status": "updated", "_changed": "occupation", "occupation": "b"}]}}})
     assert pushed.status_code == 200 and pushed.json()["applied"] == {"residents": 1}, pushed.text
     conflict_id = api.as_("sup_other", "GET", V1 + "/sync/conflicts").json()["items"][0]["id"]
+    checkpoint = api.as_("auditor", "POST", V1 + "/audit/checkpoints").json()
     return {
+        "checkpoint_id": checkpoint["checkpoint_id"],
         "device_row_id": device["id"], "conflict_id": conflict_id,
         "resident_id": resident["id"], "keep_id": resident["id"], "twin_id": twin["id"],
         "dwelling_id": dwelling, "division_id": c3["id"], "landlord_id": landlord["id"],
@@ -147,6 +149,8 @@ def bodies(far: dict[str, Any], world: World) -> dict[tuple[str, str], dict[str,
         ("POST", "/visits/{visit_id}/corrections"): {**far_visit(), "correction_reason": "wrong_time"},
         ("POST", "/sync/devices/{device_row_id}/revoke"): None,
         ("POST", "/sync/conflicts/{conflict_id}/resolve"): {"outcome": "acknowledged"},
+        ("POST", "/audit/checkpoints"): None,
+        ("POST", "/audit/quality/visits/{visit_id}/decision"): {"decision": "accept", "version": 1},
     }
 
 
@@ -167,6 +171,9 @@ ELSEWHERE = {
     ("POST", "/visits/{visit_id}/photos"),  # multipart: tests/visits/test_photos.py (scope 404, author 403)
     ("GET", "/sync/pull"),  # needs X-Device-Id; scope per table and exits: tests/sync/test_pull.py
     ("POST", "/sync/push"),  # needs X-Device-Id; out-of-scope records are refused one by one: tests/sync/test_push.py
+    # The supervisor board's static files (public, no data): tests/test_access_rules.py and
+    # tests/audit/test_board_browser.py
+    ("GET", "/board"), ("GET", "/board/board.js"), ("GET", "/board/board.css"),
 }
 # List routes: filtered to the far records, worker1 must get nothing of them (or 403).
 LISTS = {
@@ -186,6 +193,18 @@ LISTS = {
     ("GET", "/visits"): ({"community_id": "{division_id}"}, 200),
     ("GET", "/sync/devices"): ({}, 200),
     ("GET", "/sync/conflicts"): ({}, 403),
+    # Supervisor and auditor views: workers are refused; supervisors of another district see nothing of c3
+    # (tests/audit: test_quality, test_activity, test_pictures).
+    ("GET", "/audit/checkpoints"): ({}, 403),
+    ("GET", "/audit/quality/visits"): ({"division_id": "{division_id}"}, 403),
+    ("GET", "/audit/quality/queue"): ({"division_id": "{division_id}"}, 403),
+    ("GET", "/audit/activity"): ({"division_id": "{division_id}"}, 403),
+    ("GET", "/audit/access"): ({}, 403),
+    ("GET", "/audit/access/readers"): ({}, 403),
+    ("GET", "/audit/access/export"): ({}, 403),
+    ("GET", "/audit/pictures/worker-day"): ({"worker_id": "{user_id}"}, 403),
+    ("GET", "/audit/pictures/coverage"): ({"community_id": "{division_id}"}, 403),
+    ("GET", "/audit/pictures/trend"): ({"division_id": "{division_id}"}, 403),
 }
 
 

@@ -14,7 +14,8 @@ from app.ledger.models import AuditEvent
 
 class AuditEventOut(OutputModel):
     """One audit record. `prev_hash` and `hash` are included so an auditor can re-check an exported page
-    independently: hash = SHA-256(prev_hash + JSON array of the hashed columns of its chain version)."""
+    independently: hash = SHA-256(prev_hash + JSON array of the hashed columns of its chain version), or from chain
+    version 3 on HMAC-SHA-256 of the same under the AUDIT_HMAC_KEYS key `hmac_kid`."""
 
     id: int = Field(description="Position in the chain (no gaps)")
     at: datetime = Field(description="When the event happened (UTC)")
@@ -30,9 +31,11 @@ class AuditEventOut(OutputModel):
     request_id: str | None
     client_ip: str | None
     detail: dict[str, Any] | None = Field(description="Codes, ids and counts (never personal values)")
-    chain_version: int = Field(description="Which columns the row's hash covers: 1, or 2 with the target's area")
+    chain_version: int = Field(description="Which columns the row's hash covers: 1, 2 with the target's area, 3 "
+                                           "keyed (HMAC)")
     area_path: str | None = Field(description="Where the target lies (chain version 2)")
     district_code: str | None
+    hmac_kid: str | None = Field(description="Chain version 3: the key id of the row's HMAC")
     prev_hash: str
     hash: str
 
@@ -44,7 +47,8 @@ class AuditEventOut(OutputModel):
             fields=row.fields.split(",") if row.fields else ([] if row.fields == "" else None),
             outcome=row.outcome, status_code=row.status_code, purpose=row.purpose, request_id=row.request_id,
             client_ip=row.client_ip, detail=_detail(row.detail), chain_version=row.chain_version,
-            area_path=row.area_path, district_code=row.district_code, prev_hash=row.prev_hash, hash=row.hash,
+            area_path=row.area_path, district_code=row.district_code, hmac_kid=row.hmac_kid,
+            prev_hash=row.prev_hash, hash=row.hash,
         )
 
 

@@ -7,6 +7,7 @@ with any of them left in place (see `Settings.check_production`).
 from __future__ import annotations
 
 import os
+import re
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -16,6 +17,10 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEV_JWT_KEYS = "dev-1:development-only-signing-key-change-me-0000000000"
 DEV_THROTTLE_SECRET = "development-only-throttle-secret"  # noqa: S105 - a marked development default
+# The audit chain's HMAC key (chain format 3) and the Ed25519 key that signs its checkpoints: marked development
+# defaults, refused in production. The signing key is a base64 32-byte seed (`migrant audit-keygen` makes one).
+DEV_AUDIT_HMAC_KEYS = "dev-1:development-only-audit-chain-key-change-me-00"
+DEV_AUDIT_SIGNING_KEYS = "dev-1:ZGV2ZWxvcG1lbnQtb25seS1zaWduaW5nLWtleS0wMDA="
 # The project directory: alembic.ini, migrations/ and the default data/ folder live here. A source checkout
 # finds itself; an installed package (the Docker image) is told with MIGRANT_HOME.
 ROOT = Path(os.environ.get("MIGRANT_HOME") or Path(__file__).resolve().parents[2])
@@ -62,6 +67,11 @@ class Settings(BaseSettings):
 
     # Audit retention: the law (Cybersecurity Law art. 21) asks for at least 6 months.
     audit_retention_days: int = Field(default=180, ge=180)
+    # The chain's row hash is an HMAC with the first of these keys (`kid:secret[,kid:secret…]`; all verify: keys
+    # rotate, rows name theirs), so someone with write access to the database but not this key cannot recompute
+    # it. Checkpoints of the chain head are signed with the first Ed25519 key (`kid:base64-seed[,…]`).
+    audit_hmac_keys: str = DEV_AUDIT_HMAC_KEYS
+    audit_signing_keys: str = DEV_AUDIT_SIGNING_KEYS
     # Residents who left more than this many years ago are anonymised by `migrant retention-run` (PIPL art. 19).
     retention_years: int = Field(default=3, ge=1, le=100)
 
@@ -84,6 +94,23 @@ class Settings(BaseSettings):
     photo_max_per_visit: int = Field(default=6, ge=1, le=50)
     photo_upload_hours: int = Field(default=72, ge=1, le=24 * 30)
 
+    # Visit quality (supervisor audit): thresholds of the rules that score each visit (docs/audit.md).
+    quality_max_speed_kmh: float = Field(default=60, ge=5, le=1000)
+    quality_cluster_radius_m: float = Field(default=30, ge=1, le=1000)
+    quality_cluster_minutes: int = Field(default=15, ge=1, le=240)
+    quality_cluster_dwellings: int = Field(default=4, ge=2, le=100)
+    quality_min_visit_minutes: float = Field(default=3, ge=0, le=120)
+    quality_min_call_seconds: int = Field(default=30, ge=0, le=3600)
+    quality_in_person_purposes: str = Field(default="new_arrival,key_person", max_length=200)
+    quality_max_clock_skew_seconds: int = Field(default=120, ge=1, le=86400)
+    # Working hours in city time (UTC+8): visits and sensitive reads outside [start, end) are unusual.
+    work_start_hour: int = Field(default=7, ge=0, le=23)
+    work_end_hour: int = Field(default=21, ge=1, le=24)
+    # Access review (auditors): a burst of sensitive reads, and how near a visit or task must be to a lookup.
+    access_bulk_reads: int = Field(default=50, ge=2, le=100_000)
+    access_bulk_minutes: int = Field(default=10, ge=1, le=1440)
+    access_lookup_days: int = Field(default=7, ge=0, le=90)
+
     log_level: str = "INFO"
 
     # Where `migrant seed-demo` keeps the demo logins it generated (mode 0600; never commit it).
@@ -94,6 +121,19 @@ class Settings(BaseSettings):
     def _keys_parse(cls, value: str) -> str:
         parse_keys(value)
         return value
+
+    @field_validator("audit_hmac_keys", "audit_signing_keys")
+    @classmethod
+    def _audit_keys_parse(cls, value: str) -> str:
+        parse_keys(value, "AUDIT keys")
+        return value
+
+    @field_validator("quality_in_person_purposes")
+    @classmethod
+    def _purposes(cls, value: str) -> str:
+        if not re.fullmatch(r"[a-z_]*(,[a-z_]+)*", value.replace(" ", "")):
+            raise ValueError("QUALITY_IN_PERSON_PURPOSES is a comma-separated list of visit purposes")
+        return value.replace(" ", "")
 
     @property
     def signing_keys(self) -> dict[str, str]:
@@ -118,18 +158,23 @@ class Settings(BaseSettings):
             problems.append("JWT_KEYS must be set to secrets of at least 32 characters")
         if self.throttle_secret == DEV_THROTTLE_SECRET or len(self.throttle_secret) < 32:
             problems.append("THROTTLE_SECRET must be set to a secret of at least 32 characters")
+        if self.audit_hmac_keys == DEV_AUDIT_HMAC_KEYS or any(
+                len(s) < 32 for s in parse_keys(self.audit_hmac_keys).values()):
+            problems.append("AUDIT_HMAC_KEYS must be set to secrets of at least 32 characters")
+        if self.audit_signing_keys == DEV_AUDIT_SIGNING_KEYS:
+            problems.append("AUDIT_SIGNING_KEYS must be set (migrant audit-keygen makes a key)")
         if self.argon2_memory_kib < 19456 or self.argon2_time_cost < 2:
             problems.append("argon2 cost below OWASP's minimum (19 MiB, 2 passes)")
         if problems:
             raise RuntimeError("refusing to start in production: " + "; ".join(problems))
 
 
-def parse_keys(value: str) -> dict[str, str]:
+def parse_keys(value: str, name: str = "JWT_KEYS") -> dict[str, str]:
     keys: dict[str, str] = {}
     for part in value.split(","):
         kid, sep, secret = part.strip().partition(":")
         if not sep or not kid or not secret:
-            raise ValueError("JWT_KEYS must look like 'kid:secret[,kid:secret]'")
+            raise ValueError(f"{name} must look like 'kid:secret[,kid:secret]'")
         keys[kid] = secret
     return keys
 

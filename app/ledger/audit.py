@@ -9,8 +9,13 @@ Every ORM write is recorded automatically (table, record id, changed field names
 row's area) by the ledger's flush listener (`collect`), so no service can forget; a table opts out with
 `info={"audited": False}`. Bulk statements record their own events.
 
-Chain format: version 1 rows hash `V1_COLUMNS`; version 2 (from migration 0005) also the target's area, so
-a district can read its own part of the log. Each row says its version, so old rows verify as written.
+Chain format: version 1 rows hash `V1_COLUMNS` with SHA-256; version 2 (from migration 0005) also the target's
+area, so a district can read its own part of the log; version 3 (migration 0007) is version 2 keyed: the row
+hash is HMAC-SHA-256 under AUDIT_HMAC_KEYS (the key's id, `hmac_kid`, is a hashed column), so write access to
+the database is no longer enough to rewrite a row and recompute every later hash. Each row says its version,
+so old rows verify as written; a version never goes backwards along the chain (a downgrade to the unkeyed
+format is named). Signed checkpoints of the head (app/ledger/checkpoints.py) catch what no chain can: its
+newest rows cut off.
 
 `verify_chain` walks the chain and names the first altered, unlinked or missing row; `purge` removes the
 oldest rows once retention (>= 180 days) allows, recording the purge as the anchor the kept chain is
@@ -20,10 +25,12 @@ verified from.
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 from typing import Any, TypedDict
 
 from sqlalchemy import Engine, Row, func, inspect, select, text
@@ -33,7 +40,7 @@ from typing_extensions import Unpack
 
 from app.core import context
 from app.core.bulk import BulkWriter, table_of
-from app.core.config import Settings, get_settings
+from app.core.config import Settings, get_settings, parse_keys
 from app.core.db import begin, get_engine, reading
 from app.core.errors import Unprocessable
 from app.core.types import utcnow
@@ -43,12 +50,14 @@ from app.ledger.state import ledger_of
 GENESIS = "0" * 64
 CHAIN_LOCK_KEY = 7_301_042  # advisory lock id for the chain on PostgreSQL
 MIN_RETENTION_DAYS = 180  # Cybersecurity Law art. 21; the database guards enforce the same figure
-CHAIN_VERSION = 2  # what new rows are written with
+CHAIN_VERSION = 3  # what new rows are written with
+KEYED_FROM = 3  # versions from this one on are HMACs
 V1_COLUMNS = (
     "id", "at", "actor_id", "actor_role", "action", "target_type", "target_id", "fields", "outcome",
     "status_code", "purpose", "request_id", "client_ip", "detail",
 )
 HASHED = {1: V1_COLUMNS, 2: (*V1_COLUMNS, "chain_version", "area_path", "district_code")}
+HASHED[3] = (*HASHED[2], "hmac_kid")
 HASHED_COLUMNS = HASHED[CHAIN_VERSION]
 CHAIN_COLUMNS = (*HASHED_COLUMNS, "prev_hash", "hash")
 
@@ -97,17 +106,47 @@ def event(action: str, **values: Unpack[EventFields]) -> dict[str, Any]:
         "chain_version": CHAIN_VERSION,
         "area_path": area_path,
         "district_code": district_code,
+        "hmac_kid": chain_keys().current,
     }
 
 
-def row_hash(values: dict[str, Any], prev_hash: str) -> str:
-    """SHA-256 over the previous hash and the row's hashed columns, as its chain version lists them."""
+class UnknownChainKey(LookupError):
+    """A keyed row names a key that is not configured (AUDIT_HMAC_KEYS): it cannot be verified here."""
+
+
+@dataclass(frozen=True)
+class ChainKeys:
+    current: str
+    secrets: dict[str, bytes]
+
+
+def chain_keys(settings: Settings | None = None) -> ChainKeys:
+    return _chain_keys((settings or get_settings()).audit_hmac_keys)
+
+
+@lru_cache(maxsize=4)
+def _chain_keys(value: str) -> ChainKeys:
+    raw = parse_keys(value, "AUDIT_HMAC_KEYS")
+    if any(len(kid) > 20 for kid in raw):
+        raise ValueError("AUDIT_HMAC_KEYS: key ids are at most 20 characters")
+    return ChainKeys(next(iter(raw)), {kid: secret.encode() for kid, secret in raw.items()})
+
+
+def row_hash(values: dict[str, Any], prev_hash: str, keys: ChainKeys | None = None) -> str:
+    """The row's hash over the previous hash and its hashed columns, as its chain version lists them:
+    SHA-256 for versions 1 and 2, HMAC-SHA-256 under the row's key (`hmac_kid`) from version 3 on."""
     def norm(v: Any) -> Any:
         return v.isoformat() if isinstance(v, datetime) else v
 
     version = values.get("chain_version") or 1
-    payload = json.dumps([norm(values[c]) for c in HASHED[version]], ensure_ascii=False, separators=(",", ":"))
-    return hashlib.sha256((prev_hash + payload).encode()).hexdigest()
+    payload = (prev_hash + json.dumps([norm(values[c]) for c in HASHED[version]], ensure_ascii=False,
+                                      separators=(",", ":"))).encode()
+    if version < KEYED_FROM:
+        return hashlib.sha256(payload).hexdigest()
+    secret = (keys or chain_keys()).secrets.get(values.get("hmac_kid") or "")
+    if secret is None:
+        raise UnknownChainKey(values.get("hmac_kid"))
+    return hmac.new(secret, payload, hashlib.sha256).hexdigest()
 
 
 def append(session: Session, events: list[dict[str, Any]]) -> None:
@@ -118,10 +157,11 @@ def append(session: Session, events: list[dict[str, Any]]) -> None:
         select(col(AuditEvent.id), col(AuditEvent.hash)).order_by(col(AuditEvent.id).desc()).limit(1)
     ).first()
     next_id, prev = (last[0] + 1, last[1]) if last else (1, GENESIS)
+    keys = chain_keys()
     rows = []
     for values in events:
         values = {**values, "id": next_id}
-        digest = row_hash(values, prev)
+        digest = row_hash(values, prev, keys)
         rows.append((*(values[c] for c in HASHED_COLUMNS), prev, digest))
         prev, next_id = digest, next_id + 1
     BulkWriter(session).write(table_of(AuditEvent), CHAIN_COLUMNS, rows)  # a sync push seals a thousand
@@ -152,40 +192,57 @@ class ChainReport:
         return self.first_broken_id is None
 
 
-def verify_chain(session: Session, batch: int = 5000) -> ChainReport:
+def verify_chain(session: Session, batch: int = 5000, *, keyed_from: int | None = None) -> ChainReport:
     """Walk the chain in order; name the first row whose link or content does not check out.
 
     The chain starts at id 1 from the genesis hash. After a retention purge it starts at the first kept
     row, and that row is accepted as the start only when an `audit.purge` record names the row before it
     (`anchor_id`) and that row's hash (`anchor_hash`) — so deleting the oldest rows outside a purge is
-    found too. A missing row is named by its id.
+    found too. A missing row is named by its id. A row whose chain version is lower than its predecessor's,
+    or (`keyed_from`, from a checkpoint) an unkeyed row at or after the first keyed one, is a downgrade.
     """
     anchors = _purge_anchors(session)
-    checked = 0
+    keys = chain_keys()
+    checked, version = 0, 0
     prev_hash: str | None = None
     expected_id: int | None = None
     last: tuple[int, str] | None = None
     for row in _iter_rows(session, batch):
+        tail = last or (None, None)
         if prev_hash is None:
             broken = _check_start(row.id, row.prev_hash, anchors)
             if broken is not None:
                 return ChainReport(checked, *broken)
             prev_hash, expected_id = row.prev_hash, row.id
         if row.id != expected_id:
-            return ChainReport(checked, expected_id, "missing row", *(last or (None, None)))
+            return ChainReport(checked, expected_id, "missing row", *tail)
         if row.prev_hash != prev_hash:
-            return ChainReport(checked, row.id, "link to previous row broken", *(last or (None, None)))
-        values = {c: getattr(row, c) for c in HASHED.get(row.chain_version or 1, ())}
-        if row.chain_version not in HASHED or row_hash({**values, "chain_version": row.chain_version},
-                                                       prev_hash) != row.hash:
-            return ChainReport(checked, row.id, "content does not match its hash", *(last or (None, None)))
-        prev_hash, expected_id = row.hash, row.id + 1
+            return ChainReport(checked, row.id, "link to previous row broken", *tail)
+        row_version = row.chain_version or 1
+        if row_version < version or (keyed_from is not None and row.id >= keyed_from and row_version < KEYED_FROM):
+            return ChainReport(checked, row.id, "chain format downgraded (an unkeyed row after keyed ones)", *tail)
+        reason = _content_problem(row, prev_hash, keys)
+        if reason is not None:
+            return ChainReport(checked, row.id, reason, *tail)
+        prev_hash, expected_id, version = row.hash, row.id + 1, row_version
         last = (row.id, row.hash)
         checked += 1
     return ChainReport(checked, None, None, *(last or (None, None)))
 
 
-def verify_snapshot(engine: Engine | None = None) -> ChainReport:
+def _content_problem(row: Row[Any], prev_hash: str, keys: ChainKeys) -> str | None:
+    version = row.chain_version or 1
+    if version not in HASHED:
+        return "content does not match its hash"
+    values = {c: getattr(row, c) for c in HASHED[version]}
+    try:
+        digest = row_hash({**values, "chain_version": version}, prev_hash, keys)
+    except UnknownChainKey:
+        return f"chain key {row.hmac_kid!r} is not configured (AUDIT_HMAC_KEYS): the row cannot be verified"
+    return None if hmac.compare_digest(digest, row.hash or "") else "content does not match its hash"
+
+
+def verify_snapshot(engine: Engine | None = None, *, keyed_from: int | None = None) -> ChainReport:
     """`verify_chain` over one consistent snapshot, in its own read-only transaction.
 
     On PostgreSQL the walk runs in REPEATABLE READ, so a purge committed half-way through cannot show up
@@ -194,7 +251,7 @@ def verify_snapshot(engine: Engine | None = None) -> ChainReport:
     with Session(reading(engine or get_engine())) as session:
         begin(session, write=False)
         try:
-            return verify_chain(session)
+            return verify_chain(session, keyed_from=keyed_from)
         finally:
             session.rollback()
 

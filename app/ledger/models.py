@@ -50,8 +50,33 @@ class AuditEvent(SQLModel, table=True):
     chain_version: int = Field(default=1)
     area_path: str | None = Field(default=None, max_length=120)
     district_code: str | None = Field(default=None, max_length=6)
+    # Chain format 3: the row hash is an HMAC under this key of AUDIT_HMAC_KEYS.
+    hmac_kid: str | None = Field(default=None, max_length=20)
     prev_hash: str = Field(max_length=64)
     hash: str = Field(max_length=64)
+
+
+class AuditCheckpoint(SQLModel, table=True):
+    """A signed statement of the chain's head (app/ledger/checkpoints.py). Exported and kept outside the system,
+    it proves later that no row up to `last_id` was altered, deleted, reordered or cut off. Append-only like
+    the chain (database triggers); recorded in the chain by an explicit `audit.checkpoint` event."""
+
+    __tablename__ = "audit_checkpoints"
+    __table_args__ = (Index("ix_audit_checkpoints_last", "last_id"), {"info": {"audited": False}})
+
+    # Numbered under the chain lock (the number is part of the signed statement, and rows are never updated).
+    id: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
+    signed_at: datetime = Field(sa_type=UTCDateTime)
+    first_id: int = Field(sa_type=BigInteger)  # the first row of the kept chain then (after purges, not 1)
+    last_id: int = Field(sa_type=BigInteger)
+    last_hash: str = Field(max_length=64)
+    rows: int = Field(sa_type=BigInteger)
+    chain_version: int
+    keyed_from: int | None = Field(default=None, sa_type=BigInteger)  # the first keyed (format 3) row
+    key_id: str = Field(max_length=20)
+    public_key: str = Field(max_length=64)  # base64 of the raw Ed25519 public key
+    signature: str = Field(max_length=128)  # base64 of the Ed25519 signature over the canonical statement
+    signed_by: str | None = Field(default=None, max_length=32)  # the actor (None: the CLI)
 
 
 class SyncOp(StrEnum):

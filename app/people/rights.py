@@ -79,7 +79,7 @@ def dossier(session: Session, actor: Actor, resident: Resident) -> Dossier:
         select(AuditEvent).where(about).order_by(col(AuditEvent.id).desc()).limit(AUDIT_LIMIT)
     ).scalars().all()
     audit.record(session, "resident.dossier", target_type="residents", target_id=rid,
-                 fields=DOSSIER_GROUPS, purpose="resident_request")
+                 fields=DOSSIER_GROUPS, purpose="resident_request", area_path=resident.area_path)
     return Dossier(
         generated_at=utcnow(),
         resident=ResidentOut.model_validate(resident),

@@ -190,7 +190,7 @@ def history_items(session: Session, deliveries: Sequence[ServiceDelivery]) -> li
 def audit_visit_read(session: Session, visit: Visit, purpose: str | None) -> None:
     """A visit holds a precise location and, in its services, reproductive-health data."""
     audit.record(session, "visit.read", target_type="visits", target_id=visit.id, fields=["checkin", "services"],
-                 purpose=purpose or "case_work")
+                 purpose=purpose or "case_work", area_path=visit.area_path, district_code=visit.district_code)
 
 
 def written_out(written: Written) -> VisitOut:

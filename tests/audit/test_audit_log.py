@@ -43,7 +43,7 @@ def test_auditor_reads(api: Api) -> None:
     item = body["items"][0]
     assert set(item) == {"id", "at", "actor_id", "actor_role", "action", "target_type", "target_id", "fields",
                          "outcome", "status_code", "purpose", "request_id", "client_ip", "detail", "chain_version",
-                         "area_path", "district_code", "prev_hash", "hash"}
+                         "area_path", "district_code", "hmac_kid", "prev_hash", "hash"}
 
 
 def test_unauthenticated_requests_are_recorded(api: Api) -> None:

@@ -59,7 +59,7 @@ def list_landlords(
 def get_landlord(landlord_id: str, session: SessionDep, actor: StaffActor,
                  purpose: Annotated[str | None, PURPOSE] = None) -> LandlordOut:
     landlord = landlords.get_landlord(session, actor, landlord_id)
-    landlords.audit_landlord_read(session, landlord.id, purpose)
+    landlords.audit_landlord_read(session, landlord.id, purpose, landlord.district_code)
     return landlords.landlord_out(session, actor, landlord)
 
 

@@ -252,9 +252,10 @@ def landlord_list_item(landlord: Landlord) -> LandlordListItem:
     )
 
 
-def audit_landlord_read(session: Session, landlord_id: str, purpose: str | None) -> None:
+def audit_landlord_read(session: Session, landlord_id: str, purpose: str | None,
+                        district_code: str | None = None) -> None:
     audit.record(session, "landlord.read.identity", target_type="landlords", target_id=landlord_id,
-                 fields=["id_number", "phone"], purpose=purpose or DEFAULT_PURPOSE)
+                 fields=["id_number", "phone"], purpose=purpose or DEFAULT_PURPOSE, district_code=district_code)
 
 
 def audit_landlord_search(session: Session, results: int) -> None:

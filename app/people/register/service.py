@@ -445,7 +445,9 @@ def audit_read(session: Session, resident: Resident, group: str, purpose: str | 
                  purpose=purpose or "case_work", area_path=resident.area_path, district_code=resident.district_code)
 
 
+SEARCH_IDS_KEPT = 20  # the records a lookup found, named in its audit record (the access review checks them)
+
 
 def audit_search(session: Session, resident_ids: list[str], criterion: str) -> None:
     audit.record(session, "resident.search", target_type="residents", fields=[criterion],
-                 detail={"results": len(resident_ids)}, purpose="lookup")
+                 detail={"results": len(resident_ids), "ids": resident_ids[:SEARCH_IDS_KEPT]}, purpose="lookup")

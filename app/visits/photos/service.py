@@ -322,4 +322,5 @@ def get_photo(session: Session, actor: Actor, visit_id: str, photo_id: str) -> t
 
 def audit_download(session: Session, photo: VisitPhoto) -> None:
     audit.record(session, "visit_photo.read", target_type="visit_photos", target_id=photo.id,
-                 detail={"visit_id": photo.visit_id, "kind": photo.kind})
+                 detail={"visit_id": photo.visit_id, "kind": photo.kind}, area_path=photo.area_path,
+                 district_code=photo.district_code)
