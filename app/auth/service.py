@@ -20,6 +20,7 @@ from sqlmodel import Session, col
 from app.auth.models import AuthSession, LoginThrottle, RefreshToken, User
 from app.core import context
 from app.core.config import Settings
+from app.core.db import UnitOfWork
 from app.core.errors import Forbidden, TooManyRequests, Unauthorized, Unprocessable
 from app.core.security import (
     hash_password,
@@ -145,13 +146,20 @@ def _check_address(session: Session, settings: Settings, ip_key: str, now: datet
         raise _locked(session, end, now, "address_throttled")
 
 
-def _count_failure(session: Session, settings: Settings, account: LoginThrottle, ip_key: str,
-                   now: datetime) -> None:
-    lock_window = timedelta(minutes=settings.login_lock_minutes)
-    if now - account.window_started_at > lock_window:
+def _charge(settings: Settings, account: LoginThrottle, now: datetime) -> None:
+    """Count an attempt as a failure before its password is checked: the check runs with no lock held, so
+    parallel guesses at one name are counted as they start (a success clears the count again)."""
+    if now - account.window_started_at > timedelta(minutes=settings.login_lock_minutes):
         account.failures, account.window_started_at = 0, now
     account.failures += 1
+
+
+def _count_failure(session: Session, settings: Settings, account: LoginThrottle, ip_key: str,
+                   now: datetime, *, charged: bool = False) -> None:
+    if not charged:
+        _charge(settings, account, now)
     if account.failures >= settings.login_max_failures:
+        lock_window = timedelta(minutes=settings.login_lock_minutes)
         account.locked_until, account.failures, account.window_started_at = now + lock_window, 0, now
     session.add(account)
     # The address counter is shared by everyone behind that address: increment it in place rather
@@ -217,17 +225,30 @@ def clear_lock(session: Session, settings: Settings, username: str) -> None:
 
 def login(session: Session, settings: Settings, username: str, password: str) -> tuple[User, str, str, int]:
     """Every failure answers the same 401 (unknown name, wrong password, disabled account) after the
-    same work: one argon2 verification and one count against the name and the address."""
+    same work: one argon2 verification and one count against the name and the address.
+
+    Three steps, so that the argon2 check (a third of a second at the production cost) holds no lock and no
+    connection: a short write checks the locks and charges the attempt to the name; the hash is checked with
+    the connection given back; a second short write settles the attempt (docs/CONVENTIONS.md)."""
     now = utcnow()
     name = normalise_username(username)
     ip_key = address_key(settings, context.current().client_ip)
-    account = _lock_account_row(session, account_key(settings, name), now)
+    key = account_key(settings, name)
+    account = _lock_account_row(session, key, now)
     _check_account(session, account, now)
     _check_address(session, settings, ip_key, now)
     user = session.execute(select(User).where(col(User.username) == name)).scalar_one_or_none()
+    _charge(settings, account, now)
+    if account.failures > settings.login_max_failures:  # as many guesses in flight as the lock allows
+        account.failures -= 1  # the refusal is kept (audited) without this charge
+        raise _locked(session, now + timedelta(minutes=settings.login_lock_minutes), now, "account_locked")
+    session.add(account)
+    _release(session)
     ok, new_hash = verify_and_update_password(password, user.password_hash if user else None)
+    now = utcnow()
+    account = _lock_account_row(session, key, now)
     if not ok or user is None or not user.active:
-        _count_failure(session, settings, account, ip_key, now)
+        _count_failure(session, settings, account, ip_key, now, charged=True)
         reason = "unknown_user" if user is None else ("disabled" if not user.active else "wrong_password")
         audit.record(session, "auth.login", target_type="user", target_id=user.id if user else None,
                      outcome="failure", status_code=401, detail={"reason": reason})
@@ -245,6 +266,15 @@ def login(session: Session, settings: Settings, username: str, password: str) ->
     audit.record(session, "auth.login", target_type="user", target_id=user.id, actor_id=user.id,
                  actor_role=user.role)
     return user, access, refresh, expires_in
+
+
+def _release(session: Session) -> None:
+    """Commit the first step of a sign-in and give the connection back (a unit of work's rule: app/core/db.py)."""
+    uow = UnitOfWork.of(session)
+    if uow is None:
+        session.commit()
+    else:
+        uow.commit_and_release()
 
 
 def _rowcount(result: Any) -> int:

@@ -239,6 +239,13 @@ class UnitOfWork:
         finally:
             self.close()  # a read with nothing to write: the close ends its snapshot (one rollback, not two)
 
+    def commit_and_release(self) -> None:
+        """A write unit of work commits what it wrote so far and gives its connection back; its next statement
+        starts a new write transaction (on a connection again). For slow work between two short writes that
+        must hold neither a lock nor a connection: a sign-in's password hash is checked between them."""
+        assert self.write, "only a write unit of work commits mid-way"
+        self._commit()
+
     def abandon(self, *, keep: bool = False, then: Work | None = None) -> None:
         """Failure: roll back (a write with `keep` commits what it wrote: a failed sign-in still counts), then
         write a read's deferred work and `then` (the denial's audit record) in a short write transaction."""

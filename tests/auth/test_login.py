@@ -11,6 +11,7 @@ from fastapi.testclient import TestClient
 from pwdlib.hashers.argon2 import Argon2Hasher
 
 from app.auth import service
+from app.core.db import get_engine
 from app.core.types import utcnow
 from tests.auth.conftest import LOGIN, Db, assert_error, login, me, tokens
 from tests.conftest import PASSWORD, World
@@ -228,3 +229,22 @@ def test_non_json_login_body_is_a_4xx(client: TestClient) -> None:
     response = client.post(LOGIN, content=b"username=worker1", headers={"Content-Type": "text/plain"})
     assert 400 <= response.status_code < 500
     assert "code" in response.json()
+
+
+@pytest.mark.parametrize("password", [PASSWORD, WRONG])
+def test_the_password_check_holds_no_connection(client: TestClient, monkeypatch: pytest.MonkeyPatch,
+                                                password: str) -> None:
+    """argon2 takes a third of a second: while it runs, the sign-in holds no pooled connection (and so no
+    write lock), or a morning of sign-ins queues every write in the city behind it (issue 12)."""
+    engine = get_engine()
+    seen: list[int] = []
+    verify = service.verify_and_update_password
+
+    def watched(plain: str, stored: str | None) -> tuple[bool, str | None]:
+        seen.append(engine.pool.checkedout())  # type: ignore[attr-defined]
+        return verify(plain, stored)
+
+    monkeypatch.setattr(service, "verify_and_update_password", watched)
+    response = login(client, "worker1", password)
+    assert response.status_code == (200 if password == PASSWORD else 401)
+    assert seen == [0]
