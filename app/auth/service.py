@@ -9,6 +9,11 @@ a refresh token twice nor win extra password guesses. On SQLite write requests a
 
 from __future__ import annotations
 
+import asyncio
+import weakref
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -223,13 +228,51 @@ def clear_lock(session: Session, settings: Settings, username: str) -> None:
 
 # --- login, refresh, logout ------------------------------------------------------------------------
 
-def login(session: Session, settings: Settings, username: str, password: str) -> tuple[User, str, str, int]:
-    """Every failure answers the same 401 (unknown name, wrong password, disabled account) after the
-    same work: one argon2 verification and one count against the name and the address.
+@dataclass(frozen=True)
+class Attempt:
+    """A sign-in between its first step and its last: what the second needs, none of it a database object."""
 
-    Three steps, so that the argon2 check (a third of a second at the production cost) holds no lock and no
-    connection: a short write checks the locks and charges the attempt to the name; the hash is checked with
-    the connection given back; a second short write settles the attempt (docs/CONVENTIONS.md)."""
+    key: str
+    ip_key: str
+    user_id: str | None
+    password_hash: str | None
+    active: bool
+
+
+# Per event loop (a uvicorn worker has one; tests start one per client), per account name: a lock while held.
+_name_locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, weakref.WeakValueDictionary[str, asyncio.Lock]] = \
+    weakref.WeakKeyDictionary()
+
+
+@asynccontextmanager
+async def one_at_a_time(username: str) -> AsyncIterator[None]:
+    """One account name's sign-ins one after another within this process, each seeing the last one's count (the
+    account row's lock did this while it was held through the argon2 check). Across processes the charge that
+    `login_start` makes as an attempt starts keeps parallel guesses within the limit."""
+    locks = _name_locks.setdefault(asyncio.get_running_loop(), weakref.WeakValueDictionary())
+    name = normalise_username(username)
+    lock = locks.get(name)
+    if lock is None:
+        lock = locks[name] = asyncio.Lock()
+    async with lock:
+        yield
+
+
+def login(session: Session, settings: Settings, username: str, password: str) -> tuple[User, str, str, int]:
+    """All three steps of a sign-in in one unit of work (the CLI and tests; the route runs them apart)."""
+    attempt = login_start(session, settings, username)
+    _release(session)
+    ok, new_hash = verify_and_update_password(password, attempt.password_hash)
+    return login_finish(session, settings, attempt, ok, new_hash)
+
+
+def login_start(session: Session, settings: Settings, username: str) -> Attempt:
+    """Step 1, a short write: refuse a locked name or address, and charge the attempt to the name.
+
+    The argon2 check (a third of a second at the production cost) then runs with no lock and no connection
+    held (the route gives the connection back between the steps; docs/CONVENTIONS.md), and `login_finish`
+    settles the attempt. Every failure answers the same 401 (unknown name, wrong password, disabled account)
+    after the same work: one argon2 verification and one count against the name and the address."""
     now = utcnow()
     name = normalise_username(username)
     ip_key = address_key(settings, context.current().client_ip)
@@ -243,19 +286,28 @@ def login(session: Session, settings: Settings, username: str, password: str) ->
         account.failures -= 1  # the refusal is kept (audited) without this charge
         raise _locked(session, now + timedelta(minutes=settings.login_lock_minutes), now, "account_locked")
     session.add(account)
-    _release(session)
-    ok, new_hash = verify_and_update_password(password, user.password_hash if user else None)
+    if user is None:
+        return Attempt(key, ip_key, None, None, False)
+    return Attempt(key, ip_key, user.id, user.password_hash, user.active)
+
+
+def login_finish(session: Session, settings: Settings, attempt: Attempt, ok: bool,
+                 new_hash: str | None) -> tuple[User, str, str, int]:
+    """Step 3, a short write: count a failure (and lock the name at the limit), or open the login session."""
     now = utcnow()
-    account = _lock_account_row(session, key, now)
+    account = _lock_account_row(session, attempt.key, now)
+    user = session.get(User, attempt.user_id) if attempt.user_id else None
+    if user is not None and user.password_hash != attempt.password_hash:
+        ok = False  # the password changed while this one was checked against the old hash
     if not ok or user is None or not user.active:
-        _count_failure(session, settings, account, ip_key, now, charged=True)
+        _count_failure(session, settings, account, attempt.ip_key, now, charged=True)
         reason = "unknown_user" if user is None else ("disabled" if not user.active else "wrong_password")
         audit.record(session, "auth.login", target_type="user", target_id=user.id if user else None,
                      outcome="failure", status_code=401, detail={"reason": reason})
         raise InvalidCredentials()
     _reset_account(session, account, now)
-    if new_hash is not None:  # stored with older argon2 parameters: upgrade it now we know the password
-        user.password_hash = new_hash
+    if new_hash is not None:
+        user.password_hash = new_hash  # stored with older argon2 parameters: upgrade it now we know the password
         session.add(user)
     login_session = AuthSession(user_id=user.id, expires_at=now + timedelta(days=settings.refresh_token_days),
                                 created_at=now, last_seen_at=now)
@@ -269,7 +321,7 @@ def login(session: Session, settings: Settings, username: str, password: str) ->
 
 
 def _release(session: Session) -> None:
-    """Commit the first step of a sign-in and give the connection back (a unit of work's rule: app/core/db.py)."""
+    """Commit the first step and give the connection back (a unit of work's rule: app/core/db.py)."""
     uow = UnitOfWork.of(session)
     if uow is None:
         session.commit()

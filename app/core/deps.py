@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, Request
 from sqlmodel import Session
@@ -18,6 +18,7 @@ from app.core.config import Settings, get_settings
 from app.core.db import UnitOfWork, admitted, get_engine
 from app.core.errors import AppError
 
+T = TypeVar("T")
 SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
 ACCESS_RULE = "__access_rule__"
 
@@ -56,6 +57,29 @@ async def get_session(request: Request) -> AsyncIterator[Session]:
         else:
             if not uow.finished:  # a one-hop route (app.auth.deps.Hop) finished it in its own thread
                 await run_in_threadpool(uow.finish)
+
+
+async def in_unit_of_work(request: Request, work: Callable[[Session], T], *, write: bool = True) -> T:
+    """`work(session)` in a unit of work of its own, admitted and finished (or abandoned) in one trip to the thread
+    pool, as `get_session` would. For a route that must give its connection back between two steps, with slow
+    work between them that needs none (sign-in: the argon2 check runs between two short writes)."""
+    engine = get_engine()
+    async with admitted(engine):
+        uow = UnitOfWork(engine, write=write, snapshot=False)
+
+        def run() -> T:
+            try:
+                result = work(uow.session)
+            except AppError as exc:
+                uow.abandon(keep=exc.keep_changes, then=_refusal(request, exc) if exc.audit_outcome else None)
+                raise
+            except BaseException:
+                uow.close()
+                raise
+            uow.finish()
+            return result
+
+        return await run_in_threadpool(run)
 
 
 def _refusal(request: Request, exc: AppError) -> Callable[[Session], None]:
