@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, Select, and_, or_
 from sqlmodel import Session, col, select
 
+from app.core import events
 from app.core.actor import Actor, Role
 from app.core.config import get_settings
 from app.core.errors import NotFound, StaleVersion
@@ -44,6 +45,7 @@ from app.cycle.assistance.schemas import (
 )
 from app.ledger import audit
 from app.people import rules as people_rules
+from app.people.events import ResidentMerged, ResidentMoved
 from app.people.models import Resident, ResidentStatus
 from app.people.register import service as people
 from app.people.register.errors import IdCheckDigit
@@ -281,6 +283,9 @@ def send(session: Session, actor: Actor, request: AssistanceRequest, body: Versi
     if request.direction != Direction.outgoing.value:
         raise InvalidTransition({"from": request.state, "to": State.sent.value})
     _check(request, body.version, State.sent)
+    resident = session.get(Resident, request.resident_id) if request.resident_id else None
+    if resident is None or resident.status != ResidentStatus.registered.value:
+        raise ResidentNotRegistered()
     on = today()
     term = rules.deadline(on, request.urgent, get_settings())
     request.sent_on, request.counted_from, request.due_on = on, term.counted_from, term.due_on
@@ -300,6 +305,53 @@ def progress(session: Session, actor: Actor, request: AssistanceRequest, body: P
     target = State(body.state.value)
     _check(request, body.version, target)
     return _moved(session, request, target)
+
+
+LIVE_STATES = (State.draft.value, *OPEN_STATES)
+
+
+def on_resident_moved(session: Session, event: ResidentMoved) -> None:
+    """Live requests follow the resident to their new community (and its worker); answered and unmatched ones
+    stay where the work was done."""
+    resident = event.resident
+    stmt = select(AssistanceRequest).where(col(AssistanceRequest.resident_id) == resident.id,
+                                           col(AssistanceRequest.state).in_(LIVE_STATES))
+    for request in session.execute(stmt).scalars():
+        _place(session, request, resident)
+    session.flush()
+
+
+def on_resident_merged(session: Session, event: ResidentMerged) -> None:
+    """The merged record's requests go to the surviving record, except a live outgoing request on a topic the
+    survivor already has one live on (one per resident and topic): that one stays, on the merged record."""
+    survivor = session.get(Resident, event.merged.merged_into_id) if event.merged.merged_into_id else None
+    if survivor is None:
+        return
+    stmt = select(AssistanceRequest).where(col(AssistanceRequest.resident_id) == event.merged.id)
+    for request in list(session.execute(stmt).scalars()):
+        live_outgoing = request.direction == Direction.outgoing.value and request.state in LIVE_STATES
+        if live_outgoing and _live_outgoing(session, survivor.id, Topic(request.topic)):
+            continue
+        request.resident_id = survivor.id
+        _place(session, request, survivor)
+        session.flush()
+
+
+def _place(session: Session, request: AssistanceRequest, resident: Resident) -> None:
+    if (request.area_path, request.community_id, request.district_code) == (
+            resident.area_path, resident.community_id, resident.district_code) and request.resident_id == resident.id:
+        return
+    request.area_path, request.community_id = resident.area_path, resident.community_id
+    request.district_code = resident.district_code
+    request.updated_at = utcnow()
+    request.version += 1
+    session.add(request)
+
+
+def subscribe() -> None:
+    """Follow the register (called once when the application is wired, app/wiring.py)."""
+    events.subscribe(ResidentMoved, on_resident_moved)
+    events.subscribe(ResidentMerged, on_resident_merged)
 
 
 def answer(session: Session, actor: Actor, request: AssistanceRequest, body: AnswerIn) -> AssistanceRequest:
