@@ -40,9 +40,9 @@ def test_a_merged_records_requests_go_to_the_survivor(api: Api, world: World) ->
     moves = draft(api, gone["id"], topic="fp_certificate")
     merged = merge(api, keep, gone)
     assert merged.status_code == 200, merged.text
-    after = {r: api.as_("admin", "GET", f"{URL}/{r}").json()["resident_id"]
-             for r in (kept_live["id"], clash["id"], moves["id"])}
-    assert after == {kept_live["id"]: keep["id"], clash["id"]: gone["id"], moves["id"]: keep["id"]}
+    after = {r: api.as_("admin", "GET", f"{URL}/{r}").json() for r in (kept_live["id"], clash["id"], moves["id"])}
+    assert {r: (a["resident_id"], a["version"]) for r, a in after.items()} == {
+        kept_live["id"]: (keep["id"], 1), clash["id"]: (gone["id"], 1), moves["id"]: (keep["id"], 2)}
     # The record that stands for no one any more cannot be asked about.
     refused = act(api, "worker1", clash, "send", status=409)
     assert refused["code"] == "resident_not_registered"

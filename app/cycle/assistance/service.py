@@ -332,15 +332,16 @@ def on_resident_merged(session: Session, event: ResidentMerged) -> None:
         live_outgoing = request.direction == Direction.outgoing.value and request.state in LIVE_STATES
         if live_outgoing and _live_outgoing(session, survivor.id, Topic(request.topic)):
             continue
-        request.resident_id = survivor.id
         _place(session, request, survivor)
         session.flush()
 
 
 def _place(session: Session, request: AssistanceRequest, resident: Resident) -> None:
-    if (request.area_path, request.community_id, request.district_code) == (
-            resident.area_path, resident.community_id, resident.district_code) and request.resident_id == resident.id:
+    """Put the request with `resident`, where they live (one version step when anything changes)."""
+    if (request.resident_id, request.area_path, request.community_id, request.district_code) == (
+            resident.id, resident.area_path, resident.community_id, resident.district_code):
         return
+    request.resident_id = resident.id
     request.area_path, request.community_id = resident.area_path, resident.community_id
     request.district_code = resident.district_code
     request.updated_at = utcnow()
