@@ -105,7 +105,12 @@ def test_scope_and_roles(api: Api, world: World) -> None:
     # Supervisors read; they do not write. Auditors read the audit views, not requests.
     assert api.as_("sup_street", "POST", f"{URL}/{request['id']}/send", json={"version": 1}).status_code == 403
     assert api.as_("auditor", "GET", URL).status_code == 403
-    assert api.as_("worker1", "POST", f"{URL}/incoming", json={}).status_code in (403, 422)
+    # Registering a partner city's request is an admin's (on the partner's behalf).
+    body = {"partner_city": "411600", "partner_reference": "ZK-R-1", "id_number": resident["id_number"],
+            "name": "刘梅", "topic": "residence", "received_on": city_today().isoformat()}
+    for user in ("worker1", "sup_district", "auditor"):
+        refused = api.as_(user, "POST", f"{URL}/incoming", json=body)
+        assert (refused.status_code, refused.json()["code"]) == (403, "forbidden"), user
 
 
 def test_invalid_transitions_and_stale_versions(api: Api, world: World) -> None:
