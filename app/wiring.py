@@ -3,7 +3,7 @@
 `install()` runs in `create_app()`, in the CLI before any command, and in the test harness. It registers:
 - the ledger's commit hook and flush listeners (app/ledger/service.py), and its record of refused requests;
 - the subscriptions of higher domains to lower domains' events (app/core/events.py): the monthly cycle's
-  task list follows the register and the visits.
+  task list follows the register and the visits; assistance requests follow residents who move or are merged.
 Nothing is registered at import time, so importing a module never changes how another one behaves.
 """
 
@@ -14,6 +14,7 @@ from sqlmodel import Session
 from app import registry  # noqa: F401 - complete metadata before the ledger reads the tables' info
 from app.core import events
 from app.core.deps import RequestRefused
+from app.cycle.assistance import service as assistance
 from app.cycle.tasks import completion
 from app.cycle.tasks import service as tasks
 from app.ledger import audit
@@ -31,3 +32,4 @@ def install() -> None:
     events.subscribe(RequestRefused, _audit_refusal)
     tasks.subscribe()
     completion.subscribe()
+    assistance.subscribe()

@@ -75,10 +75,13 @@ def far(api: Api, world: World) -> dict[str, Any]:
     assert pushed.status_code == 200 and pushed.json()["applied"] == {"residents": 1}, pushed.text
     conflict_id = api.as_("sup_other", "GET", V1 + "/sync/conflicts").json()["items"][0]["id"]
     checkpoint = api.as_("auditor", "POST", V1 + "/audit/checkpoints").json()
+    assistance = post("worker3", "/assistance-requests", {"resident_id": resident["id"], "topic": "residence"})
     return {
+        "request_id": assistance["id"],
         "checkpoint_id": checkpoint["checkpoint_id"],
         "device_row_id": device["id"], "conflict_id": conflict_id,
-        "resident_id": resident["id"], "keep_id": resident["id"], "twin_id": twin["id"],
+        "resident_id": resident["id"], "resident_id_number": resident["id_number"], "keep_id": resident["id"],
+        "twin_id": twin["id"],
         "dwelling_id": dwelling, "division_id": c3["id"], "landlord_id": landlord["id"],
         "document_id": fp_doc["id"], "correction_id": correction["id"],
         "transfer_id": conflict.json()["details"]["transfer_request_id"],
@@ -151,6 +154,14 @@ def bodies(far: dict[str, Any], world: World) -> dict[tuple[str, str], dict[str,
         ("POST", "/sync/conflicts/{conflict_id}/resolve"): {"outcome": "acknowledged"},
         ("POST", "/audit/checkpoints"): None,
         ("POST", "/audit/quality/visits/{visit_id}/decision"): {"decision": "accept", "version": 1},
+        ("POST", "/assistance-requests"): {"resident_id": far["resident_id"], "topic": "fp_certificate"},
+        ("POST", "/assistance-requests/incoming"): {  # admin only: a worker is refused
+            "partner_city": "411700", "partner_reference": "ZMD-1", "id_number": far["resident_id_number"],
+            "name": "远方", "topic": "residence", "received_on": (datetime.now(UTC) + timedelta(hours=8)).date()
+            .isoformat()},
+        ("POST", "/assistance-requests/{request_id}/send"): {"version": 1},
+        ("POST", "/assistance-requests/{request_id}/progress"): {"state": "matched", "version": 1},
+        ("POST", "/assistance-requests/{request_id}/answer"): {"finding": "confirmed", "version": 1},
     }
 
 
@@ -190,6 +201,7 @@ LISTS = {
     ("GET", "/residents/import/template"): ({}, 200),
     ("GET", "/tasks"): ({"community_id": "{division_id}"}, 200),
     ("GET", "/me/tasks"): ({"upcoming_days": "31"}, 200),
+    ("GET", "/assistance-requests"): ({"community_id": "{division_id}"}, 200),
     ("GET", "/visits"): ({"community_id": "{division_id}"}, 200),
     ("GET", "/sync/devices"): ({}, 200),
     ("GET", "/sync/conflicts"): ({}, 403),

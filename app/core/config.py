@@ -85,6 +85,14 @@ class Settings(BaseSettings):
     # Tasks: a newly reported arrival is visited within this many days; key persons by this day of each month.
     new_arrival_visit_days: int = Field(default=7, ge=1, le=60)
     key_person_visit_due_day: int = Field(default=25, ge=1, le=28)
+    # Assistance requests (协查, docs/assistance.md): answer delays in days (urgent = currently pregnant), the
+    # day of the month by which a normal request must be sent to count from that day (later: from the 1st of
+    # the next month), the day by which feedback is due within a month, and the partner cities (6-digit codes).
+    assistance_urgent_days: int = Field(default=15, ge=5, le=90)
+    assistance_normal_days: int = Field(default=30, ge=5, le=180)
+    assistance_send_cutoff_day: int = Field(default=20, ge=1, le=28)
+    assistance_feedback_cutoff_day: int = Field(default=27, ge=1, le=28)
+    assistance_partner_cities: str = Field(default="411600,411700,411500", max_length=400)
     # Visit photos: stored on disk, outside the database.
     photo_dir: Path = ROOT / "data" / "photos"
     photo_max_bytes: int = Field(default=5_242_880, ge=10_240, le=52_428_800)
@@ -127,6 +135,18 @@ class Settings(BaseSettings):
     def _audit_keys_parse(cls, value: str) -> str:
         parse_keys(value, "AUDIT keys")
         return value
+
+    @field_validator("assistance_partner_cities")
+    @classmethod
+    def _partner_cities(cls, value: str) -> str:
+        value = value.replace(" ", "")
+        if not re.fullmatch(r"([0-9]{4}00(,[0-9]{4}00)*)?", value):
+            raise ValueError("ASSISTANCE_PARTNER_CITIES is a comma-separated list of 6-digit city codes (....00)")
+        return value
+
+    @property
+    def partner_cities(self) -> frozenset[str]:
+        return frozenset(c for c in self.assistance_partner_cities.split(",") if c)
 
     @field_validator("quality_in_person_purposes")
     @classmethod

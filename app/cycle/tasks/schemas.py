@@ -11,6 +11,7 @@ from pydantic_core import PydanticCustomError
 
 from app.core.schemas import InputModel, OutputModel
 from app.core.types import city_today
+from app.cycle.assistance.schemas import AssistanceTask
 from app.cycle.models import TaskKind
 from app.visits.models import FOLLOW_UP_MAX_DAYS, FollowUpReason
 
@@ -143,3 +144,6 @@ class MyTasks(OutputModel):
     total: int = Field(description="Matching tasks; at most `limit` are listed")
     limit: int
     truncated: bool
+    assistance: list[AssistanceTask] = Field(
+        default_factory=list, description="Assistance requests (协查) our side owes in the window, and every overdue "
+                                          "one in your area (docs/assistance.md); not counted in `total`")

@@ -26,6 +26,7 @@ from app.core.actor import Actor, Role
 from app.core.config import get_settings
 from app.core.errors import Conflict, Forbidden, NotFound, StaleVersion, Unprocessable
 from app.core.types import city_today, new_id, utcnow
+from app.cycle.assistance import service as assistance
 from app.cycle.models import Task, TaskKind, TaskState
 from app.cycle.periods import month_bounds, month_of, monthly_due_date
 from app.cycle.tasks.completion import complete, find_completing_visit
@@ -453,7 +454,8 @@ def my_tasks(session: Session, actor: Actor, *, on: date, upcoming_days: int, po
             version=task.version, resident=summary(resident, on), dwelling=_dwelling_point(dwelling, coord_system),
             distance_m=_distance(dwelling, point)))
     return MyTasks(on=on, coord_system=coord_system, items=items, total=total, limit=MY_TASKS_LIMIT,
-                   truncated=total > len(items))
+                   truncated=total > len(items),
+                   assistance=assistance.open_for_tasks(session, actor, on, upcoming_days))
 
 
 def _dwelling_point(dwelling: Dwelling | None, coord_system: CoordSystem) -> DwellingPoint | None:
