@@ -18,6 +18,7 @@ from app.auth.router import router as auth_router
 from app.catalog.router import router as catalog_router
 from app.cycle.assistance.router import router as assistance_router
 from app.cycle.tasks.router import router as tasks_router
+from app.cycle.verification.router import router as cycle_router
 from app.people.imports.router import router as resident_import_router
 from app.people.landlords.router import router as landlords_router
 from app.people.records.router import router as resident_records_router
@@ -51,6 +52,7 @@ api.include_router(visits_router)
 api.include_router(visit_photos_router)
 api.include_router(tasks_router)
 api.include_router(assistance_router)
+api.include_router(cycle_router)
 api.include_router(sync_router)
 api.include_router(audit_router)
 api.include_router(audit_checkpoints_router)

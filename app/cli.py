@@ -1,5 +1,5 @@
 """Command line: serve, migrate, seed-demo, create-user, openapi, audit-verify, audit-checkpoint, audit-keygen,
-audit-public-keys, audit-purge, retention-run, tasks-generate."""
+audit-public-keys, audit-purge, retention-run, tasks-generate, cycle-open."""
 
 from __future__ import annotations
 
@@ -355,6 +355,39 @@ def tasks_generate(
         raise typer.Exit(2) from None
     typer.echo(f"{month}: {counts.created} key-person tasks created ({counts.completed_by_visits} already done by "
                f"visits), {counts.existing} existed")
+
+
+@cli.command("cycle-open")
+def cycle_open(
+    month: Annotated[str | None, typer.Option(
+        "--month", help="City month YYYY-MM (default: the current one, UTC+8)")] = None,
+    district: Annotated[str | None, typer.Option("--district", help="Only this district (6-digit code)")] = None,
+) -> None:
+    """Open the month's verification (月核查) city-wide: periods and pending verifications; run daily (idempotent)."""
+    import re
+
+    from app.core.db import unit_of_work
+    from app.core.errors import AppError
+    from app.core.types import city_today
+    from app.cycle.periods import month_of
+    from app.cycle.verification.opening import open_month
+    from app.ledger import audit
+
+    month = month or month_of(city_today())
+    if not re.fullmatch(r"20[0-9]{2}-(0[1-9]|1[0-2])", month) or (
+            district is not None and not re.fullmatch(r"[0-9]{6}", district)):
+        typer.echo("error: --month must be YYYY-MM and --district 6 digits", err=True)
+        raise typer.Exit(2)
+    try:
+        with unit_of_work() as session:
+            counts = open_month(session, month, None, district)
+            audit.record(session, "cycle.open", target_type="periods",
+                         detail={"month": month, "district_code": district, "via": "cli", **vars(counts)})
+    except AppError as exc:
+        typer.echo(f"error: {exc.code}: {exc.message('en')}", err=True)
+        raise typer.Exit(2) from None
+    typer.echo(f"{month}: {counts.periods_created} periods opened ({counts.periods_existing} existed), "
+               f"{counts.verifications_created} verifications created")
 
 
 @cli.command()

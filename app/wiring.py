@@ -3,7 +3,8 @@
 `install()` runs in `create_app()`, in the CLI before any command, and in the test harness. It registers:
 - the ledger's commit hook and flush listeners (app/ledger/service.py), and its record of refused requests;
 - the subscriptions of higher domains to lower domains' events (app/core/events.py): the monthly cycle's
-  task list follows the register and the visits; assistance requests follow residents who move or are merged.
+  task list follows the register and the visits; assistance requests follow residents who move or are merged;
+  pending verifications follow residents who move, and an arrival in an open month gets one.
 Nothing is registered at import time, so importing a module never changes how another one behaves.
 """
 
@@ -17,6 +18,7 @@ from app.core.deps import RequestRefused
 from app.cycle.assistance import service as assistance
 from app.cycle.tasks import completion
 from app.cycle.tasks import service as tasks
+from app.cycle.verification import recording as verification
 from app.ledger import audit
 from app.ledger import service as ledger
 
@@ -33,3 +35,4 @@ def install() -> None:
     tasks.subscribe()
     completion.subscribe()
     assistance.subscribe()
+    verification.subscribe()

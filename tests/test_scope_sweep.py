@@ -76,7 +76,11 @@ def far(api: Api, world: World) -> dict[str, Any]:
     conflict_id = api.as_("sup_other", "GET", V1 + "/sync/conflicts").json()["items"][0]["id"]
     checkpoint = api.as_("auditor", "POST", V1 + "/audit/checkpoints").json()
     assistance = post("worker3", "/assistance-requests", {"resident_id": resident["id"], "topic": "residence"})
+    assert api.as_("admin", "POST", V1 + "/cycle/open", json={}).status_code == 200
+    [verification] = api.as_("worker3", "GET", V1 + "/cycle/verifications",
+                             params={"resident_id": resident["id"]}).json()["items"]
     return {
+        "verification_id": verification["id"], "period_id": verification["period_id"],
         "request_id": assistance["id"],
         "checkpoint_id": checkpoint["checkpoint_id"],
         "device_row_id": device["id"], "conflict_id": conflict_id,
@@ -162,6 +166,9 @@ def bodies(far: dict[str, Any], world: World) -> dict[tuple[str, str], dict[str,
         ("POST", "/assistance-requests/{request_id}/send"): {"version": 1},
         ("POST", "/assistance-requests/{request_id}/progress"): {"state": "matched", "version": 1},
         ("POST", "/assistance-requests/{request_id}/answer"): {"finding": "confirmed", "version": 1},
+        ("POST", "/cycle/open"): {},  # admin only: a worker is refused
+        ("POST", "/cycle/periods/{period_id}/close"): {"version": 1},
+        ("PUT", "/cycle/verifications/{verification_id}"): {"version": 1, "outcome": "PRESENT", "evidence": "phone"},
     }
 
 
@@ -202,6 +209,8 @@ LISTS = {
     ("GET", "/tasks"): ({"community_id": "{division_id}"}, 200),
     ("GET", "/me/tasks"): ({"upcoming_days": "31"}, 200),
     ("GET", "/assistance-requests"): ({"community_id": "{division_id}"}, 200),
+    ("GET", "/cycle/periods"): ({"community_id": "{division_id}"}, 200),
+    ("GET", "/cycle/verifications"): ({"community_id": "{division_id}"}, 200),
     ("GET", "/visits"): ({"community_id": "{division_id}"}, 200),
     ("GET", "/sync/devices"): ({}, 200),
     ("GET", "/sync/conflicts"): ({}, 403),

@@ -93,6 +93,10 @@ class Settings(BaseSettings):
     assistance_send_cutoff_day: int = Field(default=20, ge=1, le=28)
     assistance_feedback_cutoff_day: int = Field(default=27, ge=1, le=28)
     assistance_partner_cities: str = Field(default="411600,411700,411500", max_length=400)
+    # The monthly verification (docs/cycle.md): NOT_FOUND this many months in a row ends the residence as
+    # whereabouts unknown (去向不明); phones keep the periods and verifications of this many months.
+    verification_not_found_months: int = Field(default=3, ge=1, le=24)
+    sync_window_months: int = Field(default=3, ge=2, le=24)
     # Visit photos: stored on disk, outside the database.
     photo_dir: Path = ROOT / "data" / "photos"
     photo_max_bytes: int = Field(default=5_242_880, ge=10_240, le=52_428_800)

@@ -1,9 +1,9 @@
 """assistance requests (协查) with partner cities, outgoing and incoming
 
-Written on main's 0007 while 0008 (periods and verifications) is being built: re-chain to '0008' at merge.
+Chained after 0008 (periods and verifications).
 
 Revision ID: 0009
-Revises: 0007
+Revises: 0008
 Create Date: 2026-12-04 19:00:00
 """
 from __future__ import annotations
@@ -17,7 +17,7 @@ from alembic import op
 import app.core.types
 
 revision: str = '0009'
-down_revision: str | None = '0007'
+down_revision: str | None = '0008'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

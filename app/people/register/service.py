@@ -391,12 +391,18 @@ def leave(session: Session, resident: Resident, body: LeaveIn) -> Resident:
     if resident.status != ResidentStatus.registered.value:
         raise ResidentNotActive()
     check_dates(body.left_on)
+    return end_residence(session, resident, body.left_on, body.reason)
+
+
+def end_residence(session: Session, resident: Resident, left_on: date, reason: str) -> Resident:
+    """The residence ends (the history kept): tenancies closed, status LEFT with the reason. Also the monthly
+    verification's path (app/cycle/verification), which adds the reason `whereabouts_unknown`."""
     for tenancy in session.execute(
         select(Tenancy).where(col(Tenancy.resident_id) == resident.id, col(Tenancy.move_out).is_(None))
     ).scalars():
-        tenancy.move_out = max(body.left_on, tenancy.move_in)
+        tenancy.move_out = max(left_on, tenancy.move_in)
         session.add(tenancy)
-    resident.status, resident.left_on, resident.left_reason = ResidentStatus.left.value, body.left_on, body.reason
+    resident.status, resident.left_on, resident.left_reason = ResidentStatus.left.value, left_on, reason
     touch(resident)
     session.add(resident)
     session.flush()

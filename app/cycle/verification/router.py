@@ -1,0 +1,109 @@
+"""The monthly verification (月核查): an admin opens a month, workers record outcomes, supervisors follow the
+progress and close a community's period (docs/cycle.md)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+
+from app.auth.deps import AdminActor, StaffActor, allow
+from app.core.actor import Actor, Role
+from app.core.deps import SessionDep
+from app.core.pagination import Page, PageDep, paginate
+from app.cycle.periods import month_of
+from app.cycle.verification import recording, service
+from app.cycle.verification.models import Outcome, PeriodState
+from app.cycle.verification.opening import open_month
+from app.cycle.verification.schemas import (
+    MONTH,
+    OpenIn,
+    OpenOut,
+    PeriodOut,
+    VerificationOut,
+    VerificationRecord,
+    VersionIn,
+)
+from app.ledger import audit
+
+router = APIRouter(prefix="/cycle", tags=["cycle"])
+
+FieldActor = Annotated[Actor, allow(Role.worker, Role.supervisor)]
+SupervisorActor = Annotated[Actor, allow(Role.supervisor, Role.admin)]
+MONTH_Q = Query(pattern=MONTH, description="City month YYYY-MM")
+ID_Q = Query(max_length=32)
+
+
+@router.post("/open", response_model=OpenOut,
+             summary="Open a month: a period per community and a pending verification per registered resident "
+                     "(idempotent: safe to run daily)",
+             responses={422: {"description": "period_month_out_of_range"}})
+def open_period(body: OpenIn, session: SessionDep, actor: AdminActor) -> OpenOut:
+    month = body.month or month_of(recording.city_today())
+    counts = open_month(session, month, actor, body.district_code)
+    audit.record(session, "cycle.open", target_type="periods",
+                 detail={"month": month, "district_code": body.district_code, **vars(counts)})
+    return OpenOut(month=month, **vars(counts))
+
+
+@router.get("/periods", response_model=Page[PeriodOut], summary="Periods in your area, with their progress")
+def list_periods(session: SessionDep, actor: StaffActor, page: PageDep,
+                 month: Annotated[str | None, MONTH_Q] = None,
+                 community_id: Annotated[str | None, ID_Q] = None,
+                 state: PeriodState | None = None) -> Page[PeriodOut]:
+    rows, total = paginate(session, service.list_periods(actor, month=month, community_id=community_id, state=state),
+                           page)
+    return Page(items=service.periods_out(session, actor, rows), total=total, limit=page.limit, offset=page.offset)
+
+
+@router.get("/periods/{period_id}", response_model=PeriodOut,
+            summary="One period with its progress (verifications in your area by outcome, coverage)")
+def get_period(period_id: str, session: SessionDep, actor: StaffActor) -> PeriodOut:
+    return service.periods_out(session, actor, [service.get_period(session, actor, period_id)])[0]
+
+
+@router.post("/periods/{period_id}/close", response_model=PeriodOut, summary="Close a period (send its version)",
+             responses={409: {"description": "period_closed, stale_version"}})
+def close_period(period_id: str, body: VersionIn, session: SessionDep, actor: SupervisorActor) -> PeriodOut:
+    period = service.close_period(session, actor, period_id, body.version)
+    return service.periods_out(session, actor, [period])[0]
+
+
+@router.get("/verifications", response_model=Page[VerificationOut],
+            summary="Verifications in your area (filter by period, month, place, grid, outcome, pending)")
+def list_verifications(
+    session: SessionDep, actor: StaffActor, page: PageDep,
+    period_id: Annotated[str | None, ID_Q] = None,
+    month: Annotated[str | None, MONTH_Q] = None,
+    community_id: Annotated[str | None, ID_Q] = None,
+    grid_id: Annotated[str | None, ID_Q] = None,
+    resident_id: Annotated[str | None, ID_Q] = None,
+    outcome: Annotated[list[Outcome] | None, Query(max_length=7, description="Outcomes (repeatable)")] = None,
+    pending: Annotated[bool | None, Query(description="true: no outcome yet; false: recorded")] = None,
+) -> Page[VerificationOut]:
+    grid = service.grid_path(session, grid_id) if grid_id is not None else None
+    stmt = service.list_verifications(actor, period_id=period_id, month=month, community_id=community_id,
+                                      grid_path=grid, outcomes=outcome or [], pending=pending,
+                                      resident_id=resident_id)
+    rows, total = paginate(session, stmt, page)
+    return Page(items=[VerificationOut.model_validate(r) for r in rows], total=total, limit=page.limit,
+                offset=page.offset)
+
+
+@router.get("/verifications/{verification_id}", response_model=VerificationOut, summary="One verification")
+def get_verification(verification_id: str, session: SessionDep, actor: StaffActor) -> VerificationOut:
+    return VerificationOut.model_validate(recording.get_verification(session, actor, verification_id))
+
+
+@router.put("/verifications/{verification_id}", response_model=VerificationOut,
+            summary="Record the outcome with its evidence (send the version read; the same outcome again is a "
+                    "no-op)",
+            responses={404: {"description": "Out of your area, or the visit / new dwelling is"},
+                       409: {"description": "period_closed, stale_version, verification_recorded, "
+                                            "resident_not_registered"},
+                       422: {"description": "evidence_missing, dwelling_required, same_dwelling, "
+                                            "visit_other_resident, date_out_of_range"}})
+def record_verification(verification_id: str, body: VerificationRecord, session: SessionDep,
+                        actor: FieldActor) -> VerificationOut:
+    verification, _ = recording.record(session, actor, verification_id, body)
+    return VerificationOut.model_validate(verification)
