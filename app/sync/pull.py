@@ -11,7 +11,8 @@ Algorithm (docs/sync.md "Pull"):
 
 "In scope" is the area scope plus what a phone keeps: registered residents (not merged) and their
 婚育证明 documents, visits and service deliveries of the last 13 months, open tasks and tasks done in the
-last 35 days (cancelled ones are not kept), the whole catalogue.
+last 35 days (cancelled ones are not kept), the whole catalogue, and (schema version 2) the periods and
+verifications of the last SYNC_WINDOW_MONTHS months.
 """
 
 from __future__ import annotations
@@ -26,16 +27,19 @@ from sqlalchemy import ColumnElement, Select, Table, and_, or_, select, true
 from sqlmodel import Session, col
 
 from app.core.actor import Actor, AreaScope
+from app.core.config import get_settings
 from app.core.errors import Unprocessable
 from app.core.queries import among
 from app.core.types import CITY_TZ, city_today, utcnow
 from app.cycle.models import TaskState
+from app.cycle.periods import month_of
+from app.cycle.verification.opening import shift
 from app.ledger.changes import EVERYONE
 from app.ledger.models import SyncCounter, SyncLog
 from app.people.models import ResidentStatus
-from app.sync.wire import MODELS, driver_rows, shape
+from app.sync.wire import MODELS, TABLES_OF_VERSION, driver_rows, shape
 
-SUPPORTED_SCHEMA_VERSIONS = frozenset({1})
+SUPPORTED_SCHEMA_VERSIONS = frozenset(TABLES_OF_VERSION)
 SYNCED = tuple(MODELS)
 VISIT_MONTHS = 13
 CLOSED_TASK_DAYS = 35
@@ -94,12 +98,15 @@ class Window:
     visits_since: datetime
     deliveries_since: date
     closed_tasks_since: datetime
+    months_since: str  # periods and verifications: SYNC_WINDOW_MONTHS months, the current one included
 
     @classmethod
     def now(cls) -> Window:
-        since = months_ago(city_today(), VISIT_MONTHS)
+        today = city_today()
+        since = months_ago(today, VISIT_MONTHS)
         start = datetime(since.year, since.month, since.day, tzinfo=CITY_TZ)
-        return cls(start, since, utcnow() - timedelta(days=CLOSED_TASK_DAYS))
+        months = shift(month_of(today), 1 - get_settings().sync_window_months)
+        return cls(start, since, utcnow() - timedelta(days=CLOSED_TASK_DAYS), months)
 
 
 def _table(name: str) -> Table:
@@ -137,6 +144,8 @@ def in_scope(name: str, actor: Actor, prefixes: tuple[str, ...] | None, window: 
         # Cancelled tasks are not kept: a follow-up deleted on a phone (cancelled by the push) is never sent back.
         cond.append(or_(t.c.state == TaskState.open.value,
                         and_(t.c.state == TaskState.done.value, t.c.updated_at >= window.closed_tasks_since)))
+    elif window and name in ("periods", "verifications"):
+        cond.append(t.c.month >= window.months_since)
     return stmt.where(*cond)
 
 
@@ -167,12 +176,14 @@ def read_cursor(session: Session) -> int:
 
 
 def pull(session: Session, actor: Actor, *, last_pulled_at: int, cursor: int, held_scope: tuple[str, ...] | None,
-         migration: set[str], rejected: list[tuple[str, str]]) -> Pull:
-    """The changes for a device (the session is a snapshot; `cursor` was read in it)."""
+         migration: set[str], rejected: list[tuple[str, str]], schema_version: int = max(TABLES_OF_VERSION)) -> Pull:
+    """The changes for a device (the session is a snapshot; `cursor` was read in it), in the tables its schema
+    version declares."""
     scope = actor.area_prefixes
     first = last_pulled_at == 0
     scope_changed = not first and (held_scope is None or set(held_scope) != set(scope or ()))
-    full = set(SYNCED) if first or scope_changed else migration
+    tables = TABLES_OF_VERSION[schema_version]
+    full = set(tables) if first or scope_changed else migration
     window = Window.now()
     touched: dict[str, set[str]] = defaultdict(set)
     if not first and last_pulled_at < cursor:
@@ -183,7 +194,7 @@ def pull(session: Session, actor: Actor, *, last_pulled_at: int, cursor: int, he
             touched[table].add(record_id)
     result = Pull(cursor, full_tables=sorted(full))
     dialect = session.get_bind().dialect.name
-    for name in SYNCED:
+    for name in tables:
         s = shape(name)
         t = _table(name)
         updated: list[dict[str, Any]] = []

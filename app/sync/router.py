@@ -129,7 +129,7 @@ def _pull(session: Session, actor: Actor, req: PullRequest) -> Response:
     rejected = devices.pending_rejections(session, state.row_id, req.after, cursor) \
         if state.row_id is not None and req.after < cursor else []
     result = pull(session, actor, last_pulled_at=req.after, cursor=cursor, held_scope=state.held_scope,
-                  migration=req.full_tables, rejected=rejected)
+                  migration=req.full_tables, rejected=rejected, schema_version=req.schema_version)
     record = PullRecord(req.device_id, actor, req.after, cursor, state.held_scope, req.app_version,
                         req.schema_version, req.device_time, result.counts())
     if not devices.quiet(state, record):

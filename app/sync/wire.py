@@ -35,6 +35,7 @@ from sqlmodel import Session, SQLModel
 from app.catalog.models import ServiceItem
 from app.core.types import UTCDateTime
 from app.cycle.models import Task
+from app.cycle.verification.models import Period, Verification
 from app.people.models import FpDocument, Resident
 from app.places.models import Division, Dwelling
 from app.visits.geo import wgs84_to_gcj02
@@ -51,7 +52,11 @@ MODELS: dict[str, type[SQLModel]] = {
     "visits": Visit,
     "service_deliveries": ServiceDelivery,
     "tasks": Task,
+    "periods": Period,  # from schema version 2
+    "verifications": Verification,
 }
+# The tables a phone of each schema version declares (an older app never receives a table it lacks).
+TABLES_OF_VERSION = {1: tuple(MODELS)[:8], 2: tuple(MODELS)}
 # Columns that never reach a phone.
 INTERNAL = frozenset({"area_path", "district_code"})
 # Residents in the worker's shape: as GET /residents/{id} (ResidentOut), nothing more.

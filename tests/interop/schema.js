@@ -1,4 +1,4 @@
-// The phone's local database schema (WatermelonDB appSchema, version 1) for the synced tables.
+// The phone's local database schema (WatermelonDB appSchema, version 2) for the synced tables.
 //
 // Written from app/sync/wire.py (docs/sync.md "Synced tables and columns"): one column per wire column
 // except `id` (WatermelonDB adds id, _status and _changed itself). Strings stay strings; integers, reals,
@@ -8,9 +8,49 @@
 'use strict'
 
 const { appSchema, tableSchema } = require('@nozbe/watermelondb')
-const { schemaMigrations } = require('@nozbe/watermelondb/Schema/migrations')
+const { schemaMigrations, createTable } = require('@nozbe/watermelondb/Schema/migrations')
 
-const SCHEMA_VERSION = 1
+const SCHEMA_VERSION = 2
+
+// Version 2: the monthly verification (periods and verifications, docs/cycle.md).
+const periods = {
+  name: 'periods',
+  columns: [
+    { name: 'month', type: 'string' },
+    { name: 'community_id', type: 'string' },
+    { name: 'state', type: 'string' },
+    { name: 'opened_at', type: 'number' },
+    { name: 'opened_by', type: 'string', isOptional: true },
+    { name: 'closed_at', type: 'number', isOptional: true },
+    { name: 'closed_by', type: 'string', isOptional: true },
+    { name: 'created_at', type: 'number' },
+    { name: 'updated_at', type: 'number' },
+    { name: 'version', type: 'number' },
+  ],
+}
+
+const verifications = {
+  name: 'verifications',
+  columns: [
+    { name: 'period_id', type: 'string' },
+    { name: 'month', type: 'string' },
+    { name: 'resident_id', type: 'string' },
+    { name: 'community_id', type: 'string' },
+    { name: 'dwelling_id', type: 'string', isOptional: true },
+    { name: 'outcome', type: 'string', isOptional: true },
+    { name: 'evidence', type: 'string', isOptional: true },
+    { name: 'visit_id', type: 'string', isOptional: true },
+    { name: 'note', type: 'string', isOptional: true },
+    { name: 'new_dwelling_id', type: 'string', isOptional: true },
+    { name: 'moved_on', type: 'number', isOptional: true },
+    { name: 'not_found_streak', type: 'number' },
+    { name: 'verified_by', type: 'string', isOptional: true },
+    { name: 'verified_at', type: 'number', isOptional: true },
+    { name: 'created_at', type: 'number' },
+    { name: 'updated_at', type: 'number' },
+    { name: 'version', type: 'number' },
+  ],
+}
 
 const schema = appSchema({
   version: SCHEMA_VERSION,
@@ -182,11 +222,17 @@ const schema = appSchema({
         { name: 'version', type: 'number' },
       ],
     }),
+    tableSchema(periods),
+    tableSchema(verifications),
   ],
 })
 
 // Later schema versions add their steps here (and the server adds the version to SUPPORTED_SCHEMA_VERSIONS);
 // the next pull then sends `migration`, and the server resends the tables the steps touched.
-const migrations = schemaMigrations({ migrations: [] })
+const migrations = schemaMigrations({
+  migrations: [
+    { toVersion: 2, steps: [createTable(periods), createTable(verifications)] },
+  ],
+})
 
 module.exports = { schema, migrations, SCHEMA_VERSION }

@@ -41,7 +41,7 @@ def id_pattern(table: str) -> re.Pattern[str]:
 
 
 # Tables whose records each go through the register's full service path (and deletions, of any table).
-ITEMISED_TABLES = frozenset({"dwellings", "residents", "tasks"})
+ITEMISED_TABLES = frozenset({"dwellings", "residents", "tasks", "verifications"})
 
 
 def push_limits(max_records: int) -> dict[str, int]:

@@ -7,7 +7,7 @@ docs/sync.md "Push" is the contract. In short:
   back and split in halves until the refused record stands alone. So a push costs a savepoint per group, not
   per record (PostgreSQL keeps a lock per committed subtransaction until the end: one per record took the
   lock table down), and a refused record costs a few re-applications of its neighbours;
-- order: dwellings, residents, visits with their service deliveries, tasks; deletes last;
+- order: dwellings, residents, visits with their service deliveries, tasks, verifications; deletes last;
 - a create of an existing id is an update, an update of a missing record a create, a record equal to the
   stored one changes nothing, a delete of a missing record is ignored;
 - every record goes through the same services and checks as the REST API (scope, role, writable fields);
@@ -51,12 +51,13 @@ from app.sync.push.errors import (
     TaskKindNotAllowed,
 )
 from app.sync.push.schemas import Incoming, Outcome, Parsed, Rejection
+from app.sync.push.verifications import push_verification
 from app.sync.push.visits import push_visits
 from app.sync.wire import MODELS, WireError, from_raw
 from app.visits.service import seen_records
 
-WRITABLE_TABLES = ("dwellings", "residents", "visits", "service_deliveries", "tasks")
-READ_ONLY_TABLES = frozenset({"divisions", "service_items", "fp_documents"})
+WRITABLE_TABLES = ("dwellings", "residents", "visits", "service_deliveries", "tasks", "verifications")
+READ_ONLY_TABLES = frozenset({"divisions", "service_items", "fp_documents", "periods"})
 BOOKKEEPING = frozenset({"id", "created_at", "updated_at", "version"})
 RESIDENT_WRITABLE = frozenset(ResidentUpdate.model_fields) - {"version"}
 DWELLING_WRITABLE = frozenset({"address", "kind", "lat", "lng"})
@@ -150,6 +151,7 @@ class Pusher:
         self.apply(self._items(parsed, "residents", self.resident))
         push_visits(self, parsed.records.get("visits", []), parsed.records.get("service_deliveries", []))
         self.apply(self._items(parsed, "tasks", self.task))
+        self.apply(self._items(parsed, "verifications", lambda rec: push_verification(self, rec)))
         self.apply([Item(table, record_id, RejectionKind.delete, _bind(self.delete, table, record_id))
                     for table in WRITABLE_TABLES for record_id in parsed.deleted.get(table, [])])
         self._remember_rejections()
