@@ -11,8 +11,11 @@ visits by mode, tasks on time and overdue, the flagged share, and each worker's 
 - Sync health: every device the worker synced from (sync_devices): last sync, cursor lag, pushes rejected,
   clock skew, app version.
 
-Extension points (the lead wires them after merging the monthly cycle): `verification_coverage` and
-`report_timeliness` answer None until then — no figure is made up.
+- Verification coverage (the monthly cycle): the share of the period's months' verifications recorded in the
+  group's area; None where no month was opened.
+
+Extension point (the lead wires it after merging the monthly reports): `report_timeliness` answers None until
+then — no figure is made up.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, or_, select
 from sqlmodel import Session, col
 
 from app.audit.deps import Period
@@ -33,6 +36,7 @@ from app.core.actor import Actor, Role
 from app.core.queries import among, starts_with
 from app.core.types import city_date, city_today
 from app.cycle.models import Task, TaskState
+from app.cycle.verification.models import Verification
 from app.places.models import Division
 from app.sync.models import SyncDevice
 from app.visits.models import Visit
@@ -208,9 +212,50 @@ def device_health(device: SyncDevice) -> dict[str, Any]:
 
 
 def verification_coverage(session: Session, groups: list[Group], period: Period) -> dict[str, float | None]:
-    """EXTENSION POINT (the monthly cycle, issue 13): the share of the month's verifications done, per group.
-    None until the cycle's verifications are merged and wired here; never a made-up figure."""
-    return {}
+    """The share of the verifications of the period's months recorded, per group (the monthly cycle): over the
+    group's area — a place's path, or the areas assigned to a worker. None where no month was opened there."""
+    months = _months(period)
+    paths = _group_paths(session, groups)
+    prefixes = sorted({p for ps in paths.values() for p in ps})
+    if not prefixes:
+        return {}
+    per_path: list[tuple[str, int, int]] = []
+    for start in range(0, len(prefixes), 100):
+        chunk = prefixes[start:start + 100]
+        per_path += [(str(a), int(n), int(done)) for a, n, done in session.execute(
+            select(col(Verification.area_path), func.count(), func.count(col(Verification.outcome))).where(
+                col(Verification.month).in_(months), or_(*(starts_with(col(Verification.area_path), p)
+                                                           for p in chunk)))
+            .group_by(col(Verification.area_path)))]
+    out: dict[str, float | None] = {}
+    for group_id, group_paths in paths.items():
+        total = done = 0
+        for area, n, recorded in per_path:
+            if any(area.startswith(p) for p in group_paths):
+                total, done = total + n, done + recorded
+        out[group_id] = round(done / total, 4) if total else None
+    return out
+
+
+def _months(period: Period) -> list[str]:
+    first, last = period.start.year * 12 + period.start.month - 1, period.end.year * 12 + period.end.month - 1
+    return [f"{i // 12:04d}-{i % 12 + 1:02d}" for i in range(first, last + 1)]
+
+
+def _group_paths(session: Session, groups: list[Group]) -> dict[str, list[str]]:
+    """group id → the area paths it covers (a worker's assigned areas; a place's own path)."""
+    workers = [g.id for g in groups if g.level == "worker"]
+    places = [g.id for g in groups if g.level != "worker"]
+    paths: dict[str, list[str]] = defaultdict(list)
+    if workers:
+        for user_id, path in session.execute(select(col(UserScope.user_id), col(UserScope.area_path)).where(
+                among(col(UserScope.user_id), workers))):
+            paths[user_id].append(path)
+    if places:
+        for division_id, path in session.execute(select(col(Division.id), col(Division.path)).where(
+                among(col(Division.id), places))):
+            paths[division_id].append(path)
+    return paths
 
 
 def report_timeliness(session: Session, groups: list[Group], period: Period) -> dict[str, dict[str, Any] | None]:

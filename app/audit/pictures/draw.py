@@ -116,6 +116,7 @@ class GridCoverage:
     registered: int
     visited: int
     overdue: int
+    verified: int | None = None  # None: the month's verification was not opened in the community
 
 
 def coverage(community: str, month: str, grids: list[GridCoverage]) -> Scene:
@@ -125,15 +126,16 @@ def coverage(community: str, month: str, grids: list[GridCoverage]) -> Scene:
     scene.add(Text("heading", x=MARGIN, y=30, text=scene.title, size=16, ascii=f"{month} coverage by grid"),
               Text("legend", x=MARGIN, y=52, size=11, color="#555",
                    text="grey: registered residents · green: visited this month · red: tasks overdue now · "
-                        "verified: not available yet (the monthly cycle)",
-                   ascii="grey: registered, green: visited this month, red: overdue now, verified: n/a"),
+                        "verified: this month's verifications recorded (n/a: the month was not opened)",
+                   ascii="grey: registered, green: visited this month, red: overdue now, verified: recorded"),
               Text("note", x=MARGIN, y=height - 12, size=10, color="#777", text=NO_OUTLINES))
     scale_max = max([g.registered for g in grids] + [g.overdue for g in grids] + [1])
     bar_w = WIDTH - 2 * MARGIN - 330
     for i, g in enumerate(grids):
         y = top + i * row_h
+        verified = "n/a" if g.verified is None else str(g.verified)
         data = {"grid": g.id or "", "registered": str(g.registered), "visited": str(g.visited),
-                "overdue": str(g.overdue)}
+                "overdue": str(g.overdue), "verified": verified}
         scene.add(Text("grid-label", data=data, x=MARGIN, y=y + 14, size=12, text=f"{g.name} ({g.code})",
                        ascii=g.code),
                   Rect("bar-registered", data=data, x=MARGIN + 170, y=y, w=bar_w * g.registered / scale_max, h=12,
@@ -143,7 +145,7 @@ def coverage(community: str, month: str, grids: list[GridCoverage]) -> Scene:
                   Rect("bar-overdue", data=data, x=MARGIN + 170, y=y + 16, w=bar_w * g.overdue / scale_max, h=8,
                        fill=FLAG_COLOR),
                   Text("grid-figures", data=data, x=WIDTH - MARGIN, y=y + 14, size=12, anchor="end",
-                       text=f"visited {g.visited}/{g.registered} · overdue {g.overdue} · verified n/a",
+                       text=f"visited {g.visited}/{g.registered} · overdue {g.overdue} · verified {verified}",
                        ascii=f"visited {g.visited}/{g.registered}, overdue {g.overdue}"))
     if not grids:
         scene.add(Text("empty", x=WIDTH / 2, y=top + 20, anchor="middle", size=14, text="No grids"))

@@ -28,6 +28,8 @@ from app.core.queries import starts_with
 from app.core.types import city_today
 from app.cycle.models import Task, TaskState
 from app.cycle.periods import month_bounds, month_of
+from app.cycle.verification.models import Period as CyclePeriod
+from app.cycle.verification.models import Verification
 from app.ledger import audit
 from app.people.models import Resident, ResidentStatus
 from app.places import service as places
@@ -104,6 +106,10 @@ def coverage(session: Session, actor: Actor, community_id: str, month: str) -> t
             col(Task.community_id) == community.id, col(Task.state) == TaskState.open.value,
             col(Task.due_date) < city_today(), actor.area_filter(col(Task.area_path)))):
         bucket(path).overdue += 1
+    verified = verified_by_grid(session, community, month)
+    if verified is not None:
+        for b in [*buckets, rest]:
+            b.verified = verified.get(b.id or "", 0)
     return community, buckets + ([rest] if rest.registered or rest.overdue else [])
 
 
@@ -133,6 +139,18 @@ def trend(session: Session, actor: Actor, division_id: str, months: int) -> tupl
 
 
 def verified_by_grid(session: Session, community: Division, month: str) -> dict[str, int] | None:
-    """EXTENSION POINT (the monthly cycle, issue 13): residents verified in the month, by grid id. None until the
-    cycle's verifications are merged and wired here; the picture then says "verified: not available yet"."""
-    return None
+    """Verifications of the month recorded in the community, by grid id ("" for those in no grid); None when the
+    month's verification was not opened there (the picture says "n/a")."""
+    opened = session.execute(select(col(CyclePeriod.id)).where(col(CyclePeriod.community_id) == community.id,
+                                                               col(CyclePeriod.month) == month)).first()
+    if opened is None:
+        return None
+    grids = session.execute(select(col(Division.id), col(Division.path)).where(
+        col(Division.parent_id) == community.id, col(Division.level) == "grid")).all()
+    counts: dict[str, int] = {}
+    for path, n in session.execute(select(col(Verification.area_path), func.count()).where(
+            col(Verification.community_id) == community.id, col(Verification.month) == month,
+            col(Verification.outcome).is_not(None)).group_by(col(Verification.area_path))):
+        grid = next((g for g, p in grids if path.startswith(p)), "")
+        counts[grid] = counts.get(grid, 0) + int(n)
+    return counts
