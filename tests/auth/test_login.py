@@ -13,7 +13,8 @@ from pwdlib.hashers.argon2 import Argon2Hasher
 from app.auth import router, service
 from app.core.db import get_engine
 from app.core.types import utcnow
-from tests.auth.conftest import LOGIN, Db, assert_error, login, me, tokens
+from tests.assertions import assert_error
+from tests.auth.conftest import LOGIN, Db, login, me, tokens
 from tests.conftest import PASSWORD, World
 
 WRONG = "Not-The-Password-1"

@@ -17,6 +17,7 @@ from app.catalog import service
 from app.core.db import unit_of_work
 from app.core.types import city_today
 from app.main import app
+from tests.assertions import assert_error
 from tests.conftest import Api, World
 from tests.visits import resident, visit_body
 
@@ -32,14 +33,6 @@ NOT_ADMINS = ("worker1", "sup_street", "sup_district", "auditor")
 def rows(engine: Engine, sql: str, **params: Any) -> list[dict[str, Any]]:
     with engine.connect() as conn:
         return [dict(r._mapping) for r in conn.execute(text(sql), params)]
-
-
-def assert_error(response: Any, status: int, code: str) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    body = dict(response.json())
-    assert body["code"] == code, body
-    assert set(body) == {"code", "message", "details"}
-    return body
 
 
 def new_item(**over: Any) -> dict[str, Any]:

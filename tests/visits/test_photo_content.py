@@ -11,6 +11,7 @@ from PIL import Image
 from sqlalchemy import Engine
 
 from app.core.config import Settings, get_settings
+from tests.assertions import assert_error
 from tests.conftest import Api, World
 from tests.visits import post_visit, resident, visit_body
 from tests.visits.images import (
@@ -24,7 +25,7 @@ from tests.visits.images import (
     png_claiming,
     webp,
 )
-from tests.visits.test_photos import assert_error, on_disk, photo_rows, stored_files, upload, uploaded
+from tests.visits.test_photos import on_disk, photo_rows, stored_files, upload, uploaded
 
 
 @pytest.fixture()

@@ -13,6 +13,7 @@ from PIL import Image
 from sqlalchemy import Engine
 
 from app.core.config import Settings, get_settings
+from tests.assertions import assert_error
 from tests.conftest import Api, World
 from tests.visits import (
     BLIND_TO_C1,
@@ -56,13 +57,6 @@ def uploaded(api: Api, visit_id: str, data: bytes, **kwargs: Any) -> dict[str, A
     response = upload(api, visit_id, data, **kwargs)
     assert response.status_code == 201, response.text
     return dict(response.json())
-
-
-def assert_error(response: Any, status: int, code: str) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    body = dict(response.json())
-    assert body["code"] == code, body
-    return body
 
 
 def on_disk(settings: Settings, digest: str) -> Path:
