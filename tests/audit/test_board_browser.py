@@ -30,8 +30,8 @@ from app.core.config import ROOT
 from tests.audit.test_pictures import distinct_homes
 from tests.audit.test_quality import DAY, at, north, visit
 from tests.conftest import PASSWORD, Api, World
+from tests.factories import post_visit
 from tests.test_docs_offline import BROWSER_FLAGS, DEADLINE, DevTools, require_chromium
-from tests.visits import post_visit
 
 HOST = "board.intranet.test"
 

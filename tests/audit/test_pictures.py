@@ -14,7 +14,9 @@ from app.core.types import city_today
 from tests.audit.conftest import raw_rows
 from tests.audit.test_quality import DAY, at, north, visit
 from tests.conftest import Api, World
-from tests.visits import execute, post_visit, resident, rows, visit_body
+from tests.db import execute, rows
+from tests.factories import post_visit, visit_body
+from tests.visits import resident
 
 PICTURES = "/api/v1/audit/pictures"
 NS = "{http://www.w3.org/2000/svg}"

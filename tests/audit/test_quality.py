@@ -17,7 +17,8 @@ from app.core.types import CITY_TZ, city_today
 from app.visits.geo import EARTH_RADIUS_M
 from tests.audit.conftest import raw_rows
 from tests.conftest import Api, World
-from tests.visits import post_visit, resident
+from tests.factories import post_visit
+from tests.visits import resident
 
 QUALITY = "/api/v1/audit/quality"
 SETTINGS = get_settings()

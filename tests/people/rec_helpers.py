@@ -6,11 +6,12 @@ import itertools
 from datetime import date, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine
 
 from app.core.types import city_today
 from app.people.rules import check_char
 from tests.conftest import Api, World
+from tests.db import rows
 
 API = "/api/v1"
 RESIDENTS = f"{API}/residents"
@@ -55,16 +56,6 @@ def register(api: Api, world: World, user: str = "worker1", community: str = "c1
     response = api.as_(user, "POST", RESIDENTS, json=body)
     assert response.status_code == 201, response.text
     return dict(response.json())
-
-
-def rows(engine: Engine, sql: str, **params: Any) -> list[dict[str, Any]]:
-    with engine.connect() as conn:
-        return [dict(r._mapping) for r in conn.execute(text(sql), params)]
-
-
-def execute(engine: Engine, sql: str, **params: Any) -> None:
-    with engine.begin() as conn:
-        conn.execute(text(sql), params)
 
 
 def audit_events(engine: Engine, action: str, target_id: str | None = None) -> list[dict[str, Any]]:

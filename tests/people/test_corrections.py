@@ -8,17 +8,16 @@ from sqlalchemy import Engine
 
 from app.core.types import city_today
 from tests.conftest import Api, World
+from tests.db import execute, rows
 from tests.people.wf_helpers import (
     RESIDENTS,
     all_audit_text,
     audit_events,
-    execute,
     flags_of,
     id_number,
     listed,
     listed_ids,
     register,
-    rows,
 )
 
 CORRECTIONS = "/api/v1/corrections"

@@ -9,17 +9,16 @@ from sqlalchemy import Engine
 from app.core.db import unit_of_work
 from app.people.models import FpDocument, HealthRecord
 from tests.conftest import Api, World
+from tests.db import execute, rows
 from tests.people.wf_helpers import (
     RESIDENTS,
     all_audit_text,
     audit_events,
-    execute,
     flags_of,
     id_number,
     listed,
     listed_ids,
     register,
-    rows,
 )
 
 DUPES = "/api/v1/duplicates"

@@ -15,7 +15,8 @@ from sqlalchemy import Engine
 from app.people.imports.rules import COLUMNS
 from app.people.rules import check_char
 from tests.conftest import Api, World
-from tests.people.wf_helpers import audit_events, register, rows
+from tests.db import count, rows
+from tests.people.wf_helpers import audit_events, register
 
 TEMPLATE = "/api/v1/residents/import/template"
 IMPORT = "/api/v1/residents/import"
@@ -62,10 +63,6 @@ def upload(api: Api, user: str, data: bytes, *, dry_run: bool = True, name: str 
            content_type: str = "text/csv") -> Any:
     return api.as_(user, "POST", IMPORT, params={"dry_run": str(dry_run).lower()},
                    files={"file": (name, data, content_type)})
-
-
-def count(engine: Engine, table: str) -> int:
-    return int(rows(engine, f"SELECT count(*) AS n FROM {table}")[0]["n"])  # noqa: S608 - our table names
 
 
 def errors(response: Any) -> set[tuple[int, str | None, str]]:

@@ -10,6 +10,7 @@ from sqlalchemy import Engine
 
 from app.core.types import city_today
 from tests.conftest import Api, World
+from tests.db import rows
 from tests.people.rec_helpers import (
     API,
     BLIND_TO_C1,
@@ -26,7 +27,6 @@ from tests.people.rec_helpers import (
     landlord_body,
     put_health,
     register,
-    rows,
     valid_doc,
     years_ago,
 )

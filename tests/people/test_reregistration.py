@@ -10,9 +10,11 @@ from typing import Any
 from sqlalchemy import Engine
 
 from tests.conftest import Api, World
-from tests.people.wf_helpers import RESIDENTS, register, resident_body, rows
+from tests.db import rows
+from tests.factories import valid_id
+from tests.people.wf_helpers import RESIDENTS, register, resident_body
 from tests.sync.helpers import ids, pull
-from tests.sync.push_helpers import push, resident_raw, valid_id, wid
+from tests.sync.push_helpers import push, resident_raw, wid
 
 V1 = "/api/v1"
 TRANSFERS = V1 + "/transfers"

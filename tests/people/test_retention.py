@@ -17,16 +17,8 @@ from app.ledger.audit import verify_chain
 from app.people.models import CorrectionRequest
 from app.people.retention import ANONYMISED_NAME, RetentionYearsInvalid, anonymise, cutoff_for
 from tests.conftest import Api, World
-from tests.people.rec_helpers import (
-    RESIDENTS,
-    audit_events,
-    execute,
-    put_health,
-    register,
-    rows,
-    valid_doc,
-    years_ago,
-)
+from tests.db import execute, rows
+from tests.people.rec_helpers import RESIDENTS, audit_events, put_health, register, valid_doc, years_ago
 
 runner = CliRunner()
 

@@ -11,6 +11,7 @@ from app.core.db import unit_of_work
 from app.core.types import city_today
 from app.people.models import CorrectionRequest, Disclosure
 from tests.conftest import Api, World
+from tests.db import rows
 from tests.people.rec_helpers import (
     API,
     RESIDENTS,
@@ -20,7 +21,6 @@ from tests.people.rec_helpers import (
     dwelling,
     put_health,
     register,
-    rows,
     valid_doc,
 )
 

@@ -15,7 +15,8 @@ from app.core.types import city_today
 from app.main import app
 from app.people.models import TransferRequest
 from tests.conftest import BACKEND, Api, World
-from tests.people.wf_helpers import RESIDENTS, audit_events, execute, listed, listed_ids, register, resident_body, rows
+from tests.db import execute, rows
+from tests.people.wf_helpers import RESIDENTS, audit_events, listed, listed_ids, register, resident_body
 
 URL = "/api/v1/transfers"
 TRANSFER_KEYS = {

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine
 
 from app.people.rules import check_char
 from tests.conftest import Api, World
+from tests.db import rows
 
 RESIDENTS = "/api/v1/residents"
 
@@ -36,11 +37,6 @@ def register(api: Api, user: str, world: World, community: str = "c1", **over: A
     response = api.as_(user, "POST", RESIDENTS, json=resident_body(world, community, **over))
     assert response.status_code == 201, response.text
     return dict(response.json())
-
-
-def rows(engine: Engine, sql: str, **params: Any) -> list[dict[str, Any]]:
-    with engine.connect() as conn:
-        return [dict(r._mapping) for r in conn.execute(text(sql), params)]
 
 
 def audit_events(engine: Engine, action: str) -> list[dict[str, Any]]:
@@ -73,7 +69,3 @@ def flags_of(engine: Engine, *resident_ids: str) -> list[dict[str, Any]]:
     ]
 
 
-def execute(engine: Engine, sql: str, **params: Any) -> None:
-    """Set up a state the API cannot reach yet (an anonymised record, a retired dwelling)."""
-    with engine.begin() as conn:
-        conn.execute(text(sql), params)

@@ -13,7 +13,8 @@ from sqlalchemy import Engine
 from app.core.config import Settings, get_settings
 from tests.assertions import assert_error
 from tests.conftest import Api, World
-from tests.visits import post_visit, resident, visit_body
+from tests.factories import post_visit, visit_body
+from tests.visits import resident
 from tests.visits.images import (
     GPS_IFD,
     encode,

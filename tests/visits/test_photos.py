@@ -15,18 +15,9 @@ from sqlalchemy import Engine
 from app.core.config import Settings, get_settings
 from tests.assertions import assert_error
 from tests.conftest import Api, World
-from tests.visits import (
-    BLIND_TO_C1,
-    SEES_C1,
-    VISITS,
-    count,
-    execute,
-    now,
-    post_visit,
-    resident,
-    rows,
-    visit_body,
-)
+from tests.db import count, execute, rows
+from tests.factories import post_visit, visit_body
+from tests.visits import BLIND_TO_C1, SEES_C1, VISITS, now, resident
 from tests.visits.images import jpeg, jpeg_of_size, png, webp
 
 # --- helpers ------------------------------------------------------------------------------------------------

@@ -15,9 +15,10 @@ from app.cli import cli
 from app.core.config import get_settings
 from app.core.types import city_today
 from tests.conftest import Api, World
+from tests.db import execute, rows
 from tests.people.test_import import csv_file, idn, person, upload
 from tests.people.wf_helpers import id_number, register
-from tests.visits import API, execute, rows
+from tests.visits import API
 
 TASKS = f"{API}/tasks"
 ME = f"{API}/me/tasks"

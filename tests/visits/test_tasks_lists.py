@@ -12,7 +12,8 @@ from app.core.types import city_today
 from app.cycle.tasks import service as task_service
 from app.visits import geo
 from tests.conftest import Api, World
-from tests.visits import API, execute, rows
+from tests.db import execute, rows
+from tests.visits import API
 from tests.visits.test_tasks import ME, TASKS, generate, previous_month, register_man, register_woman, task_row
 
 
