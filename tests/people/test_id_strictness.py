@@ -15,8 +15,8 @@ from app.people.rules import check_char, provinces
 from app.sync.wire import date_to_ms
 from tests.conftest import Api, World
 from tests.db import rows
+from tests.people.import_helpers import csv_file, errors, person, upload
 from tests.people.rec_helpers import LANDLORDS, RESIDENTS, dwelling, free_dwelling, landlord_body, register, valid_doc
-from tests.people.test_import import csv_file, errors, person, upload
 from tests.sync.helpers import rows as orm_rows
 from tests.sync.push_helpers import changes, codes, cursor, push, resident_raw, wid
 

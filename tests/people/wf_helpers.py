@@ -6,37 +6,10 @@ from typing import Any
 
 from sqlalchemy import Engine
 
-from app.people.rules import check_char
-from tests.conftest import Api, World
+from tests.conftest import Api
 from tests.db import rows
 
 RESIDENTS = "/api/v1/residents"
-
-
-def id_number(birth: str = "19900315", seq: str = "002", area: str = "411602") -> str:
-    """A valid 18-digit ID (even sequence = female, odd = male)."""
-    first17 = area + birth + seq
-    return first17 + check_char(first17)
-
-
-def resident_body(world: World, community: str = "c1", dwelling: int = 0, **over: Any) -> dict[str, Any]:
-    c = world.community(community)
-    data: dict[str, Any] = {
-        "name": "张丽",
-        "id_number": id_number(),
-        "phone": "13800138000",
-        "hukou_code": "411602",
-        "arrival_date": "2026-01-05",
-        "dwelling_id": world.dwellings[c["id"]][dwelling],
-    }
-    data.update(over)
-    return data
-
-
-def register(api: Api, user: str, world: World, community: str = "c1", **over: Any) -> dict[str, Any]:
-    response = api.as_(user, "POST", RESIDENTS, json=resident_body(world, community, **over))
-    assert response.status_code == 201, response.text
-    return dict(response.json())
 
 
 def audit_events(engine: Engine, action: str) -> list[dict[str, Any]]:

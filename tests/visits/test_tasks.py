@@ -16,8 +16,8 @@ from app.core.config import get_settings
 from app.core.types import city_today
 from tests.conftest import Api, World
 from tests.db import execute, rows
-from tests.people.test_import import csv_file, idn, person, upload
-from tests.people.wf_helpers import id_number, register
+from tests.factories import dwelling_id, id_number, register_resident
+from tests.people.import_helpers import csv_file, person, upload
 from tests.visits import API
 
 TASKS = f"{API}/tasks"
@@ -54,15 +54,15 @@ def task_row(engine: Engine, task_id: str) -> dict[str, Any]:
 def register_man(api: Api, world: World, seq: str = "011", community: str = "c1", user: str = "worker1",
                  **over: Any) -> dict[str, Any]:
     """A man is never a key person: registering him creates only the new-arrival task."""
-    return register(api, user, world, community, **{"id_number": id_number(birth="19880101", seq=seq),
-                                                    "name": "李强", "phone": None, **over})
+    return register_resident(api, user, dwelling_id(world, community), **{
+        "id_number": id_number(birth="19880101", seq=seq), "name": "李强", "phone": None, **over})
 
 
 def register_woman(api: Api, world: World, seq: str = "012", community: str = "c1", user: str = "worker1",
                    **over: Any) -> dict[str, Any]:
     """A woman of 15–49 with nothing recorded yet is a key person from the start."""
-    return register(api, user, world, community, **{"id_number": id_number(birth="19920202", seq=seq),
-                                                    "name": "王芳", "phone": None, **over})
+    return register_resident(api, user, dwelling_id(world, community), **{
+        "id_number": id_number(birth="19920202", seq=seq), "name": "王芳", "phone": None, **over})
 
 
 def key_persons(engine: Engine, path_prefix: str = "") -> set[str]:
@@ -136,7 +136,7 @@ def test_import_creates_no_new_arrival_tasks(api: Api, world: World, engine: Eng
                    json={"version": gone["version"], "left_on": city_today().isoformat(), "reason": "returned_home"})
     assert left.status_code == 200, left.text
     before = rows(engine, "SELECT count(*) AS n FROM tasks")[0]["n"]
-    records = [person(world, 公民身份号码=idn(seq="131")),
+    records = [person(world, 公民身份号码=id_number(seq="131")),
                person(world, 姓名=gone["name"], 公民身份号码=gone["id_number"])]
     done = upload(api, "worker1", csv_file(records), dry_run=False)
     assert done.status_code == 201, done.text
