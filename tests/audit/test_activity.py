@@ -10,7 +10,7 @@ from sqlalchemy import Engine
 
 from app.core.config import get_settings
 from app.core.types import CITY_TZ, city_today
-from tests.audit.test_quality import DAY, at, visit
+from tests.audit.helpers import DAY, at, visit
 from tests.conftest import Api, World
 from tests.db import execute
 from tests.factories import post_visit

@@ -11,37 +11,26 @@ from app.people.models import FpDocument, HealthRecord
 from tests.conftest import Api, World
 from tests.db import execute, rows
 from tests.factories import dwelling_id, id_number, register_resident
-from tests.people.wf_helpers import RESIDENTS, all_audit_text, audit_events, flags_of, listed, listed_ids
+from tests.people.wf_helpers import (
+    ID_A,
+    ID_B,
+    RESIDENTS,
+    all_audit_text,
+    audit_events,
+    flags_of,
+    listed,
+    listed_ids,
+    merge,
+    pair,
+)
 
 DUPES = "/api/v1/duplicates"
-ID_A = id_number(seq="002")
-ID_B = id_number(seq="004")  # same person, mistyped sequence: same name, birth date and phone
-
-
-def pair(api: Api, world: World) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Two records in c1 of one person; the second typed with another ID and phone formatting."""
-    a = register_resident(api, "worker1", dwelling_id(world), id_number=ID_A)
-    b = register_resident(api, "worker1", dwelling_id(world, "c1", 1), id_number=ID_B, phone="+86 138 0013 8000")
-    return a, b
-
-
 def open_flag(api: Api, *residents: dict[str, Any], user: str = "sup_street") -> dict[str, Any]:
     """The one open flag listed for `user` that concerns these residents."""
     ids = {r["id"] for r in residents}
     mine = [f for f in listed(api, user, DUPES, status="open") if {f["resident_a"], f["resident_b"]} & ids]
     assert len(mine) == 1, mine
     return mine[0]
-
-
-def merge(api: Api, keep: dict[str, Any], merged: dict[str, Any], user: str = "sup_street", **over: Any) -> Any:
-    payload = {
-        "merged_id": merged["id"],
-        "reason": "duplicate_registration",
-        "version_keep": keep["version"],
-        "version_merged": merged["version"],
-        **over,
-    }
-    return api.as_(user, "POST", f"{RESIDENTS}/{keep['id']}/merge", json=payload)
 
 
 def add_health_and_doc(engine: Engine, resident_id: str, district_code: str) -> None:

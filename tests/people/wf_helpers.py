@@ -6,8 +6,9 @@ from typing import Any
 
 from sqlalchemy import Engine
 
-from tests.conftest import Api
+from tests.conftest import Api, World
 from tests.db import rows
+from tests.factories import dwelling_id, id_number, register_resident
 
 RESIDENTS = "/api/v1/residents"
 
@@ -42,3 +43,23 @@ def flags_of(engine: Engine, *resident_ids: str) -> list[dict[str, Any]]:
     ]
 
 
+ID_A = id_number(seq="002")
+ID_B = id_number(seq="004")  # same person, mistyped sequence: same name, birth date and phone
+
+
+def pair(api: Api, world: World) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Two records in c1 of one person; the second typed with another ID and phone formatting."""
+    a = register_resident(api, "worker1", dwelling_id(world), id_number=ID_A)
+    b = register_resident(api, "worker1", dwelling_id(world, "c1", 1), id_number=ID_B, phone="+86 138 0013 8000")
+    return a, b
+
+
+def merge(api: Api, keep: dict[str, Any], merged: dict[str, Any], user: str = "sup_street", **over: Any) -> Any:
+    payload = {
+        "merged_id": merged["id"],
+        "reason": "duplicate_registration",
+        "version_keep": keep["version"],
+        "version_merged": merged["version"],
+        **over,
+    }
+    return api.as_(user, "POST", f"{RESIDENTS}/{keep['id']}/merge", json=payload)

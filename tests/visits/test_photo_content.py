@@ -26,7 +26,7 @@ from tests.visits.images import (
     png_claiming,
     webp,
 )
-from tests.visits.test_photos import on_disk, photo_rows, stored_files, upload, uploaded
+from tests.visits.photo_helpers import on_disk, photo_rows, stored_files, upload, uploaded
 
 
 @pytest.fixture()

@@ -13,7 +13,7 @@ from tests.conftest import Api, World
 from tests.db import execute, rows
 from tests.factories import iso, post_visit, visit_body, visit_start
 from tests.visits import now
-from tests.visits.test_tasks import (
+from tests.visits.task_helpers import (
     TASKS,
     generate,
     month_of,
