@@ -23,17 +23,6 @@ from tests.visits.photo_helpers import on_disk, photo_rows, photos_url, stored_f
 # --- helpers ------------------------------------------------------------------------------------------------
 
 
-@pytest.fixture()
-def settings() -> Settings:
-    return get_settings()
-
-
-@pytest.fixture()
-def visit(api: Api, world: World, engine: Engine) -> dict[str, Any]:
-    """A phone visit worker1 recorded on a c1 resident a moment ago."""
-    return post_visit(api, visit_body(resident(engine, world), mode="phone", checkin=None))
-
-
 def read_events(engine: Engine, photo_id: str) -> list[dict[str, Any]]:
     return rows(engine, "SELECT * FROM audit_events WHERE action = 'visit_photo.read' AND target_id = :t",
                 t=photo_id)
