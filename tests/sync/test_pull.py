@@ -20,7 +20,7 @@ from tests.sync.helpers import V1, ids, pull, rows
 def person(serial: str, name: str = "同步测试") -> dict[str, Any]:
     """The fields of a resident registered for a pull test (`serial`: their ID number's sequence)."""
     return {"name": name, "id_number": valid_id("41170219900101" + serial), "hukou_code": "411702",
-            "arrival_date": "2026-09-01"}
+            "arrival_date": "2026-09-01", "phone": None}
 
 
 def test_first_pull_sends_the_scope_and_nothing_else(api: Api, world: World, engine: Engine) -> None:
