@@ -23,3 +23,16 @@ def execute(engine: Engine, sql: str, **params: Any) -> None:
 def count(engine: Engine, table: str) -> int:
     """How many rows the table holds."""
     return int(rows(engine, f"SELECT count(*) AS n FROM {table}")[0]["n"])  # noqa: S608
+
+
+def audit_events(engine: Engine, action: str, target_id: str | None = None) -> list[dict[str, Any]]:
+    """The audit events of this action (on this target, when given), oldest first."""
+    if target_id is None:
+        return rows(engine, "SELECT * FROM audit_events WHERE action = :a ORDER BY id", a=action)
+    return rows(engine, "SELECT * FROM audit_events WHERE action = :a AND target_id = :t ORDER BY id",
+                a=action, t=target_id)
+
+
+def all_audit_text(engine: Engine) -> str:
+    """Everything the audit log holds, as one string, to prove no personal value leaked into it."""
+    return "\n".join(" ".join(str(v) for v in row.values()) for row in rows(engine, "SELECT * FROM audit_events"))

@@ -40,17 +40,6 @@ def resident_fields(birth: date | str = "19900315", *, male: bool = False, **ove
     return fields
 
 
-def audit_events(engine: Engine, action: str, target_id: str | None = None) -> list[dict[str, Any]]:
-    if target_id is None:
-        return rows(engine, "SELECT * FROM audit_events WHERE action = :a ORDER BY id", a=action)
-    return rows(engine, "SELECT * FROM audit_events WHERE action = :a AND target_id = :t ORDER BY id",
-                a=action, t=target_id)
-
-
-def all_audit_text(engine: Engine) -> str:
-    return "\n".join(" ".join(str(v) for v in row.values()) for row in rows(engine, "SELECT * FROM audit_events"))
-
-
 def dwelling_version(engine: Engine, dwelling_id: str) -> int:
     return int(rows(engine, "SELECT version FROM dwellings WHERE id = :d", d=dwelling_id)[0]["version"])
 

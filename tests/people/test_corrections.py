@@ -8,9 +8,9 @@ from sqlalchemy import Engine
 
 from app.core.types import city_today
 from tests.conftest import Api, World
-from tests.db import execute, rows
+from tests.db import all_audit_text, audit_events, execute, rows
 from tests.factories import dwelling_id, id_number, register_resident
-from tests.people.wf_helpers import RESIDENTS, all_audit_text, audit_events, flags_of, listed, listed_ids
+from tests.people.wf_helpers import RESIDENTS, flags_of, listed, listed_ids
 
 CORRECTIONS = "/api/v1/corrections"
 

@@ -9,20 +9,9 @@ from sqlalchemy import Engine
 from app.core.db import unit_of_work
 from app.people.models import FpDocument, HealthRecord
 from tests.conftest import Api, World
-from tests.db import execute, rows
+from tests.db import all_audit_text, audit_events, execute, rows
 from tests.factories import dwelling_id, id_number, register_resident
-from tests.people.wf_helpers import (
-    ID_A,
-    ID_B,
-    RESIDENTS,
-    all_audit_text,
-    audit_events,
-    flags_of,
-    listed,
-    listed_ids,
-    merge,
-    pair,
-)
+from tests.people.wf_helpers import ID_A, ID_B, RESIDENTS, flags_of, listed, listed_ids, merge, pair
 
 DUPES = "/api/v1/duplicates"
 def open_flag(api: Api, *residents: dict[str, Any], user: str = "sup_street") -> dict[str, Any]:

@@ -13,10 +13,9 @@ from sqlalchemy import Engine
 
 from app.people.imports.rules import COLUMNS
 from tests.conftest import Api, World
-from tests.db import count, rows
+from tests.db import audit_events, count, rows
 from tests.factories import dwelling_id, id_number, register_resident
 from tests.people.import_helpers import HEADERS, IMPORT, TEMPLATE, XLSX, csv_file, errors, person, upload, xlsx_file
-from tests.people.wf_helpers import audit_events
 
 # --- the template -----------------------------------------------------------------------------------------
 

@@ -10,7 +10,7 @@ from sqlalchemy import Engine
 
 from app.core.types import city_today
 from tests.conftest import Api, World
-from tests.db import rows
+from tests.db import all_audit_text, audit_events, rows
 from tests.factories import dwelling_id, id_number, register_resident
 from tests.people.rec_helpers import (
     API,
@@ -18,8 +18,6 @@ from tests.people.rec_helpers import (
     LANDLORDS,
     RESIDENTS,
     SEES_C1,
-    all_audit_text,
-    audit_events,
     dwelling_version,
     free_dwelling,
     key_person,

@@ -17,9 +17,9 @@ from app.ledger.audit import verify_chain
 from app.people.models import CorrectionRequest
 from app.people.retention import ANONYMISED_NAME, RetentionYearsInvalid, anonymise, cutoff_for
 from tests.conftest import Api, World
-from tests.db import execute, rows
+from tests.db import audit_events, execute, rows
 from tests.factories import dwelling_id, register_resident
-from tests.people.rec_helpers import RESIDENTS, audit_events, put_health, resident_fields, valid_doc, years_ago
+from tests.people.rec_helpers import RESIDENTS, put_health, resident_fields, valid_doc, years_ago
 
 runner = CliRunner()
 

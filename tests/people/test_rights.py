@@ -11,18 +11,9 @@ from app.core.db import unit_of_work
 from app.core.types import city_today
 from app.people.models import CorrectionRequest, Disclosure
 from tests.conftest import Api, World
-from tests.db import rows
+from tests.db import all_audit_text, audit_events, rows
 from tests.factories import dwelling_id, register_resident
-from tests.people.rec_helpers import (
-    API,
-    RESIDENTS,
-    SEES_C1,
-    all_audit_text,
-    audit_events,
-    put_health,
-    resident_fields,
-    valid_doc,
-)
+from tests.people.rec_helpers import API, RESIDENTS, SEES_C1, put_health, resident_fields, valid_doc
 
 AUDIT_KEYS = {"id", "at", "action", "target_type", "fields", "actor_role", "outcome", "purpose"}
 

@@ -15,9 +15,9 @@ from app.core.types import city_today
 from app.main import app
 from app.people.models import TransferRequest
 from tests.conftest import BACKEND, Api, World
-from tests.db import execute, rows
+from tests.db import audit_events, execute, rows
 from tests.factories import dwelling_id, register_resident, resident_body
-from tests.people.wf_helpers import RESIDENTS, audit_events, listed, listed_ids
+from tests.people.wf_helpers import RESIDENTS, listed, listed_ids
 
 URL = "/api/v1/transfers"
 TRANSFER_KEYS = {

@@ -13,15 +13,6 @@ from tests.factories import dwelling_id, id_number, register_resident
 RESIDENTS = "/api/v1/residents"
 
 
-def audit_events(engine: Engine, action: str) -> list[dict[str, Any]]:
-    return rows(engine, "SELECT * FROM audit_events WHERE action = :a ORDER BY id", a=action)
-
-
-def all_audit_text(engine: Engine) -> str:
-    """Everything the audit log holds, as one string, to prove no personal value leaked into it."""
-    return "\n".join(" ".join(str(v) for v in row.values()) for row in rows(engine, "SELECT * FROM audit_events"))
-
-
 def listed(api: Api, user: str, url: str, **params: Any) -> list[dict[str, Any]]:
     """The items of a list endpoint (one big page; the demo world may hold rows of its own)."""
     response = api.as_(user, "GET", url, params={"limit": 200, **params})
