@@ -1,6 +1,6 @@
 """The tests keep one home for each shared helper (docs/CONVENTIONS.md, "Tests"): no file under tests/ imports a
 test module (`test_*.py`), and the helpers every domain needs are defined once — response assertions in
-tests/assertions.py, record builders in tests/factories.py."""
+tests/assertions.py, record builders in tests/factories.py, direct reads of the audit log in tests/db.py."""
 
 from __future__ import annotations
 
@@ -18,6 +18,10 @@ HOMES = {
     "register_resident": "factories.py",
     "visit_body": "factories.py",
     "post_visit": "factories.py",
+    "phone_visit_body": "factories.py",
+    "dwelling_id": "factories.py",
+    "audit_events": "db.py",
+    "all_audit_text": "db.py",
 }
 
 
