@@ -10,9 +10,11 @@ from sqlalchemy import Engine
 
 from app.core.config import get_settings
 from app.core.types import CITY_TZ, city_today
-from tests.audit.test_quality import DAY, at, visit
+from tests.audit.helpers import DAY, at, visit
 from tests.conftest import Api, World
-from tests.visits import execute, post_visit, resident
+from tests.db import execute
+from tests.factories import post_visit
+from tests.visits import resident
 
 ACTIVITY = "/api/v1/audit/activity"
 SETTINGS = get_settings()

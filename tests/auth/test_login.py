@@ -14,7 +14,8 @@ from app.auth import service
 from app.core import security
 from app.core.db import get_engine
 from app.core.types import utcnow
-from tests.auth.conftest import LOGIN, Db, assert_error, login, me, tokens
+from tests.assertions import assert_error
+from tests.auth.conftest import LOGIN, Db, login, me, tokens
 from tests.conftest import PASSWORD, World
 
 WRONG = "Not-The-Password-1"
