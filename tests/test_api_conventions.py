@@ -17,6 +17,7 @@ from sqlmodel import col
 from app.core.config import get_settings
 from app.core.db import use_engine
 from app.core.schemas import InputModel
+from tests.assertions import assert_error
 from tests.conftest import BACKEND, PASSWORD, Api, Databases, World
 
 LOGIN = "/api/v1/auth/login"
@@ -24,18 +25,6 @@ USERS = "/api/v1/users"
 JSON = {"Content-Type": "application/json"}
 CJK = re.compile(r"[\u4e00-\u9fff]")
 SNAKE = re.compile(r"^[a-z][a-z0-9_]*$")
-
-
-def assert_error(response: Any, status: int, code: str | None = None) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"].startswith("application/json"), response.headers
-    body = response.json()
-    assert set(body) == {"code", "message", "details"}, body
-    assert isinstance(body["code"], str) and SNAKE.match(body["code"]), body
-    assert isinstance(body["message"], str) and body["message"], body
-    if code is not None:
-        assert body["code"] == code, body
-    return dict(body)
 
 
 def user_id(world: World, username: str = "worker1") -> str:

@@ -13,7 +13,9 @@ from sqlalchemy import Engine
 from app.core.inputs import JSON_MAX_DEPTH
 from app.main import app
 from tests.conftest import PASSWORD, Api, World
-from tests.visits import count, resident, visit_body
+from tests.db import count
+from tests.factories import visit_body
+from tests.visits import resident
 
 V1 = "/api/v1"
 LOGIN = f"{V1}/auth/login"

@@ -14,17 +14,13 @@ import pytest
 
 from app.core.routes import api_routes
 from app.main import app
-from app.people.rules import check_char
 from tests.conftest import Api, World
+from tests.factories import phone_visit_body, valid_id
 
 V1 = "/api/v1"
 # A valid 1×1 PNG (the photo upload decodes the whole image).
 PNG_1X1 = bytes.fromhex("89504e470d0a1a0a0000000d4948445200000001000000010806000000"
                         "1f15c4890000000d49444154789c63f8cfc0f01f00050001ff89993d1d0000000049454e44ae426082")
-
-
-def valid_id(prefix17: str) -> str:
-    return prefix17 + check_char(prefix17)
 
 
 @pytest.fixture()
@@ -55,7 +51,7 @@ def far(api: Api, world: World) -> dict[str, Any]:
         **person, "id_number": resident["id_number"], "dwelling_id": world.dwellings[c2["id"]][0]})
     assert conflict.status_code == 409, conflict.text
     flags = api.as_("sup_other", "GET", V1 + "/duplicates").json()["items"]
-    visit = post("worker3", "/visits", far_visit(resident["id"]))
+    visit = post("worker3", "/visits", phone_visit_body(resident["id"]))
     photo = api.as_("worker3", "POST", f"{V1}/visits/{visit['id']}/photos", data={"kind": "dwelling"},
                     files={"file": ("far.png", PNG_1X1, "image/png")})
     assert photo.status_code == 201, photo.text
@@ -96,14 +92,6 @@ def far(api: Api, world: World) -> dict[str, Any]:
         "item_id": catalog_item["id"],
         "task_id": task["id"],
     }
-
-
-def far_visit(resident_id: str | None = None) -> dict[str, Any]:
-    """A phone visit (no check-in needed) that met the resident an hour ago."""
-    start = datetime.now(UTC) - timedelta(hours=1)
-    body: dict[str, Any] = {"mode": "phone", "purpose": "routine", "outcome": "met", "started_at": start.isoformat(),
-                            "ended_at": (start + timedelta(minutes=5)).isoformat()}
-    return body if resident_id is None else {**body, "resident_id": resident_id}
 
 
 def bodies(far: dict[str, Any], world: World) -> dict[tuple[str, str], dict[str, Any] | None]:
@@ -147,13 +135,13 @@ def bodies(far: dict[str, Any], world: World) -> dict[tuple[str, str], dict[str,
                              "due_date": (datetime.now(UTC) + timedelta(hours=8)).date().isoformat()},
         ("POST", "/tasks/generate"): {"month": (datetime.now(UTC) + timedelta(hours=8)).strftime("%Y-%m")},
         ("POST", "/tasks/{task_id}/cancel"): {"reason": "other", "version": 1},
-        ("POST", "/visits"): far_visit(far["resident_id"]),
+        ("POST", "/visits"): phone_visit_body(far["resident_id"]),
         ("POST", "/catalog/items"): {"code": "sweep_item", "name_zh": "x", "name_en": "x",
                                      "effective_from": "2026-01-01", "note": "x"},
         ("PATCH", "/catalog/items/{item_id}"): {"version": 1, "note": "x", "unit": "x"},
         ("POST", "/catalog/items/{item_id}/retire"): {"version": 1, "note": "x", "effective_to": "2026-12-31"},
         ("POST", "/visits/{visit_id}/review"): {"decision": "approve", "version": 1},
-        ("POST", "/visits/{visit_id}/corrections"): {**far_visit(), "correction_reason": "wrong_time"},
+        ("POST", "/visits/{visit_id}/corrections"): {**phone_visit_body(), "correction_reason": "wrong_time"},
         ("POST", "/sync/devices/{device_row_id}/revoke"): None,
         ("POST", "/sync/conflicts/{conflict_id}/resolve"): {"outcome": "acknowledged"},
         ("POST", "/audit/checkpoints"): None,
@@ -309,9 +297,9 @@ def test_ids_in_bodies_outside_scope_are_not_found(api: Api, world: World, far: 
         ("worker1", "POST", f"/dwellings/{own[2]}/move", {"community_id": far["division_id"]}),
         ("worker1", "POST", "/tasks", {"resident_id": far["resident_id"], "reason": "other",
                             "due_date": (datetime.now(UTC) + timedelta(hours=8)).date().isoformat()}),
-        ("worker1", "POST", "/visits", far_visit(far["resident_id"])),
+        ("worker1", "POST", "/visits", phone_visit_body(far["resident_id"])),
         ("worker1", "POST", f"/visits/{far['visit_id']}/corrections",
-         {**far_visit(), "correction_reason": "wrong_time"}),
+         {**phone_visit_body(), "correction_reason": "wrong_time"}),
     ]
     for user, method, path, body in cases:
         response = api.as_(user, method, V1 + path, json=body)
@@ -331,18 +319,19 @@ def test_client_ids_taken_in_another_district(api: Api, world: World, far: dict[
                                                                "limit": 1}).json()["items"][0]["id"]
     far_delivery = "far-delivery-0000000001"
     made = api.as_("worker3", "POST", V1 + "/visits", json={
-        **far_visit(far["resident_id"]), "services": [{"item_code": "education", "quantity": 1, "id": far_delivery}]})
+        **phone_visit_body(far["resident_id"]),
+        "services": [{"item_code": "education", "quantity": 1, "id": far_delivery}]})
     assert made.status_code == 201, made.text
-    own_visit = api.as_("worker1", "POST", V1 + "/visits", json=far_visit(own))
+    own_visit = api.as_("worker1", "POST", V1 + "/visits", json=phone_visit_body(own))
     assert own_visit.status_code == 201, own_visit.text
-    outside = api.as_("worker1", "POST", V1 + "/visits", json=far_visit(far["resident_id"]))
+    outside = api.as_("worker1", "POST", V1 + "/visits", json=phone_visit_body(far["resident_id"]))
     assert outside.status_code == 404
     cases: dict[tuple[str, str], dict[str, Any]] = {
-        ("/visits", "id"): {**far_visit(own), "id": far["visit_id"]},
-        ("/visits", "services[].id"): {**far_visit(own), "services": [
+        ("/visits", "id"): {**phone_visit_body(own), "id": far["visit_id"]},
+        ("/visits", "services[].id"): {**phone_visit_body(own), "services": [
             {"item_code": "education", "quantity": 1, "id": far_delivery}]},
         (f"/visits/{own_visit.json()['id']}/corrections", "id"): {
-            **far_visit(), "correction_reason": "wrong_time", "id": far["visit_id"]},
+            **phone_visit_body(), "correction_reason": "wrong_time", "id": far["visit_id"]},
     }
     for (path, field), body in cases.items():
         response = api.as_("worker1", "POST", V1 + path, json=body)

@@ -3,7 +3,6 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Request
-from starlette.concurrency import run_in_threadpool
 
 from app.auth import service
 from app.auth.deps import ALL_USERS, allow
@@ -12,7 +11,7 @@ from app.auth.schemas import LoginIn, PasswordChangeIn, RefreshIn, TokenOut
 from app.core.actor import Actor
 from app.core.deps import SessionDep, SettingsDep, in_unit_of_work, public
 from app.core.errors import NotFound
-from app.core.security import verify_and_update_password
+from app.core.security import check_password
 
 public_router = APIRouter(prefix="/auth", tags=["auth"])
 router = APIRouter(prefix="/auth", tags=["auth"])
@@ -28,7 +27,7 @@ async def login(body: LoginIn, request: Request, settings: SettingsDep) -> Token
     # morning of sign-ins must not keep every other request from the database (docs/CONVENTIONS.md).
     async with service.one_at_a_time(body.username):  # one name's sign-ins in turn, as the row lock did
         attempt = await in_unit_of_work(request, lambda session: service.login_start(session, settings, body.username))
-        ok, new_hash = await run_in_threadpool(verify_and_update_password, body.password, attempt.password_hash)
+        ok, new_hash = await check_password(body.password, attempt.password_hash)
         user, access, refresh, expires_in = await in_unit_of_work(
             request, lambda session: service.login_finish(session, settings, attempt, ok, new_hash))
     return TokenOut(access_token=access, refresh_token=refresh, expires_in=expires_in,

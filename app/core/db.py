@@ -20,6 +20,8 @@ while its hook is not installed, rather than lose it).
 from __future__ import annotations
 
 import asyncio
+import sqlite3
+import threading
 import weakref
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
@@ -66,9 +68,10 @@ def create_db_engine(url: str) -> Engine:
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30},
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": SQLITE_WAIT_SECONDS,
+                                                  "factory": WriterConnection},
                                pool_size=settings.db_pool_size, max_overflow=0)
-        _configure_sqlite(engine)
+        _configure_sqlite(engine, _write_lock(parsed.database or ""))
         return engine
     # No overflow: an overflow connection is closed when it comes back, so under load every request would pay
     # for a new one; the admission gate (`admitted`) keeps requests to the pool's size instead.
@@ -82,16 +85,80 @@ def capacity(engine: Engine) -> int:
     return max(1, int(size) + max(int(getattr(pool, "_max_overflow", 0)), 0))
 
 
-def _configure_sqlite(engine: Engine) -> None:
+# --- SQLite's one writer -------------------------------------------------------------------------------------
+
+SQLITE_WAIT_SECONDS = 30  # how long a write waits for SQLite's write lock (then 503 service_busy)
+_write_locks: dict[str, threading.Lock] = {}
+_write_locks_guard = threading.Lock()
+
+
+def _write_lock(database: str) -> threading.Lock | None:
+    """The process's lock for writing to one SQLite file (None for an in-memory database: one per connection)."""
+    if not database or database == ":memory:":
+        return None
+    with _write_locks_guard:
+        return _write_locks.setdefault(str(Path(database).resolve()), threading.Lock())
+
+
+class WriterConnection(sqlite3.Connection):
+    """A connection whose write transactions queue on the process's lock for the file before BEGIN IMMEDIATE.
+
+    SQLite lets one writer in at a time; the others wait in its busy handler, which sleeps 1, 2, 5, … up to
+    100 ms between tries. Sixteen phones posting visits at once spent most of their time asleep there: more
+    connections made fewer visits a second than one, and the slowest waited seconds (bench/floor.py). Queued on
+    a lock, the next writer starts the moment the last one commits. Other processes (`--workers 2`, the CLI)
+    still meet in SQLite's busy handler, as before."""
+
+    write_lock: threading.Lock | None = None
+    holds_write_lock = False
+
+    def begin_write(self) -> None:
+        lock = self.write_lock
+        if lock is not None and not self.holds_write_lock:
+            if not lock.acquire(timeout=SQLITE_WAIT_SECONDS):
+                raise sqlite3.OperationalError("database is locked")  # errors.transient: 503 service_busy
+            self.holds_write_lock = True
+        try:
+            self.execute("BEGIN IMMEDIATE")
+        except BaseException:
+            self._release_write_lock()
+            raise
+
+    def commit(self) -> None:
+        try:
+            super().commit()
+        finally:
+            self._release_write_lock()
+
+    def rollback(self) -> None:
+        try:
+            super().rollback()
+        finally:
+            self._release_write_lock()
+
+    def close(self) -> None:
+        try:
+            super().close()
+        finally:
+            self._release_write_lock()
+
+    def _release_write_lock(self) -> None:
+        if self.holds_write_lock and self.write_lock is not None:
+            self.holds_write_lock = False
+            self.write_lock.release()
+
+
+def _configure_sqlite(engine: Engine, write_lock: threading.Lock | None) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.write_lock = write_lock
         # Take transaction control from the driver so BEGIN is ours to issue (SQLAlchemy's recipe).
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=FULL")
         cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_WAIT_SECONDS * 1000}")
         # LIKE as on PostgreSQL (case-sensitive), which also lets prefix matches use indexes.
         cursor.execute("PRAGMA case_sensitive_like=ON")
         cursor.close()
@@ -102,7 +169,11 @@ def _configure_sqlite(engine: Engine) -> None:
         if options.get(STATEMENT_READS, False):
             return  # the driver stays in autocommit: each statement is its own read
         # Straight to the driver: nothing of SQLAlchemy's statement machinery is needed for a BEGIN.
-        conn.connection.driver_connection.execute("BEGIN IMMEDIATE" if options.get(IMMEDIATE, False) else "BEGIN")
+        driver = conn.connection.driver_connection
+        if options.get(IMMEDIATE, False):
+            driver.begin_write()
+        else:
+            driver.execute("BEGIN")
 
 
 def writing(engine: Engine) -> Engine:

@@ -16,7 +16,9 @@ from app.core.config import get_settings
 from app.core.types import CITY_TZ, city_today
 from tests.audit.conftest import raw_rows
 from tests.conftest import Api, World
-from tests.visits import post_visit, resident, rows, visit_body
+from tests.db import rows
+from tests.factories import post_visit, visit_body
+from tests.visits import resident
 
 ACCESS = "/api/v1/audit/access"
 TODAY = {"from": city_today().isoformat(), "to": city_today().isoformat()}

@@ -10,9 +10,11 @@ from sqlalchemy import Engine
 
 from app.core.config import get_settings
 from app.core.types import CITY_TZ, city_today
-from tests.audit.test_quality import DAY, at, visit
+from tests.audit.helpers import DAY, at, visit
 from tests.conftest import Api, World
-from tests.visits import execute, post_visit, resident
+from tests.db import execute
+from tests.factories import post_visit
+from tests.visits import resident
 
 ACTIVITY = "/api/v1/audit/activity"
 SETTINGS = get_settings()
@@ -48,8 +50,9 @@ def test_activity_figures_by_hand(api: Api, engine: Engine, world: World) -> Non
                    json={"reason": "other", "version": 1}).status_code == 200
     task(api, "worker2", other, 2)
     execute(engine, "UPDATE tasks SET due_date = :d WHERE id = :t", d=DAY, t=overdue)
+    # A 45-second call from now: within the clock's tolerance (one that ends minutes ahead is `clock_ahead`).
     now = datetime.now(UTC) + timedelta(seconds=1)
-    completing = post_visit(api, {**visit(p[2], now, minutes=5), "mode": "phone", "checkin": None})
+    completing = post_visit(api, {**visit(p[2], now, minutes=0.75), "mode": "phone", "checkin": None})
     assert completing["tasks_completed"] == [done]
     hour = now.astimezone(CITY_TZ).hour
     late_call = int(not SETTINGS.work_start_hour <= hour < SETTINGS.work_end_hour)

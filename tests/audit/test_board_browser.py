@@ -27,11 +27,10 @@ from PIL import Image
 from sqlalchemy import Engine
 
 from app.core.config import ROOT
-from tests.audit.test_pictures import distinct_homes
-from tests.audit.test_quality import DAY, at, north, visit
+from tests.audit.helpers import DAY, at, distinct_homes, north, visit
+from tests.browser import BROWSER_FLAGS, DEADLINE, DevTools, require_chromium
 from tests.conftest import PASSWORD, Api, World
-from tests.test_docs_offline import BROWSER_FLAGS, DEADLINE, DevTools, require_chromium
-from tests.visits import post_visit
+from tests.factories import post_visit
 
 HOST = "board.intranet.test"
 

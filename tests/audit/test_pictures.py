@@ -12,9 +12,10 @@ from sqlalchemy import Engine
 
 from app.core.types import city_today
 from tests.audit.conftest import raw_rows
-from tests.audit.test_quality import DAY, at, north, visit
+from tests.audit.helpers import DAY, at, distinct_homes, north, visit
 from tests.conftest import Api, World
-from tests.visits import execute, post_visit, resident, rows, visit_body
+from tests.db import execute, rows
+from tests.factories import post_visit, visit_body
 
 PICTURES = "/api/v1/audit/pictures"
 NS = "{http://www.w3.org/2000/svg}"
@@ -34,16 +35,6 @@ def shapes(root: Any, tag: str, cls: str) -> list[Any]:
 
 def texts(root: Any, cls: str) -> list[str]:
     return [e.text for e in shapes(root, "text", cls)]
-
-
-def distinct_homes(engine: Engine, world: World, n: int) -> list[dict[str, Any]]:
-    found: dict[str, dict[str, Any]] = {}
-    skip = 0
-    while len(found) < n:
-        who = resident(engine, world, skip=skip)
-        found.setdefault(who["dwelling_id"], who)
-        skip += 1
-    return list(found.values())
 
 
 def test_worker_day(api: Api, engine: Engine, world: World) -> None:

@@ -3,9 +3,8 @@ not (a test per rule); the review queue is worst first; decisions are audited an
 
 from __future__ import annotations
 
-import math
 import time as clock
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -14,47 +13,17 @@ from sqlalchemy import Engine
 from app.audit.quality import rules
 from app.core.config import get_settings
 from app.core.types import CITY_TZ, city_today
-from app.visits.geo import EARTH_RADIUS_M
 from tests.audit.conftest import raw_rows
+from tests.audit.helpers import DAY, at, distinct_homes, north, visit
 from tests.conftest import Api, World
-from tests.visits import post_visit, resident
+from tests.factories import post_visit
 
 QUALITY = "/api/v1/audit/quality"
 SETTINGS = get_settings()
-DAY = city_today() - timedelta(days=1)
-
-
-def at(hour: int, minute: int = 0, day: date = DAY) -> datetime:
-    return datetime.combine(day, time(hour, minute), CITY_TZ)
-
-
-def north(lat: float, metres: float) -> float:
-    return lat + math.degrees(metres / EARTH_RADIUS_M)
-
-
-def visit(who: dict[str, Any], start: datetime, minutes: float = 10, *, lat: float | None = None,
-          **over: Any) -> dict[str, Any]:
-    """An honest in-person visit at the resident's door, unless told otherwise."""
-    body: dict[str, Any] = {
-        "resident_id": who["id"], "mode": "in_person", "purpose": "routine", "outcome": "met",
-        "started_at": start.isoformat(), "ended_at": (start + timedelta(minutes=minutes)).isoformat(),
-        "checkin": {"lat": who["lat"] if lat is None else lat, "lng": who["lng"], "accuracy_m": 10.0,
-                    "fix_time": (start + timedelta(seconds=30)).isoformat()},
-    }
-    body.update(over)
-    return body
-
-
 @pytest.fixture()
 def people(engine: Engine, world: World) -> list[dict[str, Any]]:
     """Six c1 residents, each in a dwelling of their own."""
-    found: dict[str, dict[str, Any]] = {}
-    skip = 0
-    while len(found) < 6:
-        who = resident(engine, world, skip=skip)
-        found.setdefault(who["dwelling_id"], who)
-        skip += 1
-    return list(found.values())
+    return distinct_homes(engine, world, 6)
 
 
 def honest_day(api: Api, people: list[dict[str, Any]]) -> list[str]:

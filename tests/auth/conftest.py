@@ -89,14 +89,6 @@ def me(client: TestClient, access: str) -> Any:
     return client.get(ME, headers=bearer(access))
 
 
-def assert_error(response: Any, status: int, code: str) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    body = dict(response.json())
-    assert body["code"] == code, body
-    assert set(body) == {"code", "message", "details"}
-    return body
-
-
 # --- database access -------------------------------------------------------------------------------
 
 class Db:

@@ -10,10 +10,12 @@ import pytest
 from fastapi.testclient import TestClient
 from pwdlib.hashers.argon2 import Argon2Hasher
 
-from app.auth import router, service
+from app.auth import service
+from app.core import security
 from app.core.db import get_engine
 from app.core.types import utcnow
-from tests.auth.conftest import LOGIN, Db, assert_error, login, me, tokens
+from tests.assertions import assert_error
+from tests.auth.conftest import LOGIN, Db, login, me, tokens
 from tests.conftest import PASSWORD, World
 
 WRONG = "Not-The-Password-1"
@@ -238,13 +240,13 @@ def test_the_password_check_holds_no_connection(client: TestClient, monkeypatch:
     write lock), or a morning of sign-ins queues every write in the city behind it (issue 12)."""
     engine = get_engine()
     seen: list[int] = []
-    verify = router.verify_and_update_password
+    verify = security.verify_and_update_password
 
     def watched(plain: str, stored: str | None) -> tuple[bool, str | None]:
         seen.append(engine.pool.checkedout())  # type: ignore[attr-defined]
         return verify(plain, stored)
 
-    monkeypatch.setattr(router, "verify_and_update_password", watched)
+    monkeypatch.setattr(security, "verify_and_update_password", watched)
     response = login(client, "worker1", password)
     assert response.status_code == (200 if password == PASSWORD else 401)
     assert seen == [0]

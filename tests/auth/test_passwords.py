@@ -9,18 +9,8 @@ from fastapi.testclient import TestClient
 
 from app.core.deps import ACCESS_RULE
 from app.core.routes import api_routes
-from tests.auth.conftest import (
-    NEW_PASSWORD,
-    PASSWORD_URL,
-    USERS,
-    Db,
-    assert_error,
-    bearer,
-    login,
-    me,
-    session_id_of,
-    tokens,
-)
+from tests.assertions import assert_error
+from tests.auth.conftest import NEW_PASSWORD, PASSWORD_URL, USERS, Db, bearer, login, me, session_id_of, tokens
 from tests.conftest import PASSWORD, Api, World
 
 

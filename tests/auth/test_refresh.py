@@ -10,17 +10,8 @@ from fastapi.testclient import TestClient
 
 from app.core.security import sha256_hex
 from app.core.types import utcnow
-from tests.auth.conftest import (
-    LOGOUT,
-    REFRESH,
-    Db,
-    assert_error,
-    bearer,
-    me,
-    session_id_of,
-    tokens,
-    unverified,
-)
+from tests.assertions import assert_error
+from tests.auth.conftest import LOGOUT, REFRESH, Db, bearer, me, session_id_of, tokens, unverified
 from tests.conftest import World
 
 

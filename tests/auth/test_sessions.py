@@ -8,7 +8,8 @@ from typing import Any
 from fastapi.testclient import TestClient
 
 from app.core.types import utcnow
-from tests.auth.conftest import USERS, Db, assert_error, bearer, login, me, session_id_of, tokens
+from tests.assertions import assert_error
+from tests.auth.conftest import USERS, Db, bearer, login, me, session_id_of, tokens
 from tests.conftest import Api, World
 
 

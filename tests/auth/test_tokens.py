@@ -9,18 +9,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from app.core.security import sha256_hex
-from tests.auth.conftest import (
-    Db,
-    assert_error,
-    bearer,
-    forge,
-    keys,
-    me,
-    now_ts,
-    tokens,
-    unverified,
-    valid_claims,
-)
+from tests.assertions import assert_error
+from tests.auth.conftest import Db, bearer, forge, keys, me, now_ts, tokens, unverified, valid_claims
 from tests.conftest import World
 
 

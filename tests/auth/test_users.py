@@ -7,7 +7,8 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.auth.conftest import USERS, Db, assert_error, login, tokens
+from tests.assertions import assert_error
+from tests.auth.conftest import USERS, Db, login, tokens
 from tests.conftest import Api, World
 
 TEMP = "Initial-Pass-2026!"

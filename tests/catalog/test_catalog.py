@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import Engine, text, update
+from sqlalchemy import Engine, update
 from sqlmodel import col
 
 from app.auth.models import User
@@ -17,8 +17,11 @@ from app.catalog import service
 from app.core.db import unit_of_work
 from app.core.types import city_today
 from app.main import app
+from tests.assertions import assert_error
 from tests.conftest import Api, World
-from tests.visits import resident, visit_body
+from tests.db import rows
+from tests.factories import visit_body
+from tests.visits import resident
 
 CATALOG = "/api/v1/catalog"
 ITEMS = f"{CATALOG}/items"
@@ -27,19 +30,6 @@ SEED_CODES = ["education", "contraceptives", "pregnancy_iud_check", "iud_procedu
               "sterilisation", "complications", "rh_checkup"]
 READERS = ("worker1", "grid_worker", "sup_street", "sup_district", "admin", "auditor")
 NOT_ADMINS = ("worker1", "sup_street", "sup_district", "auditor")
-
-
-def rows(engine: Engine, sql: str, **params: Any) -> list[dict[str, Any]]:
-    with engine.connect() as conn:
-        return [dict(r._mapping) for r in conn.execute(text(sql), params)]
-
-
-def assert_error(response: Any, status: int, code: str) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    body = dict(response.json())
-    assert body["code"] == code, body
-    assert set(body) == {"code", "message", "details"}
-    return body
 
 
 def new_item(**over: Any) -> dict[str, Any]:

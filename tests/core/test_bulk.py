@@ -17,7 +17,8 @@ from app.core.queries import among
 from app.core.types import new_id
 from app.visits.models import ServiceDelivery, Visit
 from tests.conftest import Api, World
-from tests.visits import post_visit, resident, visit_body
+from tests.factories import post_visit, visit_body
+from tests.visits import resident
 
 
 @pytest.fixture()

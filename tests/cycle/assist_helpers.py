@@ -9,7 +9,7 @@ import pytest
 
 from app.cycle.assistance import service
 from tests.conftest import Api, World
-from tests.people.wf_helpers import id_number, register
+from tests.factories import dwelling_id, id_number, register_resident
 
 URL = "/api/v1/assistance-requests"
 ME = "/api/v1/me/tasks"
@@ -18,8 +18,9 @@ ME = "/api/v1/me/tasks"
 def woman(api: Api, world: World, seq: str, community: str = "c1", user: str = "worker1",
           hukou: str = "411602") -> dict[str, Any]:
     """A resident registered in `community` whose 户籍地 is in 周口 (411600, a partner city) by default."""
-    return register(api, user, world, community, id_number=id_number(birth="19930707", seq=seq, area=hukou),
-                    hukou_code=hukou, name="刘梅", phone=None)
+    return register_resident(api, user, dwelling_id(world, community),
+                             id_number=id_number(birth="19930707", seq=seq, area=hukou), hukou_code=hukou,
+                             name="刘梅", phone=None)
 
 
 def draft(api: Api, resident_id: str, topic: str = "residence", urgent: bool = False,

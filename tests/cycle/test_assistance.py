@@ -11,7 +11,8 @@ from sqlalchemy import Engine
 from app.core.types import city_today
 from tests.conftest import Api, World
 from tests.cycle.assist_helpers import ME, URL, act, draft, incoming, set_today, woman
-from tests.people.wf_helpers import all_audit_text, audit_events, id_number, rows
+from tests.db import all_audit_text, audit_events, rows
+from tests.factories import id_number
 
 
 def test_outgoing_request_from_draft_to_answer(api: Api, world: World, engine: Engine,

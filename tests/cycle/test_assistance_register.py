@@ -12,7 +12,7 @@ from app.cycle.assistance import service
 from app.cycle.assistance.models import AssistanceRequest
 from tests.conftest import Api, World
 from tests.cycle.assist_helpers import URL, act, draft, incoming, woman
-from tests.people.test_duplicates import merge, pair
+from tests.people.wf_helpers import merge, pair
 
 
 def test_live_requests_follow_a_move(api: Api, world: World) -> None:

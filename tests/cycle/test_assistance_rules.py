@@ -12,7 +12,7 @@ from app.core.types import city_today
 from app.cycle.assistance.rules import TRANSITIONS, deadline
 from tests.conftest import Api, World
 from tests.cycle.assist_helpers import URL, act, draft, incoming, set_today, woman
-from tests.people.wf_helpers import id_number
+from tests.factories import id_number
 
 DEFAULTS = Settings()
 

@@ -2,33 +2,22 @@
 
 from __future__ import annotations
 
-import itertools
 from datetime import date, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine
 
 from app.core.types import city_today
-from app.people.rules import check_char
 from tests.conftest import Api, World
+from tests.db import rows
+from tests.factories import id_number
 
 API = "/api/v1"
 RESIDENTS = f"{API}/residents"
 LANDLORDS = f"{API}/landlords"
-_seq = itertools.count(1)
-
 # Every endpoint that takes a resident, with the callers that see a c1 resident and those that do not.
 SEES_C1 = ("worker1", "sup_street", "sup_district", "admin")
 BLIND_TO_C1 = ("worker2", "worker3", "sup_other")
-
-
-def id_number(birth: date | str = "19900315", *, male: bool = False, area: str = "411602", n: int | None = None) -> str:
-    """A valid 18-digit ID; each call gets a fresh sequence number unless `n` is given."""
-    born = birth.strftime("%Y%m%d") if isinstance(birth, date) else birth
-    k = next(_seq) if n is None else n
-    seq = (2 * k + (1 if male else 0)) % 1000
-    first17 = f"{area}{born}{seq:03d}"
-    return first17 + check_char(first17)
 
 
 def years_ago(years: int, *, days: int = 0) -> date:
@@ -40,42 +29,15 @@ def years_ago(years: int, *, days: int = 0) -> date:
     return d - timedelta(days=days)
 
 
-def dwelling(world: World, community: str = "c1", index: int = 0) -> str:
-    return world.dwellings[world.community(community)["id"]][index]
-
-
-def register(api: Api, world: World, user: str = "worker1", community: str = "c1", *, birth: date | str = "19900315",
-             male: bool = False, dwelling_index: int = 0, **over: Any) -> dict[str, Any]:
-    body: dict[str, Any] = {
+def resident_fields(birth: date | str = "19900315", *, male: bool = False, **over: Any) -> dict[str, Any]:
+    """The fields these tests register a resident with (李娜, a fresh ID number each call), for
+    `tests.factories.register_resident`."""
+    fields: dict[str, Any] = {
         "name": "李娜", "id_number": id_number(birth, male=male), "phone": "13912345678", "hukou_code": "411602",
         "hukou_address": "周口市川汇区人民路1号", "arrival_date": (city_today() - timedelta(days=30)).isoformat(),
-        "dwelling_id": dwelling(world, community, dwelling_index),
     }
-    body.update(over)
-    response = api.as_(user, "POST", RESIDENTS, json=body)
-    assert response.status_code == 201, response.text
-    return dict(response.json())
-
-
-def rows(engine: Engine, sql: str, **params: Any) -> list[dict[str, Any]]:
-    with engine.connect() as conn:
-        return [dict(r._mapping) for r in conn.execute(text(sql), params)]
-
-
-def execute(engine: Engine, sql: str, **params: Any) -> None:
-    with engine.begin() as conn:
-        conn.execute(text(sql), params)
-
-
-def audit_events(engine: Engine, action: str, target_id: str | None = None) -> list[dict[str, Any]]:
-    if target_id is None:
-        return rows(engine, "SELECT * FROM audit_events WHERE action = :a ORDER BY id", a=action)
-    return rows(engine, "SELECT * FROM audit_events WHERE action = :a AND target_id = :t ORDER BY id",
-                a=action, t=target_id)
-
-
-def all_audit_text(engine: Engine) -> str:
-    return "\n".join(" ".join(str(v) for v in row.values()) for row in rows(engine, "SELECT * FROM audit_events"))
+    fields.update(over)
+    return fields
 
 
 def dwelling_version(engine: Engine, dwelling_id: str) -> int:

@@ -8,18 +8,9 @@ from sqlalchemy import Engine
 
 from app.core.types import city_today
 from tests.conftest import Api, World
-from tests.people.wf_helpers import (
-    RESIDENTS,
-    all_audit_text,
-    audit_events,
-    execute,
-    flags_of,
-    id_number,
-    listed,
-    listed_ids,
-    register,
-    rows,
-)
+from tests.db import all_audit_text, audit_events, execute, rows
+from tests.factories import dwelling_id, id_number, register_resident
+from tests.people.wf_helpers import RESIDENTS, flags_of, listed, listed_ids
 
 CORRECTIONS = "/api/v1/corrections"
 
@@ -33,7 +24,7 @@ def decide(api: Api, correction_id: str, accept: bool, user: str = "worker1", re
 
 
 def test_accept_applies_the_correction(api: Api, world: World, engine: Engine) -> None:
-    r = register(api, "worker1", world)
+    r = register_resident(api, "worker1", dwelling_id(world))
     created = ask(
         api,
         r["id"],
@@ -82,7 +73,7 @@ def test_accept_applies_the_correction(api: Api, world: World, engine: Engine) -
 
 
 def test_reject_leaves_the_record(api: Api, world: World, engine: Engine) -> None:
-    r = register(api, "worker1", world)
+    r = register_resident(api, "worker1", dwelling_id(world))
     c = ask(api, r["id"], {"name": "张莉"}).json()
     for payload in (
         {"accept": False},
@@ -105,7 +96,7 @@ def test_reject_leaves_the_record(api: Api, world: World, engine: Engine) -> Non
 
 
 def test_values_are_checked_when_asked(api: Api, world: World, engine: Engine) -> None:
-    r = register(api, "worker1", world)
+    r = register_resident(api, "worker1", dwelling_id(world))
     tomorrow_plus = (city_today() + timedelta(days=5)).isoformat()
     cases: list[tuple[dict[str, Any], str]] = [
         ({"phone": "12345"}, "phone_format"),
@@ -139,7 +130,7 @@ def test_values_are_checked_when_asked(api: Api, world: World, engine: Engine) -
 
 
 def test_scope_and_roles(api: Api, world: World) -> None:
-    r = register(api, "worker1", world)
+    r = register_resident(api, "worker1", dwelling_id(world))
     c = ask(api, r["id"], {"occupation": "快递员"}).json()
     assert ask(api, r["id"], {"occupation": "厨师"}, user="worker2").status_code == 404
     assert ask(api, r["id"], {"occupation": "厨师"}, user="sup_other").status_code == 404
@@ -156,7 +147,7 @@ def test_scope_and_roles(api: Api, world: World) -> None:
 
 def test_requests_follow_the_person(api: Api, world: World) -> None:
     """Scope is the resident's current area: after a transfer the new community decides."""
-    r = register(api, "worker1", world)
+    r = register_resident(api, "worker1", dwelling_id(world))
     c = ask(api, r["id"], {"occupation": "快递员"}).json()
     response = api.as_(
         "worker3",
@@ -178,8 +169,8 @@ def test_requests_follow_the_person(api: Api, world: World) -> None:
 
 
 def test_accepted_name_change_is_checked_for_duplicates(api: Api, world: World, engine: Engine) -> None:
-    first = register(api, "worker1", world)
-    other = register(api, "worker1", world, id_number=id_number(seq="004"), name="张莉", dwelling=1)
+    first = register_resident(api, "worker1", dwelling_id(world))
+    other = register_resident(api, "worker1", dwelling_id(world, "c1", 1), id_number=id_number(seq="004"), name="张莉")
     assert flags_of(engine, first["id"], other["id"]) == []
     c = ask(api, other["id"], {"name": "张丽"}).json()
     assert decide(api, c["id"], True).status_code == 200
@@ -188,7 +179,7 @@ def test_accepted_name_change_is_checked_for_duplicates(api: Api, world: World, 
 
 
 def test_values_that_no_longer_pass_are_not_applied(api: Api, world: World, engine: Engine) -> None:
-    r = register(api, "worker1", world)
+    r = register_resident(api, "worker1", dwelling_id(world))
     c = ask(api, r["id"], {"hukou_code": "411602"}).json()
     # Say the rules tightened after the request was recorded.
     execute(engine, "UPDATE correction_requests SET changes = :c WHERE id = :i", c='{"hukou_code": "41"}', i=c["id"])
@@ -198,7 +189,7 @@ def test_values_that_no_longer_pass_are_not_applied(api: Api, world: World, engi
 
 
 def test_anonymised_or_archived_records_take_no_corrections(api: Api, world: World, engine: Engine) -> None:
-    r = register(api, "worker1", world)
+    r = register_resident(api, "worker1", dwelling_id(world))
     c = ask(api, r["id"], {"occupation": "快递员"}).json()
     execute(engine, "UPDATE residents SET anonymised_at = :t WHERE id = :i", t=datetime.now(UTC), i=r["id"])
     assert ask(api, r["id"], {"occupation": "厨师"}).json()["code"] == "resident_anonymised"

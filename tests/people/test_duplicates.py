@@ -9,48 +9,17 @@ from sqlalchemy import Engine
 from app.core.db import unit_of_work
 from app.people.models import FpDocument, HealthRecord
 from tests.conftest import Api, World
-from tests.people.wf_helpers import (
-    RESIDENTS,
-    all_audit_text,
-    audit_events,
-    execute,
-    flags_of,
-    id_number,
-    listed,
-    listed_ids,
-    register,
-    rows,
-)
+from tests.db import all_audit_text, audit_events, execute, rows
+from tests.factories import dwelling_id, id_number, register_resident
+from tests.people.wf_helpers import ID_A, ID_B, RESIDENTS, flags_of, listed, listed_ids, merge, pair
 
 DUPES = "/api/v1/duplicates"
-ID_A = id_number(seq="002")
-ID_B = id_number(seq="004")  # same person, mistyped sequence: same name, birth date and phone
-
-
-def pair(api: Api, world: World) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Two records in c1 of one person; the second typed with another ID and phone formatting."""
-    a = register(api, "worker1", world, id_number=ID_A)
-    b = register(api, "worker1", world, id_number=ID_B, dwelling=1, phone="+86 138 0013 8000")
-    return a, b
-
-
 def open_flag(api: Api, *residents: dict[str, Any], user: str = "sup_street") -> dict[str, Any]:
     """The one open flag listed for `user` that concerns these residents."""
     ids = {r["id"] for r in residents}
     mine = [f for f in listed(api, user, DUPES, status="open") if {f["resident_a"], f["resident_b"]} & ids]
     assert len(mine) == 1, mine
     return mine[0]
-
-
-def merge(api: Api, keep: dict[str, Any], merged: dict[str, Any], user: str = "sup_street", **over: Any) -> Any:
-    payload = {
-        "merged_id": merged["id"],
-        "reason": "duplicate_registration",
-        "version_keep": keep["version"],
-        "version_merged": merged["version"],
-        **over,
-    }
-    return api.as_(user, "POST", f"{RESIDENTS}/{keep['id']}/merge", json=payload)
 
 
 def add_health_and_doc(engine: Engine, resident_id: str, district_code: str) -> None:
@@ -79,15 +48,16 @@ def test_flag_for_same_name_birth_date_and_phone(api: Api, world: World, engine:
     assert api.as_("sup_street", "GET", DUPES, params={"status": "closed"}).status_code == 422
 
     # A different phone, or a different birth date, is not a likely duplicate.
-    c = register(api, "worker1", world, id_number=id_number(seq="006"), phone="13900001111", dwelling=2)
-    d = register(api, "worker1", world, id_number=id_number(birth="19900316", seq="008"), dwelling=3)
+    c = register_resident(api, "worker1", dwelling_id(world, "c1", 2), id_number=id_number(seq="006"),
+                          phone="13900001111")
+    d = register_resident(api, "worker1", dwelling_id(world, "c1", 3), id_number=id_number(birth="19900316", seq="008"))
     assert flags_of(engine, c["id"], d["id"]) == []
 
 
 def test_a_pair_across_two_areas_shows_each_side_only_its_own_record(api: Api, world: World,
                                                                      engine: Engine) -> None:
-    here = register(api, "worker1", world, id_number=ID_A)
-    there = register(api, "worker3", world, "c3", id_number=ID_B)
+    here = register_resident(api, "worker1", dwelling_id(world), id_number=ID_A)
+    there = register_resident(api, "worker3", dwelling_id(world, "c3"), id_number=ID_B)
     [stored] = flags_of(engine, here["id"], there["id"])
     for user, mine, other in (("sup_other", there, here), ("sup_district", here, there), ("sup_street", here, there)):
         response = api.as_(user, "GET", DUPES, params={"status": "open"})
@@ -238,7 +208,7 @@ def test_merge_keeps_a_second_health_record_on_the_merged_one(api: Api, world: W
 
 def test_merge_refusals(api: Api, world: World, engine: Engine) -> None:
     a, b = pair(api, world)
-    c = register(api, "worker3", world, "c3", id_number=id_number(seq="010"))
+    c = register_resident(api, "worker3", dwelling_id(world, "c3"), id_number=id_number(seq="010"))
     assert merge(api, a, b, user="worker1").status_code == 403
     assert merge(api, a, b, user="auditor").status_code == 403
     same = merge(api, a, a)
@@ -273,7 +243,7 @@ def test_merge_refusals(api: Api, world: World, engine: Engine) -> None:
 def test_merge_settles_open_requests_and_third_party_flags(api: Api, world: World, engine: Engine) -> None:
     a, b = pair(api, world)
     # A third record that looks like b: registered in c2 with the same name, birth date and phone.
-    third = register(api, "worker2", world, "c2", id_number=id_number(seq="012"))
+    third = register_resident(api, "worker2", dwelling_id(world, "c2"), id_number=id_number(seq="012"))
     assert len(flags_of(engine, a["id"], b["id"], third["id"])) == 3  # a-b, a-third, b-third
     # worker3 asks for b's record; a correction is pending on b.
     transfer = api.as_(
@@ -315,9 +285,9 @@ def test_merge_settles_open_requests_and_third_party_flags(api: Api, world: Worl
 
 
 def test_merge_repoints_flags_with_a_third_record(api: Api, world: World, engine: Engine) -> None:
-    a = register(api, "worker1", world, id_number=ID_A, phone="13700137000")
-    b = register(api, "worker1", world, id_number=ID_B, dwelling=1)
-    third = register(api, "worker2", world, "c2", id_number=id_number(seq="012"))
+    a = register_resident(api, "worker1", dwelling_id(world), id_number=ID_A, phone="13700137000")
+    b = register_resident(api, "worker1", dwelling_id(world, "c1", 1), id_number=ID_B)
+    third = register_resident(api, "worker2", dwelling_id(world, "c2"), id_number=id_number(seq="012"))
     # Only b and the third record share a phone: one flag, b-third.
     assert len(flags_of(engine, a["id"], b["id"], third["id"])) == 1
     out = merge(api, a, b).json()

@@ -14,17 +14,10 @@ from app.people.models import Resident
 from app.people.rules import check_char, provinces
 from app.sync.wire import date_to_ms
 from tests.conftest import Api, World
-from tests.people.rec_helpers import (
-    LANDLORDS,
-    RESIDENTS,
-    dwelling,
-    free_dwelling,
-    landlord_body,
-    register,
-    rows,
-    valid_doc,
-)
-from tests.people.test_import import csv_file, errors, person, upload
+from tests.db import rows
+from tests.factories import dwelling_id, register_resident
+from tests.people.import_helpers import csv_file, errors, person, upload
+from tests.people.rec_helpers import LANDLORDS, RESIDENTS, free_dwelling, landlord_body, resident_fields, valid_doc
 from tests.sync.helpers import rows as orm_rows
 from tests.sync.push_helpers import changes, codes, cursor, push, resident_raw, wid
 
@@ -43,7 +36,7 @@ def nowhere_id(area: str = "000000", seq: str = "024") -> str:
 
 def body(world: World, **over: Any) -> dict[str, Any]:
     data = {"name": "张丽", "id_number": nowhere_id(), "hukou_code": "411602", "arrival_date": "2026-10-01",
-            "dwelling_id": dwelling(world)}
+            "dwelling_id": dwelling_id(world)}
     data.update(over)
     return data
 
@@ -94,7 +87,8 @@ def test_a_bad_check_digit_is_named_first(api: Api, world: World) -> None:
 @pytest.mark.parametrize("area", ["410100", "412701", "419001", "110000", "820000", "711234", "659999"])
 def test_old_or_unusual_codes_below_province_level_are_accepted(api: Api, world: World, area: str) -> None:
     """412701 (周口地区, before 2000) and invented county codes of a known province: only the province is checked."""
-    created = register(api, world, id_number=nowhere_id(area, seq="022"))
+    created = register_resident(api, "worker1", dwelling_id(world),
+                                **resident_fields(id_number=nowhere_id(area, seq="022")))
     assert created["id_verified"] is True
 
 
@@ -119,7 +113,7 @@ def test_import_reports_the_province_and_lets_a_supervisor_accept(api: Api, worl
 def test_sync_push_refuses_the_record_with_the_code(api: Api, world: World, engine: Engine) -> None:
     last = cursor(api, "worker1")
     rid = wid()
-    raw = resident_raw(rid, dwelling(world), "000", id_number=nowhere_id(seq="052"))
+    raw = resident_raw(rid, dwelling_id(world), "000", id_number=nowhere_id(seq="052"))
     assert codes(push(api, "worker1", changes(residents={"created": [raw]}), last)) == {rid: "id_province_unknown"}
     assert not orm_rows(engine, select(Resident.id).where(Resident.id == rid))
 
@@ -129,7 +123,7 @@ def test_division_codes_must_name_a_province(api: Api, world: World, engine: Eng
     response = api.as_("worker1", "POST", RESIDENTS, json=body(world, id_number=with_check("41160219900315026"),
                                                                 hukou_code=code))
     assert (response.status_code, response.json()["code"]) == (422, "division_province_unknown")
-    resident = register(api, world)
+    resident = register_resident(api, "worker1", dwelling_id(world), **resident_fields())
     response = api.as_("worker1", "POST", f"{RESIDENTS}/{resident['id']}/fp-documents",
                        json=valid_doc(issuing_division=code))
     assert (response.status_code, response.json()["code"]) == (422, "division_province_unknown")
@@ -172,7 +166,7 @@ def test_other_scripts_digits_are_refused_in_fields(api: Api, world: World, fiel
 
 
 def test_fp_document_division_in_other_digits_is_refused(api: Api, world: World) -> None:
-    resident = register(api, world)
+    resident = register_resident(api, "worker1", dwelling_id(world), **resident_fields())
     response = api.as_("worker1", "POST", f"{RESIDENTS}/{resident['id']}/fp-documents",
                        json=valid_doc(issuing_division="٤١١٦٠٢"))
     assert response.status_code == 422
@@ -209,5 +203,5 @@ def test_sync_arrival_date_still_takes_epoch_ms(api: Api, world: World) -> None:
     """Dates on the sync wire are epoch milliseconds (docs/sync.md); only the REST API takes ISO text."""
     last = cursor(api, "worker1")
     rid = wid()
-    raw = resident_raw(rid, dwelling(world), "062", arrival_date=date_to_ms(date(2026, 9, 2)))
+    raw = resident_raw(rid, dwelling_id(world), "062", arrival_date=date_to_ms(date(2026, 9, 2)))
     assert codes(push(api, "worker1", changes(residents={"created": [raw]}), last)) == {}

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import io
 import zipfile
 from datetime import date
@@ -13,66 +12,10 @@ import pytest
 from sqlalchemy import Engine
 
 from app.people.imports.rules import COLUMNS
-from app.people.rules import check_char
 from tests.conftest import Api, World
-from tests.people.wf_helpers import audit_events, register, rows
-
-TEMPLATE = "/api/v1/residents/import/template"
-IMPORT = "/api/v1/residents/import"
-HEADERS = ["姓名", "公民身份号码", "性别", "出生日期", "手机号码", "民族", "户籍地代码", "户籍地址", "到达日期",
-           "婚姻状况", "工作单位", "职业", "居住证号码", "住所编号", "社区代码", "住所地址", "身份号码未核验"]
-XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
-
-
-def idn(birth: str = "19900315", seq: str = "102", area: str = "411602") -> str:
-    """A valid ID (sequence below 600: never one of the demo's)."""
-    return area + birth + seq + check_char(area + birth + seq)
-
-
-def person(world: World, community: str = "c1", **over: Any) -> dict[str, str]:
-    c = world.community(community)
-    data = {"姓名": "王芳", "公民身份号码": idn(), "手机号码": "138-0013-8000", "户籍地代码": "411602",
-            "户籍地址": "河南省周口市川汇区某路1号", "到达日期": "2026-09-01", "婚姻状况": "已婚",
-            "住所编号": world.dwellings[c["id"]][0]}
-    data.update(over)
-    return data
-
-
-def csv_file(records: list[dict[str, str]], encoding: str = "utf-8-sig", headers: list[str] | None = None) -> bytes:
-    out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=headers or HEADERS, lineterminator="\r\n")
-    writer.writeheader()
-    writer.writerows(records)
-    return out.getvalue().encode(encoding)
-
-
-def xlsx_file(records: list[dict[str, Any]]) -> bytes:
-    book = openpyxl.Workbook()
-    sheet = book.active
-    assert sheet is not None
-    sheet.append(HEADERS)
-    for record in records:
-        sheet.append([record.get(h) for h in HEADERS])
-    out = io.BytesIO()
-    book.save(out)
-    return out.getvalue()
-
-
-def upload(api: Api, user: str, data: bytes, *, dry_run: bool = True, name: str = "register.csv",
-           content_type: str = "text/csv") -> Any:
-    return api.as_(user, "POST", IMPORT, params={"dry_run": str(dry_run).lower()},
-                   files={"file": (name, data, content_type)})
-
-
-def count(engine: Engine, table: str) -> int:
-    return int(rows(engine, f"SELECT count(*) AS n FROM {table}")[0]["n"])  # noqa: S608 - our table names
-
-
-def errors(response: Any) -> set[tuple[int, str | None, str]]:
-    body = response.json()
-    report = body["details"] if "details" in body and body.get("code") else body
-    return {(e["row"], e["column"], e["code"]) for e in report["errors"]}
-
+from tests.db import audit_events, count, rows
+from tests.factories import dwelling_id, id_number, register_resident
+from tests.people.import_helpers import HEADERS, IMPORT, TEMPLATE, XLSX, csv_file, errors, person, upload, xlsx_file
 
 # --- the template -----------------------------------------------------------------------------------------
 
@@ -109,9 +52,9 @@ def test_template_round_trip(api: Api, world: World, engine: Engine) -> None:
     sheet = book["居民信息"]
     column = {h: i + 1 for i, h in enumerate(HEADERS)}
     filled = [
-        {"姓名": "李娜", "公民身份号码": idn("19950720", "124"), "性别": "女", "到达日期": "2026-08-15",
+        {"姓名": "李娜", "公民身份号码": id_number("19950720", "124"), "性别": "女", "到达日期": "2026-08-15",
          "户籍地代码": "411702", "住所编号": dwelling_id, "手机号码": "13912345678"},
-        {"姓名": "赵强", "公民身份号码": idn("19880102", "113", "411502"), "出生日期": "1988-01-02",
+        {"姓名": "赵强", "公民身份号码": id_number("19880102", "113", area="411502"), "出生日期": "1988-01-02",
          "到达日期": "2026-07-01", "户籍地代码": "411502", "社区代码": other[1], "住所地址": f" {other[3]} "},
     ]
     for offset, record in enumerate(filled, start=2):
@@ -150,7 +93,7 @@ def test_template_round_trip(api: Api, world: World, engine: Engine) -> None:
 # --- CSV ----------------------------------------------------------------------------------------------------
 
 def test_csv_dry_run_then_commit(api: Api, world: World, engine: Engine) -> None:
-    records = [person(world), person(world, 姓名="刘洋", 公民身份号码=idn("20000101", "131"), 婚姻状况="未婚")]
+    records = [person(world), person(world, 姓名="刘洋", 公民身份号码=id_number("20000101", "131"), 婚姻状况="未婚")]
     data = csv_file(records)
     dry = upload(api, "worker1", data)
     assert dry.status_code == 200, dry.text
@@ -180,14 +123,14 @@ def test_gb18030_csv_from_chinese_excel(api: Api, world: World, engine: Engine) 
 
 
 def test_every_row_error_is_reported(api: Api, world: World) -> None:
-    bad_check = idn()[:17] + ("0" if idn()[17] != "0" else "1")
+    bad_check = id_number(seq="102")[:17] + ("0" if id_number(seq="102")[17] != "0" else "1")
     records = [
         person(world),  # row 2: fine
         person(world, 公民身份号码=bad_check, 手机号码="12345"),  # row 3: two errors
-        person(world, 公民身份号码=idn("19851111", "141"), 性别="女", 到达日期="2026/13/01"),  # row 4: odd = male
+        person(world, 公民身份号码=id_number("19851111", "141"), 性别="女", 到达日期="2026/13/01"),  # row 4: odd = male
         person(world, 姓名="王芳芳"),  # row 5: same ID as row 2
-        person(world, 姓名="", 公民身份号码=idn("19920202", "152"), 户籍地代码="4116"),  # row 6
-        person(world, 公民身份号码=idn("19930303", "162"), 到达日期="2099-01-01", 婚姻状况="保密",
+        person(world, 姓名="", 公民身份号码=id_number("19920202", "152"), 户籍地代码="4116"),  # row 6
+        person(world, 公民身份号码=id_number("19930303", "162"), 到达日期="2099-01-01", 婚姻状况="保密",
                住所编号="", 社区代码="", 住所地址=""),  # row 7
         person(world, 公民身份号码="4116021990", 身份号码未核验="也许"),  # row 8
     ]
@@ -213,7 +156,7 @@ def test_every_row_error_is_reported(api: Api, world: World) -> None:
 
 
 def test_one_bad_row_means_nothing_is_stored(api: Api, world: World, engine: Engine) -> None:
-    records = [person(world, 公民身份号码=idn(seq=str(100 + 2 * i))) for i in range(5)]
+    records = [person(world, 公民身份号码=id_number(seq=str(100 + 2 * i))) for i in range(5)]
     records[3]["手机号码"] = "not a phone"
     before = {t: count(engine, t) for t in ("residents", "tenancies", "duplicate_flags")}
     response = upload(api, "worker1", csv_file(records), dry_run=False)
@@ -231,8 +174,9 @@ def test_dwelling_outside_my_area_is_a_row_error(api: Api, world: World, engine:
     c3_dwelling = rows(engine, "SELECT address FROM dwellings WHERE id = :i", i=world.dwellings[c3["id"]][0])[0]
     records = [
         person(world, 住所编号=world.dwellings[c2["id"]][0]),
-        person(world, 公民身份号码=idn(seq="172"), 住所编号="", 社区代码=c3["code"], 住所地址=c3_dwelling["address"]),
-        person(world, 公民身份号码=idn(seq="174"), 住所编号="0" * 32),
+        person(world, 公民身份号码=id_number(seq="172"), 住所编号="", 社区代码=c3["code"],
+               住所地址=c3_dwelling["address"]),
+        person(world, 公民身份号码=id_number(seq="174"), 住所编号="0" * 32),
     ]
     response = upload(api, "worker1", csv_file(records))
     assert errors(response) == {(2, "住所编号", "dwelling_not_found"), (3, "住所地址", "dwelling_not_found"),
@@ -247,7 +191,7 @@ def test_dwelling_outside_my_area_is_a_row_error(api: Api, world: World, engine:
 
 
 def test_people_already_registered(api: Api, world: World, engine: Engine) -> None:
-    mine = register(api, "worker1", world, id_number=idn(seq="182"))
+    mine = register_resident(api, "worker1", dwelling_id(world), id_number=id_number(seq="182"))
     records = [person(world, 公民身份号码=mine["id_number"])]
     assert errors(upload(api, "worker1", csv_file(records))) == {(2, "公民身份号码", "resident_exists")}
     c3 = world.community("c3")
@@ -259,7 +203,7 @@ def test_people_already_registered(api: Api, world: World, engine: Engine) -> No
 
 
 def test_returning_person_is_registered_again(api: Api, world: World, engine: Engine) -> None:
-    gone = register(api, "worker1", world, id_number=idn(seq="192"))
+    gone = register_resident(api, "worker1", dwelling_id(world), id_number=id_number(seq="192"))
     left = api.as_("worker1", "POST", f"/api/v1/residents/{gone['id']}/leave",
                    json={"version": gone["version"], "left_on": "2026-10-01", "reason": "returned_home"})
     assert left.status_code == 200, left.text
@@ -279,7 +223,7 @@ def test_returning_person_is_registered_again(api: Api, world: World, engine: En
 
 def test_person_who_left_another_area_is_not_taken_over(api: Api, world: World, engine: Engine) -> None:
     """Their record stays with the community that holds it: the import reports it and opens nothing."""
-    gone = register(api, "worker3", world, "c3", id_number=idn(seq="196"))
+    gone = register_resident(api, "worker3", dwelling_id(world, "c3"), id_number=id_number(seq="196"))
     left = api.as_("worker3", "POST", f"/api/v1/residents/{gone['id']}/leave",
                    json={"version": gone["version"], "left_on": "2026-10-01", "reason": "moved_within_city"})
     assert left.status_code == 200, left.text
@@ -295,7 +239,7 @@ def test_person_who_left_another_area_is_not_taken_over(api: Api, world: World, 
 
 
 def test_unverified_id_needs_a_supervisor(api: Api, world: World, engine: Engine) -> None:
-    good = idn(seq="202")
+    good = id_number(seq="202")
     bad = good[:17] + ("0" if good[17] != "0" else "1")
     records = [person(world, 公民身份号码=bad, 身份号码未核验="是")]
     assert errors(upload(api, "worker1", csv_file(records))) == {(2, "身份号码未核验", "supervisor_only")}
@@ -307,11 +251,11 @@ def test_unverified_id_needs_a_supervisor(api: Api, world: World, engine: Engine
 
 def test_import_writes_what_the_form_writes(api: Api, world: World, engine: Engine) -> None:
     """The same person registered through POST and through the import gives the same record."""
-    via_form = register(api, "worker1", world, id_number=idn(seq="212"), name="孙丽", phone="13700137000",
-                        hukou_code="411627", marital_status="married", arrival_date="2026-09-01",
-                        employer="某公司", occupation="保洁员")
-    records = [person(world, 姓名="孙丽", 公民身份号码=idn(seq="214"), 手机号码="13700137000", 户籍地代码="411627",
-                      户籍地址="", 工作单位="某公司", 职业="保洁员")]
+    via_form = register_resident(api, "worker1", dwelling_id(world), id_number=id_number(seq="212"), name="孙丽",
+                                 phone="13700137000", hukou_code="411627", marital_status="married",
+                                 arrival_date="2026-09-01", employer="某公司", occupation="保洁员")
+    records = [person(world, 姓名="孙丽", 公民身份号码=id_number(seq="214"), 手机号码="13700137000",
+                      户籍地代码="411627", 户籍地址="", 工作单位="某公司", 职业="保洁员")]
     assert upload(api, "worker1", csv_file(records), dry_run=False).status_code == 201
     imported = rows(engine, "SELECT id FROM residents WHERE id_number = :n", n=records[0]["公民身份号码"])[0]
     via_import = api.as_("worker1", "GET", f"/api/v1/residents/{imported['id']}").json()
@@ -325,7 +269,7 @@ def test_xlsx_with_numeric_and_date_cells(api: Api, world: World) -> None:
     legacy = "411602900315102"  # a 15-digit ID fits in a number exactly
     record.update(公民身份号码=int(legacy), 手机号码=13800138000, 到达日期=date(2026, 9, 1), 出生日期=date(1990, 3, 15),
                   户籍地代码=411602)
-    numeric_id = dict(record, 公民身份号码=int(idn(seq="222")))  # 18 digits: Excel keeps only 15
+    numeric_id = dict(record, 公民身份号码=int(id_number(seq="222")))  # 18 digits: Excel keeps only 15
     response = upload(api, "worker1", xlsx_file([record, numeric_id]), name="x.xlsx", content_type=XLSX)
     assert response.status_code == 200, response.text
     assert response.json()["valid_rows"] == 1
@@ -333,7 +277,7 @@ def test_xlsx_with_numeric_and_date_cells(api: Api, world: World) -> None:
 
 
 def test_headers_in_english_and_unknown_columns(api: Api, world: World) -> None:
-    record = {"name": "王芳", "id_number": idn(seq="232"), "hukou_code": "411602", "arrival_date": "2026-09-01",
+    record = {"name": "王芳", "id_number": id_number(seq="232"), "hukou_code": "411602", "arrival_date": "2026-09-01",
               "dwelling_id": world.dwellings[world.community("c1")["id"]][0], "备注": "x"}
     response = upload(api, "worker1", csv_file([record], headers=list(record)))
     assert response.status_code == 200, response.text
@@ -368,7 +312,7 @@ def test_bad_files_are_refused(api: Api, data: bytes, status: int, code: str) ->
 
 def test_nul_bytes_deep_in_a_csv_are_row_errors(api: Api, world: World) -> None:
     """Past the first 64 KiB the file is not refused whole: the row says which cell holds the NUL."""
-    records = [person(world), person(world, 公民身份号码=idn(seq="242"), 住所编号="ab\x00cd")]
+    records = [person(world), person(world, 公民身份号码=id_number(seq="242"), 住所编号="ab\x00cd")]
     data = csv_file(records)
     head, tail = data.split(b"\r\n", 2)[:2], data.split(b"\r\n", 2)[2]
     padded = b"\r\n".join(head) + b"\r\n" + b"\r\n" * 70_000 + tail

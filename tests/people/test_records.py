@@ -10,23 +10,20 @@ from sqlalchemy import Engine
 
 from app.core.types import city_today
 from tests.conftest import Api, World
+from tests.db import all_audit_text, audit_events, rows
+from tests.factories import dwelling_id, id_number, register_resident
 from tests.people.rec_helpers import (
     API,
     BLIND_TO_C1,
     LANDLORDS,
     RESIDENTS,
     SEES_C1,
-    all_audit_text,
-    audit_events,
-    dwelling,
     dwelling_version,
     free_dwelling,
-    id_number,
     key_person,
     landlord_body,
     put_health,
-    register,
-    rows,
+    resident_fields,
     valid_doc,
     years_ago,
 )
@@ -275,8 +272,9 @@ def test_attach_errors_and_scope(api: Api, world: World, engine: Engine) -> None
 
 
 def test_tenancy_history_and_current_tenants(api: Api, world: World) -> None:
-    first, second = dwelling(world, "c1", 3), dwelling(world, "c1", 4)
-    r = register(api, world, dwelling_index=3, arrival_date=(TODAY - timedelta(days=60)).isoformat())
+    first, second = dwelling_id(world, "c1", 3), dwelling_id(world, "c1", 4)
+    r = register_resident(api, "worker1", dwelling_id(world, "c1", 3),
+                          **resident_fields(arrival_date=(TODAY - timedelta(days=60)).isoformat()))
     moved = api.as_("worker1", "POST", f"{RESIDENTS}/{r['id']}/move",
                     json={"version": r["version"], "dwelling_id": second, "moved_on": TODAY.isoformat(),
                           "source": "landlord"})
@@ -303,7 +301,7 @@ def test_tenancy_history_and_current_tenants(api: Api, world: World) -> None:
 
 
 def test_fp_documents_create_list_audited(api: Api, world: World, engine: Engine) -> None:
-    r = register(api, world)
+    r = register_resident(api, "worker1", dwelling_id(world), **resident_fields())
     created = api.as_("worker1", "POST", f"{RESIDENTS}/{r['id']}/fp-documents", json=valid_doc())
     assert created.status_code == 201, created.text
     doc = created.json()
@@ -335,14 +333,14 @@ def test_fp_documents_create_list_audited(api: Api, world: World, engine: Engine
     ({"checked_by": "someone"}, "validation_error"),
 ])
 def test_fp_document_rules(api: Api, world: World, over: dict[str, Any], code: str) -> None:
-    r = register(api, world)
+    r = register_resident(api, "worker1", dwelling_id(world), **resident_fields())
     response = api.as_("worker1", "POST", f"{RESIDENTS}/{r['id']}/fp-documents", json=valid_doc(**over))
     assert response.status_code == 422, response.text
     assert response.json()["code"] == code
 
 
 def test_fp_document_patch(api: Api, world: World, engine: Engine) -> None:
-    r = register(api, world)
+    r = register_resident(api, "worker1", dwelling_id(world), **resident_fields())
     doc = api.as_("worker1", "POST", f"{RESIDENTS}/{r['id']}/fp-documents", json=valid_doc()).json()
     url = f"{API}/fp-documents/{doc['id']}"
     renumbered = api.as_("worker1", "PATCH", url, json={"version": 1, "number": "豫周婚育2024-000999"})
@@ -367,7 +365,7 @@ def test_fp_document_patch(api: Api, world: World, engine: Engine) -> None:
 
 
 def test_no_fp_or_health_writes_for_people_who_left(api: Api, world: World) -> None:
-    r = register(api, world)
+    r = register_resident(api, "worker1", dwelling_id(world), **resident_fields())
     doc = api.as_("worker1", "POST", f"{RESIDENTS}/{r['id']}/fp-documents", json=valid_doc()).json()
     left = api.as_("worker1", "POST", f"{RESIDENTS}/{r['id']}/leave",
                    json={"version": r["version"], "left_on": TODAY.isoformat(), "reason": "left_city"})
@@ -388,7 +386,7 @@ def test_no_fp_or_health_writes_for_people_who_left(api: Api, world: World) -> N
 
 
 def test_health_purpose_required(api: Api, world: World) -> None:
-    r = register(api, world)
+    r = register_resident(api, "worker1", dwelling_id(world), **resident_fields())
     url = f"{RESIDENTS}/{r['id']}/health"
     assert api.as_("worker1", "GET", url).status_code == 422
     assert api.as_("worker1", "GET", url, params={"purpose": "curiosity"}).status_code == 422
@@ -397,7 +395,7 @@ def test_health_purpose_required(api: Api, world: World) -> None:
 
 
 def test_health_read_write_audited(api: Api, world: World, engine: Engine) -> None:
-    r = register(api, world)
+    r = register_resident(api, "worker1", dwelling_id(world), **resident_fields())
     url = f"{RESIDENTS}/{r['id']}/health"
     empty = api.as_("worker1", "GET", url, params={"purpose": "visit"})
     assert empty.status_code == 200
@@ -423,19 +421,19 @@ def test_health_read_write_audited(api: Api, world: World, engine: Engine) -> No
 
 
 def test_health_versions(api: Api, world: World) -> None:
-    r = register(api, world)
+    r = register_resident(api, "worker1", dwelling_id(world), **resident_fields())
     assert put_health(api, r["id"]).status_code == 200
     create_again = put_health(api, r["id"], version=0)
     assert create_again.status_code == 409 and create_again.json()["details"] == {"current_version": 1}
     stale = put_health(api, r["id"], version=5)
     assert stale.status_code == 409 and stale.json()["code"] == "stale_version"
-    other = register(api, world)
+    other = register_resident(api, "worker1", dwelling_id(world), **resident_fields())
     missing = put_health(api, other["id"], version=1)
     assert missing.status_code == 409 and missing.json()["details"] == {"current_version": 0}
 
 
 def test_health_children_under_14(api: Api, world: World) -> None:
-    r = register(api, world, birth="19850101")
+    r = register_resident(api, "worker1", dwelling_id(world), **resident_fields(birth="19850101"))
     children = [
         {"birth_date": years_ago(14).isoformat(), "sex": "M"},  # 14 today: no longer under 14
         {"birth_date": (years_ago(14) + timedelta(days=1)).isoformat(), "sex": "F"},  # 14 tomorrow
@@ -465,21 +463,21 @@ def test_health_children_under_14(api: Api, world: World) -> None:
     ({"diagnosis": "x"}, "validation_error"),
 ])
 def test_health_rules(api: Api, world: World, over: dict[str, Any], code: str) -> None:
-    r = register(api, world)
+    r = register_resident(api, "worker1", dwelling_id(world), **resident_fields())
     response = put_health(api, r["id"], **over)
     assert response.status_code == 422, response.text
     assert response.json()["code"] == code
 
 
 def test_pregnancy_only_for_women(api: Api, world: World) -> None:
-    man = register(api, world, male=True, birth="19880808")
+    man = register_resident(api, "worker1", dwelling_id(world), **resident_fields(male=True, birth="19880808"))
     response = put_health(api, man["id"], pregnancy="pregnant", contraception="condom")
     assert response.status_code == 422 and response.json()["code"] == "pregnancy_sex"
     assert put_health(api, man["id"], pregnancy="not_pregnant", contraception="condom").status_code == 200
 
 
 def test_health_scope(api: Api, world: World) -> None:
-    r = register(api, world)
+    r = register_resident(api, "worker1", dwelling_id(world), **resident_fields())
     assert put_health(api, r["id"]).status_code == 200
     url = f"{RESIDENTS}/{r['id']}/health"
     assert_scoped_read(api, url, params={"purpose": "visit"})
@@ -495,7 +493,7 @@ def test_health_scope(api: Api, world: World) -> None:
 
 def settled_woman(api: Api, world: World, **over: Any) -> dict[str, Any]:
     """A woman of 30-something with a valid 婚育证明 and an IUD: not a key person."""
-    r = register(api, world, birth="19920202", **over)
+    r = register_resident(api, "worker1", dwelling_id(world), **resident_fields(birth="19920202", **over))
     assert api.as_("worker1", "POST", f"{RESIDENTS}/{r['id']}/fp-documents", json=valid_doc()).status_code == 201
     response = put_health(api, r["id"])
     assert response.status_code == 200, response.text
@@ -504,7 +502,7 @@ def settled_woman(api: Api, world: World, **over: Any) -> dict[str, Any]:
 
 
 def test_key_person_woman_with_iud_and_valid_doc_is_not_key(api: Api, world: World) -> None:
-    r = register(api, world, birth="19920202")
+    r = register_resident(api, "worker1", dwelling_id(world), **resident_fields(birth="19920202"))
     assert key_person(api, r["id"]) is True  # nothing known yet: a visit is due
     assert api.as_("worker1", "POST", f"{RESIDENTS}/{r['id']}/fp-documents", json=valid_doc()).status_code == 201
     assert key_person(api, r["id"]) is True  # no health record yet
@@ -537,13 +535,14 @@ def test_key_person_without_valid_document(api: Api, world: World) -> None:
 
 
 def test_key_person_never_men_or_women_over_49(api: Api, world: World) -> None:
-    man = register(api, world, male=True, birth="19900101")
+    man = register_resident(api, "worker1", dwelling_id(world), **resident_fields(male=True, birth="19900101"))
     assert key_person(api, man["id"]) is False
     assert put_health(api, man["id"], contraception="none", pregnancy="unknown").json()["key_person"] is False
-    fifty = register(api, world, birth=years_ago(50, days=1))
+    fifty = register_resident(api, "worker1", dwelling_id(world), **resident_fields(birth=years_ago(50, days=1)))
     assert key_person(api, fifty["id"]) is False
     assert put_health(api, fifty["id"], contraception="none").json()["key_person"] is False
-    forty_nine = register(api, world, birth=years_ago(50) + timedelta(days=1))
+    forty_nine = register_resident(api, "worker1", dwelling_id(world),
+                                   **resident_fields(birth=years_ago(50) + timedelta(days=1)))
     assert key_person(api, forty_nine["id"]) is True
 
 

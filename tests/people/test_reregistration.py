@@ -10,9 +10,11 @@ from typing import Any
 from sqlalchemy import Engine
 
 from tests.conftest import Api, World
-from tests.people.wf_helpers import RESIDENTS, register, resident_body, rows
+from tests.db import rows
+from tests.factories import dwelling_id, register_resident, resident_body, valid_id
+from tests.people.wf_helpers import RESIDENTS
 from tests.sync.helpers import ids, pull
-from tests.sync.push_helpers import push, resident_raw, valid_id, wid
+from tests.sync.push_helpers import push, resident_raw, wid
 
 V1 = "/api/v1"
 TRANSFERS = V1 + "/transfers"
@@ -28,7 +30,7 @@ def phone_visit(resident_id: str) -> dict[str, Any]:
 
 def left_from_c1(api: Api, world: World, **over: Any) -> dict[str, Any]:
     """A person worker1 registered in c1, with a 婚育证明 and a visit on file, who then left."""
-    held = register(api, "worker1", world, **{**PRIVATE, **over})
+    held = register_resident(api, "worker1", dwelling_id(world), **{**PRIVATE, **over})
     doc = api.as_("worker1", "POST", f"{RESIDENTS}/{held['id']}/fp-documents",
                   json={"status": "valid", "number": "FP-410-778899"})
     assert doc.status_code == 201, doc.text
@@ -63,20 +65,20 @@ def test_left_elsewhere_waits_for_the_holder(api: Api, world: World, engine: Eng
     c3_dwelling = world.dwellings[world.community("c3")["id"]][0]
     # Any name: refused, and nothing is opened or changed.
     wrong = api.as_("worker3", "POST", RESIDENTS,
-                    json=resident_body(world, "c3", name="李四", arrival_date="2026-03-01"))
+                    json=resident_body(dwelling_id(world, "c3"), name="李四", arrival_date="2026-03-01"))
     assert (wrong.status_code, wrong.json()["code"]) == (409, "resident_identity_mismatch"), wrong.text
     assert wrong.json()["details"] == {"fields": ["name"]}
     assert rows(engine, "SELECT id FROM transfer_requests") == []
 
     # The right name: a transfer request, and nothing of the record.
     asked = api.as_("worker3", "POST", RESIDENTS,
-                    json=resident_body(world, "c3", name="张丽", arrival_date="2026-03-01"))
+                    json=resident_body(dwelling_id(world, "c3"), name="张丽", arrival_date="2026-03-01"))
     assert (asked.status_code, asked.json()["code"]) == (409, "resident_registered_elsewhere"), asked.text
     assert set(asked.json()["details"]) == {"transfer_request_id"}
     for secret in (*PRIVATE.values(), person["id"], "FP-410-778899"):
         assert secret not in asked.text
     tid = asked.json()["details"]["transfer_request_id"]
-    again = api.as_("worker3", "POST", RESIDENTS, json=resident_body(world, "c3", name="张丽", dwelling=1))
+    again = api.as_("worker3", "POST", RESIDENTS, json=resident_body(dwelling_id(world, "c3", 1), name="张丽"))
     assert again.json()["details"] == {"transfer_request_id": tid}  # one open request per community
     stored = rows(engine, "SELECT status, community_id, version FROM residents WHERE id = :r", r=person["id"])
     assert stored == [{"status": "LEFT", "community_id": world.community("c1")["id"], "version": person["version"]}]
@@ -103,11 +105,11 @@ def test_left_elsewhere_waits_for_the_holder(api: Api, world: World, engine: Eng
 
 def test_rejected_or_cancelled_request_hands_nothing_over(api: Api, world: World, engine: Engine) -> None:
     person = left_from_c1(api, world)
-    tid = api.as_("worker3", "POST", RESIDENTS, json=resident_body(world, "c3")).json()["details"][
+    tid = api.as_("worker3", "POST", RESIDENTS, json=resident_body(dwelling_id(world, "c3"))).json()["details"][
         "transfer_request_id"]
     assert api.as_("worker1", "POST", f"{TRANSFERS}/{tid}/reject", json={"reason": "查无此人"}).status_code == 200
     sees_nothing(api, "worker3", person)
-    tid2 = api.as_("worker3", "POST", RESIDENTS, json=resident_body(world, "c3")).json()["details"][
+    tid2 = api.as_("worker3", "POST", RESIDENTS, json=resident_body(dwelling_id(world, "c3"))).json()["details"][
         "transfer_request_id"]
     assert tid2 != tid
     assert api.as_("worker3", "POST", f"{TRANSFERS}/{tid2}/cancel").status_code == 200
@@ -116,8 +118,8 @@ def test_rejected_or_cancelled_request_hands_nothing_over(api: Api, world: World
 
 
 def test_registered_elsewhere_needs_the_same_name(api: Api, world: World, engine: Engine) -> None:
-    register(api, "worker1", world)
-    wrong = api.as_("worker3", "POST", RESIDENTS, json=resident_body(world, "c3", name="张莉"))
+    register_resident(api, "worker1", dwelling_id(world))
+    wrong = api.as_("worker3", "POST", RESIDENTS, json=resident_body(dwelling_id(world, "c3"), name="张莉"))
     assert (wrong.status_code, wrong.json()["code"]) == (409, "resident_identity_mismatch")
     assert rows(engine, "SELECT id FROM transfer_requests") == []
     # Each refusal is in the audit log (a run of them is someone guessing a name).
@@ -125,13 +127,13 @@ def test_registered_elsewhere_needs_the_same_name(api: Api, world: World, engine
     assert [json.loads(d["detail"]) for d in denied] == [{"code": "resident_identity_mismatch"}]
     # Spacing, separators and full-width forms are not a different name.
     for name in ("张 丽", "张丽\u3000", "张丽"):
-        same = api.as_("worker3", "POST", RESIDENTS, json=resident_body(world, "c3", name=name))
+        same = api.as_("worker3", "POST", RESIDENTS, json=resident_body(dwelling_id(world, "c3"), name=name))
         assert same.json()["code"] == "resident_registered_elsewhere", name
 
 
 def test_returning_to_own_area_is_registered_again(api: Api, world: World, engine: Engine) -> None:
     person = left_from_c1(api, world, name="阿依古丽·买买提")
-    body = resident_body(world, "c1", dwelling=2, arrival_date="2026-04-01")
+    body = resident_body(dwelling_id(world, "c1", 2), arrival_date="2026-04-01")
     wrong = api.as_("worker1", "POST", RESIDENTS, json={**body, "name": "张丽"})
     assert (wrong.status_code, wrong.json()["code"]) == (409, "resident_identity_mismatch")
     assert rows(engine, "SELECT status FROM residents WHERE id = :r", r=person["id"]) == [{"status": "LEFT"}]

@@ -17,23 +17,16 @@ from app.ledger.audit import verify_chain
 from app.people.models import CorrectionRequest
 from app.people.retention import ANONYMISED_NAME, RetentionYearsInvalid, anonymise, cutoff_for
 from tests.conftest import Api, World
-from tests.people.rec_helpers import (
-    RESIDENTS,
-    audit_events,
-    execute,
-    put_health,
-    register,
-    rows,
-    valid_doc,
-    years_ago,
-)
+from tests.db import audit_events, execute, rows
+from tests.factories import dwelling_id, register_resident
+from tests.people.rec_helpers import RESIDENTS, put_health, resident_fields, valid_doc, years_ago
 
 runner = CliRunner()
 
 
 def left_person(api: Api, world: World, engine: Engine, left_on: date, **over: Any) -> dict[str, Any]:
     """A woman with a health record, a 婚育证明 and a correction request, who left on `left_on`."""
-    r = register(api, world, **over)
+    r = register_resident(api, "worker1", dwelling_id(world), **resident_fields(**over))
     assert api.as_("worker1", "POST", f"{RESIDENTS}/{r['id']}/fp-documents", json=valid_doc()).status_code == 201
     assert put_health(api, r["id"], children=[{"birth_date": "2016-01-01", "sex": "F"}]).status_code == 200
     with unit_of_work(engine=engine) as session:
@@ -60,7 +53,7 @@ def audit_snapshot(engine: Engine) -> list[dict[str, Any]]:
 def test_retention_run_anonymises_old_leavers_only(api: Api, world: World, engine: Engine) -> None:
     old = left_person(api, world, engine, years_ago(3, days=1), birth="19880612")
     recent = left_person(api, world, engine, years_ago(3), birth="19890612")  # exactly 3 years: not more
-    active = register(api, world, birth="19870612")
+    active = register_resident(api, "worker1", dwelling_id(world), **resident_fields(birth="19870612"))
     before = audit_snapshot(engine)
 
     result = runner.invoke(cli, ["retention-run", "--years", "3"])
@@ -125,7 +118,7 @@ def test_anonymised_record_is_not_findable(api: Api, world: World, engine: Engin
 
 def test_merged_duplicate_follows_its_survivor(api: Api, world: World, engine: Engine) -> None:
     survivor = left_person(api, world, engine, years_ago(4), birth="19900909")
-    duplicate = register(api, world, birth="19900910")
+    duplicate = register_resident(api, "worker1", dwelling_id(world), **resident_fields(birth="19900910"))
     execute(engine, "UPDATE residents SET status = 'ARCHIVED', merged_into_id = :s WHERE id = :d",
             s=survivor["id"], d=duplicate["id"])
     with unit_of_work(engine=engine) as session:

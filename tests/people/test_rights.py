@@ -11,28 +11,19 @@ from app.core.db import unit_of_work
 from app.core.types import city_today
 from app.people.models import CorrectionRequest, Disclosure
 from tests.conftest import Api, World
-from tests.people.rec_helpers import (
-    API,
-    RESIDENTS,
-    SEES_C1,
-    all_audit_text,
-    audit_events,
-    dwelling,
-    put_health,
-    register,
-    rows,
-    valid_doc,
-)
+from tests.db import all_audit_text, audit_events, rows
+from tests.factories import dwelling_id, register_resident
+from tests.people.rec_helpers import API, RESIDENTS, SEES_C1, put_health, resident_fields, valid_doc
 
 AUDIT_KEYS = {"id", "at", "action", "target_type", "fields", "actor_role", "outcome", "purpose"}
 
 
 def test_dossier_is_complete(api: Api, world: World, engine: Engine) -> None:
-    r = register(api, world, birth="19910707", dwelling_index=5,
-                 arrival_date=(city_today() - timedelta(days=90)).isoformat())
+    r = register_resident(api, "worker1", dwelling_id(world, "c1", 5), **resident_fields(
+        birth="19910707", arrival_date=(city_today() - timedelta(days=90)).isoformat()))
     rid = r["id"]
     moved = api.as_("worker1", "POST", f"{RESIDENTS}/{rid}/move",
-                    json={"version": 1, "dwelling_id": dwelling(world, "c1", 6),
+                    json={"version": 1, "dwelling_id": dwelling_id(world, "c1", 6),
                           "moved_on": (city_today() - timedelta(days=10)).isoformat()})
     assert moved.status_code == 200, moved.text
     doc = api.as_("worker1", "POST", f"{RESIDENTS}/{rid}/fp-documents", json=valid_doc()).json()
@@ -40,11 +31,12 @@ def test_dossier_is_complete(api: Api, world: World, engine: Engine) -> None:
     # Someone in another district tries to register the same person: a transfer request.
     elsewhere = api.as_("worker3", "POST", RESIDENTS, json={
         "name": r["name"], "id_number": r["id_number"], "hukou_code": "411602",
-        "arrival_date": city_today().isoformat(), "dwelling_id": dwelling(world, "c3")})
+        "arrival_date": city_today().isoformat(), "dwelling_id": dwelling_id(world, "c3")})
     assert elsewhere.status_code == 409
     transfer_id = elsewhere.json()["details"]["transfer_request_id"]
     # A look-alike record (same name, birth date, phone; another ID): a duplicate flag.
-    twin = register(api, world, birth="19910707", name=r["name"], phone=r["phone"])
+    twin = register_resident(api, "worker1", dwelling_id(world),
+                             **resident_fields(birth="19910707", name=r["name"], phone=r["phone"]))
     with unit_of_work(engine=engine) as session:
         correction = CorrectionRequest(resident_id=rid, area_path="/x/", district_code=r["id_number"][:6],
                                        changes=json.dumps({"phone": "13800000000"}), note="本人来电",
@@ -93,7 +85,7 @@ def test_dossier_is_complete(api: Api, world: World, engine: Engine) -> None:
 
 
 def test_dossier_download_and_scope(api: Api, world: World, engine: Engine) -> None:
-    r = register(api, world)
+    r = register_resident(api, "worker1", dwelling_id(world), **resident_fields())
     url = f"{RESIDENTS}/{r['id']}/dossier"
     download = api.as_("worker1", "GET", url, params={"format": "json"})
     assert download.status_code == 200
@@ -114,8 +106,8 @@ def test_dossier_download_and_scope(api: Api, world: World, engine: Engine) -> N
 
 
 def test_dossier_of_the_other_twin_names_the_pair(api: Api, world: World) -> None:
-    a = register(api, world, birth="19930303", name="赵敏")
-    b = register(api, world, birth="19930303", name="赵敏")
+    a = register_resident(api, "worker1", dwelling_id(world), **resident_fields(birth="19930303", name="赵敏"))
+    b = register_resident(api, "worker1", dwelling_id(world), **resident_fields(birth="19930303", name="赵敏"))
     d = api.as_("sup_street", "GET", f"{RESIDENTS}/{b['id']}/dossier").json()
     assert [f["other_resident_id"] for f in d["duplicate_flags"]] == [a["id"]]
     assert api.as_("sup_street", "GET", f"{API}/residents/{a['id']}/dossier").json()["duplicate_flags"][0][

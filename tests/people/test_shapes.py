@@ -30,7 +30,8 @@ from app.people.shapes import (
     shape_for,
 )
 from tests.conftest import PASSWORD, Api, World
-from tests.people.rec_helpers import API, LANDLORDS, RESIDENTS, id_number, register
+from tests.factories import dwelling_id, id_number, register_resident
+from tests.people.rec_helpers import API, LANDLORDS, RESIDENTS, resident_fields
 
 # domain.md, "Partners and what they may see". Changing one of these is a privacy decision.
 EXPECTED = {
@@ -168,7 +169,7 @@ def test_shapes_hold_nothing_outside_their_list(kind: Role, name: str, phone: st
 
 def test_partner_accounts_cannot_use_staff_record_routes(api: Api, world: World, engine: Engine) -> None:
     """Partners get their own feeds (a later issue); every route here is staff-only."""
-    r = register(api, world)
+    r = register_resident(api, "worker1", dwelling_id(world), **resident_fields())
     with unit_of_work(engine=engine) as session:
         for kind in PARTNER_KINDS:
             session.add(User(username=f"partner_{kind.value}", display_name=kind.value, role=kind.value,

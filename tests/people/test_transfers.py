@@ -15,7 +15,9 @@ from app.core.types import city_today
 from app.main import app
 from app.people.models import TransferRequest
 from tests.conftest import BACKEND, Api, World
-from tests.people.wf_helpers import RESIDENTS, audit_events, execute, listed, listed_ids, register, resident_body, rows
+from tests.db import audit_events, execute, rows
+from tests.factories import dwelling_id, register_resident, resident_body
+from tests.people.wf_helpers import RESIDENTS, listed, listed_ids
 
 URL = "/api/v1/transfers"
 TRANSFER_KEYS = {
@@ -35,18 +37,18 @@ TRANSFER_KEYS = {
 
 def request_transfer(api: Api, world: World, user: str = "worker3", community: str = "c3", **over: Any) -> str:
     """`user` registers an ID that worker1 already holds: 409 and a transfer request id."""
-    response = api.as_(user, "POST", RESIDENTS, json=resident_body(world, community, name="张 丽", **over))
+    response = api.as_(user, "POST", RESIDENTS, json=resident_body(dwelling_id(world, community), name="张 丽", **over))
     assert response.status_code == 409, response.text
     assert response.json()["code"] == "resident_registered_elsewhere"
     return str(response.json()["details"]["transfer_request_id"])
 
 
 def test_full_flow_accept_moves_the_resident(api: Api, world: World, engine: Engine) -> None:
-    held = register(api, "worker1", world)
+    held = register_resident(api, "worker1", dwelling_id(world))
     c3 = world.community("c3")
     target = world.dwellings[c3["id"]][0]
 
-    response = api.as_("worker3", "POST", RESIDENTS, json=resident_body(world, "c3", name="张 丽"))
+    response = api.as_("worker3", "POST", RESIDENTS, json=resident_body(dwelling_id(world, "c3"), name="张 丽"))
     assert response.status_code == 409
     body = response.json()
     # The requester learns that a transfer was opened, and nothing about the holder's record.
@@ -122,7 +124,7 @@ def test_full_flow_accept_moves_the_resident(api: Api, world: World, engine: Eng
 
 
 def test_reject_needs_a_reason_and_keeps_the_record(api: Api, world: World, engine: Engine) -> None:
-    held = register(api, "worker1", world)
+    held = register_resident(api, "worker1", dwelling_id(world))
     tid = request_transfer(api, world)
     for payload in ({}, {"reason": ""}, {"reason": "   "}, {"reason": "x" * 201}, {"reason": "ok", "extra": 1}):
         bad = api.as_("worker1", "POST", f"{URL}/{tid}/reject", json=payload)
@@ -148,7 +150,7 @@ def test_reject_needs_a_reason_and_keeps_the_record(api: Api, world: World, engi
 
 
 def test_requester_cancels(api: Api, world: World, engine: Engine) -> None:
-    register(api, "worker1", world)
+    register_resident(api, "worker1", dwelling_id(world))
     tid = request_transfer(api, world)
     # Registering again while it is pending finds the same request.
     assert request_transfer(api, world) == tid
@@ -170,7 +172,7 @@ def test_requester_cancels(api: Api, world: World, engine: Engine) -> None:
 
 
 def test_who_sees_what(api: Api, world: World) -> None:
-    register(api, "worker1", world)
+    register_resident(api, "worker1", dwelling_id(world))
     tid = request_transfer(api, world)
 
     def sees(user: str, **params: str) -> bool:
@@ -197,7 +199,7 @@ def test_who_sees_what(api: Api, world: World) -> None:
 def test_accept_after_the_holder_marked_the_person_left(api: Api, world: World, engine: Engine) -> None:
     """The holder learns the person left (to the requester's community): accepting hands the record over and
     registers it again there, from the arrival date the requester gave."""
-    held = register(api, "worker1", world)
+    held = register_resident(api, "worker1", dwelling_id(world))
     tid = request_transfer(api, world, arrival_date="2026-03-02")
     left = api.as_(
         "worker1",
@@ -217,7 +219,7 @@ def test_accept_after_the_holder_marked_the_person_left(api: Api, world: World, 
 
 
 def test_accept_after_the_record_moved_away_is_stale(api: Api, world: World) -> None:
-    held = register(api, "worker1", world)
+    held = register_resident(api, "worker1", dwelling_id(world))
     tid = request_transfer(api, world)
     c2_dwelling = world.dwellings[world.community("c2")["id"]][0]
     moved = api.as_("sup_street", "POST", f"{RESIDENTS}/{held['id']}/move",
@@ -231,7 +233,7 @@ def test_accept_after_the_record_moved_away_is_stale(api: Api, world: World) -> 
 
 
 def test_other_pending_requests_follow_the_person(api: Api, world: World, engine: Engine) -> None:
-    held = register(api, "worker1", world)
+    held = register_resident(api, "worker1", dwelling_id(world))
     from_c3 = request_transfer(api, world, "worker3", "c3")
     from_c2 = request_transfer(api, world, "worker2", "c2")
     assert api.as_("worker1", "POST", f"{URL}/{from_c3}/accept").status_code == 200
@@ -246,7 +248,7 @@ def test_other_pending_requests_follow_the_person(api: Api, world: World, engine
 
 
 def test_accept_when_the_requested_dwelling_was_retired(api: Api, world: World, engine: Engine) -> None:
-    held = register(api, "worker1", world)
+    held = register_resident(api, "worker1", dwelling_id(world))
     tid = request_transfer(api, world)
     target = world.dwellings[world.community("c3")["id"]][0]
     execute(engine, "UPDATE dwellings SET active = :f WHERE id = :d", f=False, d=target)
@@ -265,7 +267,7 @@ def _pending_row(held: dict[str, Any], world: World, **over: Any) -> dict[str, A
 
 
 def test_one_open_request_per_person_and_community_in_the_database(api: Api, world: World, engine: Engine) -> None:
-    held = register(api, "worker1", world)
+    held = register_resident(api, "worker1", dwelling_id(world))
     tid = request_transfer(api, world)
     table = TransferRequest.__table__  # type: ignore[attr-defined]
     with pytest.raises(IntegrityError), engine.begin() as conn:
@@ -283,14 +285,15 @@ def test_one_open_request_per_person_and_community_in_the_database(api: Api, wor
 def test_a_registration_racing_another_answers_with_its_request(api: Api, world: World, engine: Engine) -> None:
     """Another registration's request is written but not committed when this one looks for an open request:
     the index makes this one wait, then it answers with the other's request instead of opening a second."""
-    held = register(api, "worker1", world)
+    held = register_resident(api, "worker1", dwelling_id(world))
     raced = _pending_row(held, world)
     headers = api.headers("worker3")
     answers: list[Any] = []
 
     def register_in_c3() -> None:
         with TestClient(app) as client:
-            answers.append(client.post(RESIDENTS, headers=headers, json=resident_body(world, "c3", name="张丽")))
+            body = resident_body(dwelling_id(world, "c3"), name="张丽")
+            answers.append(client.post(RESIDENTS, headers=headers, json=body))
 
     thread = threading.Thread(target=register_in_c3)
     with engine.connect() as conn:

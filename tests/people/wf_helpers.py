@@ -4,52 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine
 
-from app.people.rules import check_char
 from tests.conftest import Api, World
+from tests.db import rows
+from tests.factories import dwelling_id, id_number, register_resident
 
 RESIDENTS = "/api/v1/residents"
-
-
-def id_number(birth: str = "19900315", seq: str = "002", area: str = "411602") -> str:
-    """A valid 18-digit ID (even sequence = female, odd = male)."""
-    first17 = area + birth + seq
-    return first17 + check_char(first17)
-
-
-def resident_body(world: World, community: str = "c1", dwelling: int = 0, **over: Any) -> dict[str, Any]:
-    c = world.community(community)
-    data: dict[str, Any] = {
-        "name": "张丽",
-        "id_number": id_number(),
-        "phone": "13800138000",
-        "hukou_code": "411602",
-        "arrival_date": "2026-01-05",
-        "dwelling_id": world.dwellings[c["id"]][dwelling],
-    }
-    data.update(over)
-    return data
-
-
-def register(api: Api, user: str, world: World, community: str = "c1", **over: Any) -> dict[str, Any]:
-    response = api.as_(user, "POST", RESIDENTS, json=resident_body(world, community, **over))
-    assert response.status_code == 201, response.text
-    return dict(response.json())
-
-
-def rows(engine: Engine, sql: str, **params: Any) -> list[dict[str, Any]]:
-    with engine.connect() as conn:
-        return [dict(r._mapping) for r in conn.execute(text(sql), params)]
-
-
-def audit_events(engine: Engine, action: str) -> list[dict[str, Any]]:
-    return rows(engine, "SELECT * FROM audit_events WHERE action = :a ORDER BY id", a=action)
-
-
-def all_audit_text(engine: Engine) -> str:
-    """Everything the audit log holds, as one string, to prove no personal value leaked into it."""
-    return "\n".join(" ".join(str(v) for v in row.values()) for row in rows(engine, "SELECT * FROM audit_events"))
 
 
 def listed(api: Api, user: str, url: str, **params: Any) -> list[dict[str, Any]]:
@@ -73,7 +34,23 @@ def flags_of(engine: Engine, *resident_ids: str) -> list[dict[str, Any]]:
     ]
 
 
-def execute(engine: Engine, sql: str, **params: Any) -> None:
-    """Set up a state the API cannot reach yet (an anonymised record, a retired dwelling)."""
-    with engine.begin() as conn:
-        conn.execute(text(sql), params)
+ID_A = id_number(seq="002")
+ID_B = id_number(seq="004")  # same person, mistyped sequence: same name, birth date and phone
+
+
+def pair(api: Api, world: World) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Two records in c1 of one person; the second typed with another ID and phone formatting."""
+    a = register_resident(api, "worker1", dwelling_id(world), id_number=ID_A)
+    b = register_resident(api, "worker1", dwelling_id(world, "c1", 1), id_number=ID_B, phone="+86 138 0013 8000")
+    return a, b
+
+
+def merge(api: Api, keep: dict[str, Any], merged: dict[str, Any], user: str = "sup_street", **over: Any) -> Any:
+    payload = {
+        "merged_id": merged["id"],
+        "reason": "duplicate_registration",
+        "version_keep": keep["version"],
+        "version_merged": merged["version"],
+        **over,
+    }
+    return api.as_(user, "POST", f"{RESIDENTS}/{keep['id']}/merge", json=payload)

@@ -20,20 +20,6 @@ HEADER = ["code", "name", "level", "parent_code", "community_type", "vintage"]
 HEADER_ZH = ["代码", "名称", "级别", "上级代码", "社区类型", "年份"]
 
 
-def error(response: Any, status: int, code: str) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    body = response.json()
-    assert set(body) == {"code", "message", "details"}, body
-    assert body["code"] == code, body
-    assert body["message"], body
-    return dict(body)
-
-
-def ok(response: Any, status: int = 200) -> Any:
-    assert response.status_code == status, response.text
-    return response.json()
-
-
 def division(engine: Engine, *, path: str | None = None, id: str | None = None) -> Division | None:
     with Session(engine) as session:
         stmt = select(Division)

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+from tests.assertions import assert_error as error
+from tests.assertions import ok
 from tests.conftest import Api, World
-from tests.places.helpers import DIVISIONS, error, ok
+from tests.places.helpers import DIVISIONS
 
 # (user, which division, expected status)
 VISIBILITY = [

@@ -7,8 +7,10 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine
 
+from tests.assertions import assert_error as error
+from tests.assertions import ok
 from tests.conftest import Api, World
-from tests.places.helpers import DIVISIONS, audit_actions, count_divisions, division, error, ok, snapshot
+from tests.places.helpers import DIVISIONS, audit_actions, count_divisions, division, snapshot
 
 
 def street_of(world: World, key: str = "c1") -> dict[str, Any]:

@@ -10,8 +10,10 @@ from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
 from app.places.models import Dwelling
+from tests.assertions import assert_error as error
+from tests.assertions import ok
 from tests.conftest import Api, World
-from tests.places.helpers import DIVISIONS, DWELLINGS, audit_actions, dwelling, error, ok, snapshot
+from tests.places.helpers import DIVISIONS, DWELLINGS, audit_actions, dwelling, snapshot
 
 
 def pick(world: World, engine: Engine, key: str) -> str:

@@ -12,6 +12,8 @@ import pytest
 from sqlalchemy import Engine
 
 from app.places import importer
+from tests.assertions import assert_error as error
+from tests.assertions import ok
 from tests.conftest import Api, World
 from tests.places.helpers import (
     DIVISIONS,
@@ -20,8 +22,6 @@ from tests.places.helpers import (
     count_divisions,
     csv_bytes,
     division,
-    error,
-    ok,
     snapshot,
     upload,
     xlsx_bytes,

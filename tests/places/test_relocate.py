@@ -10,8 +10,10 @@ from sqlalchemy import Engine, select
 from sqlmodel import Session, col
 
 from app.places.models import Division, Dwelling
+from tests.assertions import assert_error as error
+from tests.assertions import ok
 from tests.conftest import Api, World
-from tests.places.helpers import DIVISIONS, DWELLINGS, audit_actions, division, error, ok, snapshot
+from tests.places.helpers import DIVISIONS, DWELLINGS, audit_actions, division, snapshot
 
 
 def subtree(engine: Engine, prefix: str) -> list[Division]:

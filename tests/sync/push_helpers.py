@@ -8,9 +8,9 @@ import string
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from app.people.rules import check_char
 from app.sync.wire import date_to_ms, to_ms
 from tests.conftest import Api
+from tests.factories import valid_id
 from tests.sync.helpers import V1, pull
 
 PUSH = V1 + "/sync/push"
@@ -20,10 +20,6 @@ ALPHABET = string.ascii_letters + string.digits
 def wid() -> str:
     """A WatermelonDB id: 16 characters of [A-Za-z0-9]."""
     return "".join(secrets.choice(ALPHABET) for _ in range(16))
-
-
-def valid_id(first17: str) -> str:
-    return first17 + check_char(first17)
 
 
 def push_raw(api: Api, user: str, changes: Any, last: int | str | None, *, device: str = "phone-0001",

@@ -7,13 +7,14 @@ from sqlalchemy import Engine, select
 
 from app.people.models import FpDocument, Resident
 from tests.conftest import Api, World
-from tests.people.test_import import csv_file, idn, person, upload
+from tests.factories import id_number
+from tests.people.import_helpers import csv_file, person, upload
 from tests.sync.helpers import V1, ids, pull, rows
 
 
 def test_imported_residents_arrive_at_the_next_pull(api: Api, world: World, engine: Engine) -> None:
     before = pull(api, "worker1")
-    records = [person(world), person(world, 姓名="刘洋", 公民身份号码=idn("20000101", "131"))]
+    records = [person(world), person(world, 姓名="刘洋", 公民身份号码=id_number("20000101", "131"))]
     done = upload(api, "worker1", csv_file(records), dry_run=False)
     assert done.status_code == 201, done.text
     new = {r for (r,) in rows(engine, select(Resident.id).where(

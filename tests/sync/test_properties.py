@@ -43,9 +43,8 @@ from app.sync.models import SyncConflict
 from app.sync.pull import SYNCED, Window, in_scope
 from app.sync.wire import shape
 from tests.conftest import Api, Databases, World
+from tests.factories import phone_visit_body, valid_id
 from tests.sync.helpers import PULL, V1
-from tests.sync.test_pull import valid_id
-from tests.test_scope_sweep import far_visit
 
 PUSH = V1 + "/sync/push"
 PHONES = (("worker1", "prop-w1-0001"), ("grid_worker", "prop-gw-0002"), ("worker2", "prop-w2-0003"))
@@ -200,7 +199,7 @@ class Run:
     def visit(self, index: int) -> None:
         resident = self.pick(index)
         if resident is not None:
-            self.ok(self.api.as_(SUPERVISOR, "POST", V1 + "/visits", json=far_visit(resident)))
+            self.ok(self.api.as_(SUPERVISOR, "POST", V1 + "/visits", json=phone_visit_body(resident)))
 
     def task(self, index: int, days: int) -> None:
         resident = self.pick(index)

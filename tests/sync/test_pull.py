@@ -9,33 +9,26 @@ from sqlalchemy import Engine, select
 from app.cycle.models import Task
 from app.ledger.models import AuditEvent, SyncLog
 from app.people.models import FpDocument, Resident
-from app.people.rules import check_char
 from app.places.models import Division, Dwelling
 from app.sync.wire import columns
 from app.visits.models import ServiceDelivery, Visit
 from tests.conftest import Api, World
+from tests.factories import phone_visit_body, register_resident, valid_id
 from tests.sync.helpers import V1, ids, pull, rows
-from tests.test_scope_sweep import far_visit
 
 
-def valid_id(first17: str) -> str:
-    return first17 + check_char(first17)
-
-
-def register(api: Api, user: str, dwelling: str, serial: str, name: str = "同步测试") -> dict[str, Any]:
-    response = api.as_(user, "POST", V1 + "/residents", json={
-        "name": name, "id_number": valid_id("41170219900101" + serial), "hukou_code": "411702",
-        "arrival_date": "2026-09-01", "dwelling_id": dwelling})
-    assert response.status_code == 201, response.text
-    return dict(response.json())
+def person(serial: str, name: str = "同步测试") -> dict[str, Any]:
+    """The fields of a resident registered for a pull test (`serial`: their ID number's sequence)."""
+    return {"name": name, "id_number": valid_id("41170219900101" + serial), "hukou_code": "411702",
+            "arrival_date": "2026-09-01", "phone": None}
 
 
 def test_first_pull_sends_the_scope_and_nothing_else(api: Api, world: World, engine: Engine) -> None:
     c1 = world.community("c1")
-    resident = register(api, "worker1", world.dwellings[c1["id"]][0], "901")
-    visit = api.as_("worker1", "POST", V1 + "/visits", json=far_visit(resident["id"]))
+    resident = register_resident(api, "worker1", world.dwellings[c1["id"]][0], **person("901"))
+    visit = api.as_("worker1", "POST", V1 + "/visits", json=phone_visit_body(resident["id"]))
     assert visit.status_code == 201, visit.text
-    far = register(api, "worker3", world.dwellings[world.community("c3")["id"]][0], "902")
+    far = register_resident(api, "worker3", world.dwellings[world.community("c3")["id"]][0], **person("902"))
     body = pull(api, "worker1")
     changes = body["changes"]
     assert set(changes) == {"divisions", "service_items", "dwellings", "residents", "fp_documents", "visits",
@@ -70,7 +63,7 @@ def test_first_pull_sends_the_scope_and_nothing_else(api: Api, world: World, eng
 
 def test_wire_types(api: Api, world: World) -> None:
     c1 = world.community("c1")
-    resident = register(api, "worker1", world.dwellings[c1["id"]][0], "903")
+    resident = register_resident(api, "worker1", world.dwellings[c1["id"]][0], **person("903"))
     body = pull(api, "worker1")
     raw = next(r for r in body["changes"]["residents"]["updated"] if r["id"] == resident["id"])
     assert set(raw) == set(columns("residents"))
@@ -99,7 +92,7 @@ def test_incremental_pull_follows_rest_writes_and_moves(api: Api, world: World, 
     # An empty pull moves nothing: the same cursor comes back.
     assert pull(api, "worker1", empty["timestamp"])["timestamp"] == empty["timestamp"]
 
-    resident = register(api, "worker1", world.dwellings[c1["id"]][0], "904")
+    resident = register_resident(api, "worker1", world.dwellings[c1["id"]][0], **person("904"))
     patched = api.as_("worker1", "PATCH", f"{V1}/residents/{resident['id']}", json={"version": 1, "occupation": "厨师"})
     assert patched.status_code == 200, patched.text
     step = pull(api, "worker1", first1["timestamp"])
@@ -135,7 +128,7 @@ def test_catalogue_and_documents_are_tracked(api: Api, world: World) -> None:
     edited = api.as_("admin", "PATCH", f"{V1}/catalog/items/{item_id}", json={"version": version, "note": "x",
                                                                                 "unit": "份"})
     assert edited.status_code == 200, edited.text
-    resident = register(api, "worker1", world.dwellings[c1["id"]][0], "905")
+    resident = register_resident(api, "worker1", world.dwellings[c1["id"]][0], **person("905"))
     doc = api.as_("worker1", "POST", f"{V1}/residents/{resident['id']}/fp-documents", json={"status": "valid"})
     assert doc.status_code == 201, doc.text
     step = pull(api, "worker1", first["timestamp"])

@@ -4,7 +4,6 @@ next pull, deletes, and what other devices see."""
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Engine, func, select
@@ -17,14 +16,9 @@ from app.places.models import Dwelling
 from app.sync.models import SyncDevice, SyncRejection
 from app.sync.wire import date_to_ms
 from tests.conftest import Api, World
+from tests.factories import phone_visit_body
 from tests.sync.helpers import V1, ids, pull, rows
 from tests.sync.push_helpers import changes, codes, cursor, delivery_raw, push, resident_raw, visit_raw, wid
-
-
-def visit_body(resident_id: str) -> dict[str, Any]:
-    start = datetime.now(UTC) - timedelta(hours=1)
-    return {"resident_id": resident_id, "mode": "phone", "purpose": "routine", "outcome": "met",
-            "started_at": start.isoformat(), "ended_at": (start + timedelta(minutes=5)).isoformat()}
 
 
 def _log_count(engine: Engine) -> int:
@@ -286,7 +280,7 @@ def test_ids_taken_outside_scope_look_like_records_that_do_not_exist(api: Api, w
     far_resident = api.as_("worker3", "POST", V1 + "/residents", json={
         "name": "远方", "id_number": resident_raw("x", far_dwelling, "120")["id_number"], "hukou_code": "411702",
         "arrival_date": "2026-09-01", "dwelling_id": far_dwelling}).json()["id"]
-    visit = {**visit_body(far_resident), "id": far_visit, "services": [
+    visit = {**phone_visit_body(far_resident), "id": far_visit, "services": [
         {"item_code": "education", "quantity": 1, "id": far_delivery}]}
     assert api.as_("worker3", "POST", V1 + "/visits", json=visit).status_code == 201
     far_task = api.as_("worker3", "POST", V1 + "/tasks", json={

@@ -12,8 +12,9 @@ from sqlmodel import Session
 from app.core.types import city_today
 from app.sync.wire import MODELS, driver_rows, shape, to_ms, to_raw
 from tests.conftest import Api, World
+from tests.factories import visit_body
 from tests.sync.helpers import pull
-from tests.visits import VISITS, resident, visit_body
+from tests.visits import VISITS, resident
 
 
 def test_sql_epoch_conversion_matches_python(api: Api, world: World, engine: Engine) -> None:

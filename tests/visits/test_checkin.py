@@ -17,7 +17,9 @@ from app.core.config import get_settings
 from app.visits.checkin import CheckinFacts, assess
 from app.visits.geo import EARTH_RADIUS_M, wgs84_to_gcj02
 from tests.conftest import Api, World
-from tests.visits import execute, iso, now, post_visit, resident, visit_body, visit_row
+from tests.db import execute
+from tests.factories import iso, post_visit, visit_body
+from tests.visits import now, resident, visit_row
 
 SETTINGS = get_settings()
 

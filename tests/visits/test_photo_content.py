@@ -10,9 +10,9 @@ import pytest
 from PIL import Image
 from sqlalchemy import Engine
 
-from app.core.config import Settings, get_settings
-from tests.conftest import Api, World
-from tests.visits import post_visit, resident, visit_body
+from app.core.config import Settings
+from tests.assertions import assert_error
+from tests.conftest import Api
 from tests.visits.images import (
     GPS_IFD,
     encode,
@@ -24,17 +24,7 @@ from tests.visits.images import (
     png_claiming,
     webp,
 )
-from tests.visits.test_photos import assert_error, on_disk, photo_rows, stored_files, upload, uploaded
-
-
-@pytest.fixture()
-def settings() -> Settings:
-    return get_settings()
-
-
-@pytest.fixture()
-def visit(api: Api, world: World, engine: Engine) -> dict[str, Any]:
-    return post_visit(api, visit_body(resident(engine, world), mode="phone", checkin=None))
+from tests.visits.photo_helpers import on_disk, photo_rows, stored_files, upload, uploaded
 
 
 def refused(api: Api, engine: Engine, settings: Settings, visit: dict[str, Any], data: bytes, status: int,

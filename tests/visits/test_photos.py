@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import io
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,68 +12,15 @@ from PIL import Image
 from sqlalchemy import Engine
 
 from app.core.config import Settings, get_settings
+from tests.assertions import assert_error
 from tests.conftest import Api, World
-from tests.visits import (
-    BLIND_TO_C1,
-    SEES_C1,
-    VISITS,
-    count,
-    execute,
-    now,
-    post_visit,
-    resident,
-    rows,
-    visit_body,
-)
+from tests.db import count, execute, rows
+from tests.factories import post_visit, visit_body
+from tests.visits import BLIND_TO_C1, SEES_C1, now, resident
 from tests.visits.images import jpeg, jpeg_of_size, png, webp
+from tests.visits.photo_helpers import on_disk, photo_rows, photos_url, stored_files, upload, uploaded
 
 # --- helpers ------------------------------------------------------------------------------------------------
-
-
-@pytest.fixture()
-def settings() -> Settings:
-    return get_settings()
-
-
-@pytest.fixture()
-def visit(api: Api, world: World, engine: Engine) -> dict[str, Any]:
-    """A phone visit worker1 recorded on a c1 resident a moment ago."""
-    return post_visit(api, visit_body(resident(engine, world), mode="phone", checkin=None))
-
-
-def photos_url(visit_id: str) -> str:
-    return f"{VISITS}/{visit_id}/photos"
-
-
-def upload(api: Api, visit_id: str, data: bytes, *, user: str = "worker1", name: str = "photo.jpg",
-           content_type: str = "image/jpeg", kind: str = "dwelling") -> Any:
-    return api.as_(user, "POST", photos_url(visit_id), data={"kind": kind},
-                   files={"file": (name, data, content_type)})
-
-
-def uploaded(api: Api, visit_id: str, data: bytes, **kwargs: Any) -> dict[str, Any]:
-    response = upload(api, visit_id, data, **kwargs)
-    assert response.status_code == 201, response.text
-    return dict(response.json())
-
-
-def assert_error(response: Any, status: int, code: str) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    body = dict(response.json())
-    assert body["code"] == code, body
-    return body
-
-
-def on_disk(settings: Settings, digest: str) -> Path:
-    return Path(settings.photo_dir) / digest[:2] / digest[2:4] / digest
-
-
-def stored_files(settings: Settings) -> set[str]:
-    return {p.name for p in Path(settings.photo_dir).rglob("*") if p.is_file()}
-
-
-def photo_rows(engine: Engine, visit_id: str) -> list[dict[str, Any]]:
-    return rows(engine, "SELECT * FROM visit_photos WHERE visit_id = :v ORDER BY created_at", v=visit_id)
 
 
 def read_events(engine: Engine, photo_id: str) -> list[dict[str, Any]]:

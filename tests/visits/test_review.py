@@ -9,19 +9,9 @@ import pytest
 from sqlalchemy import Engine
 
 from tests.conftest import Api, World
-from tests.visits import (
-    API,
-    VISITS,
-    client_id,
-    count,
-    iso,
-    now,
-    post_visit,
-    resident,
-    rows,
-    visit_body,
-    visit_row,
-)
+from tests.db import count, rows
+from tests.factories import iso, post_visit, visit_body
+from tests.visits import API, VISITS, client_id, now, resident, visit_row
 
 EDUCATION = {"item_code": "education", "quantity": 1}
 CONTRACEPTIVES = {"item_code": "contraceptives", "quantity": 3}

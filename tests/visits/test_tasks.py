@@ -3,9 +3,7 @@ moves, departures, merges and transfers carry or cancel them. Helpers here are s
 
 from __future__ import annotations
 
-import json
 from datetime import date, timedelta
-from typing import Any
 
 import pytest
 from sqlalchemy import Engine
@@ -15,70 +13,25 @@ from app.cli import cli
 from app.core.config import get_settings
 from app.core.types import city_today
 from tests.conftest import Api, World
-from tests.people.test_import import csv_file, idn, person, upload
-from tests.people.wf_helpers import id_number, register
-from tests.visits import API, execute, rows
-
-TASKS = f"{API}/tasks"
-ME = f"{API}/me/tasks"
-RESIDENTS = f"{API}/residents"
-
-
-def month_of(day: date) -> str:
-    return f"{day.year:04d}-{day.month:02d}"
-
-
-def previous_month(day: date) -> str:
-    return month_of(day.replace(day=1) - timedelta(days=1))
-
-
-def month_end(day: date) -> date:
-    following = (day.replace(day=28) + timedelta(days=4)).replace(day=1)
-    return following - timedelta(days=1)
-
-
-def key_person_due(month: str) -> date:
-    return date(int(month[:4]), int(month[5:7]), get_settings().key_person_visit_due_day)
-
-
-def tasks_of(engine: Engine, resident_id: str, kind: str | None = None) -> list[dict[str, Any]]:
-    return rows(engine, "SELECT * FROM tasks WHERE resident_id = :r AND (CAST(:k AS VARCHAR(20)) IS NULL "
-                        "OR kind = :k) ORDER BY kind, period", r=resident_id, k=kind)
-
-
-def task_row(engine: Engine, task_id: str) -> dict[str, Any]:
-    return rows(engine, "SELECT * FROM tasks WHERE id = :t", t=task_id)[0]
-
-
-def register_man(api: Api, world: World, seq: str = "011", community: str = "c1", user: str = "worker1",
-                 **over: Any) -> dict[str, Any]:
-    """A man is never a key person: registering him creates only the new-arrival task."""
-    return register(api, user, world, community, **{"id_number": id_number(birth="19880101", seq=seq),
-                                                    "name": "李强", "phone": None, **over})
-
-
-def register_woman(api: Api, world: World, seq: str = "012", community: str = "c1", user: str = "worker1",
-                   **over: Any) -> dict[str, Any]:
-    """A woman of 15–49 with nothing recorded yet is a key person from the start."""
-    return register(api, user, world, community, **{"id_number": id_number(birth="19920202", seq=seq),
-                                                    "name": "王芳", "phone": None, **over})
-
-
-def key_persons(engine: Engine, path_prefix: str = "") -> set[str]:
-    return {r["id"] for r in rows(engine, "SELECT id FROM residents WHERE status = 'REGISTERED' AND key_person "
-                                          "AND merged_into_id IS NULL AND area_path LIKE :p", p=path_prefix + "%")}
-
-
-def detail(event: dict[str, Any]) -> Any:
-    value = event["detail"]
-    return json.loads(value) if isinstance(value, str) else value
-
-
-def generate(api: Api, month: str, user: str = "sup_district", status: int = 200) -> dict[str, Any]:
-    response = api.as_(user, "POST", f"{TASKS}/generate", json={"month": month})
-    assert response.status_code == status, response.text
-    return dict(response.json())
-
+from tests.db import execute, rows
+from tests.factories import id_number
+from tests.people.import_helpers import csv_file, person, upload
+from tests.visits import API
+from tests.visits.task_helpers import (
+    RESIDENTS,
+    TASKS,
+    detail,
+    generate,
+    key_person_due,
+    key_persons,
+    month_end,
+    month_of,
+    previous_month,
+    register_man,
+    register_woman,
+    task_row,
+    tasks_of,
+)
 
 # --- created on registration ---------------------------------------------------------------------------
 
@@ -135,7 +88,7 @@ def test_import_creates_no_new_arrival_tasks(api: Api, world: World, engine: Eng
                    json={"version": gone["version"], "left_on": city_today().isoformat(), "reason": "returned_home"})
     assert left.status_code == 200, left.text
     before = rows(engine, "SELECT count(*) AS n FROM tasks")[0]["n"]
-    records = [person(world, 公民身份号码=idn(seq="131")),
+    records = [person(world, 公民身份号码=id_number(seq="131")),
                person(world, 姓名=gone["name"], 公民身份号码=gone["id_number"])]
     done = upload(api, "worker1", csv_file(records), dry_run=False)
     assert done.status_code == 201, done.text

@@ -12,8 +12,9 @@ from app.core.types import city_today
 from app.cycle.tasks import service as task_service
 from app.visits import geo
 from tests.conftest import Api, World
-from tests.visits import API, execute, rows
-from tests.visits.test_tasks import ME, TASKS, generate, previous_month, register_man, register_woman, task_row
+from tests.db import execute, rows
+from tests.visits import API
+from tests.visits.task_helpers import ME, TASKS, generate, previous_month, register_man, register_woman, task_row
 
 
 def follow_up(api: Api, resident_id: str, days: int = 3, user: str = "worker1", **over: Any) -> dict[str, Any]:

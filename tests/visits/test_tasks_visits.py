@@ -10,8 +10,10 @@ from sqlalchemy import Engine
 
 from app.core.types import CITY_TZ, city_today
 from tests.conftest import Api, World
-from tests.visits import execute, iso, now, post_visit, rows, visit_body, visit_start
-from tests.visits.test_tasks import (
+from tests.db import execute, rows
+from tests.factories import iso, post_visit, visit_body, visit_start
+from tests.visits import now
+from tests.visits.task_helpers import (
     TASKS,
     generate,
     month_of,

@@ -11,21 +11,9 @@ from sqlalchemy import Engine
 
 from app.core.types import CITY_TZ, city_date
 from tests.conftest import Api, World
-from tests.visits import (
-    API,
-    VISITS,
-    client_id,
-    count,
-    execute,
-    iso,
-    now,
-    post_visit,
-    resident,
-    rows,
-    visit_body,
-    visit_row,
-    visit_start,
-)
+from tests.db import count, execute, rows
+from tests.factories import iso, post_visit, visit_body, visit_start
+from tests.visits import API, VISITS, client_id, now, resident, visit_row
 
 CONTRACEPTIVES = {"item_code": "contraceptives", "quantity": 2, "notes": ["refill", "at_home"]}
 EDUCATION = {"item_code": "education", "quantity": 1}

@@ -22,7 +22,9 @@ from app.core.types import city_date
 from app.visits.recording import ItemResult, VisitItem, record_visits
 from app.visits.schemas import VisitCreate
 from tests.conftest import Api, World
-from tests.visits import API, client_id, execute, iso, now, post_visit, resident, rows, visit_body, visit_start
+from tests.db import execute, rows
+from tests.factories import iso, post_visit, visit_body, visit_start
+from tests.visits import API, client_id, now, resident
 
 EDUCATION = {"item_code": "education", "quantity": 1}
 CONTRACEPTIVES = {"item_code": "contraceptives", "quantity": 2, "notes": ["refill"]}

@@ -10,19 +10,9 @@ from sqlalchemy import Engine
 
 from app.core.types import city_date
 from tests.conftest import Api, World
-from tests.visits import (
-    API,
-    BLIND_TO_C1,
-    SEES_C1,
-    VISITS,
-    execute,
-    iso,
-    now,
-    post_visit,
-    resident,
-    rows,
-    visit_body,
-)
+from tests.db import execute, rows
+from tests.factories import iso, post_visit, visit_body
+from tests.visits import API, BLIND_TO_C1, SEES_C1, VISITS, now, resident
 
 EDUCATION = {"item_code": "education", "quantity": 1}
 
