@@ -15,7 +15,8 @@ from sqlalchemy import Engine
 from app.main import app
 from tests.conftest import Api, World
 from tests.cycle.verify_helpers import OPEN, PERIODS, VERIFICATIONS, open_month, record, set_today, verifications
-from tests.people.wf_helpers import audit_events, rows
+from tests.db import audit_events, rows
+from tests.factories import dwelling_id, id_number, register_resident
 
 DAY = date(2026, 11, 5)
 
@@ -66,8 +67,7 @@ def test_open_catches_up_new_arrivals_and_refuses_far_months(api: Api, world: Wo
     for user in ("worker1", "sup_district", "auditor"):
         assert api.as_(user, "POST", OPEN, json={"month": "2026-11"}).status_code == 403
     # A resident registered after the month opened gets a verification at once.
-    from tests.people.wf_helpers import id_number, register
-    newcomer = register(api, "worker1", world, "c1", id_number=id_number(seq="112"))
+    newcomer = register_resident(api, "worker1", dwelling_id(world, "c1"), id_number=id_number(seq="112"))
     [pending] = verifications(api, "worker1", resident_id=newcomer["id"])
     assert pending["outcome"] is None and pending["month"] == "2026-11"
     assert len(registered(engine, other["id"])) > 0

@@ -11,7 +11,7 @@ from sqlalchemy import Engine
 from app.core.types import city_today
 from tests.conftest import Api, World
 from tests.cycle.verify_helpers import open_month, record, verifications
-from tests.people.wf_helpers import rows
+from tests.db import rows
 
 ACTIVITY = "/api/v1/audit/activity"
 NS = "{http://www.w3.org/2000/svg}"

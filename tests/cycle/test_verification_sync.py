@@ -13,7 +13,7 @@ from app.sync import pull as pull_module
 from app.sync.wire import date_to_ms
 from tests.conftest import Api, World
 from tests.cycle.verify_helpers import open_month, set_today, verifications
-from tests.people.wf_helpers import rows
+from tests.db import rows
 from tests.sync.helpers import ids, pull
 from tests.sync.push_helpers import push
 
