@@ -34,7 +34,7 @@ from app.cycle.verification.errors import (
 from app.cycle.verification.models import Outcome, Period, PeriodState, Verification
 from app.cycle.verification.opening import shift
 from app.cycle.verification.schemas import VerificationRecord
-from app.people.events import ResidentMoved, ResidentRegistered
+from app.people.events import ResidentMerged, ResidentMoved, ResidentRegistered
 from app.people.models import Resident, ResidentStatus
 from app.people.register import service as register
 from app.places.models import Division
@@ -191,6 +191,18 @@ def on_resident_registered(session: Session, event: ResidentRegistered) -> None:
         hand_over(session, event.resident, month)
 
 
+def on_resident_merged(session: Session, event: ResidentMerged) -> None:
+    """A record folded into another stands for nobody: its pending verifications of open months go (the
+    survivor has its own); recorded ones stay as history."""
+    pending = session.execute(select(Verification).join(Period, col(Period.id) == col(Verification.period_id)).where(
+        col(Verification.resident_id) == event.merged.id, col(Verification.outcome).is_(None),
+        col(Period.state) == PeriodState.open.value)).scalars().all()
+    for verification in pending:
+        session.delete(verification)
+    session.flush()
+
+
 def subscribe() -> None:
     events.subscribe(ResidentMoved, on_resident_moved)
     events.subscribe(ResidentRegistered, on_resident_registered)
+    events.subscribe(ResidentMerged, on_resident_merged)
