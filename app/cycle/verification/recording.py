@@ -6,8 +6,9 @@ Inside the caller's transaction, with the register's own workflows (docs/cycle.m
 - LEFT_CITY, RETURNED_HOME, SETTLED and DECEASED end the residence (`end_residence`, the history kept);
 - NOT_FOUND counts the months in a row; at VERIFICATION_NOT_FOUND_MONTHS the residence ends as
   `whereabouts_unknown` (去向不明).
-The verification and its period are read FOR UPDATE / FOR SHARE, so two recordings of one verification cannot
-both pass the version check, and a period cannot close under a recording.
+The resident and the verification are read FOR UPDATE and the period FOR SHARE (in that order, the order a
+move through the register takes), so two recordings of one verification cannot both pass the version check,
+and a period cannot close under a recording.
 """
 
 from __future__ import annotations
@@ -51,7 +52,7 @@ def get_verification(session: Session, actor: Actor, verification_id: str, *, fo
     stmt = select(Verification).where(col(Verification.id) == verification_id,
                                       actor.area_filter(col(Verification.area_path), col(Verification.district_code)))
     if for_update:
-        stmt = stmt.with_for_update()
+        stmt = stmt.with_for_update().execution_options(populate_existing=True)
     found = session.execute(stmt).scalar_one_or_none()
     if found is None:
         raise VerificationNotFound()
@@ -68,19 +69,22 @@ def _same(verification: Verification, body: VerificationRecord) -> bool:
 
 def record(session: Session, actor: Actor, verification_id: str, body: VerificationRecord) -> tuple[Verification, bool]:
     """Record the outcome; returns the verification and whether anything changed (a replay changes nothing)."""
+    # Lock order resident → verification → period, as a move through the register takes them (the resident,
+    # then the verifications that follow it): two writers never wait on each other round a loop.
+    resident_id = get_verification(session, actor, verification_id).resident_id
+    resident = session.execute(select(Resident).where(col(Resident.id) == resident_id).with_for_update()
+                               .execution_options(populate_existing=True)).scalar_one()
     verification = get_verification(session, actor, verification_id, for_update=True)
     if verification.outcome is not None and _same(verification, body):
         return verification, False
     period = session.execute(select(Period).where(col(Period.id) == verification.period_id)
-                             .with_for_update(read=True)).scalar_one()
+                             .with_for_update(read=True).execution_options(populate_existing=True)).scalar_one()
     if period.state != PeriodState.open.value:
         raise PeriodClosed()
     if verification.version != body.version:
         raise StaleVersion({"current_version": verification.version})
     if verification.outcome is not None:
         raise VerificationRecorded()
-    resident = session.execute(select(Resident).where(col(Resident.id) == verification.resident_id)
-                               .with_for_update()).scalar_one()
     if resident.status != ResidentStatus.registered.value or resident.merged_into_id is not None:
         raise ResidentNotRegistered()
     if body.visit_id is not None:
