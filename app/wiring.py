@@ -4,7 +4,8 @@
 - the ledger's commit hook and flush listeners (app/ledger/service.py), and its record of refused requests;
 - the subscriptions of higher domains to lower domains' events (app/core/events.py): the monthly cycle's
   task list follows the register and the visits; assistance requests follow residents who move or are merged;
-  pending verifications follow residents who move, an arrival in an open month gets one, a merged record's go.
+  pending verifications follow residents who move, an arrival in an open month gets one, those of a merged
+  record or a resident who left go.
 Nothing is registered at import time, so importing a module never changes how another one behaves.
 """
 

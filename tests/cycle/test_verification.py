@@ -15,7 +15,7 @@ from sqlalchemy import Engine
 from app.main import app
 from tests.conftest import Api, World
 from tests.cycle.verify_helpers import OPEN, PERIODS, VERIFICATIONS, open_month, record, set_today, verifications
-from tests.db import audit_events, rows
+from tests.db import audit_events, execute, rows
 from tests.factories import dwelling_id, id_number, register_resident
 
 DAY = date(2026, 11, 5)
@@ -133,13 +133,18 @@ def test_outcomes_act_on_the_register(api: Api, world: World, engine: Engine) ->
     assert (person["status"], str(person["left_on"]), person["left_reason"]) == ("LEFT", "2026-11-02", "left_city")
     assert rows(engine, "SELECT left_reason FROM residents WHERE id = :i", i=home["resident_id"]) == [
         {"left_reason": "returned_home"}]
-    # A pending verification of someone who left through the register is refused.
+    # Someone who left through the register is no longer verified: the pending verification goes.
     gone = mine[3]
     version = rows(engine, "SELECT version FROM residents WHERE id = :i", i=gone["resident_id"])[0]["version"]
     response = api.as_("worker1", "POST", f"/api/v1/residents/{gone['resident_id']}/leave",
                        json={"version": version, "left_on": "2026-11-01", "reason": "left_city"})
     assert response.status_code == 200, response.text
-    assert record(api, "worker1", gone, "PRESENT", status=409)["code"] == "resident_not_registered"
+    assert verifications(api, "worker1", resident_id=gone["resident_id"]) == []
+    assert record(api, "worker1", gone, "PRESENT", status=404)["code"] == "not_found"
+    # A status changed behind the register's back (no event: an old import, a manual fix) is still refused.
+    other = mine[4]
+    execute(engine, "UPDATE residents SET status = 'ARCHIVED' WHERE id = :i", i=other["resident_id"])
+    assert record(api, "worker1", other, "PRESENT", status=409)["code"] == "resident_not_registered"
 
     c2 = world.community("c2")
     target = world.dwellings[c2["id"]][0]

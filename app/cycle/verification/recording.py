@@ -35,7 +35,7 @@ from app.cycle.verification.errors import (
 from app.cycle.verification.models import Outcome, Period, PeriodState, Verification
 from app.cycle.verification.opening import shift
 from app.cycle.verification.schemas import VerificationRecord
-from app.people.events import ResidentMerged, ResidentMoved, ResidentRegistered
+from app.people.events import ResidentLeft, ResidentMerged, ResidentMoved, ResidentRegistered
 from app.people.models import Resident, ResidentStatus
 from app.people.register import service as register
 from app.places.models import Division
@@ -195,18 +195,29 @@ def on_resident_registered(session: Session, event: ResidentRegistered) -> None:
         hand_over(session, event.resident, month)
 
 
-def on_resident_merged(session: Session, event: ResidentMerged) -> None:
-    """A record folded into another stands for nobody: its pending verifications of open months go (the
-    survivor has its own); recorded ones stay as history."""
+def _drop_pending(session: Session, resident_id: str) -> None:
     pending = session.execute(select(Verification).join(Period, col(Period.id) == col(Verification.period_id)).where(
-        col(Verification.resident_id) == event.merged.id, col(Verification.outcome).is_(None),
+        col(Verification.resident_id) == resident_id, col(Verification.outcome).is_(None),
         col(Period.state) == PeriodState.open.value)).scalars().all()
     for verification in pending:
         session.delete(verification)
     session.flush()
 
 
+def on_resident_merged(session: Session, event: ResidentMerged) -> None:
+    """A record folded into another stands for nobody: its pending verifications of open months go (the
+    survivor has its own); recorded ones stay as history."""
+    _drop_pending(session, event.merged.id)
+
+
+def on_resident_left(session: Session, event: ResidentLeft) -> None:
+    """Someone who left the register (its leave route, or an outcome that ended the residence) is no longer
+    verified: their pending verifications of open months go; recorded ones stay."""
+    _drop_pending(session, event.resident.id)
+
+
 def subscribe() -> None:
     events.subscribe(ResidentMoved, on_resident_moved)
     events.subscribe(ResidentRegistered, on_resident_registered)
     events.subscribe(ResidentMerged, on_resident_merged)
+    events.subscribe(ResidentLeft, on_resident_left)
