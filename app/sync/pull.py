@@ -34,6 +34,7 @@ from app.core.types import CITY_TZ, city_today, utcnow
 from app.cycle.models import TaskState
 from app.cycle.periods import month_of
 from app.cycle.verification.opening import shift
+from app.cycle.verification.service import communities_above
 from app.ledger.changes import EVERYONE
 from app.ledger.models import SyncCounter, SyncLog
 from app.people.models import ResidentStatus
@@ -146,6 +147,8 @@ def in_scope(name: str, actor: Actor, prefixes: tuple[str, ...] | None, window: 
                         and_(t.c.state == TaskState.done.value, t.c.updated_at >= window.closed_tasks_since)))
     elif window and name in ("periods", "verifications"):
         cond.append(t.c.month >= window.months_since)
+    if name == "periods" and (above := communities_above(prefixes)):
+        cond[0] = or_(cond[0], t.c.area_path.in_(above))  # a grid worker's community's period
     return stmt.where(*cond)
 
 
@@ -244,6 +247,9 @@ def _logged(session: Session, actor: Actor, after: int, upto: int, scope: tuple[
     areas = _area(actor, scope, log.c.area_path)
     if held and scope is not None:
         areas = or_(areas, _area(actor, held, log.c.area_path))
+    for prefixes in (scope, held):
+        if above := communities_above(prefixes):  # a grid worker's community's period
+            areas = or_(areas, and_(log.c.table_name == "periods", log.c.area_path.in_(above)))
     stmt = (
         select(log.c.table_name, log.c.record_id)
         .where(log.c.seq > after, log.c.seq <= upto, or_(log.c.area_path == EVERYONE, areas) if scope is not None

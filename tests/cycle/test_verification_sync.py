@@ -109,3 +109,24 @@ def test_older_apps_and_the_migration_to_version_2(api: Api, world: World, monke
     assert ids(migrated, "verifications") == {v["id"] for v in verifications(api, "worker1")} != set()
     assert len(migrated["changes"]["periods"]["updated"]) == 1
     assert migrated["changes"]["residents"]["updated"] == []
+
+
+def test_a_grid_worker_sees_their_community_period(api: Api, world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    today(monkeypatch, date(2026, 11, 5))
+    open_month(api, "2026-11")
+    c1 = world.community("c1")
+    [period] = api.as_("grid_worker", "GET", "/api/v1/cycle/periods").json()["items"]
+    assert period["community_id"] == c1["id"]
+    progress = period["progress"]  # counted over the grid worker's own area
+    assert progress["total"] == len(verifications(api, "grid_worker")) < len(verifications(api, "worker1"))
+    assert api.as_("grid_worker", "GET", f"/api/v1/cycle/periods/{period['id']}").status_code == 200
+    other = api.as_("worker2", "GET", "/api/v1/cycle/periods").json()["items"]
+    assert api.as_("grid_worker", "GET", f"/api/v1/cycle/periods/{other[0]['id']}").status_code == 404
+
+    first = pull(api, "grid_worker", schema_version=2, device="grid-phone-01")
+    assert [p["id"] for p in first["changes"]["periods"]["updated"]] == [period["id"]]
+    closed = api.as_("sup_street", "POST", f"/api/v1/cycle/periods/{period['id']}/close",
+                     json={"version": period["version"]})
+    assert closed.status_code == 200, closed.text
+    later = pull(api, "grid_worker", first["timestamp"], schema_version=2, device="grid-phone-01")
+    assert [(p["id"], p["state"]) for p in later["changes"]["periods"]["updated"]] == [(period["id"], "closed")]

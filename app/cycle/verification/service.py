@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Select, func, select
+from sqlalchemy import ColumnElement, Select, func, or_, select
 from sqlmodel import Session, col
 
 from app.core.actor import Actor
@@ -20,9 +20,28 @@ class PeriodNotFound(NotFound):
     pass
 
 
+COMMUNITY_DEPTH = 4  # /city/district/street/community/
+
+
+def communities_above(prefixes: tuple[str, ...] | None) -> list[str]:
+    """The community paths above the scope's grids: a grid worker sees their community's period (its state),
+    though the period lies at the community's path, above their own."""
+    found = set()
+    for prefix in prefixes or ():
+        parts = [p for p in prefix.split("/") if p]
+        if len(parts) > COMMUNITY_DEPTH:
+            found.add("/" + "/".join(parts[:COMMUNITY_DEPTH]) + "/")
+    return sorted(found)
+
+
+def period_visible(actor: Actor) -> ColumnElement[bool]:
+    above = communities_above(actor.area_prefixes)
+    seen = actor.area_filter(col(Period.area_path), col(Period.district_code))
+    return or_(seen, col(Period.area_path).in_(above)) if above else seen
+
+
 def get_period(session: Session, actor: Actor, period_id: str, *, for_update: bool = False) -> Period:
-    stmt = select(Period).where(col(Period.id) == period_id,
-                                actor.area_filter(col(Period.area_path), col(Period.district_code)))
+    stmt = select(Period).where(col(Period.id) == period_id, period_visible(actor))
     if for_update:
         stmt = stmt.with_for_update()
     period = session.execute(stmt).scalar_one_or_none()
@@ -33,7 +52,7 @@ def get_period(session: Session, actor: Actor, period_id: str, *, for_update: bo
 
 def list_periods(actor: Actor, *, month: str | None, community_id: str | None,
                  state: PeriodState | None) -> Select[Any]:
-    stmt = select(Period).where(actor.area_filter(col(Period.area_path), col(Period.district_code)))
+    stmt = select(Period).where(period_visible(actor))
     if month is not None:
         stmt = stmt.where(col(Period.month) == month)
     if community_id is not None:
