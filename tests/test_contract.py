@@ -121,6 +121,16 @@ def test_a_wrong_method_lists_every_method_of_its_path(api: Api) -> None:
     response = api.as_("worker1", "PUT", f"/api/v1/residents/{DUMMY_ID}")
     assert response.status_code == 405
     assert {m.strip() for m in response.headers["Allow"].split(",")} == {"GET", "PATCH"}
+    # A fixed path is its own operation, although /tasks/{task_id} would match it too.
+    response = api.as_("worker1", "OPTIONS", "/api/v1/tasks/generate")
+    assert response.status_code == 405 and response.headers["Allow"] == "POST"
+
+
+def test_a_body_that_does_not_parse_is_a_documented_400(api: Api) -> None:
+    response = api.as_("worker1", "POST", "/api/v1/dwellings", content=b"\xff\xfe{", headers={"Content-Type":
+                                                                                              "application/json"})
+    assert response.status_code in documented(SPEC["paths"]["/api/v1/dwellings"]["post"])
+    assert set(response.json()) == {"code", "message", "details"}
 
 
 def test_docs_page_may_not_be_framed_or_run_foreign_scripts(api: Api) -> None:
@@ -131,3 +141,30 @@ def test_docs_page_may_not_be_framed_or_run_foreign_scripts(api: Api) -> None:
     policy = dict(part.strip().split(" ", 1) for part in response.headers["Content-Security-Policy"].split(";"))
     assert policy["default-src"] == "'none'" and policy["frame-ancestors"] == "'none'"
     assert "'unsafe-inline'" not in policy["script-src"] and "'sha256-" in policy["script-src"]
+
+
+# --- input rules the schema states, and bodies typed as strictly as it says ---------------------------------------
+
+def test_rules_enforced_by_validators_are_in_the_schema() -> None:
+    schemas = SPEC["components"]["schemas"]
+    assert schemas["DwellingCreate"]["dependentRequired"] == {"lat": ["lng"], "lng": ["lat"]}
+    assert schemas["DwellingCreate"]["properties"]["lat"] == {**schemas["DwellingCreate"]["properties"]["lat"],
+                                                             "type": "number", "minimum": 3.0, "maximum": 54.0}
+    assert schemas["DwellingUpdate"]["properties"]["address"]["type"] == "string"  # may be left out, never null
+    assert schemas["ItemUpdate"]["minProperties"] == 3  # version, note and one change
+    assert schemas["DwellingCreate"]["properties"]["address"]["pattern"] == "^[^\\x00]*$"
+    pull = SPEC["paths"]["/api/v1/sync/pull"]["get"]["parameters"]
+    device = next(p for p in pull if p["name"] == "x-device-id")
+    assert device["required"] and device["schema"]["pattern"] == "^[A-Za-z0-9._-]{8,64}$"
+
+
+@pytest.mark.parametrize(("field", "value"), [("sensitive", 0), ("sensitive", "true"), ("sort_order", "5"),
+                                              ("sort_order", True)])
+def test_a_body_is_typed_as_strictly_as_its_schema(api: Api, field: str, value: Any) -> None:
+    item = {"code": "strict_check", "name_zh": "测试", "name_en": "Test", "effective_from": "2026-01-01",
+            "note": "contract test", field: value}
+    response = api.as_("admin", "POST", "/api/v1/catalog/items", json=item)
+    assert response.status_code == 422, response.text
+    assert response.json()["details"][0]["loc"] == ["body", field]
+    item[field] = False if field == "sensitive" else 5
+    assert api.as_("admin", "POST", "/api/v1/catalog/items", json=item).status_code == 201

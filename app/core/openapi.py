@@ -9,7 +9,7 @@ operation refers to one `Error` schema, and the statuses an operation may answer
 | 401, 403 | declares an access rule (`allow`, `hop`) | no or dead token; the role, or a pending password change |
 | 404 | has a path id, or an `…id`/`…ids` in its query or body | out of scope is 404 (CONVENTIONS.md, Access) |
 | 409 | writes (POST, PUT, PATCH, DELETE) to the database | a unique clash is 409 `concurrent_conflict` |
-| 413 | takes a body | MAX_BODY_BYTES (app/core/middleware.py) |
+| 400, 413 | takes a body | a body that does not parse; MAX_BODY_BYTES (app/core/middleware.py) |
 | 415 | takes a file (multipart) or a raw body | the upload's own type checks |
 | 422 | always | input rules; a NUL byte in the URL is refused on every route |
 | 503 | uses the database (`SessionDep`) | `service_busy` / `database_unavailable`, with Retry-After |
@@ -45,6 +45,7 @@ ERROR_SCHEMA: dict[str, Any] = {
 }
 RETRY_AFTER = {"Retry-After": {"description": "Seconds to wait before trying again", "schema": {"type": "string"}}}
 DESCRIPTIONS = {
+    400: "The body cannot be read at all (not JSON, a broken form: `bad_request`)",
     401: "No valid token, or the session ended (`unauthorized`, `session_expired`)",
     403: "The caller's role may not do this (`forbidden`), or must change their password first "
          "(`password_change_required`)",
@@ -57,6 +58,7 @@ DESCRIPTIONS = {
     503: "Busy or unreachable database; nothing was changed, retry later (`service_busy`, `database_unavailable`)",
 }
 WRITES = {"post", "put", "patch", "delete"}
+NUL_FREE = "^[^\\x00]*$"  # InputModel and the middleware refuse a NUL anywhere (422 nul_byte)
 
 
 def install(app: FastAPI) -> None:
@@ -77,6 +79,7 @@ def document_errors(spec: dict[str, Any], app: FastAPI) -> None:
     schemas["Error"] = ERROR_SCHEMA
     for unused in ("HTTPValidationError", "ValidationError"):
         schemas.pop(unused, None)
+    _refuse_nul(spec)
     for path, route in api_routes(app):
         item = spec["paths"].get(path)
         if item is None:
@@ -102,13 +105,20 @@ def statuses(method: str, path: str, route: APIRoute, op: dict[str, Any]) -> set
         if method in WRITES:
             found.add(409)
     if body is not None:
-        found.add(413)
+        found |= {400, 413}  # 400: a body that cannot be parsed at all (not JSON, not a form)
         if any(not kind.endswith("json") for kind in body.get("content", {})):
             found.add(415)
     return found
 
 
 def _document(op: dict[str, Any], method: str, path: str, route: APIRoute) -> None:
+    for param in op.get("parameters", []):
+        # A parameter the route checks itself (for its own error code) but the contract requires.
+        if param.get("schema", {}).pop("x-required", False):
+            param["required"] = True
+            schema = param["schema"]
+            kinds = [k for k in schema.pop("anyOf", []) if k.get("type") != "null"]
+            param["schema"] = {**kinds[0], **schema} if len(kinds) == 1 else {**schema, "anyOf": kinds}
     responses = op.setdefault("responses", {})
     for status in statuses(method, path, route, op) | {int(s) for s in responses if s.isdigit() and int(s) >= 400}:
         response = responses.setdefault(str(status), {})
@@ -135,3 +145,30 @@ def _input_names(route: APIRoute) -> set[str]:
             names.add(param.name)
             names |= set(getattr(param.field_info.annotation, "model_fields", None) or {})
     return names
+
+
+def _refuse_nul(spec: dict[str, Any]) -> None:
+    """Every input string the schema leaves open says it holds no NUL: parameters, and the bodies' schemas."""
+    schemas = spec.get("components", {}).get("schemas", {})
+    pending: list[Any] = []
+    for item in spec["paths"].values():
+        for op in item.values():
+            pending += [p.get("schema") for p in op.get("parameters", [])]
+            pending += [c.get("schema") for c in op.get("requestBody", {}).get("content", {}).values()]
+    seen: set[int] = set()
+    while pending:
+        node = pending.pop()
+        if not isinstance(node, dict) or id(node) in seen:
+            continue
+        seen.add(id(node))
+        ref = node.get("$ref", "")
+        if ref.startswith("#/components/schemas/"):
+            pending.append(schemas.get(ref.rsplit("/", 1)[1]))
+        if node.get("type") == "string" and not {"pattern", "enum", "const", "format"} & set(node):
+            node["pattern"] = NUL_FREE
+        for key in ("properties", "$defs"):
+            pending += list(node.get(key, {}).values())
+        for key in ("anyOf", "allOf", "oneOf", "prefixItems"):
+            pending += node.get(key, [])
+        for key in ("items", "additionalProperties", "not"):
+            pending.append(node.get(key))

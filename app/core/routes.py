@@ -26,8 +26,12 @@ def api_routes(app: FastAPI) -> Iterator[tuple[str, APIRoute]]:
 def path_methods(app: FastAPI, path: str) -> set[str]:
     """Every method some route serves at this concrete path (what a 405's Allow header must list: Starlette
     names only the methods of the first route whose path matched, and FastAPI has one route per method)."""
-    table: list[tuple[re.Pattern[str], frozenset[str]]] | None = getattr(app.state, "route_methods", None)
+    table: list[tuple[str, re.Pattern[str], frozenset[str]]] | None = getattr(app.state, "route_methods", None)
     if table is None:
-        table = [(compile_path(full)[0], frozenset(route.methods or ())) for full, route in api_routes(app)]
+        table = [(full, compile_path(full)[0], frozenset(route.methods or ())) for full, route in api_routes(app)]
         app.state.route_methods = table
-    return {method for regex, methods in table if regex.match(path) for method in methods}
+    matching = [(template, methods) for template, regex, methods in table if regex.match(path)]
+    # The path as the contract names it: a fixed path (/tasks/generate) is not also /tasks/{task_id}; among
+    # templates, the one with the fewest parameters is the operation's own.
+    fewest = min((template.count("{") for template, _ in matching), default=0)
+    return {method for template, methods in matching if template.count("{") == fewest for method in methods}

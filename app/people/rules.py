@@ -21,6 +21,10 @@ CHECK_CHARS = "10X98765432"
 ID18 = re.compile(r"^[0-9]{17}[0-9X]$")
 ID15 = re.compile(r"^[0-9]{15}$")
 MOBILE = re.compile(r"^1[3-9][0-9]{9}$")
+# What `normalise_mobile` accepts, written out for the published schema (ASCII digits; separators anywhere).
+_SEP = r"[\s().-]*"
+MOBILE_INPUT = (f"^{_SEP}(?:(?:\\+{_SEP}8{_SEP}6|0{_SEP}0{_SEP}8{_SEP}6){_SEP})?"
+                f"1{_SEP}[3-9](?:{_SEP}[0-9]){{9}}{_SEP}$")
 PHONE_SEPARATORS = re.compile(r"[\s\-().]")
 # Spaces and the separators written inside names (阿依古丽·买买提, 阿依古丽•买买提, 阿依古丽.买买提 are one name).
 NAME_NOISE = re.compile(r"[\s\u00b7\u2022\u2027\u30fb\u2219.\-]")

@@ -40,6 +40,11 @@ from app.sync.push.schemas import parse
 from app.sync.push.service import Pusher
 from app.sync.schemas import ConflictOut, DeviceOut, PullOut, PushOut, ResolveIn
 
+# Optional to FastAPI, so that a missing or malformed id is 422 `device_id_required` (app.sync.devices); required
+# in the published contract, with its pattern (app/core/openapi.py reads `x-required`).
+DeviceIdHeader = Annotated[str | None, Header(max_length=200, json_schema_extra={
+    "pattern": devices.DEVICE_ID.pattern, "x-required": True, "description": "The phone's installation id"})]
+
 router = APIRouter(prefix="/sync", tags=["sync"])
 
 SyncActor = Annotated[Actor, allow(Role.worker, Role.supervisor)]
@@ -91,7 +96,7 @@ async def pull_changes(
     = None,
     migration: Annotated[str | None, Query(max_length=20_000, description="WatermelonDB migration (JSON) or null")]
     = None,
-    x_device_id: Annotated[str | None, Header(max_length=200)] = None,
+    x_device_id: DeviceIdHeader = None,
     x_app_version: Annotated[str | None, Header(max_length=40)] = None,
     x_device_time: Annotated[int | None, Header(ge=0, le=10**14, description="Device clock, epoch ms")] = None,
 ) -> Response:
@@ -242,7 +247,7 @@ async def push_changes(
     payload: Annotated[PushPayload, Depends(push_payload)],
     last_pulled_at: Annotated[str | None, Query(max_length=20, description="The timestamp of the pull before")]
     = None,
-    x_device_id: Annotated[str | None, Header(max_length=200)] = None,
+    x_device_id: DeviceIdHeader = None,
     x_app_version: Annotated[str | None, Header(max_length=40)] = None,
     x_device_time: Annotated[int | None, Header(ge=0, le=10**14, description="Device clock, epoch ms")] = None,
 ) -> Response:
