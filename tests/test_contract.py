@@ -152,7 +152,7 @@ def test_rules_enforced_by_validators_are_in_the_schema() -> None:
                                                              "type": "number", "minimum": 3.0, "maximum": 54.0}
     assert schemas["DwellingUpdate"]["properties"]["address"]["type"] == "string"  # may be left out, never null
     assert schemas["ItemUpdate"]["minProperties"] == 3  # version, note and one change
-    assert schemas["DwellingCreate"]["properties"]["address"]["pattern"] == "^[^\\x00]*$"
+    assert schemas["DwellingCreate"]["properties"]["address"]["pattern"] == "^[^\\x00]*[^\\s\\x00][^\\x00]*$"
     pull = SPEC["paths"]["/api/v1/sync/pull"]["get"]["parameters"]
     device = next(p for p in pull if p["name"] == "x-device-id")
     assert device["required"] and device["schema"]["pattern"] == "^[A-Za-z0-9._-]{8,64}$"

@@ -59,6 +59,8 @@ DESCRIPTIONS = {
 }
 WRITES = {"post", "put", "patch", "delete"}
 NUL_FREE = "^[^\\x00]*$"  # InputModel and the middleware refuse a NUL anywhere (422 nul_byte)
+# A body's text is stripped before its length is checked (InputModel): a required text needs one visible character.
+NUL_FREE_TEXT = "^[^\\x00]*[^\\s\\x00][^\\x00]*$"
 
 
 def install(app: FastAPI) -> None:
@@ -150,25 +152,23 @@ def _input_names(route: APIRoute) -> set[str]:
 def _refuse_nul(spec: dict[str, Any]) -> None:
     """Every input string the schema leaves open says it holds no NUL: parameters, and the bodies' schemas."""
     schemas = spec.get("components", {}).get("schemas", {})
-    pending: list[Any] = []
+    pending: list[tuple[Any, bool]] = []  # (schema, inside a body)
     for item in spec["paths"].values():
         for op in item.values():
-            pending += [p.get("schema") for p in op.get("parameters", [])]
-            pending += [c.get("schema") for c in op.get("requestBody", {}).get("content", {}).values()]
+            pending += [(p.get("schema"), False) for p in op.get("parameters", [])]
+            pending += [(c.get("schema"), True) for c in op.get("requestBody", {}).get("content", {}).values()]
     seen: set[int] = set()
     while pending:
-        node = pending.pop()
+        node, body = pending.pop()
         if not isinstance(node, dict) or id(node) in seen:
             continue
         seen.add(id(node))
         ref = node.get("$ref", "")
         if ref.startswith("#/components/schemas/"):
-            pending.append(schemas.get(ref.rsplit("/", 1)[1]))
+            pending.append((schemas.get(ref.rsplit("/", 1)[1]), body))
         if node.get("type") == "string" and not {"pattern", "enum", "const", "format"} & set(node):
-            node["pattern"] = NUL_FREE
-        for key in ("properties", "$defs"):
-            pending += list(node.get(key, {}).values())
-        for key in ("anyOf", "allOf", "oneOf", "prefixItems"):
-            pending += node.get(key, [])
-        for key in ("items", "additionalProperties", "not"):
-            pending.append(node.get(key))
+            node["pattern"] = NUL_FREE_TEXT if body and node.get("minLength", 0) >= 1 else NUL_FREE
+        children = [*node.get("properties", {}).values(), *node.get("$defs", {}).values()]
+        children += [child for key in ("anyOf", "allOf", "oneOf", "prefixItems") for child in node.get(key, [])]
+        children += [node.get(key) for key in ("items", "additionalProperties", "not")]
+        pending += [(child, body) for child in children]

@@ -9,6 +9,7 @@ from typing import Annotated, Any
 
 import orjson
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
+from pydantic.json_schema import JsonDict
 from sqlmodel import Session
 
 from app.auth.deps import Hop, StaffActor, allow, hop
@@ -64,6 +65,11 @@ class CursorInvalid(Unprocessable):
     zh = "last_pulled_at 必须为空或上次同步返回的整数 timestamp。"
 
 
+# The cursors as `_cursor` and `_push_cursor` read them, for the published schema (ASCII digits, at most 18).
+PULL_CURSOR: JsonDict = {"pattern": "^(?:[0-9]+|null|undefined)?$", "maxLength": 18}
+PUSH_CURSOR: JsonDict = {"pattern": "^0*[1-9][0-9]*$", "maxLength": 18, "x-required": True}
+
+
 def _cursor(raw: str | None) -> int:
     if raw is None or raw in NULLS:
         return 0
@@ -91,8 +97,10 @@ def _migration(raw: str | None) -> set[str]:
 async def pull_changes(
     request: Request,
     hop: SyncHop,
-    schema_version: Annotated[int, Query(ge=0, le=1_000_000, description="The app's local schema version")],
-    last_pulled_at: Annotated[str | None, Query(max_length=20, description="The last pull's timestamp, or null")]
+    schema_version: Annotated[int, Query(ge=0, le=1_000_000, description="The app's local schema version",
+                                         json_schema_extra={"enum": sorted(SUPPORTED_SCHEMA_VERSIONS)})],
+    last_pulled_at: Annotated[str | None, Query(max_length=20, description="The last pull's timestamp, or null",
+                                                json_schema_extra=PULL_CURSOR)]
     = None,
     migration: Annotated[str | None, Query(max_length=20_000, description="WatermelonDB migration (JSON) or null")]
     = None,
@@ -245,7 +253,8 @@ async def push_changes(
     request: Request,
     hop: SyncHop,
     payload: Annotated[PushPayload, Depends(push_payload)],
-    last_pulled_at: Annotated[str | None, Query(max_length=20, description="The timestamp of the pull before")]
+    last_pulled_at: Annotated[str | None, Query(max_length=20, description="The timestamp of the pull before",
+                                                json_schema_extra=PUSH_CURSOR)]
     = None,
     x_device_id: DeviceIdHeader = None,
     x_app_version: Annotated[str | None, Header(max_length=40)] = None,
