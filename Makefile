@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed-stamp
 PYTEST_WORKERS ?= 2
 PG_TEST_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/postgres
 
-.PHONY: install interop-deps run test test-pg lint format openapi browser-deps bench clean
+.PHONY: install interop-deps run test test-pg lint format openapi fuzz browser-deps bench clean
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -57,6 +57,10 @@ format: install
 
 openapi: install
 	$(BIN)/migrant openapi --out openapi/openapi.json
+
+# Schemathesis against the app's own OpenAPI, as a worker and as an admin, on a throwaway SQLite database (.ci/fuzz).
+fuzz: install
+	.ci/fuzz
 
 # Headless Chromium for the offline /docs check (Debian's package; needs root, as on CI).
 browser-deps:

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import base64
 import gc
+import hashlib
 import logging
+import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from importlib import resources
@@ -16,6 +19,7 @@ from fastapi.staticfiles import StaticFiles
 
 from app import wiring
 from app.api import API_PREFIX, api, public_api, root_public
+from app.core import openapi
 from app.core.config import get_settings
 from app.core.db import capacity, get_engine
 from app.core.deps import public
@@ -62,6 +66,7 @@ def create_app() -> FastAPI:
     app.include_router(public_api, prefix=API_PREFIX)
     app.include_router(api, prefix=API_PREFIX)
     _mount_docs(app)
+    openapi.install(app)
     return app
 
 
@@ -73,7 +78,7 @@ def _mount_docs(app: FastAPI) -> None:
     @app.get("/docs", include_in_schema=False)
     @public
     def docs() -> HTMLResponse:
-        return get_swagger_ui_html(
+        return with_policy(get_swagger_ui_html(
             openapi_url=app.openapi_url or "/openapi.json",
             title=app.title + " — docs",
             swagger_js_url="/docs-static/swagger-ui-bundle.js",
@@ -81,7 +86,22 @@ def _mount_docs(app: FastAPI) -> None:
             swagger_favicon_url="/docs-static/favicon.png",
             # Never send the spec's address to validator.swagger.io (the badge of the standalone layout).
             swagger_ui_parameters={"validatorUrl": None},
-        )
+        ))
+
+
+INLINE_SCRIPT = re.compile(rb"<script>(.*?)</script>", re.S)
+
+
+def with_policy(page: HTMLResponse) -> HTMLResponse:
+    """/docs may load only our own files and run only our own inline start-up script (by its hash), and no
+    other site may frame it (clickjacking the "Try it out" buttons with the user's token)."""
+    hashes = " ".join(f"'sha256-{base64.b64encode(hashlib.sha256(s).digest()).decode()}'"
+                      for s in INLINE_SCRIPT.findall(bytes(page.body)))
+    page.headers["Content-Security-Policy"] = (
+        f"default-src 'none'; script-src 'self' {hashes}; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
+        "connect-src 'self'; font-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
+    page.headers["X-Frame-Options"] = "DENY"
+    return page
 
 
 app = create_app()

@@ -20,7 +20,11 @@ router = APIRouter(prefix="/auth", tags=["auth"])
 MeActor = Annotated[Actor, allow(*ALL_USERS, password_expired_ok=True)]
 
 
-@public_router.post("/login", response_model=TokenOut, summary="Sign in with username and password")
+@public_router.post("/login", response_model=TokenOut, summary="Sign in with username and password",
+                   responses={401: {"description": "Wrong name or password (`invalid_credentials`)"},
+                              429: {"description": "Too many failed sign-ins for the name or the address "
+                                                   "(`login_locked`); wait for Retry-After"},
+                              503: {"description": "Busy database; nothing was counted, retry later"}})
 @public
 async def login(body: LoginIn, request: Request, settings: SettingsDep) -> TokenOut:
     # Three steps, the middle one with no connection held: the argon2 check takes a third of a second, and a
@@ -34,7 +38,8 @@ async def login(body: LoginIn, request: Request, settings: SettingsDep) -> Token
                     must_change_password=user.must_change_password)
 
 
-@public_router.post("/refresh", response_model=TokenOut, summary="Exchange a refresh token (rotates it)")
+@public_router.post("/refresh", response_model=TokenOut, summary="Exchange a refresh token (rotates it)",
+                   responses={401: {"description": "Unknown, used or expired refresh token (`refresh_token_invalid`)"}})
 @public
 def refresh(body: RefreshIn, session: SessionDep, settings: SettingsDep) -> TokenOut:
     user, access, new_refresh, expires_in = service.refresh(session, settings, body.refresh_token)

@@ -5,10 +5,10 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any
 
-from pydantic import Field, model_validator
+from pydantic import ConfigDict, Field, model_validator
 from pydantic_core import PydanticCustomError
 
-from app.core.schemas import InputModel, OutputModel
+from app.core.schemas import InputModel, OutputModel, schema_rules
 
 CODE = r"^[a-z][a-z0-9_]{1,19}$"
 EARLIEST, LATEST = date(1990, 1, 1), date(2100, 12, 31)
@@ -30,6 +30,10 @@ class ItemCreate(InputModel):
 
 class ItemUpdate(InputModel):
     """Only the fields sent change; `code` is immutable. `effective_to: null` clears an end date."""
+
+    model_config = ConfigDict(json_schema_extra=schema_rules(
+        not_null=("name_zh", "name_en", "description", "unit", "sort_order", "effective_from", "sensitive"),
+        min_properties=3))  # version, note and something to change
 
     version: int = VERSION
     note: str = Field(min_length=1, max_length=200)

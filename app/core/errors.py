@@ -20,6 +20,8 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.exc import TimeoutError as SATimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from app.core.routes import path_methods
+
 log = logging.getLogger("app.errors")
 
 
@@ -245,11 +247,13 @@ async def _pool_timeout(request: Request, exc: SATimeoutError) -> JSONResponse:
 
 async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
     code, en, zh = HTTP_CODES.get(exc.status_code, ("http_error", str(exc.detail), str(exc.detail)))
-    return JSONResponse(
-        error_body(code, zh if language(request) == "zh" else en),
-        status_code=exc.status_code,
-        headers=getattr(exc, "headers", None),
-    )
+    headers = dict(getattr(exc, "headers", None) or {})
+    if exc.status_code == 405:  # every method of the path, not only those of the route Starlette matched first
+        methods = path_methods(request.app, request.url.path)
+        methods |= set(headers.get("Allow", "").replace(" ", "").split(","))
+        headers["Allow"] = ", ".join(sorted(m for m in methods if m))
+    return JSONResponse(error_body(code, zh if language(request) == "zh" else en), status_code=exc.status_code,
+                        headers=headers or None)
 
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
     # Development and tests only: in production RequestContextMiddleware answers unexpected errors

@@ -8,6 +8,7 @@ import hmac
 import os
 import re
 import secrets
+import time
 import unicodedata
 import weakref
 from datetime import datetime, timedelta
@@ -271,7 +272,32 @@ class TokenInvalid(Exception):
     pass
 
 
+# Verified access tokens, by their text: a phone sends the same token with every request for its 15 minutes, and
+# verifying it (header, HMAC, claims) was an eighth of a `GET /auth/me` (py-spy). A hit still checks the expiry
+# and that the key, audience and issuer it was verified with are still the configured ones (a rotated-out key or
+# a changed setting verifies afresh). Revocation is not the token's business: `load_actor` reads the login
+# session on every request. Bounded: cleared when full.
+_VERIFIED_MAX = 10_000
+_verified: dict[str, tuple[dict[str, Any], str, str, str | list[str], str]] = {}
+
+
 def decode_access_token(settings: Settings, token: str) -> dict[str, Any]:
+    """Verify an access token (`_verify_access_token`), or find it verified already and not yet expired."""
+    cached = _verified.get(token)
+    if cached is not None:
+        claims, kid, key, audience, issuer = cached
+        if (int(claims["exp"]) > time.time() and settings.signing_keys.get(kid) == key
+                and audience == settings.jwt_audience and issuer == settings.jwt_issuer):
+            return dict(claims)
+        _verified.pop(token, None)
+    claims, kid, key = _verify_access_token(settings, token)
+    if len(_verified) >= _VERIFIED_MAX:
+        _verified.clear()
+    _verified[token] = (claims, kid, key, settings.jwt_audience, settings.jwt_issuer)
+    return dict(claims)
+
+
+def _verify_access_token(settings: Settings, token: str) -> tuple[dict[str, Any], str, str]:
     """Verify an access token: pinned algorithm, a known key id, every required claim, type "access".
 
     The header is read before verification only to pick the key; nothing in it is trusted: `alg` must be
@@ -288,7 +314,7 @@ def decode_access_token(settings: Settings, token: str) -> dict[str, Any]:
     if header.get("alg") != ALGORITHM:
         raise TokenInvalid("algorithm")
     key = settings.signing_keys.get(kid) if isinstance(kid, str) else None
-    if key is None:
+    if key is None or not isinstance(kid, str):
         raise TokenInvalid("unknown key")
     try:
         claims = jwt.decode(
@@ -313,4 +339,4 @@ def decode_access_token(settings: Settings, token: str) -> dict[str, Any]:
         raise TokenInvalid("bad times") from None
     if lifetime > MAX_ACCESS_SECONDS:
         raise TokenInvalid("lifetime")
-    return claims
+    return claims, kid, key

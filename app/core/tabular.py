@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 import zipfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -63,6 +64,16 @@ class ImportTooManyRows(Unprocessable):
     code = "import_too_many_rows"
     en = "The file has too many rows for one import (details give the limit); split it."
     zh = "文件行数超过单次导入上限（见 details），请拆分后导入。"
+
+
+# Characters an XLSX file cannot hold (C0 controls but tab, newline and carriage return): openpyxl raises on
+# them. Stored text may contain them (text fields refuse only NUL), so every sheet we write drops them.
+SHEET_ILLEGAL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
+
+
+def sheet_text(value: Any) -> Any:
+    """A value as a worksheet cell may hold it: text without the control characters XLSX forbids."""
+    return SHEET_ILLEGAL.sub("", value) if isinstance(value, str) else value
 
 
 @dataclass(frozen=True)

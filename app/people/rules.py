@@ -21,6 +21,10 @@ CHECK_CHARS = "10X98765432"
 ID18 = re.compile(r"^[0-9]{17}[0-9X]$")
 ID15 = re.compile(r"^[0-9]{15}$")
 MOBILE = re.compile(r"^1[3-9][0-9]{9}$")
+# What `normalise_mobile` accepts, for the published schema (ASCII digits; separators anywhere; empty: no filter).
+_SEP = r"[\s().-]*"
+MOBILE_INPUT = (f"^$|^{_SEP}(?:(?:\\+{_SEP}8{_SEP}6|0{_SEP}0{_SEP}8{_SEP}6){_SEP})?"
+                f"1{_SEP}[3-9](?:{_SEP}[0-9]){{9}}{_SEP}$")
 PHONE_SEPARATORS = re.compile(r"[\s\-().]")
 # Spaces and the separators written inside names (阿依古丽·买买提, 阿依古丽•买买提, 阿依古丽.买买提 are one name).
 NAME_NOISE = re.compile(r"[\s\u00b7\u2022\u2027\u30fb\u2219.\-]")
@@ -56,6 +60,11 @@ def provinces() -> dict[str, str]:
     text = resources.files("app.people").joinpath("provinces.csv").read_text("utf-8")
     rows = csv.DictReader(io.StringIO(text))
     return {row["code"]: row["name"] for row in rows}
+
+
+def province_pattern() -> str:
+    """A 6-digit division code whose first two digits name a province, as a regular expression."""
+    return f"^(?:{'|'.join(sorted(provinces()))})[0-9]{{4}}$"
 
 
 def province_known(code: str) -> bool:

@@ -19,10 +19,11 @@ import unicodedata
 from datetime import datetime
 from typing import Any
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import ConfigDict, Field, field_validator, model_validator
+from pydantic.json_schema import JsonDict
 from pydantic_core import PydanticCustomError
 
-from app.core.schemas import InputModel, OutputModel
+from app.core.schemas import InputModel, OutputModel, schema_rules
 from app.places.models import CommunityType, DwellingKind, Level
 
 ID_MAX = 32
@@ -76,6 +77,8 @@ class DivisionCreate(InputModel):
 
 
 class DivisionUpdate(InputModel):
+    model_config = ConfigDict(json_schema_extra=schema_rules(not_null=("code", "name", "vintage", "active")))
+
     code: str | None = Field(default=None, min_length=1, max_length=20,
                              description="A new code rewrites the paths of the whole subtree")
     name: str | None = Field(default=None, min_length=1, max_length=100)
@@ -152,13 +155,20 @@ class _Address(InputModel):
         return _check_coordinate(value, LNG_MIN, LNG_MAX)
 
 
+COORDINATES = {"lat": ["lng"], "lng": ["lat"]}
+LAT_SCHEMA: JsonDict = {"minimum": LAT_MIN, "maximum": LAT_MAX}
+LNG_SCHEMA: JsonDict = {"minimum": LNG_MIN, "maximum": LNG_MAX}
+
+
 class DwellingCreate(_Address):
+    model_config = ConfigDict(json_schema_extra=schema_rules(not_null=("lat", "lng"), dependent=COORDINATES))
+
     community_id: str = Field(min_length=1, max_length=ID_MAX)
     grid_id: str | None = Field(default=None, max_length=ID_MAX)
     address: str = Field(min_length=1, max_length=200)
     kind: DwellingKind
-    lat: float | None = Field(default=None, description="WGS-84 latitude (3–54)")
-    lng: float | None = Field(default=None, description="WGS-84 longitude (73–136)")
+    lat: float | None = Field(default=None, description="WGS-84 latitude (3–54)", json_schema_extra=LAT_SCHEMA)
+    lng: float | None = Field(default=None, description="WGS-84 longitude (73–136)", json_schema_extra=LNG_SCHEMA)
 
     @model_validator(mode="after")
     def _pair(self) -> DwellingCreate:
@@ -167,10 +177,14 @@ class DwellingCreate(_Address):
 
 
 class DwellingUpdate(_Address):
+    model_config = ConfigDict(json_schema_extra=schema_rules(not_null=("address", "kind", "active"),
+                                                             dependent=COORDINATES))
+
     address: str | None = Field(default=None, min_length=1, max_length=200)
     kind: DwellingKind | None = None
-    lat: float | None = Field(default=None, description="Send with lng; both null clears the position")
-    lng: float | None = None
+    lat: float | None = Field(default=None, description="Send with lng; both null clears the position",
+                              json_schema_extra=LAT_SCHEMA)
+    lng: float | None = Field(default=None, json_schema_extra=LNG_SCHEMA)
     active: bool | None = None
     version: int = VERSION_FIELD
 

@@ -9,6 +9,7 @@ from typing import Annotated, Any
 
 import orjson
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
+from pydantic.json_schema import JsonDict
 from sqlmodel import Session
 
 from app.auth.deps import Hop, StaffActor, allow, hop
@@ -40,6 +41,11 @@ from app.sync.push.schemas import parse
 from app.sync.push.service import Pusher
 from app.sync.schemas import ConflictOut, DeviceOut, PullOut, PushOut, ResolveIn
 
+# Optional to FastAPI, so that a missing or malformed id is 422 `device_id_required` (app.sync.devices); required
+# in the published contract, with its pattern (app/core/openapi.py reads `x-required`).
+DeviceIdHeader = Annotated[str | None, Header(max_length=200, json_schema_extra={
+    "pattern": devices.DEVICE_ID.pattern, "x-required": True, "description": "The phone's installation id"})]
+
 router = APIRouter(prefix="/sync", tags=["sync"])
 
 SyncActor = Annotated[Actor, allow(Role.worker, Role.supervisor)]
@@ -57,6 +63,11 @@ class CursorInvalid(Unprocessable):
     code = "cursor_invalid"
     en = "last_pulled_at must be null or the integer timestamp of your last pull."
     zh = "last_pulled_at 必须为空或上次同步返回的整数 timestamp。"
+
+
+# The cursors as `_cursor` and `_push_cursor` read them, for the published schema (ASCII digits, at most 18).
+PULL_CURSOR: JsonDict = {"pattern": "^(?:[0-9]+|null|undefined)?$", "maxLength": 18}
+PUSH_CURSOR: JsonDict = {"pattern": "^0*[1-9][0-9]*$", "maxLength": 18, "x-required": True}
 
 
 def _cursor(raw: str | None) -> int:
@@ -86,12 +97,14 @@ def _migration(raw: str | None) -> set[str]:
 async def pull_changes(
     request: Request,
     hop: SyncHop,
-    schema_version: Annotated[int, Query(ge=0, le=1_000_000, description="The app's local schema version")],
-    last_pulled_at: Annotated[str | None, Query(max_length=20, description="The last pull's timestamp, or null")]
+    schema_version: Annotated[int, Query(ge=0, le=1_000_000, description="The app's local schema version",
+                                         json_schema_extra={"enum": sorted(SUPPORTED_SCHEMA_VERSIONS)})],
+    last_pulled_at: Annotated[str | None, Query(max_length=20, description="The last pull's timestamp, or null",
+                                                json_schema_extra=PULL_CURSOR)]
     = None,
     migration: Annotated[str | None, Query(max_length=20_000, description="WatermelonDB migration (JSON) or null")]
     = None,
-    x_device_id: Annotated[str | None, Header(max_length=200)] = None,
+    x_device_id: DeviceIdHeader = None,
     x_app_version: Annotated[str | None, Header(max_length=40)] = None,
     x_device_time: Annotated[int | None, Header(ge=0, le=10**14, description="Device clock, epoch ms")] = None,
 ) -> Response:
@@ -240,9 +253,10 @@ async def push_changes(
     request: Request,
     hop: SyncHop,
     payload: Annotated[PushPayload, Depends(push_payload)],
-    last_pulled_at: Annotated[str | None, Query(max_length=20, description="The timestamp of the pull before")]
+    last_pulled_at: Annotated[str | None, Query(max_length=20, description="The timestamp of the pull before",
+                                                json_schema_extra=PUSH_CURSOR)]
     = None,
-    x_device_id: Annotated[str | None, Header(max_length=200)] = None,
+    x_device_id: DeviceIdHeader = None,
     x_app_version: Annotated[str | None, Header(max_length=40)] = None,
     x_device_time: Annotated[int | None, Header(ge=0, le=10**14, description="Device clock, epoch ms")] = None,
 ) -> Response:

@@ -37,6 +37,21 @@ def test_template_has_chinese_headers_rules_and_my_dwellings(api: Api, world: Wo
     assert sorted(listed) == sorted(world.dwellings[world.community("c1")["id"]])
 
 
+def test_template_lists_addresses_a_sheet_cannot_hold_as_plain_text(api: Api, world: World) -> None:
+    """Stored text may hold control characters (only NUL is refused): the template drops them instead of
+    answering 500, and an address that looks like a formula stays text."""
+    c1 = world.community("c1")
+    for address in ("经三路\x01号\x1f", "=1+1"):
+        made = api.as_("admin", "POST", "/api/v1/dwellings", json={"community_id": c1["id"], "address": address,
+                                                                  "kind": "rental"})
+        assert made.status_code == 201, made.text
+    response = api.as_("admin", "GET", TEMPLATE)
+    assert response.status_code == 200, response.text
+    book = openpyxl.load_workbook(io.BytesIO(response.content))
+    addresses = {r[3] for r in book["住所清单"].iter_rows(min_row=2, values_only=True)}
+    assert {"经三路号", "=1+1"} <= addresses
+
+
 @pytest.mark.parametrize(("method", "url"), [("GET", TEMPLATE), ("POST", IMPORT)])
 def test_auditor_may_not_import(api: Api, method: str, url: str) -> None:
     kwargs = {"files": {"file": ("a.csv", csv_file([]), "text/csv")}} if method == "POST" else {}

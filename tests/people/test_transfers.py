@@ -305,6 +305,7 @@ def test_a_registration_racing_another_answers_with_its_request(api: Api, world:
                            "AND wait_event_type = 'Lock' AND pid <> pg_backend_pid()")
             with engine.connect() as watcher:
                 while watcher.execute(waiting).scalar_one() == 0 and thread.is_alive():
+                    watcher.rollback()  # pg_stat_activity is a snapshot taken once per transaction
                     threading.Event().wait(0.02)
         transaction.commit()
     thread.join()

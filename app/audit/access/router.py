@@ -20,6 +20,7 @@ from app.audit.deps import Period, period
 from app.auth.deps import AuditorActor
 from app.core.deps import SessionDep
 from app.core.pagination import Page, PageDep
+from app.core.tabular import sheet_text
 from app.ledger import audit
 
 router = APIRouter(prefix="/audit/access", tags=["audit"])
@@ -76,6 +77,7 @@ def _cells(r: service.Read) -> list[str]:
     values = [str(r.id), r.at.isoformat(), r.actor_id, r.username, r.actor_role, r.action, r.target_type,
               r.target_id, r.fields, r.purpose, r.area_path, r.district_code, ";".join(r.unusual)]
     # Never a formula: a cell a spreadsheet would evaluate is written as text.
+    values = [sheet_text(v) for v in values]  # an XLSX cell holds no control characters
     return ["'" + v if v and v[0] in "=+-@\t\r" else (v or "") for v in values]
 
 

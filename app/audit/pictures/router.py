@@ -51,7 +51,8 @@ def worker_day(session: SessionDep, actor: SupervisorActor,
             summary="A community's month by grid: registered, visited, overdue now (supervisors)")
 def coverage(session: SessionDep, actor: SupervisorActor,
              community_id: Annotated[str, Query(min_length=1, max_length=32)],
-             month: Annotated[str | None, Query(max_length=7, description="YYYY-MM (default: this month)")] = None,
+             month: Annotated[str | None, Query(max_length=7, description="YYYY-MM (default: this month)",
+                                                json_schema_extra={"pattern": "^[0-9]{4}-(?:0[1-9]|1[0-2])$"})] = None,
              format: FormatQuery = Format.svg) -> Response:
     period = service.parse_month(month)
     community, grids = service.coverage(session, actor, community_id, period)

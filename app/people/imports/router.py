@@ -17,6 +17,7 @@ from app.auth.deps import StaffActor
 from app.core.actor import Actor
 from app.core.deps import SessionDep
 from app.core.errors import language
+from app.core.tabular import sheet_text
 from app.people.imports import service as importer
 from app.people.imports.rules import COLUMNS
 from app.people.imports.schemas import ResidentImportReport
@@ -124,7 +125,8 @@ def _dwellings_sheet(homes: Any, session: Session, actor: Actor) -> None:
     listed = session.execute(stmt).all()
     for offset, values in enumerate(listed[:DWELLING_LIST_MAX], start=2):
         for index, value in enumerate(values, start=1):
-            homes.cell(row=offset, column=index, value=value)
+            cell = homes.cell(row=offset, column=index, value=sheet_text(value))
+            cell.data_type = "s" if isinstance(value, str) else cell.data_type  # an address "=…" is no formula
     if len(listed) > DWELLING_LIST_MAX:
         homes.cell(row=DWELLING_LIST_MAX + 2, column=1,
                    value=f"仅列出前 {DWELLING_LIST_MAX:,} 个住所；其余可在系统中按社区查询住所编号，"

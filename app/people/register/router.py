@@ -48,7 +48,7 @@ async def search_residents(
     page: PageDep,
     q: Annotated[str | None, Query(max_length=50, description="Name prefix")] = None,
     id_number: Annotated[str | None, Query(max_length=18)] = None,
-    phone: Annotated[str | None, Query(max_length=20)] = None,
+    phone: Annotated[str | None, Query(max_length=20, json_schema_extra={"pattern": rules.MOBILE_INPUT})] = None,
     dwelling_id: Annotated[str | None, Query(max_length=32)] = None,
     community_id: Annotated[str | None, Query(max_length=32)] = None,
     status: ResidentStatus | None = None,

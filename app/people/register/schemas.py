@@ -26,7 +26,9 @@ def _known_province(code: str) -> str:
 
 
 # A 6-digit division code (户籍地, an issuing office): its province must exist; below that, old codes are fine.
-DivisionCode = Annotated[str, Field(pattern=HUKOU_CODE), AfterValidator(_known_province)]
+# The published pattern names the provinces themselves (rules.province_pattern), so valid-per-schema is valid.
+DivisionCode = Annotated[str, Field(pattern=HUKOU_CODE, json_schema_extra={"pattern": rules.province_pattern()}),
+                         AfterValidator(_known_province)]
 
 
 class ResidentFields(InputModel):
