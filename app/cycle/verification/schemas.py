@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from datetime import date, datetime
+from typing import Any
 
-from pydantic import Field, model_validator
+from pydantic import ConfigDict, Field, model_validator
 from pydantic_core import PydanticCustomError
 
 from app.core.schemas import InputModel, OutputModel
@@ -31,7 +32,7 @@ class VersionIn(InputModel):
     version: int = Field(ge=1, le=MAX_VERSION)
 
 
-class Counts(OutputModel):
+class PeriodProgress(OutputModel):
     total: int
     pending: int
     verified: int
@@ -49,11 +50,25 @@ class PeriodOut(OutputModel):
     closed_at: datetime | None
     closed_by: str | None
     version: int
-    progress: Counts | None = None
+    progress: PeriodProgress | None = None
+
+
+def _conditional(field: str, key: str, value: str) -> dict[str, Any]:
+    """JSON Schema for "`field` is given exactly when `key` is `value`" (the validator below enforces it)."""
+    return {"if": {"properties": {key: {"const": value}}, "required": [key]},
+            "then": {"required": [field], "properties": {field: {"type": "string"}}},
+            "else": {"properties": {field: {"type": "null"}}}}
+
+
+def _publish_rules(schema: dict[str, Any]) -> None:
+    schema["allOf"] = [_conditional("visit_id", "evidence", Evidence.visit.value),
+                       _conditional("new_dwelling_id", "outcome", Outcome.moved_within_city.value)]
 
 
 class VerificationRecord(InputModel):
     """An outcome with its evidence (the version read). Recorded once: the same outcome again is a no-op."""
+
+    model_config = ConfigDict(json_schema_extra=_publish_rules)
 
     version: int = Field(ge=1, le=MAX_VERSION)
     outcome: Outcome

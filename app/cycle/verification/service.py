@@ -12,7 +12,7 @@ from app.core.errors import NotFound, StaleVersion
 from app.core.types import utcnow
 from app.cycle.verification.errors import PeriodClosed
 from app.cycle.verification.models import Outcome, Period, PeriodState, Verification
-from app.cycle.verification.schemas import Counts, PeriodOut
+from app.cycle.verification.schemas import PeriodOut, PeriodProgress
 from app.places.models import Division
 
 
@@ -62,7 +62,7 @@ def list_periods(actor: Actor, *, month: str | None, community_id: str | None,
     return stmt.order_by(col(Period.month).desc(), col(Period.area_path))
 
 
-def progress(session: Session, actor: Actor, period_ids: list[str]) -> dict[str, Counts]:
+def progress(session: Session, actor: Actor, period_ids: list[str]) -> dict[str, PeriodProgress]:
     """Per period: verifications in the caller's area by outcome (pending = no outcome yet)."""
     found: dict[str, dict[str, int]] = {p: {} for p in period_ids}
     if period_ids:
@@ -75,11 +75,11 @@ def progress(session: Session, actor: Actor, period_ids: list[str]) -> dict[str,
     return {p: counts_of(c) for p, c in found.items()}
 
 
-def counts_of(by: dict[str, int]) -> Counts:
+def counts_of(by: dict[str, int]) -> PeriodProgress:
     pending = by.pop("pending", 0)
     verified = sum(by.values())
     total = pending + verified
-    return Counts(total=total, pending=pending, verified=verified,
+    return PeriodProgress(total=total, pending=pending, verified=verified,
                   coverage=round(verified / total, 4) if total else 1.0,
                   by_outcome={o.value: by.get(o.value, 0) for o in Outcome})
 
