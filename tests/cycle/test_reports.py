@@ -185,10 +185,37 @@ def test_every_figure_of_last_month_matches_the_hand_count(api: Api, town: Town,
 def test_the_current_month_counts_so_far(api: Api, town: Town) -> None:
     report = ok(api.as_("sup_street", "GET", f"{REPORTS}/{town.community['id']}/{TODAY:%Y-%m}"))
     assert (report["complete"], report["as_of"]) == (False, TODAY.isoformat())
-    assert report["stock"] == {"total": 6, "male": 2, "female": 4, "women_15_49": report["stock"]["women_15_49"]}
+    assert report["stock"] == {"total": 6, "male": 2, "female": 4, "women_15_49": 2}  # still A and E (E is 15)
     assert report["movement"] == {"arrivals": 0, "departures": 0}
     v = report["verifications"]
     assert (v["period_id"], v["total"], v["coverage"]) == (None, 0, None)  # not opened: nothing to cover
+
+
+def test_items_settled_after_the_month_still_count_for_it(api: Api, town: Town,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """G's new-arrival visit cancelled and B's urgent request answered today, after the month ended: both were
+    overdue when the month ended, so last month still counts them; the current month no longer does."""
+    monkeypatch.setattr(task_service, "utcnow", lambda: datetime.now(CITY_TZ))
+    monkeypatch.setattr(assistance_service, "today", lambda: TODAY)
+    g, b = town.people["G"]["id"], town.people["B"]["id"]
+    [task] = ok(api.as_("sup_street", "GET", f"{V1}/tasks", params={"resident_id": g,
+                                                                     "kind": "new_arrival_visit"}))["items"]
+    ok(api.as_("sup_street", "POST", f"{V1}/tasks/{task['id']}/cancel",
+               json={"reason": "no_longer_needed", "version": task["version"]}))
+    [request] = ok(api.as_("admin", "GET", f"{V1}/assistance-requests", params={"resident_id": b}))["items"]
+    matched = ok(api.as_("admin", "POST", f"{V1}/assistance-requests/{request['id']}/progress",
+                         json={"state": "matched", "version": request["version"]}))
+    ok(api.as_("admin", "POST", f"{V1}/assistance-requests/{request['id']}/answer",
+               json={"finding": "confirmed", "version": matched["version"]}))
+    last = ok(api.as_("sup_street", "GET", f"{REPORTS}/{town.community['id']}/{P}"))["overdue"]
+    assert (last["tasks"], last["tasks_by_kind"]["new_arrival_visit"], last["assistance_requests"]) == (7, 6, 1)
+    now = ok(api.as_("sup_street", "GET", f"{REPORTS}/{town.community['id']}/{TODAY:%Y-%m}"))["overdue"]
+    # Now: the five new-arrival visits still open and E's key-person visit, all due last month; B's request is
+    # answered, and A's (sent on day 2, due 30 days later) is overdue once its due day has passed.
+    [a_request] = ok(api.as_("admin", "GET", f"{V1}/assistance-requests",
+                             params={"resident_id": town.people["A"]["id"]}))["items"]
+    a_overdue = int(date.fromisoformat(a_request["due_on"]) < TODAY)
+    assert (now["tasks"], now["tasks_by_kind"]["new_arrival_visit"], now["assistance_requests"]) == (6, 5, a_overdue)
 
 
 def xlsx_rows(content: bytes) -> list[tuple[Any, ...]]:
