@@ -319,3 +319,22 @@ def test_a_future_month_is_refused(api: Api, world: World, engine: Engine) -> No
         response = api.as_("worker1", "GET", f"{REPORTS}/{c1}/{following}{suffix}")
         assert (response.status_code, response.json()["code"]) == (422, "report_month_future"), response.text
     assert audit_events(engine, "cycle.report.export") == []
+
+
+def test_no_cell_is_a_formula(api: Api, world: World) -> None:
+    """A catalogue item named like a formula is written as text in both files (and listed with zeros: in force)."""
+    ok(api.as_("admin", "POST", f"{V1}/catalog/items", json={
+        "code": "formula_item", "name_zh": "=1+1", "name_en": "x", "unit": "@次", "effective_from": P_FIRST.isoformat(),
+        "note": "test"}), 201)
+    c1 = world.community("c1")["id"]
+    lines = list(csv.reader(io.StringIO(ok_bytes(api.as_("worker1", "GET", f"{REPORTS}/{c1}/{P}.csv")).decode(
+        "utf-8-sig"))))
+    [line] = [x for x in lines if x[5] == "services.formula_item.quantity"]
+    assert (line[4], line[6], line[7]) == ("'=1+1（数量）", "0", "'@次")
+    rows = xlsx_rows(ok_bytes(api.as_("worker1", "GET", f"{REPORTS}/{c1}/{P}.xlsx")))
+    assert ("免费服务", "'=1+1（人次）", 0, "人次") in rows
+
+
+def ok_bytes(response: Any) -> bytes:
+    assert response.status_code == 200, response.text
+    return bytes(response.content)

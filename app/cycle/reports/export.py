@@ -93,7 +93,7 @@ def to_xlsx(r: ReportOut) -> bytes:
     sheet.append([TITLE])
     sheet.merge_cells("A1:D1")
     sheet["A1"].font, sheet["A1"].alignment = Font(bold=True, size=16), Alignment(horizontal="center")
-    sheet.append([f"填报单位：{safe_cell(r.community_name)}（{r.community_code}）", None, f"报告期：{period_zh(r)}"])
+    sheet.append([f"填报单位：{r.community_name}（{r.community_code}）", None, f"报告期：{period_zh(r)}"])
     sheet.merge_cells("A2:B2")
     sheet.merge_cells("C2:D2")
     sheet.append(list(HEADER))
