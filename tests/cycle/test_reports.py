@@ -21,7 +21,7 @@ from app.people.records import service as records_service
 from app.people.rules import check_char
 from tests.conftest import Api, World
 from tests.cycle.verify_helpers import open_month, record, set_today, verifications
-from tests.people.wf_helpers import audit_events
+from tests.people.wf_helpers import audit_events, rows
 
 V1 = "/api/v1"
 REPORTS = f"{V1}/cycle/reports"
@@ -229,12 +229,12 @@ def test_the_xlsx_is_the_printed_form(api: Api, town: Town, engine: Engine) -> N
     assert response.status_code == 200, response.text
     assert response.headers["content-type"].startswith("application/vnd.openxmlformats")
     assert f'filename="report-{community["code"]}-{P}.xlsx"' in response.headers["content-disposition"]
-    rows = xlsx_rows(response.content)
-    assert rows[0][0] == "流动人口服务管理月报告"
-    assert rows[1][0] == f"填报单位：报表社区（{community['code']}）"
-    assert rows[1][2] == f"报告期：{P_FIRST.year}年{P_FIRST.month}月"
-    assert rows[2] == ("类别", "指标", "数值", "单位")
-    body = {(r[0], r[1]): (r[2], r[3]) for r in rows[3:] if r[0] and r[1] is not None and r[0] != "填报人："}
+    sheet_rows = xlsx_rows(response.content)
+    assert sheet_rows[0][0] == "流动人口服务管理月报告"
+    assert sheet_rows[1][0] == f"填报单位：报表社区（{community['code']}）"
+    assert sheet_rows[1][2] == f"报告期：{P_FIRST.year}年{P_FIRST.month}月"
+    assert sheet_rows[2] == ("类别", "指标", "数值", "单位")
+    body = {(r[0], r[1]): (r[2], r[3]) for r in sheet_rows[3:] if r[0] and r[1] is not None and r[0] != "填报人："}
     expected = {
         ("在册人口", "期末在册人数"): (6, "人"), ("在册人口", "其中：男"): (2, "人"),
         ("在册人口", "其中：女"): (4, "人"),
@@ -264,11 +264,11 @@ def test_the_xlsx_is_the_printed_form(api: Api, town: Town, engine: Engine) -> N
         expected[("免费服务", f"{items[code]['name_zh']}（数量）")] = (q, items[code]["unit"])
     assert body == expected
     book = openpyxl.load_workbook(io.BytesIO(response.content))
-    coverage_row = next(i for i, r in enumerate(rows, start=1) if r[1] == "核查覆盖率")
+    coverage_row = next(i for i, r in enumerate(sheet_rows, start=1) if r[1] == "核查覆盖率")
     assert book.active.cell(row=coverage_row, column=3).number_format == "0.0%"
     assert "A1:D1" in {str(m) for m in book.active.merged_cells.ranges}
-    assert rows[-1][:3] == ("填报人：", "审核人：", "日期：    年  月  日")
-    assert rows[-2] == (None, None, None, None)  # a blank line above the signatures
+    assert sheet_rows[-1][:3] == ("填报人：", "审核人：", "日期：    年  月  日")
+    assert sheet_rows[-2] == (None, None, None, None)  # a blank line above the signatures
     [event] = audit_events(engine, "cycle.report.export")
     assert (event["target_id"], event["area_path"], event["actor_role"]) == (
         community["id"], community["path"], "supervisor")
@@ -331,10 +331,19 @@ def test_no_cell_is_a_formula(api: Api, world: World) -> None:
         "utf-8-sig"))))
     [line] = [x for x in lines if x[5] == "services.formula_item.quantity"]
     assert (line[4], line[6], line[7]) == ("'=1+1（数量）", "0", "'@次")
-    rows = xlsx_rows(ok_bytes(api.as_("worker1", "GET", f"{REPORTS}/{c1}/{P}.xlsx")))
-    assert ("免费服务", "'=1+1（人次）", 0, "人次") in rows
+    sheet_rows = xlsx_rows(ok_bytes(api.as_("worker1", "GET", f"{REPORTS}/{c1}/{P}.xlsx")))
+    assert ("免费服务", "'=1+1（人次）", 0, "人次") in sheet_rows
 
 
 def ok_bytes(response: Any) -> bytes:
     assert response.status_code == 200, response.text
     return bytes(response.content)
+
+
+def test_this_months_stock_is_the_register(api: Api, world: World, engine: Engine) -> None:
+    """On the demo city: the stock counted from the tenancies today is the register's registered residents."""
+    c1 = world.community("c1")
+    report = ok(api.as_("worker1", "GET", f"{REPORTS}/{c1['id']}/{TODAY:%Y-%m}"))
+    [counted] = rows(engine, "SELECT COUNT(*) AS n, SUM(CASE WHEN sex = 'M' THEN 1 ELSE 0 END) AS m FROM residents "
+                             "WHERE community_id = :c AND status = 'REGISTERED' AND merged_into_id IS NULL", c=c1["id"])
+    assert (report["stock"]["total"], report["stock"]["male"]) == (counted["n"], counted["m"]) and counted["n"] > 0
