@@ -1,5 +1,7 @@
-"""The monthly report (月报告) of one community: every figure computed from the records with SQL aggregates, one
-statement per group of figures, never one per resident (docs/reports.md has the definitions)."""
+"""The monthly report (月报告): every figure computed from the records with SQL aggregates grouped by community, one
+statement per group of figures, never one per resident or per community (docs/reports.md has the definitions).
+One code path serves a community's report (an area of one community) and the roll-ups of a street, district or
+city (every community under it, app/cycle/reports/rollup.py)."""
 
 from __future__ import annotations
 
@@ -90,9 +92,31 @@ def get_community(session: Session, actor: Actor, community_id: str) -> Division
     return found
 
 
-def inside(community: Division, area: Any, district: Any) -> ColumnElement[bool]:
-    """Rows of a scoped table that lie in the community (its grids included)."""
-    return and_(district == community.district_code, starts_with(area, community.path))
+def inside(area: Division, path: Any, district: Any) -> ColumnElement[bool]:
+    """Rows of a scoped table that lie in the area (a community with its grids, or a street, district or city):
+    the prefix on the indexed path, and the district when the area lies in one."""
+    prefix = starts_with(path, area.path)
+    return prefix if area.district_code is None else and_(district == area.district_code, prefix)
+
+
+def units(area: Division) -> Any:
+    """The communities of the area as a derived table (`id`, `path`, `district_code`) to group the figures by."""
+    return select(col(Division.id).label("id"), col(Division.path).label("path"),
+                  col(Division.district_code).label("district_code")).where(
+        col(Division.level) == Level.community.value, inside(area, col(Division.path), col(Division.district_code))
+    ).subquery("unit")
+
+
+def in_unit(u: Any, path: Any, district: Any) -> ColumnElement[bool]:
+    """The row lies in the community `u` (its grids included)."""
+    return and_(district == u.c.district_code, path.like(u.c.path + "%"))
+
+
+def communities(session: Session, area: Division) -> list[Division]:
+    """The communities of the area, in path order."""
+    return list(session.execute(select(Division).where(
+        col(Division.level) == Level.community.value, inside(area, col(Division.path), col(Division.district_code)))
+        .order_by(col(Division.path))).scalars())
 
 
 def years_before(day: date, years: int) -> date:
@@ -104,11 +128,6 @@ def years_before(day: date, years: int) -> date:
         return date(year, 2, 28)
 
 
-def lives_there(t: Any, community: Division, on: date) -> ColumnElement[bool]:
-    return and_(inside(community, t.area_path, t.district_code), t.move_in <= on,
-                or_(t.move_out.is_(None), t.move_out > on))
-
-
 def visited_in(w: Window, resident_id: Any) -> ColumnElement[bool]:
     """A visit that met the resident during the month (the key-person monthly task's rule), not superseded."""
     return exists().where(col(Visit.resident_id) == resident_id, col(Visit.outcome) == VisitOutcome.met.value,
@@ -116,8 +135,13 @@ def visited_in(w: Window, resident_id: Any) -> ColumnElement[bool]:
                           not_superseded(col(Visit.id)))
 
 
-def stock_and_key_persons(session: Session, community: Division, w: Window) -> tuple[Stock, KeyPersons]:
+def share(part: int, whole: int) -> float | None:
+    return round(part / whole, 4) if whole else None
+
+
+def stock_and_key_persons(session: Session, area: Division, w: Window) -> dict[str, tuple[Stock, KeyPersons]]:
     t: Any = aliased(Tenancy)
+    u = units(area)
     rid = col(Resident.id)
     oldest, youngest = years_before(w.as_of, 50), years_before(w.as_of, 15)
     female = col(Resident.sex) == Sex.female.value
@@ -126,106 +150,162 @@ def stock_and_key_persons(session: Session, community: Division, w: Window) -> t
     def distinct(condition: ColumnElement[bool]) -> Any:
         return func.count(func.distinct(case((condition, rid))))
 
-    row = session.execute(
-        select(func.count(func.distinct(rid)), distinct(col(Resident.sex) == Sex.male.value), distinct(female),
+    rows = session.execute(
+        select(u.c.id, func.count(func.distinct(rid)), distinct(col(Resident.sex) == Sex.male.value),
+               distinct(female),
                distinct(and_(female, col(Resident.birth_date) > oldest, col(Resident.birth_date) <= youngest)),
                distinct(key), distinct(and_(key, visited_in(w, rid))))
-        .select_from(t).join(Resident, rid == t.resident_id)
-        .where(lives_there(t, community, w.as_of), col(Resident.merged_into_id).is_(None))
-    ).one()
-    total, male, women, fertile, keys, visited = (int(v or 0) for v in row)
-    return (Stock(total=total, male=male, female=women, women_15_49=fertile),
-            KeyPersons(registered=keys, visited=visited, share=round(visited / keys, 4) if keys else None))
+        .select_from(t).join(Resident, rid == t.resident_id).join(u, in_unit(u, t.area_path, t.district_code))
+        .where(inside(area, t.area_path, t.district_code), t.move_in <= w.as_of,
+               or_(t.move_out.is_(None), t.move_out > w.as_of), col(Resident.merged_into_id).is_(None))
+        .group_by(u.c.id)).all()
+    out = {}
+    for unit_id, *values in rows:
+        total, male, women, fertile, keys, visited = (int(v or 0) for v in values)
+        out[unit_id] = (Stock(total=total, male=male, female=women, women_15_49=fertile),
+                        KeyPersons(registered=keys, visited=visited, share=share(visited, keys)))
+    return out
 
 
-def movement(session: Session, community: Division, w: Window) -> Movement:
+def movement(session: Session, area: Division, w: Window) -> dict[str, Movement]:
     """Arrivals: a tenancy in the community starting this month with none there the day before. Departures: one
     ending this month with none there on that day. A move between two dwellings of the community is neither."""
     t: Any = aliased(Tenancy)
     other: Any = aliased(Tenancy)
+    u = units(area)
     lasted = or_(t.move_out.is_(None), t.move_out > t.move_in)
     same_person = and_(other.resident_id == t.resident_id, other.id != t.id,
-                       inside(community, other.area_path, other.district_code))
+                       in_unit(u, other.area_path, other.district_code))
     before = exists().where(same_person, other.move_in < t.move_in,
                             or_(other.move_out.is_(None), other.move_out >= t.move_in))
     after = exists().where(same_person, other.move_in <= t.move_out,
                            or_(other.move_out.is_(None), other.move_out > t.move_out))
-    here = inside(community, t.area_path, t.district_code)
-    arrivals = select(func.count(func.distinct(t.resident_id))).where(
-        here, lasted, t.move_in >= w.first, t.move_in <= w.last, ~before).scalar_subquery()
-    departures = select(func.count(func.distinct(t.resident_id))).where(
-        here, lasted, t.move_out >= w.first, t.move_out <= w.last, ~after).scalar_subquery()
-    came, went = session.execute(select(arrivals, departures)).one()
-    return Movement(arrivals=int(came or 0), departures=int(went or 0))
+
+    def count(*conditions: ColumnElement[bool]) -> dict[str, int]:
+        return {unit_id: int(n) for unit_id, n in session.execute(
+            select(u.c.id, func.count(func.distinct(t.resident_id))).select_from(t)
+            .join(u, in_unit(u, t.area_path, t.district_code))
+            .where(inside(area, t.area_path, t.district_code), lasted, *conditions).group_by(u.c.id)).all()}
+
+    came = count(t.move_in >= w.first, t.move_in <= w.last, ~before)
+    went = count(t.move_out >= w.first, t.move_out <= w.last, ~after)
+    return {unit_id: Movement(arrivals=came.get(unit_id, 0), departures=went.get(unit_id, 0))
+            for unit_id in came.keys() | went.keys()}
 
 
-def verifications(session: Session, community: Division, w: Window) -> VerificationFigures:
-    period = session.execute(select(Period).where(col(Period.community_id) == community.id,
-                                                  col(Period.month) == w.month)).scalar_one_or_none()
-    by: dict[str, int] = {}
-    if period is not None:
-        for outcome, n in session.execute(
-                select(col(Verification.outcome), func.count()).where(col(Verification.period_id) == period.id)
-                .group_by(col(Verification.outcome))).all():
-            by[outcome or "pending"] = int(n)
-    pending = by.pop("pending", 0)
-    verified = sum(by.values())
+def verification_figures(period: Period | None, by: dict[str, int]) -> VerificationFigures:
+    """`by`: verifications by outcome, `pending` for those without one."""
+    pending = by.get("pending", 0)
+    verified = sum(n for outcome, n in by.items() if outcome != "pending")
     total = pending + verified
     return VerificationFigures(
         period_id=period.id if period else None, period_state=period.state if period else None, total=total,
-        pending=pending, verified=verified, coverage=round(verified / total, 4) if total else None,
+        pending=pending, verified=verified, coverage=share(verified, total),
         by_outcome={o.value: by.get(o.value, 0) for o in Outcome})
 
 
-def visits(session: Session, community: Division, w: Window) -> VisitFigures:
+def verifications(session: Session, area: Division, w: Window) -> dict[str, VerificationFigures]:
+    u = units(area)
+    periods = {p.community_id: p for p in session.execute(
+        select(Period).join(u, u.c.id == col(Period.community_id)).where(col(Period.month) == w.month)).scalars()}
+    by: dict[str, dict[str, int]] = {}
+    for community_id, outcome, n in session.execute(
+            select(col(Period.community_id), col(Verification.outcome), func.count())
+            .join(Verification, col(Verification.period_id) == col(Period.id))
+            .join(u, u.c.id == col(Period.community_id)).where(col(Period.month) == w.month)
+            .group_by(col(Period.community_id), col(Verification.outcome))).all():
+        by.setdefault(community_id, {})[outcome or "pending"] = int(n)
+    return {c: verification_figures(p, by.get(c, {})) for c, p in periods.items()}
+
+
+def visits(session: Session, area: Division, w: Window) -> dict[str, VisitFigures]:
+    u = units(area)
     met = func.sum(case((col(Visit.outcome) == VisitOutcome.met.value, 1), else_=0))
-    rows = session.execute(
-        select(col(Visit.mode), func.count(), met).where(
-            inside(community, col(Visit.area_path), col(Visit.district_code)),
-            col(Visit.started_at) >= w.start, col(Visit.started_at) < w.end, not_superseded(col(Visit.id)))
-        .group_by(col(Visit.mode))).all()
-    found = {mode: (int(n), int(m or 0)) for mode, n, m in rows}
-    person, phone = found.get(VisitMode.in_person.value, (0, 0)), found.get(VisitMode.phone.value, (0, 0))
-    return VisitFigures(in_person=person[0], phone=phone[0], in_person_met=person[1], phone_met=phone[1])
+    found: dict[str, dict[str, tuple[int, int]]] = {}
+    for unit_id, mode, n, m in session.execute(
+            select(u.c.id, col(Visit.mode), func.count(), met)
+            .select_from(Visit).join(u, in_unit(u, col(Visit.area_path), col(Visit.district_code))).where(
+                inside(area, col(Visit.area_path), col(Visit.district_code)),
+                col(Visit.started_at) >= w.start, col(Visit.started_at) < w.end, not_superseded(col(Visit.id)))
+            .group_by(u.c.id, col(Visit.mode))).all():
+        found.setdefault(unit_id, {})[mode] = (int(n), int(m or 0))
+    out = {}
+    for unit_id, by in found.items():
+        person, phone = by.get(VisitMode.in_person.value, (0, 0)), by.get(VisitMode.phone.value, (0, 0))
+        out[unit_id] = VisitFigures(in_person=person[0], phone=phone[0], in_person_met=person[1], phone_met=phone[1])
+    return out
 
 
-def fp_checks(session: Session, community: Division, w: Window) -> FpChecks:
+def fp_checks(session: Session, area: Division, w: Window) -> dict[str, FpChecks]:
     """婚育证明 whose latest check (`checked_at`) falls in the month, of residents living in the community at some
-    time during the month. Driven from the community's tenancies (by resident), not from a scan of the city's
+    time during the month. Driven from the communities' tenancies (by resident), not from a scan of the city's
     documents by date."""
     t: Any = aliased(Tenancy)
-    rows = session.execute(
-        select(col(FpDocument.status), func.count(func.distinct(col(FpDocument.id))))
-        .select_from(t).join(FpDocument, col(FpDocument.resident_id) == t.resident_id)
-        .where(inside(community, t.area_path, t.district_code), t.move_in <= w.last,
-               or_(t.move_out.is_(None), t.move_out > w.first),
-               col(FpDocument.checked_at) >= w.start, col(FpDocument.checked_at) < w.end)
-        .group_by(col(FpDocument.status))).all()
-    by = {status: int(n) for status, n in rows}
-    return FpChecks(checked=sum(by.values()), by_status={s.value: by.get(s.value, 0) for s in FpDocStatus})
+    u = units(area)
+    found: dict[str, dict[str, int]] = {}
+    for unit_id, status, n in session.execute(
+            select(u.c.id, col(FpDocument.status), func.count(func.distinct(col(FpDocument.id))))
+            .select_from(t).join(FpDocument, col(FpDocument.resident_id) == t.resident_id)
+            .join(u, in_unit(u, t.area_path, t.district_code))
+            .where(inside(area, t.area_path, t.district_code), t.move_in <= w.last,
+                   or_(t.move_out.is_(None), t.move_out > w.first),
+                   col(FpDocument.checked_at) >= w.start, col(FpDocument.checked_at) < w.end)
+            .group_by(u.c.id, col(FpDocument.status))).all():
+        found.setdefault(unit_id, {})[status] = int(n)
+    return {unit_id: FpChecks(checked=sum(by.values()), by_status={s.value: by.get(s.value, 0) for s in FpDocStatus})
+            for unit_id, by in found.items()}
 
 
-def services(session: Session, community: Division, w: Window) -> list[ServiceLine]:
-    """Every item in force during the month (zeros included) and any other item delivered in it."""
-    done = (select(col(ServiceDelivery.item_id).label("item_id"), func.count().label("n"),
-                   func.sum(col(ServiceDelivery.quantity)).label("q"))
-            .where(inside(community, col(ServiceDelivery.area_path), col(ServiceDelivery.district_code)),
+@dataclass(frozen=True)
+class Services:
+    """Deliveries per community and item, and the catalogue items a report lists."""
+
+    items: list[ServiceItem]  # in force during the month or delivered in the area, in catalogue order
+    in_force: set[str]
+    done: dict[str, dict[str, tuple[int, int]]]  # community → item → (deliveries, quantity)
+
+    def lines(self, community_id: str | None) -> list[ServiceLine]:
+        """A community's lines (every item in force, zeros included, and any other delivered there); `None`: the
+        area's, summed over its communities."""
+        def sums(item_id: str) -> tuple[int, int] | None:
+            found = [by[item_id] for c, by in self.done.items()
+                     if item_id in by and community_id in (None, c)]
+            return (sum(n for n, _ in found), sum(q for _, q in found)) if found else None
+
+        out = []
+        for item in self.items:
+            figures = sums(item.id)
+            if figures is not None or item.id in self.in_force:
+                n, q = figures or (0, 0)
+                out.append(ServiceLine(item_id=item.id, code=item.code, name_zh=item.name_zh, name_en=item.name_en,
+                                       unit=item.unit, deliveries=n, quantity=q))
+        return out
+
+
+def services(session: Session, area: Division, w: Window) -> Services:
+    u = units(area)
+    done: dict[str, dict[str, tuple[int, int]]] = {}
+    for unit_id, item_id, n, q in session.execute(
+            select(u.c.id, col(ServiceDelivery.item_id), func.count(), func.sum(col(ServiceDelivery.quantity)))
+            .select_from(ServiceDelivery)
+            .join(u, in_unit(u, col(ServiceDelivery.area_path), col(ServiceDelivery.district_code)))
+            .where(inside(area, col(ServiceDelivery.area_path), col(ServiceDelivery.district_code)),
                    col(ServiceDelivery.delivered_on) >= w.first, col(ServiceDelivery.delivered_on) <= w.last,
                    not_superseded(col(ServiceDelivery.visit_id)))
-            .group_by(col(ServiceDelivery.item_id)).subquery())
+            .group_by(u.c.id, col(ServiceDelivery.item_id))).all():
+        done.setdefault(unit_id, {})[item_id] = (int(n), int(q or 0))
     in_force = and_(col(ServiceItem.effective_from) <= w.last,
                     or_(col(ServiceItem.effective_to).is_(None), col(ServiceItem.effective_to) >= w.first))
-    rows = session.execute(
-        select(ServiceItem, done.c.n, done.c.q).outerjoin(done, done.c.item_id == col(ServiceItem.id))
-        .where(or_(done.c.n.is_not(None), in_force))
-        .order_by(col(ServiceItem.sort_order), col(ServiceItem.code))).all()
-    return [ServiceLine(item_id=item.id, code=item.code, name_zh=item.name_zh, name_en=item.name_en, unit=item.unit,
-                        deliveries=int(n or 0), quantity=int(q or 0)) for item, n, q in rows]
+    delivered = {item_id for by in done.values() for item_id in by}
+    rows = session.execute(select(ServiceItem, in_force).where(or_(in_force, col(ServiceItem.id).in_(delivered)))
+                           .order_by(col(ServiceItem.sort_order), col(ServiceItem.code))).all()
+    return Services([item for item, _ in rows], {item.id for item, current in rows if current}, done)
 
 
-def overdue(session: Session, community: Division, w: Window) -> Overdue:
+def overdue(session: Session, area: Division, w: Window) -> dict[str, Overdue]:
     """Open past their due day when the month ended (for the current month: now). A task or request settled
     after the month's end still counts for that month."""
+    u = units(area)
     state, due = col(Task.state), col(Task.due_date)
     if w.complete:
         still_open = or_(state == TaskState.open.value,
@@ -234,35 +314,72 @@ def overdue(session: Session, community: Division, w: Window) -> Overdue:
         task_cond = and_(due < w.cut, still_open)
     else:
         task_cond = and_(due < w.cut, state == TaskState.open.value)
-    by_kind = {kind: int(n) for kind, n in session.execute(
-        select(col(Task.kind), func.count()).where(inside(community, col(Task.area_path), col(Task.district_code)),
-                                                    task_cond).group_by(col(Task.kind))).all()}
+    by_kind: dict[str, dict[str, int]] = {}
+    for unit_id, kind, n in session.execute(
+            select(u.c.id, col(Task.kind), func.count())
+            .select_from(Task).join(u, in_unit(u, col(Task.area_path), col(Task.district_code)))
+            .where(inside(area, col(Task.area_path), col(Task.district_code)), task_cond)
+            .group_by(u.c.id, col(Task.kind))).all():
+        by_kind.setdefault(unit_id, {})[kind] = int(n)
     a_state, a_due = col(AssistanceRequest.state), col(AssistanceRequest.due_on)
     open_then: ColumnElement[bool] = a_state.in_(OPEN_STATES)
     if w.complete:
         open_then = or_(open_then, and_(a_state == AssistanceState.answered.value,
                                         col(AssistanceRequest.answered_on) >= w.cut))
-    requests = session.execute(select(func.count()).where(
-        inside(community, col(AssistanceRequest.area_path), col(AssistanceRequest.district_code)),
-        a_due < w.cut, open_then)).scalar_one()
+    requests = {unit_id: int(n) for unit_id, n in session.execute(
+        select(u.c.id, func.count())
+        .select_from(AssistanceRequest)
+        .join(u, in_unit(u, col(AssistanceRequest.area_path), col(AssistanceRequest.district_code)))
+        .where(inside(area, col(AssistanceRequest.area_path), col(AssistanceRequest.district_code)),
+               a_due < w.cut, open_then).group_by(u.c.id)).all()}
+    return {unit_id: overdue_figures(by_kind.get(unit_id, {}), requests.get(unit_id, 0))
+            for unit_id in by_kind.keys() | requests.keys()}
+
+
+def overdue_figures(by_kind: dict[str, int], requests: int) -> Overdue:
     return Overdue(tasks=sum(by_kind.values()), tasks_by_kind={k.value: by_kind.get(k.value, 0) for k in TaskKind},
-                   assistance_requests=int(requests))
+                   assistance_requests=requests)
+
+
+@dataclass(frozen=True)
+class Figures:
+    """Every group of figures of an area's communities, each computed once for all of them."""
+
+    stock_keys: dict[str, tuple[Stock, KeyPersons]]
+    movement: dict[str, Movement]
+    verifications: dict[str, VerificationFigures]
+    visits: dict[str, VisitFigures]
+    fp: dict[str, FpChecks]
+    services: Services
+    overdue: dict[str, Overdue]
+
+
+def figures(session: Session, area: Division, w: Window) -> Figures:
+    uow = UnitOfWork.of(session)
+    if uow is not None:
+        uow.snapshot()  # the figures read one state of the records, so they agree with each other
+    return Figures(stock_and_key_persons(session, area, w), movement(session, area, w),
+                   verifications(session, area, w), visits(session, area, w), fp_checks(session, area, w),
+                   services(session, area, w), overdue(session, area, w))
+
+
+def community_report(community: Division, w: Window, f: Figures) -> ReportOut:
+    """One community's report out of the area's figures (zeros where a group has no row for it)."""
+    cid = community.id
+    stock, key_persons = f.stock_keys.get(cid, (Stock(total=0, male=0, female=0, women_15_49=0),
+                                                KeyPersons(registered=0, visited=0, share=None)))
+    return ReportOut(
+        community_id=cid, community_code=community.code, community_name=community.name, month=w.month,
+        as_of=w.as_of, complete=w.complete, generated_at=utcnow(), stock=stock,
+        movement=f.movement.get(cid, Movement(arrivals=0, departures=0)),
+        verifications=f.verifications.get(cid, verification_figures(None, {})),
+        visits=f.visits.get(cid, VisitFigures(in_person=0, phone=0, in_person_met=0, phone_met=0)),
+        key_persons=key_persons,
+        fp_documents=f.fp.get(cid, FpChecks(checked=0, by_status={s.value: 0 for s in FpDocStatus})),
+        services=f.services.lines(cid), overdue=f.overdue.get(cid, overdue_figures({}, 0)))
 
 
 def report(session: Session, actor: Actor, community_id: str, month: str) -> tuple[Division, ReportOut]:
     w = window(month)  # the input first: a bad month is 422 wherever the community lies
     community = get_community(session, actor, community_id)
-    uow = UnitOfWork.of(session)
-    if uow is not None:
-        uow.snapshot()  # the figures read one state of the records, so they agree with each other
-    return community, build(session, community, w)
-
-
-def build(session: Session, community: Division, w: Window) -> ReportOut:
-    stock, key_persons = stock_and_key_persons(session, community, w)
-    return ReportOut(
-        community_id=community.id, community_code=community.code, community_name=community.name, month=w.month,
-        as_of=w.as_of, complete=w.complete, generated_at=utcnow(), stock=stock,
-        movement=movement(session, community, w), verifications=verifications(session, community, w),
-        visits=visits(session, community, w), key_persons=key_persons, fp_documents=fp_checks(session, community, w),
-        services=services(session, community, w), overdue=overdue(session, community, w))
+    return community, community_report(community, w, figures(session, community, w))
