@@ -6,39 +6,33 @@ from __future__ import annotations
 import csv
 import io
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 import openpyxl
 import pytest
 from sqlalchemy import Engine
 
-from app.core.types import CITY_TZ, city_today
+from app.core.types import CITY_TZ
 from app.cycle.assistance import service as assistance_service
-from app.cycle.tasks import completion as task_completion
 from app.cycle.tasks import service as task_service
-from app.people.records import service as records_service
-from app.people.rules import check_char
 from tests.conftest import Api, World
-from tests.cycle.verify_helpers import open_month, record, set_today, verifications
+from tests.cycle.report_helpers import (
+    P_FIRST,
+    P_LAST,
+    REPORTS,
+    TODAY,
+    V1,
+    P,
+    at,
+    day,
+    freeze_clock,
+    id_number,
+    ok,
+    visit,
+)
+from tests.cycle.verify_helpers import open_month, record, verifications
 from tests.people.wf_helpers import audit_events, rows
-
-V1 = "/api/v1"
-REPORTS = f"{V1}/cycle/reports"
-TODAY = city_today()
-P_LAST = TODAY.replace(day=1) - timedelta(days=1)  # last month: the report under test is complete
-P_FIRST = P_LAST.replace(day=1)
-P = P_FIRST.strftime("%Y-%m")
-D = P_FIRST.replace(day=10)  # the day the cycle, the task list and the 婚育证明 checks act on
-NOON_D = datetime.combine(D, time(12), CITY_TZ)
-
-
-def day(n: int) -> date:
-    return P_FIRST.replace(day=n)
-
-
-def at(n: int, hour: int = 10, on: date | None = None) -> datetime:
-    return datetime.combine(on or day(n), time(hour), CITY_TZ)
 
 
 def years_before(d: date, years: int) -> date:
@@ -46,11 +40,6 @@ def years_before(d: date, years: int) -> date:
         return d.replace(year=d.year - years)
     except ValueError:  # 29 February
         return date(d.year - years, 2, 28)
-
-
-def id_number(born: date, seq: str) -> str:
-    prefix = f"411602{born:%Y%m%d}{seq}"
-    return prefix + check_char(prefix)
 
 
 @dataclass
@@ -62,27 +51,7 @@ class Town:
 
 @pytest.fixture(autouse=True)
 def _clock(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The cycle, the task list, 婚育证明 checks and assistance requests act on days of last month."""
-    set_today(monkeypatch, D)
-    monkeypatch.setattr(task_service, "city_today", lambda: D)
-    monkeypatch.setattr(task_service, "utcnow", lambda: NOON_D)
-    monkeypatch.setattr(task_completion, "utcnow", lambda: NOON_D)
-    monkeypatch.setattr(records_service, "utcnow", lambda: NOON_D)
-    monkeypatch.setattr(assistance_service, "today", lambda: day(2))
-
-
-def ok(response: Any, status: int = 200) -> Any:
-    assert response.status_code == status, response.text
-    return response.json()
-
-
-def visit(api: Api, who: str, mode: str, outcome: str, started: datetime, **extra: Any) -> dict[str, Any]:
-    ended = started + timedelta(minutes=10)
-    body: dict[str, Any] = {"resident_id": who, "mode": mode, "purpose": "routine", "outcome": outcome,
-                            "started_at": started.isoformat(), "ended_at": ended.isoformat(), **extra}
-    if mode == "in_person":
-        body["no_coordinates_reason"] = "gps_unavailable"
-    return dict(ok(api.as_("sup_street", "POST", f"{V1}/visits", json=body), 201))
+    freeze_clock(monkeypatch)
 
 
 # (key, name, born, ID sequence (odd: male), arrival)

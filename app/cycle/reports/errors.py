@@ -15,3 +15,9 @@ class ReportMonthFuture(Unprocessable):
     code = "report_month_future"
     en = "A report covers the current month or an earlier one, never a month still to come."
     zh = "报告只能针对本月或以前的月份，不能是将来的月份。"
+
+
+class RollupLevel(Unprocessable):
+    code = "rollup_level"
+    en = "Roll-ups are for a street, district or city; a community's figures are its monthly report."
+    zh = "汇总仅适用于街道、区或市；社区的数字请查看该社区的月报告。"

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from app.core.tabular import safe_cell
-from app.cycle.reports.schemas import ReportOut
+from app.cycle.reports.schemas import ReportOut, RollupOut, Totals
 
 TITLE = "流动人口服务管理月报告"
 XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
@@ -32,7 +32,7 @@ class Line:
     unit: str
 
 
-def lines(r: ReportOut) -> list[Line]:
+def lines(r: ReportOut | Totals) -> list[Line]:
     out = [Line("在册人口", "期末在册人数", "stock.total", r.stock.total, "人"),
            Line("在册人口", "其中：男", "stock.male", r.stock.male, "人"),
            Line("在册人口", "其中：女", "stock.female", r.stock.female, "人"),
@@ -66,7 +66,7 @@ def lines(r: ReportOut) -> list[Line]:
     return out
 
 
-def period_zh(r: ReportOut) -> str:
+def period_zh(r: ReportOut | RollupOut) -> str:
     text = f"{r.month[:4]}年{int(r.month[5:7])}月"
     return text if r.complete else f"{text}（截至{r.as_of.isoformat()}，未满月）"
 
@@ -83,39 +83,56 @@ def to_csv(r: ReportOut) -> bytes:
     return buffer.getvalue().encode()
 
 
-def to_xlsx(r: ReportOut) -> bytes:
-    from openpyxl import Workbook
+def heading(sheet: Any, unit: str, period: str, width: int) -> None:
+    """Rows 1–2 of a printed form: the title across the sheet, the reporting unit and the period."""
+    from openpyxl.styles import Alignment, Font
+    from openpyxl.utils import get_column_letter
+
+    last = get_column_letter(width)
+    half = get_column_letter(width // 2)
+    sheet.append([TITLE])
+    sheet.merge_cells(f"A1:{last}1")
+    sheet["A1"].font, sheet["A1"].alignment = Font(bold=True, size=16), Alignment(horizontal="center")
+    sheet.append([f"填报单位：{unit}"] + [None] * (width // 2 - 1) + [f"报告期：{period}"])
+    sheet.merge_cells(f"A2:{half}2")
+    sheet.merge_cells(f"{get_column_letter(width // 2 + 1)}2:{last}2")
+
+
+def frame(sheet: Any, orientation: str) -> bytes:
+    """Borders from the header row (3) to the last row, the signature line, A4 fit to width with the header row
+    repeated on every page; the workbook as bytes."""
     from openpyxl.styles import Alignment, Border, Font, Side
 
-    book = Workbook()
-    sheet: Any = book.active
-    sheet.title = "月报告"
-    sheet.append([TITLE])
-    sheet.merge_cells("A1:D1")
-    sheet["A1"].font, sheet["A1"].alignment = Font(bold=True, size=16), Alignment(horizontal="center")
-    sheet.append([f"填报单位：{r.community_name}（{r.community_code}）", None, f"报告期：{period_zh(r)}"])
-    sheet.merge_cells("A2:B2")
-    sheet.merge_cells("C2:D2")
-    sheet.append(list(HEADER))
     thin = Side(style="thin")
     for cell in sheet[3]:
-        cell.font, cell.alignment = Font(bold=True), Alignment(horizontal="center")
-    for line in lines(r):
-        sheet.append([line.group, safe_cell(line.label), "—" if line.value is None else line.value,
-                      safe_cell(line.unit)])
-        if isinstance(line.value, float):
-            sheet.cell(row=sheet.max_row, column=3).number_format = "0.0%"
+        cell.font, cell.alignment = Font(bold=True), Alignment(horizontal="center", wrap_text=True)
     for row in sheet.iter_rows(min_row=3, max_row=sheet.max_row):
         for cell in row:
             cell.border = Border(left=thin, right=thin, top=thin, bottom=thin)
     sheet.append([])
     sheet.append([SIGNATURES[0], SIGNATURES[1], SIGNATURES[2]])
-    for column, width in zip("ABCD", (14, 36, 22, 10), strict=True):
-        sheet.column_dimensions[column].width = width
     sheet.print_title_rows = "3:3"
-    sheet.page_setup.paperSize, sheet.page_setup.orientation = sheet.PAPERSIZE_A4, "portrait"
+    sheet.page_setup.paperSize, sheet.page_setup.orientation = sheet.PAPERSIZE_A4, orientation
     sheet.page_setup.fitToWidth, sheet.page_setup.fitToHeight = 1, 0
     sheet.sheet_properties.pageSetUpPr.fitToPage = True
     buffer = io.BytesIO()
-    book.save(buffer)
+    sheet.parent.save(buffer)
     return buffer.getvalue()
+
+
+def to_xlsx(r: ReportOut) -> bytes:
+    from openpyxl import Workbook
+
+    book = Workbook()
+    sheet: Any = book.active
+    sheet.title = "月报告"
+    heading(sheet, f"{r.community_name}（{r.community_code}）", period_zh(r), len(HEADER))
+    sheet.append(list(HEADER))
+    for line in lines(r):
+        sheet.append([line.group, safe_cell(line.label), "—" if line.value is None else line.value,
+                      safe_cell(line.unit)])
+        if isinstance(line.value, float):
+            sheet.cell(row=sheet.max_row, column=3).number_format = "0.0%"
+    for column, width in zip("ABCD", (14, 36, 22, 10), strict=True):
+        sheet.column_dimensions[column].width = width
+    return frame(sheet, "portrait")

@@ -11,8 +11,8 @@ from fastapi.responses import Response
 from app.auth.deps import allow
 from app.core.actor import Actor, Role
 from app.core.deps import SessionDep
-from app.cycle.reports import export, service
-from app.cycle.reports.schemas import ReportOut
+from app.cycle.reports import export, rollup, rollup_export, service
+from app.cycle.reports.schemas import ReportOut, RollupOut
 from app.ledger import audit
 
 router = APIRouter(prefix="/cycle/reports", tags=["cycle"])
@@ -39,6 +39,48 @@ def _file(session: SessionDep, actor: Actor, community_id: str, month: str, fmt:
     name = f"report-{community.code}-{report.month}.{fmt}"
     return Response(body, media_type=export.XLSX_TYPE if fmt == "xlsx" else CSV_TYPE,
                     headers={"Content-Disposition": f'attachment; filename="{name}"'})
+
+
+DIVISION = Annotated[str, Path(max_length=32, description="A street, district or city (division id)")]
+ROLLUP_ERRORS: dict[int | str, dict[str, str]] = {
+    404: {"description": "Not a division in your area"},
+    422: {"description": "report_month_format, report_month_future, rollup_level (a community or grid)"},
+}
+
+
+def _rollup_file(session: SessionDep, actor: Actor, division_id: str, month: str, fmt: str) -> Response:
+    """Recorded like a community's export (`cycle.rollup.export`, where the division lies)."""
+    division, out = rollup.rollup(session, actor, division_id, month)
+    audit.record(session, "cycle.rollup.export", target_type="divisions", target_id=division.id,
+                 area_path=division.path, district_code=division.district_code,
+                 detail={"month": out.month, "format": fmt, "communities": len(out.communities)})
+    body = rollup_export.to_xlsx(out) if fmt == "xlsx" else rollup_export.to_csv(out)
+    name = f"rollup-{division.code}-{out.month}.{fmt}"
+    return Response(body, media_type=export.XLSX_TYPE if fmt == "xlsx" else CSV_TYPE,
+                    headers={"Content-Disposition": f'attachment; filename="{name}"'})
+
+
+@router.get("/rollup/{division_id}/{month}.xlsx", response_class=Response,
+            summary="A roll-up as XLSX: one row per community and the total row (recorded)",
+            responses={200: {"content": {export.XLSX_TYPE: {}}, "description": "The roll-up to print"},
+                       **ROLLUP_ERRORS})
+def rollup_xlsx(division_id: DIVISION, month: MONTH, session: SessionDep, actor: ReaderActor) -> Response:
+    return _rollup_file(session, actor, division_id, month, "xlsx")
+
+
+@router.get("/rollup/{division_id}/{month}.csv", response_class=Response,
+            summary="A roll-up as CSV: one row per community and the total row (recorded)",
+            responses={200: {"content": {"text/csv": {}}, "description": "One row per community"},
+                       **ROLLUP_ERRORS})
+def rollup_csv(division_id: DIVISION, month: MONTH, session: SessionDep, actor: ReaderActor) -> Response:
+    return _rollup_file(session, actor, division_id, month, "csv")
+
+
+@router.get("/rollup/{division_id}/{month}", response_model=RollupOut,
+            summary="The monthly figures of a street, district or city: totals and each community's report",
+            responses=ROLLUP_ERRORS)
+def get_rollup(division_id: DIVISION, month: MONTH, session: SessionDep, actor: ReaderActor) -> RollupOut:
+    return rollup.rollup(session, actor, division_id, month)[1]
 
 
 # The files first: "{month}" alone would also match "2026-11.xlsx".

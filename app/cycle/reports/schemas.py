@@ -81,3 +81,35 @@ class ReportOut(OutputModel):
     fp_documents: FpChecks
     services: list[ServiceLine]
     overdue: Overdue
+
+
+class Totals(OutputModel):
+    """A roll-up's figures summed over its communities. Shares (coverage, key-person share) are recomputed from
+    the summed numerators and denominators, never averaged; `period_id`/`period_state` are null (one per
+    community)."""
+
+    communities: int
+    stock: Stock
+    movement: Movement
+    verifications: VerificationFigures
+    visits: VisitFigures
+    key_persons: KeyPersons
+    fp_documents: FpChecks
+    services: list[ServiceLine]
+    overdue: Overdue
+
+
+class RollupOut(OutputModel):
+    division_id: str
+    division_code: str
+    division_name: str
+    level: str  # street, district or city
+    month: str
+    as_of: date
+    complete: bool
+    generated_at: datetime
+    totals: Totals
+    communities: list[ReportOut]  # the trace-back: each community's report, the same as its own report's figures
+    completeness: float | None  # share of communities that submitted: null until reports can be submitted
+    timeliness: float | None  # share submitted on time: null until reports can be submitted
+    completeness_note: str  # why completeness and timeliness are null
