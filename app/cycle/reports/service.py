@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, case, exists, func, or_, select
+from sqlalchemy import ColumnElement, and_, case, exists, false, func, or_, select
 from sqlalchemy.orm import aliased
 from sqlmodel import Session, col
 
@@ -92,14 +92,25 @@ def get_community(session: Session, actor: Actor, community_id: str) -> Division
     return found
 
 
-def inside(area: Division, path: Any, district: Any) -> ColumnElement[bool]:
+@dataclass(frozen=True)
+class Area:
+    """Where the figures are computed: a community, or a street, district or city with every community under it.
+    `lengths`: the lengths of its communities' paths (one, as codes have fixed lengths), so a row is matched to
+    its community by equality on its path's prefix (a hash join), not by a LIKE against every community."""
+
+    path: str
+    district_code: str | None
+    lengths: tuple[int, ...]
+
+
+def inside(area: Division | Area, path: Any, district: Any) -> ColumnElement[bool]:
     """Rows of a scoped table that lie in the area (a community with its grids, or a street, district or city):
     the prefix on the indexed path, and the district when the area lies in one."""
     prefix = starts_with(path, area.path)
     return prefix if area.district_code is None else and_(district == area.district_code, prefix)
 
 
-def units(area: Division) -> Any:
+def units(area: Division | Area) -> Any:
     """The communities of the area as a derived table (`id`, `path`, `district_code`) to group the figures by."""
     return select(col(Division.id).label("id"), col(Division.path).label("path"),
                   col(Division.district_code).label("district_code")).where(
@@ -107,9 +118,17 @@ def units(area: Division) -> Any:
     ).subquery("unit")
 
 
-def in_unit(u: Any, path: Any, district: Any) -> ColumnElement[bool]:
-    """The row lies in the community `u` (its grids included)."""
-    return and_(district == u.c.district_code, path.like(u.c.path + "%"))
+def in_unit(area: Area, u: Any, path: Any, district: Any) -> ColumnElement[bool]:
+    """The row lies in the community `u` (its grids included): its path starts with the community's."""
+    return and_(district == u.c.district_code, or_(false(), *(func.substr(path, 1, n) == u.c.path
+                                                              for n in area.lengths)))
+
+
+def area_of(session: Session, division: Division) -> Area:
+    lengths = session.execute(select(func.length(col(Division.path))).distinct().where(
+        col(Division.level) == Level.community.value,
+        inside(division, col(Division.path), col(Division.district_code)))).scalars()
+    return Area(division.path, division.district_code, tuple(sorted(int(n) for n in lengths)))
 
 
 def communities(session: Session, area: Division) -> list[Division]:
@@ -139,7 +158,7 @@ def share(part: int, whole: int) -> float | None:
     return round(part / whole, 4) if whole else None
 
 
-def stock_and_key_persons(session: Session, area: Division, w: Window) -> dict[str, tuple[Stock, KeyPersons]]:
+def stock_and_key_persons(session: Session, area: Area, w: Window) -> dict[str, tuple[Stock, KeyPersons]]:
     t: Any = aliased(Tenancy)
     u = units(area)
     rid = col(Resident.id)
@@ -155,7 +174,7 @@ def stock_and_key_persons(session: Session, area: Division, w: Window) -> dict[s
                distinct(female),
                distinct(and_(female, col(Resident.birth_date) > oldest, col(Resident.birth_date) <= youngest)),
                distinct(key), distinct(and_(key, visited_in(w, rid))))
-        .select_from(t).join(Resident, rid == t.resident_id).join(u, in_unit(u, t.area_path, t.district_code))
+        .select_from(t).join(Resident, rid == t.resident_id).join(u, in_unit(area, u, t.area_path, t.district_code))
         .where(inside(area, t.area_path, t.district_code), t.move_in <= w.as_of,
                or_(t.move_out.is_(None), t.move_out > w.as_of), col(Resident.merged_into_id).is_(None))
         .group_by(u.c.id)).all()
@@ -167,7 +186,7 @@ def stock_and_key_persons(session: Session, area: Division, w: Window) -> dict[s
     return out
 
 
-def movement(session: Session, area: Division, w: Window) -> dict[str, Movement]:
+def movement(session: Session, area: Area, w: Window) -> dict[str, Movement]:
     """Arrivals: a tenancy in the community starting this month with none there the day before. Departures: one
     ending this month with none there on that day. A move between two dwellings of the community is neither."""
     t: Any = aliased(Tenancy)
@@ -175,7 +194,7 @@ def movement(session: Session, area: Division, w: Window) -> dict[str, Movement]
     u = units(area)
     lasted = or_(t.move_out.is_(None), t.move_out > t.move_in)
     same_person = and_(other.resident_id == t.resident_id, other.id != t.id,
-                       in_unit(u, other.area_path, other.district_code))
+                       in_unit(area, u, other.area_path, other.district_code))
     before = exists().where(same_person, other.move_in < t.move_in,
                             or_(other.move_out.is_(None), other.move_out >= t.move_in))
     after = exists().where(same_person, other.move_in <= t.move_out,
@@ -184,7 +203,7 @@ def movement(session: Session, area: Division, w: Window) -> dict[str, Movement]
     def count(*conditions: ColumnElement[bool]) -> dict[str, int]:
         return {unit_id: int(n) for unit_id, n in session.execute(
             select(u.c.id, func.count(func.distinct(t.resident_id))).select_from(t)
-            .join(u, in_unit(u, t.area_path, t.district_code))
+            .join(u, in_unit(area, u, t.area_path, t.district_code))
             .where(inside(area, t.area_path, t.district_code), lasted, *conditions).group_by(u.c.id)).all()}
 
     came = count(t.move_in >= w.first, t.move_in <= w.last, ~before)
@@ -204,7 +223,7 @@ def verification_figures(period: Period | None, by: dict[str, int]) -> Verificat
         by_outcome={o.value: by.get(o.value, 0) for o in Outcome})
 
 
-def verifications(session: Session, area: Division, w: Window) -> dict[str, VerificationFigures]:
+def verifications(session: Session, area: Area, w: Window) -> dict[str, VerificationFigures]:
     u = units(area)
     periods = {p.community_id: p for p in session.execute(
         select(Period).join(u, u.c.id == col(Period.community_id)).where(col(Period.month) == w.month)).scalars()}
@@ -218,13 +237,13 @@ def verifications(session: Session, area: Division, w: Window) -> dict[str, Veri
     return {c: verification_figures(p, by.get(c, {})) for c, p in periods.items()}
 
 
-def visits(session: Session, area: Division, w: Window) -> dict[str, VisitFigures]:
+def visits(session: Session, area: Area, w: Window) -> dict[str, VisitFigures]:
     u = units(area)
     met = func.sum(case((col(Visit.outcome) == VisitOutcome.met.value, 1), else_=0))
     found: dict[str, dict[str, tuple[int, int]]] = {}
     for unit_id, mode, n, m in session.execute(
             select(u.c.id, col(Visit.mode), func.count(), met)
-            .select_from(Visit).join(u, in_unit(u, col(Visit.area_path), col(Visit.district_code))).where(
+            .select_from(Visit).join(u, in_unit(area, u, col(Visit.area_path), col(Visit.district_code))).where(
                 inside(area, col(Visit.area_path), col(Visit.district_code)),
                 col(Visit.started_at) >= w.start, col(Visit.started_at) < w.end, not_superseded(col(Visit.id)))
             .group_by(u.c.id, col(Visit.mode))).all():
@@ -236,7 +255,7 @@ def visits(session: Session, area: Division, w: Window) -> dict[str, VisitFigure
     return out
 
 
-def fp_checks(session: Session, area: Division, w: Window) -> dict[str, FpChecks]:
+def fp_checks(session: Session, area: Area, w: Window) -> dict[str, FpChecks]:
     """婚育证明 whose latest check (`checked_at`) falls in the month, of residents living in the community at some
     time during the month. Driven from the communities' tenancies (by resident), not from a scan of the city's
     documents by date."""
@@ -246,7 +265,7 @@ def fp_checks(session: Session, area: Division, w: Window) -> dict[str, FpChecks
     for unit_id, status, n in session.execute(
             select(u.c.id, col(FpDocument.status), func.count(func.distinct(col(FpDocument.id))))
             .select_from(t).join(FpDocument, col(FpDocument.resident_id) == t.resident_id)
-            .join(u, in_unit(u, t.area_path, t.district_code))
+            .join(u, in_unit(area, u, t.area_path, t.district_code))
             .where(inside(area, t.area_path, t.district_code), t.move_in <= w.last,
                    or_(t.move_out.is_(None), t.move_out > w.first),
                    col(FpDocument.checked_at) >= w.start, col(FpDocument.checked_at) < w.end)
@@ -282,13 +301,13 @@ class Services:
         return out
 
 
-def services(session: Session, area: Division, w: Window) -> Services:
+def services(session: Session, area: Area, w: Window) -> Services:
     u = units(area)
     done: dict[str, dict[str, tuple[int, int]]] = {}
     for unit_id, item_id, n, q in session.execute(
             select(u.c.id, col(ServiceDelivery.item_id), func.count(), func.sum(col(ServiceDelivery.quantity)))
             .select_from(ServiceDelivery)
-            .join(u, in_unit(u, col(ServiceDelivery.area_path), col(ServiceDelivery.district_code)))
+            .join(u, in_unit(area, u, col(ServiceDelivery.area_path), col(ServiceDelivery.district_code)))
             .where(inside(area, col(ServiceDelivery.area_path), col(ServiceDelivery.district_code)),
                    col(ServiceDelivery.delivered_on) >= w.first, col(ServiceDelivery.delivered_on) <= w.last,
                    not_superseded(col(ServiceDelivery.visit_id)))
@@ -302,7 +321,7 @@ def services(session: Session, area: Division, w: Window) -> Services:
     return Services([item for item, _ in rows], {item.id for item, current in rows if current}, done)
 
 
-def overdue(session: Session, area: Division, w: Window) -> dict[str, Overdue]:
+def overdue(session: Session, area: Area, w: Window) -> dict[str, Overdue]:
     """Open past their due day when the month ended (for the current month: now). A task or request settled
     after the month's end still counts for that month."""
     u = units(area)
@@ -317,7 +336,7 @@ def overdue(session: Session, area: Division, w: Window) -> dict[str, Overdue]:
     by_kind: dict[str, dict[str, int]] = {}
     for unit_id, kind, n in session.execute(
             select(u.c.id, col(Task.kind), func.count())
-            .select_from(Task).join(u, in_unit(u, col(Task.area_path), col(Task.district_code)))
+            .select_from(Task).join(u, in_unit(area, u, col(Task.area_path), col(Task.district_code)))
             .where(inside(area, col(Task.area_path), col(Task.district_code)), task_cond)
             .group_by(u.c.id, col(Task.kind))).all():
         by_kind.setdefault(unit_id, {})[kind] = int(n)
@@ -329,7 +348,7 @@ def overdue(session: Session, area: Division, w: Window) -> dict[str, Overdue]:
     requests = {unit_id: int(n) for unit_id, n in session.execute(
         select(u.c.id, func.count())
         .select_from(AssistanceRequest)
-        .join(u, in_unit(u, col(AssistanceRequest.area_path), col(AssistanceRequest.district_code)))
+        .join(u, in_unit(area, u, col(AssistanceRequest.area_path), col(AssistanceRequest.district_code)))
         .where(inside(area, col(AssistanceRequest.area_path), col(AssistanceRequest.district_code)),
                a_due < w.cut, open_then).group_by(u.c.id)).all()}
     return {unit_id: overdue_figures(by_kind.get(unit_id, {}), requests.get(unit_id, 0))
@@ -354,10 +373,11 @@ class Figures:
     overdue: dict[str, Overdue]
 
 
-def figures(session: Session, area: Division, w: Window) -> Figures:
+def figures(session: Session, division: Division, w: Window) -> Figures:
     uow = UnitOfWork.of(session)
     if uow is not None:
         uow.snapshot()  # the figures read one state of the records, so they agree with each other
+    area = area_of(session, division)
     return Figures(stock_and_key_persons(session, area, w), movement(session, area, w),
                    verifications(session, area, w), visits(session, area, w), fp_checks(session, area, w),
                    services(session, area, w), overdue(session, area, w))
