@@ -130,6 +130,8 @@ def test_scope_and_errors(api: Api, street: Street, world: World, engine: Engine
     community = api.as_("sup_district", "GET", f"{ROLLUP}/{street.communities['X']['id']}/{P}")
     assert (community.status_code, community.json()["code"]) == (422, "rollup_level")
     assert api.as_("worker1", "GET", f"{ROLLUP}/{world.community('c1')['id']}/{P}").json()["code"] == "rollup_level"
+    grid = world.grids[world.community("c1")["id"]][0]
+    assert api.as_("grid_worker", "GET", f"{ROLLUP}/{grid['id']}/{P}.csv").json()["code"] == "rollup_level"
     for month, code in (("2026-13", "report_month_format"), ("26-01", "report_month_format"),
                         (f"{TODAY.year + 1}-01", "report_month_future")):
         for user in ("sup_district", "sup_other"):  # the month is checked first, wherever the division lies

@@ -48,6 +48,7 @@ def to_csv(r: RollupOut) -> bytes:
 def to_xlsx(r: RollupOut) -> bytes:
     from openpyxl import Workbook
     from openpyxl.styles import Font
+    from openpyxl.utils import get_column_letter
 
     columns, rows = table(r)
     book = Workbook()
@@ -65,5 +66,7 @@ def to_xlsx(r: RollupOut) -> bytes:
     for cell in sheet[sheet.max_row]:
         cell.font = Font(bold=True)
     sheet.column_dimensions["A"].width, sheet.column_dimensions["B"].width = 14, 24
+    for n in range(3, width + 1):
+        sheet.column_dimensions[get_column_letter(n)].width = 12
     sheet.freeze_panes = "C4"
     return frame(sheet, "landscape")
