@@ -17,6 +17,7 @@ from app.auth.router import public_router as auth_public_router
 from app.auth.router import router as auth_router
 from app.catalog.router import router as catalog_router
 from app.cycle.assistance.router import router as assistance_router
+from app.cycle.reports.router import router as reports_router
 from app.cycle.tasks.router import router as tasks_router
 from app.cycle.verification.router import router as cycle_router
 from app.people.imports.router import router as resident_import_router
@@ -53,6 +54,7 @@ api.include_router(visit_photos_router)
 api.include_router(tasks_router)
 api.include_router(assistance_router)
 api.include_router(cycle_router)
+api.include_router(reports_router)
 api.include_router(sync_router)
 api.include_router(audit_router)
 api.include_router(audit_checkpoints_router)

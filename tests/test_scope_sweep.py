@@ -83,6 +83,10 @@ def far(api: Api, world: World) -> dict[str, Any]:
         "resident_id": resident["id"], "resident_id_number": resident["id_number"], "keep_id": resident["id"],
         "twin_id": twin["id"],
         "dwelling_id": dwelling, "division_id": c3["id"], "landlord_id": landlord["id"],
+        # The monthly report of c3 (GET /cycle/reports/{community_id}/{month}[.xlsx|.csv]): 404 for worker1.
+        # Its roll-up route (GET /cycle/reports/rollup/{division_id}/{month}[.xlsx|.csv]) gets c3 itself: out of
+        # scope is 404 before a community is refused as the wrong level (422), so worker1 learns nothing.
+        "community_id": c3["id"], "month": (datetime.now(UTC) + timedelta(hours=8)).strftime("%Y-%m"),
         "document_id": fp_doc["id"], "correction_id": correction["id"],
         "transfer_id": conflict.json()["details"]["transfer_request_id"],
         "flag_id": next(f["id"] for f in flags if {f["resident_a"], f["resident_b"]} == {resident["id"], twin["id"]}),

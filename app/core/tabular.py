@@ -8,7 +8,8 @@
 - Old .xls, PDF, images, archives, anything with NUL bytes in its first 64 KiB: 415 (a NUL later is left
   to the importer, which reports it as an error of its row and column). Over the byte limit: 413. Blank rows are
   skipped; row numbers are kept as the spreadsheet shows them (header = row 1).
-Each import states its own `Limits`; the errors carry the limits in `details`.
+Each import states its own `Limits`; the errors carry the limits in `details`. Exports write their text cells
+through `safe_cell`, so a spreadsheet never evaluates one as a formula.
 """
 
 from __future__ import annotations
@@ -183,3 +184,11 @@ def text_of(value: Any) -> str:
     if isinstance(value, date):
         return value.isoformat()
     return str(value).strip()
+
+
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def safe_cell(text: str) -> str:
+    """Text for a cell of an exported table: never a formula (a leading = + - @ tab or CR is quoted with ')."""
+    return "'" + text if text.startswith(FORMULA_STARTS) else text
