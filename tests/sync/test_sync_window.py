@@ -34,12 +34,13 @@ def month(day: date) -> str:
     return day.isoformat()[:7]
 
 
-def own_resident(engine: Engine, world: World) -> str:
+def own_resident(engine: Engine, world: World, community: str = "c1") -> str:
     return str(rows(engine, "SELECT id FROM residents WHERE area_path LIKE :p AND status = 'REGISTERED' "
-                            "ORDER BY id LIMIT 1", p=world.community("c1")["path"] + "%")[0]["id"])
+                            "ORDER BY id LIMIT 1", p=world.community(community)["path"] + "%")[0]["id"])
 
 
-def push_visits(api: Api, resident: str, ages: list[int], last: int) -> list[tuple[str, str, date]]:
+def push_visits(api: Api, resident: str, ages: list[int], last: int,
+                user: str = "worker1") -> list[tuple[str, str, date]]:
     """Visits started `ages` days ago (real time: pushes check their age), each with one delivery."""
     made, visits, deliveries = [], [], []
     for days in ages:
@@ -49,8 +50,7 @@ def push_visits(api: Api, resident: str, ages: list[int], last: int) -> list[tup
                                 ended_at=to_ms(started + timedelta(minutes=5))))
         deliveries.append(delivery_raw(delivery, visit))
         made.append((visit, delivery, city_today() - timedelta(days=days)))
-    body = push(api, "worker1", changes(visits={"created": visits}, service_deliveries={"created": deliveries}),
-                last)
+    body = push(api, user, changes(visits={"created": visits}, service_deliveries={"created": deliveries}), last)
     assert body["rejected"] == [] and body["applied"] == {"visits": len(ages), "service_deliveries": len(ages)}
     return made
 
@@ -108,6 +108,30 @@ def test_the_window_caps_the_first_pull_and_ages_out_across_a_month(
     assert rows(engine, SYNC_LOG_AGED)[0]["n"] == aged
     quiet = pull(api, "worker1", step["timestamp"], device="phone-aaaa")
     assert not ids(quiet, "visits", "deleted") and not ids(quiet, "visits")
+
+
+def test_a_district_aged_first_does_not_hide_the_others(
+        api: Api, world: World, engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`cycle-open --district` ages its own district's visits only; the city-wide run then ages the others
+    and logs nothing twice."""
+    made = {}
+    for user, community in (("worker1", "c1"), ("worker3", "c3")):
+        last = pull(api, user, device="phone-seed1")["timestamp"]
+        made[user] = push_visits(api, own_resident(engine, world, community), [40], last, user)[0]
+    cursors = {user: pull(api, user, device="phone-dddd")["timestamp"] for user in made}
+    later = first_day(shift(month(made["worker1"][2]), get_settings().sync_visit_months))
+    clock(monkeypatch, later)
+
+    def marks(user: str) -> int:
+        return int(rows(engine, SYNC_LOG_AGED + " AND record_id = :i", i=made[user][0])[0]["n"])
+
+    open_month(api, month(later), district_code=world.community("c1")["district_code"])
+    assert (marks("worker1"), marks("worker3")) == (1, 0)
+    open_month(api, month(later))
+    assert (marks("worker1"), marks("worker3")) == (1, 1)
+    for user, (visit, delivery, _) in made.items():
+        step = pull(api, user, cursors[user], device="phone-dddd")
+        assert visit in ids(step, "visits", "deleted") and delivery in ids(step, "service_deliveries", "deleted")
 
 
 def test_an_old_visit_pushed_late_is_stored_but_not_sent_back(

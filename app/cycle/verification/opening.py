@@ -148,21 +148,24 @@ def city_midnight(day: date) -> datetime:
 def age_out_visits(session: Session, today: date, district_code: str | None) -> None:
     """Log, once, the visits and deliveries of the two months before the visit window (`today`: the clock, not
     the month opened), so the next incremental pull finds them outside the window and sends them as
-    deletions. Idempotent: a month whose first visit already carries the mark is skipped."""
-    start = visits_since(today)
-    for back in (1, 2):
-        lo, hi = first_day(shift(start.isoformat()[:7], -back)), first_day(shift(start.isoformat()[:7], 1 - back))
-        visits, deliveries = table_of(Visit), table_of(ServiceDelivery)
-        in_month = and_(visits.c.started_at >= city_midnight(lo), visits.c.started_at < city_midnight(hi))
-        delivered = and_(deliveries.c.delivered_on >= lo, deliveries.c.delivered_on < hi)
-        if district_code is not None:
-            in_month = and_(in_month, visits.c.district_code == district_code)
-            delivered = and_(delivered, deliveries.c.district_code == district_code)
-        sample = session.execute(select(visits.c.id).where(in_month).limit(1)).scalar()
-        if sample is None or _aged(session, str(sample)):
-            continue
-        changes.mark_rows(session, visits, in_month, op=SyncOp.exit, fields=[AGED])
-        changes.mark_rows(session, deliveries, delivered, op=SyncOp.exit, fields=[AGED])
+    deletions. Idempotent per district and month: one whose first visit found already carries the mark is
+    skipped (a visit pushed late into it is logged by its push, and its pull deletes it)."""
+    start = visits_since(today).isoformat()[:7]
+    districts = [district_code] if district_code is not None else sorted(session.execute(
+        select(col(Division.district_code)).where(col(Division.district_code).is_not(None)).distinct()).scalars())
+    visits, deliveries = table_of(Visit), table_of(ServiceDelivery)
+    for district in districts:
+        for back in (1, 2):
+            lo, hi = first_day(shift(start, -back)), first_day(shift(start, 1 - back))
+            in_month = and_(visits.c.district_code == district, visits.c.started_at >= city_midnight(lo),
+                            visits.c.started_at < city_midnight(hi))
+            sample = session.execute(select(visits.c.id).where(in_month).limit(1)).scalar()
+            if sample is None or _aged(session, str(sample)):
+                continue
+            changes.mark_rows(session, visits, in_month, op=SyncOp.exit, fields=[AGED])
+            changes.mark_rows(session, deliveries, and_(
+                deliveries.c.district_code == district, deliveries.c.delivered_on >= lo,
+                deliveries.c.delivered_on < hi), op=SyncOp.exit, fields=[AGED])
 
 
 def _aged(session: Session, visit_id: str) -> bool:
