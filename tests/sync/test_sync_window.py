@@ -93,10 +93,15 @@ def test_the_window_caps_the_first_pull_and_ages_out_across_a_month(
     phone = held(first)
     later = first_day(shift(month(mid_day), n))
     clock(monkeypatch, later)
+    # A pull before that day's cycle-open keeps the month that left (docs/sync.md: nothing logged it yet) ...
+    gap = pull(api, "worker1", first["timestamp"], device="phone-aaaa")
+    assert mid not in ids(gap, "visits", "deleted")
+    apply(phone, gap)
     open_month(api, month(later))
     aged = rows(engine, SYNC_LOG_AGED)[0]["n"]
     assert aged > 0
-    step = pull(api, "worker1", first["timestamp"], device="phone-aaaa")
+    # ... and the next one, after it, deletes it.
+    step = pull(api, "worker1", gap["timestamp"], device="phone-aaaa")
     assert {mid} <= ids(step, "visits", "deleted") and {mid_d} <= ids(step, "service_deliveries", "deleted")
     assert new not in ids(step, "visits", "deleted")
     apply(phone, step)
