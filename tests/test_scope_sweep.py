@@ -164,6 +164,8 @@ def bodies(far: dict[str, Any], world: World) -> dict[tuple[str, str], dict[str,
         ("POST", "/cycle/reports/{community_id}/{month}/submit"): {"version": 0},  # c3: 404 before the month
         ("POST", "/cycle/reports/{community_id}/{month}/approve"): {"version": 1},  # supervisors only: 403
         ("POST", "/cycle/reports/{community_id}/{month}/return"): {"version": 1, "reason": "x"},  # 403
+        ("POST", "/cycle/reports/{community_id}/{month}/corrections"): {"code": "stock.total", "value": 1,
+                                                                        "reason": "x"},  # c3: 404
     }
 
 

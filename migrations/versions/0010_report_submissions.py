@@ -1,4 +1,4 @@
-"""report_submissions: the monthly report's submission, return and approval, with its frozen figures
+"""report_submissions and report_corrections: the monthly report's approval, frozen figures and corrections
 
 Chained after 0009 (assistance requests).
 
@@ -58,9 +58,35 @@ def upgrade() -> None:
         batch_op.create_index('ix_report_submissions_area_month', ['area_path', 'month'], unique=False,
                               postgresql_ops={'area_path': 'varchar_pattern_ops'})
         batch_op.create_index('ix_report_submissions_district_month', ['district_code', 'month'], unique=False)
+    op.create_table(
+        'report_corrections',
+        sa.Column('id', _s(32), nullable=False),
+        sa.Column('submission_id', _s(32), nullable=False),
+        sa.Column('seq', sa.Integer(), nullable=False),
+        sa.Column('community_id', _s(32), nullable=False),
+        sa.Column('month', _s(7), nullable=False),
+        sa.Column('area_path', _s(120), nullable=False),
+        sa.Column('district_code', _s(6), nullable=False),
+        sa.Column('code', _s(80), nullable=False),
+        sa.Column('original', sa.Integer(), nullable=False),
+        sa.Column('corrected', sa.Integer(), nullable=False),
+        sa.Column('reason', _s(200), nullable=False),
+        sa.Column('author', _s(32), nullable=False),
+        sa.Column('created_at', app.core.types.UTCDateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(['community_id'], ['divisions.id']),
+        sa.ForeignKeyConstraint(['submission_id'], ['report_submissions.id']),
+        sa.PrimaryKeyConstraint('id'),
+        sa.UniqueConstraint('submission_id', 'seq', name='uq_report_corrections_submission_seq'),
+    )
+    with op.batch_alter_table('report_corrections', schema=None) as batch_op:
+        batch_op.create_index('ix_report_corrections_area_month', ['area_path', 'month'], unique=False,
+                              postgresql_ops={'area_path': 'varchar_pattern_ops'})
 
 
 def downgrade() -> None:
+    with op.batch_alter_table('report_corrections', schema=None) as batch_op:
+        batch_op.drop_index('ix_report_corrections_area_month')
+    op.drop_table('report_corrections')
     with op.batch_alter_table('report_submissions', schema=None) as batch_op:
         batch_op.drop_index('ix_report_submissions_district_month')
         batch_op.drop_index('ix_report_submissions_area_month')

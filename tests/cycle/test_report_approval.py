@@ -214,3 +214,49 @@ def test_two_supervisors_decide_at_once_one_wins(api: Api, world: World, engine:
     [row] = rows(engine, "SELECT state, version FROM report_submissions WHERE community_id = :c", c=c1["id"])
     assert (row["state"], row["version"]) == (won["submission"]["state"], 2)
     assert len(audit_events(engine, "cycle.report.approve")) + len(audit_events(engine, "cycle.report.return")) == 1
+
+
+def correct(api: Api, community: dict[str, Any], code: str, value: int, user: str = "worker1",
+            reason: str | None = "漏登一户") -> Any:
+    body: dict[str, Any] = {"code": code, "value": value}
+    if reason is not None:
+        body["reason"] = reason
+    return api.as_(user, "POST", url(community, "corrections"), json=body)
+
+
+def test_corrections_after_the_lock(api: Api, world: World, engine: Engine) -> None:
+    c1 = world.community("c1")
+    ok(submit(api, c1, 0))
+    assert_error(correct(api, c1, "stock.total", 1), 409, "report_not_locked")  # submitted, not approved yet
+    approved = ok(approve(api, c1, 1))
+    total = approved["stock"]["total"]
+
+    first = ok(correct(api, c1, "stock.total", total + 2), 201)
+    [fix] = first["corrections"]
+    assert (fix["code"], fix["original"], fix["corrected"], fix["reason"]) == ("stock.total", total, total + 2,
+                                                                               "漏登一户")
+    assert fix["author"] == world.users["worker1"] and first["corrected"] == {"stock.total": total + 2}
+    assert first["stock"]["total"] == total  # the approved figure stays, the correction is shown next to it
+    second = ok(correct(api, c1, "stock.total", total + 1, user="sup_street"), 201)
+    assert [(c["original"], c["corrected"]) for c in second["corrections"]] == [(total, total + 2),
+                                                                               (total + 2, total + 1)]
+    ok(correct(api, c1, "verifications.PRESENT", approved["verifications"]["by_outcome"]["PRESENT"] + 1), 201)
+    read = ok(api.as_("auditor", "GET", url(c1)))  # auditors see the corrections
+    assert read["corrected"] == {"stock.total": total + 1,
+                                 "verifications.PRESENT": approved["verifications"]["by_outcome"]["PRESENT"] + 1}
+    assert len(read["corrections"]) == 3 and read["stock"] == approved["stock"]
+
+    assert_error(correct(api, c1, "stock.total", total + 1), 422, "correction_unchanged")
+    assert_error(correct(api, c1, "stock.nobody", 1), 422, "correction_figure")
+    assert_error(correct(api, c1, "verifications.coverage", 1), 422, "correction_figure")  # a share
+    assert_error(correct(api, c1, "stock.total", 1, reason=None), 422)
+    assert_error(correct(api, c1, "stock.total", -1), 422)
+    assert_error(correct(api, c1, "stock.total", 1, user="admin"), 403)
+    assert_error(correct(api, c1, "stock.total", 1, user="auditor"), 403)
+    assert_error(correct(api, c1, "stock.total", 1, user="sup_other"), 404)
+    assert_error(correct(api, world.community("c2"), "stock.total", 1, user="worker2"), 409, "report_not_locked")
+    assert len(rows(engine, "SELECT id FROM report_corrections")) == 3
+    events = audit_events(engine, "cycle.report.correct")
+    assert [json.loads(e["detail"])["code"] for e in events] == ["stock.total", "stock.total",
+                                                                 "verifications.PRESENT"]
+    assert "漏登" not in all_audit_text(engine)

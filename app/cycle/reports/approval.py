@@ -14,10 +14,18 @@ from app.core.actor import Actor
 from app.core.config import get_settings
 from app.core.errors import StaleVersion
 from app.core.types import city_date, utcnow
-from app.cycle.reports import service
-from app.cycle.reports.errors import ReportAlreadySubmitted, ReportLocked, ReportMonthRunning, ReportNotSubmitted
-from app.cycle.reports.models import FROZEN, ReportSubmission, SubmissionState
-from app.cycle.reports.schemas import ReportOut, SubmissionOut
+from app.cycle.reports import export, service
+from app.cycle.reports.errors import (
+    CorrectionFigure,
+    CorrectionUnchanged,
+    ReportAlreadySubmitted,
+    ReportLocked,
+    ReportMonthRunning,
+    ReportNotLocked,
+    ReportNotSubmitted,
+)
+from app.cycle.reports.models import FROZEN, ReportCorrection, ReportSubmission, SubmissionState
+from app.cycle.reports.schemas import CorrectionOut, ReportOut, SubmissionOut
 from app.ledger import audit
 from app.places.models import Division
 
@@ -55,11 +63,22 @@ def submission_out(month: str, row: ReportSubmission | None) -> SubmissionOut:
         approved_at=row.approved_at, approved_by=row.approved_by, frozen=row.state in FROZEN)
 
 
-def with_submission(report: ReportOut, row: ReportSubmission | None) -> ReportOut:
-    """The report as it stands: the frozen figures once submitted (not while returned), with its submission."""
+def with_submission(report: ReportOut, row: ReportSubmission | None,
+                    corrections: list[ReportCorrection] | None = None) -> ReportOut:
+    """The report as it stands: the frozen figures once submitted (not while returned), with its submission and
+    the corrections made after the lock (the latest of each figure gives its corrected value)."""
     if row is not None and row.state in FROZEN:
         report = ReportOut.model_validate_json(row.figures)
-    return report.model_copy(update={"submission": submission_out(report.month, row)})
+    fixes = [CorrectionOut.model_validate(c, from_attributes=True) for c in corrections or []]
+    return report.model_copy(update={"submission": submission_out(report.month, row), "corrections": fixes,
+                                     "corrected": {c.code: c.corrected for c in fixes}})
+
+
+def corrections_of(session: Session, row: ReportSubmission | None) -> list[ReportCorrection]:
+    if row is None or row.state != SubmissionState.approved.value:
+        return []
+    return list(session.execute(select(ReportCorrection).where(col(ReportCorrection.submission_id) == row.id)
+                                .order_by(col(ReportCorrection.seq))).scalars())
 
 
 def report(session: Session, actor: Actor, community_id: str, month: str) -> tuple[Division, ReportOut]:
@@ -68,7 +87,8 @@ def report(session: Session, actor: Actor, community_id: str, month: str) -> tup
     community = service.get_community(session, actor, community_id)
     row = find(session, community.id, w.month)
     if row is not None and row.state in FROZEN:
-        return community, with_submission(ReportOut.model_validate_json(row.figures), row)
+        frozen = ReportOut.model_validate_json(row.figures)
+        return community, with_submission(frozen, row, corrections_of(session, row))
     live = service.community_report(community, w, service.figures(session, community, w))
     return community, with_submission(live, row)
 
@@ -139,3 +159,28 @@ def decide(session: Session, actor: Actor, community_id: str, month: str, versio
     action = "cycle.report.approve" if reason is None else "cycle.report.return"
     _record(session, action, community, row, submissions=row.submissions)
     return with_submission(ReportOut.model_validate_json(row.figures), row)
+
+
+def correct(session: Session, actor: Actor, community_id: str, month: str, code: str, value: int,
+            reason: str) -> ReportOut:
+    """A correction of one count of an approved report: its reason and author, the value before and after."""
+    w = service.window(month)
+    community = service.get_community(session, actor, community_id)
+    row = find(session, community.id, w.month, for_update=True)  # corrections of one report follow each other
+    if row is None or row.state != SubmissionState.approved.value:
+        raise ReportNotLocked()
+    frozen = ReportOut.model_validate_json(row.figures)
+    counts = {line.key: line.value for line in export.lines(frozen) if isinstance(line.value, int)}
+    if code not in counts:
+        raise CorrectionFigure()
+    earlier = corrections_of(session, row)
+    current = next((c.corrected for c in reversed(earlier) if c.code == code), counts[code])
+    if value == current:
+        raise CorrectionUnchanged()
+    fix = ReportCorrection(submission_id=row.id, seq=len(earlier) + 1, community_id=community.id, month=row.month,
+                           area_path=row.area_path, district_code=row.district_code, code=code, original=current,
+                           corrected=value, reason=reason, author=actor.user_id, created_at=now())
+    session.add(fix)
+    session.flush()
+    _record(session, "cycle.report.correct", community, row, code=code, correction_id=fix.id)
+    return with_submission(frozen, row, [*earlier, fix])

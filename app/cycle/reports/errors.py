@@ -45,3 +45,21 @@ class ReportLocked(Conflict):
     code = "report_locked"
     en = "The report is approved and locked; later changes are corrections."
     zh = "该月报告已审核通过并锁定，之后的修改须以更正记录提交。"
+
+
+class ReportNotLocked(Conflict):
+    code = "report_not_locked"
+    en = "Only an approved (locked) report takes corrections; before that, return and resubmit it."
+    zh = "只有已审核锁定的月报告才能提交更正；锁定之前请退回后重新上报。"
+
+
+class CorrectionFigure(Unprocessable):
+    code = "correction_figure"
+    en = "The code names no count of this report (shares are computed, never corrected)."
+    zh = "该代码不是本报告中的计数指标（比率由计数得出，不能直接更正）。"
+
+
+class CorrectionUnchanged(Unprocessable):
+    code = "correction_unchanged"
+    en = "The corrected value is the figure's current value."
+    zh = "更正值与该指标当前数值相同。"

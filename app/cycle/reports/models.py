@@ -57,3 +57,29 @@ class ReportSubmission(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     version: int = 1
+
+
+class ReportCorrection(SQLModel, table=True):
+    """A change to one figure of an approved (locked) report, with its reason and author; append-only. The latest
+    correction of a figure gives its corrected value; `original` is the value before this correction."""
+
+    __tablename__ = "report_corrections"
+    __table_args__ = (
+        UniqueConstraint("submission_id", "seq", name="uq_report_corrections_submission_seq"),
+        Index("ix_report_corrections_area_month", "area_path", "month",
+              postgresql_ops={"area_path": "varchar_pattern_ops"}),
+    )
+
+    id: str = Field(default_factory=new_id, primary_key=True, max_length=32)
+    submission_id: str = Field(foreign_key="report_submissions.id", max_length=32)
+    seq: int  # 1, 2, … per report: the order corrections were made in (written under the report's row lock)
+    community_id: str = Field(foreign_key="divisions.id", max_length=32)
+    month: str = Field(max_length=7)
+    area_path: str = Field(max_length=120)
+    district_code: str = Field(max_length=6)
+    code: str = Field(max_length=80)  # the figure's stable code (stock.total, services.<item>.quantity, …)
+    original: int
+    corrected: int
+    reason: str = Field(max_length=200)
+    author: str = Field(max_length=32)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)

@@ -12,7 +12,7 @@ from app.auth.deps import allow
 from app.core.actor import Actor, Role
 from app.core.deps import SessionDep
 from app.cycle.reports import approval, export, rollup, rollup_export
-from app.cycle.reports.schemas import ApproveIn, ReportOut, ReturnIn, RollupOut, SubmitIn
+from app.cycle.reports.schemas import ApproveIn, CorrectionIn, ReportOut, ReturnIn, RollupOut, SubmitIn
 from app.ledger import audit
 
 router = APIRouter(prefix="/cycle/reports", tags=["cycle"])
@@ -20,6 +20,7 @@ router = APIRouter(prefix="/cycle/reports", tags=["cycle"])
 ReaderActor = Annotated[Actor, allow(Role.worker, Role.supervisor, Role.admin, Role.auditor)]
 WorkerActor = Annotated[Actor, allow(Role.worker)]
 SupervisorActor = Annotated[Actor, allow(Role.supervisor)]
+FieldActor = Annotated[Actor, allow(Role.worker, Role.supervisor)]
 COMMUNITY = Annotated[str, Path(max_length=32, description="The community (division id)")]
 # The format is published (the route checks it itself, for its own code: 422 report_month_format).
 MONTH = Annotated[str, Path(max_length=7, description="City month YYYY-MM (422 report_month_format, "
@@ -137,3 +138,14 @@ def approve_report(community_id: COMMUNITY, month: MONTH, body: ApproveIn, sessi
 def return_report(community_id: COMMUNITY, month: MONTH, body: ReturnIn, session: SessionDep,
                   actor: SupervisorActor) -> ReportOut:
     return approval.decide(session, actor, community_id, month, body.version, body.reason)
+
+
+@router.post("/{community_id}/{month}/corrections", response_model=ReportOut, status_code=201,
+             summary="Correct one count of an approved report, with the reason (original and corrected values)",
+             responses={404: {"description": "Not a community in your area"},
+                        409: {"description": "report_not_locked (not approved)"},
+                        422: {"description": "report_month_format, report_month_future, correction_figure (no "
+                                             "count of this report), correction_unchanged"}})
+def correct_report(community_id: COMMUNITY, month: MONTH, body: CorrectionIn, session: SessionDep,
+                   actor: FieldActor) -> ReportOut:
+    return approval.correct(session, actor, community_id, month, body.code, body.value, body.reason)

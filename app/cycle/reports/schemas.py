@@ -88,6 +88,25 @@ class SubmissionOut(OutputModel):
     frozen: bool  # the figures are the ones frozen at submission (submitted, resubmitted, approved)
 
 
+
+class CorrectionIn(InputModel):
+    code: str = Field(min_length=1, max_length=80, pattern=r"^[A-Za-z0-9_.-]+$",
+                      description="The figure's stable code, as in the CSV (stock.total, services.<item>.quantity, …)")
+    value: int = Field(ge=0, le=1_000_000_000, description="The corrected count")
+    reason: str = Field(min_length=1, max_length=200, description="Why the approved figure was wrong")
+
+
+class CorrectionOut(OutputModel):
+    """A correction of an approved report: the figure's value before it (`original`) and after (`corrected`)."""
+
+    id: str
+    code: str
+    original: int
+    corrected: int
+    reason: str
+    author: str
+    created_at: datetime
+
 class ReportOut(OutputModel):
     community_id: str
     community_code: str
@@ -106,6 +125,10 @@ class ReportOut(OutputModel):
     overdue: Overdue
     # Where the report stands (docs/reports.md): submitted, approved, … with the frozen figures above.
     submission: SubmissionOut | None = None
+    # Corrections after the lock, oldest first; `corrected`: each corrected figure's current value by its code (the
+    # figures above stay the approved ones).
+    corrections: list[CorrectionOut] = Field(default_factory=list)
+    corrected: dict[str, int] = Field(default_factory=dict)
 
 
 class Totals(OutputModel):
