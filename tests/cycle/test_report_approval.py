@@ -114,6 +114,11 @@ def test_the_figures_freeze_at_submission_and_stay_once_approved(api: Api, world
     rolled = ok(api.as_("sup_street", "GET", f"{REPORTS}/rollup/{c1['parent_id']}/{P}"))
     [mine] = [c for c in rolled["communities"] if c["community_id"] == c1["id"]]
     assert mine["stock"] == live["stock"]  # the roll-up shows the frozen figures too
+    assert rolled["totals"]["stock"]["total"] == sum(c["stock"]["total"] for c in rolled["communities"])
+    exported = api.as_("worker1", "GET", url(c1) + ".csv")
+    assert exported.status_code == 200
+    stock_row = next(line for line in exported.content.decode("utf-8-sig").splitlines() if ",stock.total," in line)
+    assert stock_row.endswith(f",stock.total,{live['stock']['total']},人")  # the file too
     assert_error(submit(api, c1, 4), 409, "report_locked")
     assert_error(give_back(api, c1, 4), 409, "report_locked")
     assert_error(approve(api, c1, 4), 409, "report_locked")
@@ -129,7 +134,8 @@ def test_a_submission_after_the_due_day_is_late(api: Api, world: World, monkeypa
 
 def test_refusals(api: Api, world: World, engine: Engine) -> None:
     c1, c3 = world.community("c1"), world.community("c3")
-    assert_error(approve(api, c1, 1), 409, "stale_version")  # nothing submitted: the version is 0
+    assert_error(approve(api, c1, 1), 409, "report_not_submitted")  # nothing submitted yet
+    assert_error(give_back(api, c1, 1), 409, "report_not_submitted")
     assert_error(approve(api, c1, 0), 422)
     assert_error(submit(api, c1, 1), 409, "stale_version")
     assert_error(submit(api, c1, 0, user="sup_street"), 403)
@@ -180,6 +186,29 @@ def test_rollup_completeness_and_timeliness(api: Api, world: World, monkeypatch:
     ok(approve(api, c1, 1))  # approved still counts
     district = ok(api.as_("sup_district", "GET", f"{REPORTS}/rollup/{district_of(world, c1)}/{P}"))
     assert (district["submitted"], district["on_time"]) == (1, 1)
+
+
+def test_two_first_submissions_at_once_one_wins(api: Api, world: World, engine: Engine) -> None:
+    c1 = world.community("c1")
+    headers = api.headers("worker1")
+    results: list[tuple[int, Any]] = []
+    barrier = threading.Barrier(3)
+
+    def post() -> None:
+        with TestClient(app) as client:
+            barrier.wait()
+            response = client.post(url(c1, "submit"), headers=headers, json={"version": 0})
+            results.append((response.status_code, response.json()))
+
+    threads = [threading.Thread(target=post) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(s for s, _ in results) == [200, 409, 409], results
+    assert {body["code"] for s, body in results if s == 409} <= {"stale_version", "concurrent_conflict"}
+    assert len(rows(engine, "SELECT id FROM report_submissions WHERE community_id = :c", c=c1["id"])) == 1
+    assert len(audit_events(engine, "cycle.report.submit")) == 1
 
 
 def district_of(world: World, community: dict[str, Any]) -> str:

@@ -93,15 +93,18 @@ def report(session: Session, actor: Actor, community_id: str, month: str) -> tup
     return community, with_submission(live, row)
 
 
-def _locked(session: Session, actor: Actor, community_id: str, month: str,
-            version: int) -> tuple[Division, service.Window, ReportSubmission | None]:
+def _locked(session: Session, actor: Actor, community_id: str, month: str, version: int,
+            *, submitting: bool) -> tuple[Division, service.Window, ReportSubmission | None]:
     """The checks every transition shares, in order: the month (422), the community (404), the month over (409),
-    the row locked, the version (409 stale_version), an approved report (409 report_locked)."""
+    the row locked, nothing to decide on (409 report_not_submitted), the version (409 stale_version), an approved
+    report (409 report_locked)."""
     w = service.window(month)
     community = service.get_community(session, actor, community_id)
     if not w.complete:
         raise ReportMonthRunning()
     row = find(session, community.id, w.month, for_update=True)
+    if row is None and not submitting:
+        raise ReportNotSubmitted()
     current = row.version if row is not None else 0
     if current != version:
         raise StaleVersion({"current_version": current})
@@ -119,7 +122,7 @@ def _record(session: Session, action: str, community: Division, row: ReportSubmi
 
 def submit(session: Session, actor: Actor, community_id: str, month: str, version: int) -> ReportOut:
     """open → submitted, returned → resubmitted; the figures are computed and frozen now."""
-    community, w, row = _locked(session, actor, community_id, month, version)
+    community, w, row = _locked(session, actor, community_id, month, version, submitting=True)
     if row is not None and row.state in WAITING:
         raise ReportAlreadySubmitted()
     at = now()
@@ -144,7 +147,7 @@ def submit(session: Session, actor: Actor, community_id: str, month: str, versio
 def decide(session: Session, actor: Actor, community_id: str, month: str, version: int,
            reason: str | None) -> ReportOut:
     """submitted/resubmitted → approved (reason None; locked) or → returned (with the reason)."""
-    community, _, row = _locked(session, actor, community_id, month, version)
+    community, _, row = _locked(session, actor, community_id, month, version, submitting=False)
     if row is None or row.state not in WAITING:
         raise ReportNotSubmitted()
     at = now()
