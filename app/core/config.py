@@ -97,6 +97,8 @@ class Settings(BaseSettings):
     # whereabouts unknown (去向不明); phones keep the periods and verifications of this many months.
     verification_not_found_months: int = Field(default=3, ge=1, le=24)
     sync_window_months: int = Field(default=3, ge=2, le=24)
+    # The monthly report (docs/reports.md): due by this day of the month after the month it covers.
+    report_due_day: int = Field(default=25, ge=1, le=28)
     # Visit photos: stored on disk, outside the database.
     photo_dir: Path = ROOT / "data" / "photos"
     photo_max_bytes: int = Field(default=5_242_880, ge=10_240, le=52_428_800)
