@@ -4,6 +4,7 @@ from app.auth import models as auth_models
 from app.catalog import models as catalog_models
 from app.cycle import models as cycle_models
 from app.cycle.assistance import models as assistance_models
+from app.cycle.reports import models as report_models
 from app.cycle.verification import models as verification_models
 from app.ledger import models as ledger_models
 from app.people import models as people_models
@@ -12,5 +13,5 @@ from app.sync import models as sync_models
 from app.visits import models as visits_models
 
 __all__ = ["assistance_models", "auth_models", "catalog_models", "cycle_models", "ledger_models", "people_models",
-           "places_models", "sync_models", "verification_models",
+           "places_models", "report_models", "sync_models", "verification_models",
            "visits_models"]

@@ -101,6 +101,8 @@ class Settings(BaseSettings):
     # one included (docs/sync.md "The sync window"): 4 is at least 89 days back, about as far as a phone may still
     # push a visit (VISIT_MAX_AGE_DAYS), and holds the last visit of a resident seen each quarter.
     sync_visit_months: int = Field(default=4, ge=2, le=120)
+    # The monthly report (docs/reports.md): due by this day of the month after the month it covers.
+    report_due_day: int = Field(default=25, ge=1, le=28)
     # Visit photos: stored on disk, outside the database.
     photo_dir: Path = ROOT / "data" / "photos"
     photo_max_bytes: int = Field(default=5_242_880, ge=10_240, le=52_428_800)

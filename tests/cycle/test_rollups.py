@@ -105,7 +105,7 @@ def test_totals_are_the_sum_of_each_communitys_report(api: Api, street: Street, 
     assert [r["key_persons"]["share"] for r in own] == [0.5, 1.0, None]
     lines = {s["code"]: (s["deliveries"], s["quantity"]) for s in totals["services"]}
     assert lines["contraceptives"] == (1, 2)
-    assert (rollup["completeness"], rollup["timeliness"]) == (None, None) and rollup["completeness_note"]
+    assert (rollup["completeness"], rollup["timeliness"], rollup["submitted"]) == (0.0, 0.0, 0)  # none submitted
     assert audit_events(engine, "cycle.rollup.export") == []  # counts only: reading is not recorded
 
 

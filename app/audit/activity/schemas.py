@@ -61,9 +61,11 @@ class ActivityRow(Figures):
     code: str | None = Field(description="Division code, or the worker's user name")
     name: str
     verification_coverage: float | None = Field(
-        description="Share of the month's verifications done. Not available yet (the monthly cycle): null")
+        description="Share of the period's months' verifications recorded in the row's area; null where no "
+                    "month was opened")
     report_timeliness: dict[str, Any] | None = Field(
-        description="Monthly reports submitted on time. Not available yet (the monthly cycle): null")
+        description="The monthly reports of the communities in the row's area for the period's ended months: "
+                    "{months, due, submitted, on_time, completeness, timeliness}; null where none was due")
     devices: list[DeviceHealth] | None = Field(description="Workers: every device they synced from")
 
 

@@ -14,8 +14,8 @@ visits by mode, tasks on time and overdue, the flagged share, and each worker's 
 - Verification coverage (the monthly cycle): the share of the period's months' verifications recorded in the
   group's area; None where no month was opened.
 
-Extension point (the lead wires it after merging the monthly reports): `report_timeliness` answers None until
-then — no figure is made up.
+- Report timeliness (the monthly reports): of the communities in the group's area, for the period's months that
+  have ended, the reports due, submitted (or approved) and first submitted by their due day.
 """
 
 from __future__ import annotations
@@ -36,6 +36,7 @@ from app.core.actor import Actor, Role
 from app.core.queries import among, starts_with
 from app.core.types import city_date, city_today
 from app.cycle.models import Task, TaskState
+from app.cycle.reports.models import FROZEN, ReportSubmission
 from app.cycle.verification.models import Verification
 from app.places.models import Division
 from app.sync.models import SyncDevice
@@ -259,6 +260,36 @@ def _group_paths(session: Session, groups: list[Group]) -> dict[str, list[str]]:
 
 
 def report_timeliness(session: Session, groups: list[Group], period: Period) -> dict[str, dict[str, Any] | None]:
-    """EXTENSION POINT (the monthly cycle, issue 13): monthly reports submitted by the due day, per group.
-    None until the cycle's monthly reports are merged and wired here."""
-    return {}
+    """The monthly reports (月报告, docs/reports.md) of the communities in each group's area for the period's
+    months that have ended: how many were due, submitted (or approved), and first submitted by their due day.
+    None where the period holds no ended month or the area no community."""
+    current = city_today().strftime("%Y-%m")
+    months = [m for m in _months(period) if m < current]
+    paths = _group_paths(session, groups)
+    if not months or not paths:
+        return {}
+    prefixes = sorted({p for ps in paths.values() for p in ps})
+    communities: list[str] = []
+    sent: dict[str, tuple[int, int]] = {}  # community path → (submitted, on time)
+    counted = col(ReportSubmission.state).in_(FROZEN)
+    for start in range(0, len(prefixes), 100):
+        inside = [starts_with(col(Division.path), p) for p in prefixes[start:start + 100]]
+        communities += session.execute(select(col(Division.path)).where(
+            col(Division.level) == "community", or_(*inside))).scalars().all()
+        for path, n, on_time in session.execute(
+                select(col(Division.path), func.count(col(ReportSubmission.id)),
+                       func.count(col(ReportSubmission.id)).filter(col(ReportSubmission.late).is_(False)))
+                .join(ReportSubmission, col(ReportSubmission.community_id) == col(Division.id))
+                .where(col(ReportSubmission.month).in_(months), counted, or_(*inside))
+                .group_by(col(Division.path))):
+            sent[str(path)] = (int(n), int(on_time))
+    out: dict[str, dict[str, Any] | None] = {}
+    for group_id, group_paths in paths.items():
+        mine = {c for c in communities if any(c.startswith(p) for p in group_paths)}
+        due = len(mine) * len(months)
+        submitted = sum(sent.get(c, (0, 0))[0] for c in mine)
+        on_time = sum(sent.get(c, (0, 0))[1] for c in mine)
+        out[group_id] = None if not due else {
+            "months": months, "due": due, "submitted": submitted, "on_time": on_time,
+            "completeness": round(submitted / due, 4), "timeliness": round(on_time / due, 4)}
+    return out

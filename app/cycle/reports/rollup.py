@@ -6,14 +6,15 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from sqlalchemy import select
+from sqlalchemy import and_, case, func, select
 from sqlmodel import Session, col
 
 from app.core.actor import Actor
 from app.core.errors import NotFound
 from app.core.types import utcnow
-from app.cycle.reports import service
+from app.cycle.reports import approval, service
 from app.cycle.reports.errors import RollupLevel
+from app.cycle.reports.models import FROZEN, ReportSubmission
 from app.cycle.reports.schemas import (
     FpChecks,
     KeyPersons,
@@ -28,11 +29,6 @@ from app.people.models import FpDocStatus
 from app.places.models import Division, Level
 
 LEVELS = (Level.city.value, Level.district.value, Level.street.value)
-NO_SUBMISSIONS = ("Reports are not submitted yet: the submit/return/approve workflow of issue 13 is not built, so "
-                  "no record says whether or when a community submitted its report. A verification period's "
-                  "open/closed state belongs to the verification cycle, not to the report, and is not used.")
-
-
 def get_division(session: Session, actor: Actor, division_id: str) -> Division:
     """A division in the caller's area (else 404, whatever it is); a community or grid there is 422."""
     found = session.execute(select(Division).where(
@@ -80,13 +76,47 @@ def totals(reports: list[ReportOut], services: service.Services) -> Totals:
                                         total(r.overdue.assistance_requests for r in reports)))
 
 
+def submitted_counts(session: Session, division: Division, month: str) -> tuple[int, int, int]:
+    """(communities, submitted or approved, first submitted by the due day): one aggregate over the division's
+    communities left-joined to their submissions of the month."""
+    u = service.units(division)
+    counted = col(ReportSubmission.state).in_(FROZEN)
+    row = session.execute(
+        select(func.count(u.c.id), func.count(col(ReportSubmission.id)).filter(counted),
+               func.coalesce(func.sum(case((and_(counted, col(ReportSubmission.late).is_(False)), 1), else_=0)), 0))
+        .select_from(u).outerjoin(ReportSubmission, and_(col(ReportSubmission.community_id) == u.c.id,
+                                                          col(ReportSubmission.month) == month))).one()
+    return int(row[0]), int(row[1]), int(row[2])
+
+
+def submissions(session: Session, division: Division, month: str) -> dict[str, ReportSubmission]:
+    rows = session.execute(select(ReportSubmission).where(
+        col(ReportSubmission.month) == month,
+        service.inside(division, col(ReportSubmission.area_path), col(ReportSubmission.district_code)))).scalars()
+    return {r.community_id: r for r in rows}
+
+
+def frozen_services(figures: service.Figures, report: ReportOut) -> None:
+    """A community whose figures are frozen counts its frozen deliveries in the totals' service lines."""
+    figures.services.done[report.community_id] = {
+        line.item_id: (line.deliveries, line.quantity) for line in report.services if line.deliveries}
+
+
 def rollup(session: Session, actor: Actor, division_id: str, month: str) -> tuple[Division, RollupOut]:
     w = service.window(month)  # the input first: a bad month is 422 wherever the division lies
     division = get_division(session, actor, division_id)
     figures = service.figures(session, division, w)
-    reports = [service.community_report(c, w, figures) for c in service.communities(session, division)]
+    sent = submissions(session, division, w.month)
+    reports = []
+    for c in service.communities(session, division):
+        report = approval.with_submission(service.community_report(c, w, figures), sent.get(c.id))
+        if report.submission is not None and report.submission.frozen:
+            frozen_services(figures, report)
+        reports.append(report)
+    n, submitted, on_time = submitted_counts(session, division, w.month)
     return division, RollupOut(
         division_id=division.id, division_code=division.code, division_name=division.name, level=division.level,
         month=w.month, as_of=w.as_of, complete=w.complete, generated_at=utcnow(),
         totals=totals(reports, figures.services), communities=reports,
-        completeness=None, timeliness=None, completeness_note=NO_SUBMISSIONS)
+        completeness=service.share(submitted, n), timeliness=service.share(on_time, n),
+        submitted=submitted, on_time=on_time)

@@ -11,16 +11,21 @@ from fastapi.responses import Response
 from app.auth.deps import allow
 from app.core.actor import Actor, Role
 from app.core.deps import SessionDep
-from app.cycle.reports import export, rollup, rollup_export, service
-from app.cycle.reports.schemas import ReportOut, RollupOut
+from app.cycle.reports import approval, export, rollup, rollup_export
+from app.cycle.reports.schemas import ApproveIn, CorrectionIn, ReportOut, ReturnIn, RollupOut, SubmitIn
 from app.ledger import audit
 
 router = APIRouter(prefix="/cycle/reports", tags=["cycle"])
 
 ReaderActor = Annotated[Actor, allow(Role.worker, Role.supervisor, Role.admin, Role.auditor)]
+WorkerActor = Annotated[Actor, allow(Role.worker)]
+SupervisorActor = Annotated[Actor, allow(Role.supervisor)]
+FieldActor = Annotated[Actor, allow(Role.worker, Role.supervisor)]
 COMMUNITY = Annotated[str, Path(max_length=32, description="The community (division id)")]
+# The format is published (the route checks it itself, for its own code: 422 report_month_format).
 MONTH = Annotated[str, Path(max_length=7, description="City month YYYY-MM (422 report_month_format, "
-                                                     "report_month_future)")]
+                                                     "report_month_future)",
+                            json_schema_extra={"pattern": r"^(19|20)[0-9]{2}-(0[1-9]|1[0-2])$"})]
 ERRORS: dict[int | str, dict[str, str]] = {
     404: {"description": "Not a community in your area"},
     422: {"description": "report_month_format, report_month_future"},
@@ -31,7 +36,7 @@ CSV_TYPE = "text/csv; charset=utf-8"
 def _file(session: SessionDep, actor: Actor, community_id: str, month: str, fmt: str) -> Response:
     """The export is recorded (`cycle.report.export`, where the community lies): every file leaving the service
     is, though a report holds counts only."""
-    community, report = service.report(session, actor, community_id, month)
+    community, report = approval.report(session, actor, community_id, month)
     audit.record(session, "cycle.report.export", target_type="divisions", target_id=community.id,
                  area_path=community.path, district_code=community.district_code,
                  detail={"month": report.month, "format": fmt})
@@ -101,4 +106,46 @@ def report_csv(community_id: COMMUNITY, month: MONTH, session: SessionDep, actor
 @router.get("/{community_id}/{month}", response_model=ReportOut,
             summary="A community's monthly report, computed from the records (counts only)", responses=ERRORS)
 def get_report(community_id: COMMUNITY, month: MONTH, session: SessionDep, actor: ReaderActor) -> ReportOut:
-    return service.report(session, actor, community_id, month)[1]
+    return approval.report(session, actor, community_id, month)[1]
+
+
+DECISION_ERRORS: dict[int | str, dict[str, str]] = {
+    404: {"description": "Not a community in your area"},
+    409: {"description": "stale_version, report_month_running, report_not_submitted, report_locked"},
+    422: {"description": "report_month_format, report_month_future"},
+}
+
+
+@router.post("/{community_id}/{month}/submit", response_model=ReportOut,
+             summary="Submit a finished month's report (version 0 the first time): its figures are frozen",
+             responses={**DECISION_ERRORS, 409: {"description": "stale_version, report_month_running, "
+                                                                "report_already_submitted, report_locked"}})
+def submit_report(community_id: COMMUNITY, month: MONTH, body: SubmitIn, session: SessionDep,
+                  actor: WorkerActor) -> ReportOut:
+    return approval.submit(session, actor, community_id, month, body.version)
+
+
+@router.post("/{community_id}/{month}/approve", response_model=ReportOut,
+             summary="Approve a submitted report (send its version): the month is locked", responses=DECISION_ERRORS)
+def approve_report(community_id: COMMUNITY, month: MONTH, body: ApproveIn, session: SessionDep,
+                   actor: SupervisorActor) -> ReportOut:
+    return approval.decide(session, actor, community_id, month, body.version, None)
+
+
+@router.post("/{community_id}/{month}/return", response_model=ReportOut,
+             summary="Return a submitted report to the worker with a reason (send its version)",
+             responses=DECISION_ERRORS)
+def return_report(community_id: COMMUNITY, month: MONTH, body: ReturnIn, session: SessionDep,
+                  actor: SupervisorActor) -> ReportOut:
+    return approval.decide(session, actor, community_id, month, body.version, body.reason)
+
+
+@router.post("/{community_id}/{month}/corrections", response_model=ReportOut, status_code=201,
+             summary="Correct one count of an approved report, with the reason (original and corrected values)",
+             responses={404: {"description": "Not a community in your area"},
+                        409: {"description": "report_not_locked (not approved)"},
+                        422: {"description": "report_month_format, report_month_future, correction_figure (no "
+                                             "count of this report), correction_unchanged"}})
+def correct_report(community_id: COMMUNITY, month: MONTH, body: CorrectionIn, session: SessionDep,
+                   actor: FieldActor) -> ReportOut:
+    return approval.correct(session, actor, community_id, month, body.code, body.value, body.reason)

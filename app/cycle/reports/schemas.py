@@ -4,7 +4,11 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from app.core.schemas import OutputModel
+from pydantic import Field
+
+from app.core.schemas import InputModel, OutputModel
+
+MAX_VERSION = 2**31 - 1
 
 
 class Stock(OutputModel):
@@ -65,6 +69,44 @@ class Overdue(OutputModel):
     assistance_requests: int
 
 
+class SubmissionOut(OutputModel):
+    """Where a report stands. `state` `open`: never submitted (the other fields null, `version` 0)."""
+
+    state: str  # open, submitted, returned, resubmitted, approved
+    version: int
+    due_on: date
+    late: bool | None  # the first submission came after due_on; null while open
+    submissions: int
+    first_submitted_at: datetime | None
+    submitted_at: datetime | None
+    submitted_by: str | None
+    returned_at: datetime | None
+    returned_by: str | None
+    return_reason: str | None
+    approved_at: datetime | None
+    approved_by: str | None
+    frozen: bool  # the figures are the ones frozen at submission (submitted, resubmitted, approved)
+
+
+
+class CorrectionIn(InputModel):
+    code: str = Field(min_length=1, max_length=80, pattern=r"^[A-Za-z0-9_.-]+$",
+                      description="The figure's stable code, as in the CSV (stock.total, services.<item>.quantity, …)")
+    value: int = Field(ge=0, le=1_000_000_000, description="The corrected count")
+    reason: str = Field(min_length=1, max_length=200, description="Why the approved figure was wrong")
+
+
+class CorrectionOut(OutputModel):
+    """A correction of an approved report: the figure's value before it (`original`) and after (`corrected`)."""
+
+    id: str
+    code: str
+    original: int
+    corrected: int
+    reason: str
+    author: str
+    created_at: datetime
+
 class ReportOut(OutputModel):
     community_id: str
     community_code: str
@@ -81,6 +123,12 @@ class ReportOut(OutputModel):
     fp_documents: FpChecks
     services: list[ServiceLine]
     overdue: Overdue
+    # Where the report stands (docs/reports.md): submitted, approved, … with the frozen figures above.
+    submission: SubmissionOut | None = None
+    # Corrections after the lock, oldest first; `corrected`: each corrected figure's current value by its code (the
+    # figures above stay the approved ones).
+    corrections: list[CorrectionOut] = Field(default_factory=list)
+    corrected: dict[str, int] = Field(default_factory=dict)
 
 
 class Totals(OutputModel):
@@ -110,6 +158,22 @@ class RollupOut(OutputModel):
     generated_at: datetime
     totals: Totals
     communities: list[ReportOut]  # the trace-back: each community's report, the same as its own report's figures
-    completeness: float | None  # share of communities that submitted: null until reports can be submitted
-    timeliness: float | None  # share submitted on time: null until reports can be submitted
-    completeness_note: str  # why completeness and timeliness are null
+    completeness: float | None  # share of the communities whose report is submitted or approved; null: none
+    timeliness: float | None  # share of the communities whose report was first submitted by its due day
+    submitted: int  # communities counted in completeness
+    on_time: int  # communities counted in timeliness
+
+
+class SubmitIn(InputModel):
+    version: int = Field(ge=0, le=MAX_VERSION,
+                         description="The submission's version you read; 0 for a report never submitted")
+
+
+class ApproveIn(InputModel):
+    version: int = Field(ge=1, le=MAX_VERSION)
+
+
+class ReturnIn(InputModel):
+    version: int = Field(ge=1, le=MAX_VERSION)
+    reason: str = Field(min_length=1, max_length=200, description="What the worker must fix (shown to them)")
+
