@@ -36,6 +36,7 @@ interop-deps: $(INTEROP_STAMP)
 run: install
 	$(BIN)/migrant migrate
 	$(BIN)/migrant seed-demo
+	$(BIN)/migrant cycle-open
 	$(BIN)/migrant serve --host 127.0.0.1 --port 8000
 
 test: install interop-deps
