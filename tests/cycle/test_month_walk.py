@@ -5,8 +5,8 @@ clock helpers of the cycle tests); a resident not found in each of them leaves t
 unknown in the third, the report's month P (last month). In P two phones pull their lists and push a mix of
 outcomes through /sync/push, one of them a move from X to Y that opens a pending verification in Y. Then X's
 report is submitted, returned, resubmitted and approved, corrected after the lock, the roll-ups of the street,
-the district and the city are checked against figures counted by hand here, and the XLSX is read back cell by
-cell."""
+the district and the city are checked against figures counted by hand here, the XLSX is read back cell by
+cell, and the month's verification list is exported."""
 
 from __future__ import annotations
 
@@ -269,6 +269,18 @@ def check_xlsx(api: Api, walk: Walk, report: dict[str, Any]) -> None:
     assert cells[-2] == [None] * 4 and cells[-1] == ["填报人：", "审核人：", "日期：    年  月  日", None]
 
 
+def check_list(api: Api, walk: Walk) -> None:
+    """The month's verification list of X as the office files it (CSV): each person with their outcome."""
+    response = api.as_("worker1", "GET", "/api/v1/cycle/verifications.csv",
+                       params={"month": P, "community_id": walk.units["X"]["id"]})
+    assert response.status_code == 200, response.text
+    table = list(csv.reader(io.StringIO(response.content.decode("utf-8-sig"))))[1:]
+    names = {p["name"]: k for k, p in walk.people.items()}
+    got = {names[r[4]]: (r[7], r[12]) for r in table}
+    assert got == {"A": ("PRESENT", "0"), "B": ("PRESENT", "0"), "C": ("", "0"), "N": ("NOT_FOUND", "3"),
+                   "M": ("MOVED_WITHIN_CITY", "0"), "L": ("LEFT_CITY", "0")}
+
+
 def test_a_community_walks_through_a_whole_month(api: Api, world: World, engine: Engine,
                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(approval, "now", lambda: ON_TIME)
@@ -287,3 +299,4 @@ def test_a_community_walks_through_a_whole_month(api: Api, world: World, engine:
     assert figures(ok(api.as_("worker2", "GET", report_url(walk, "Y")))) == HAND["Y"]
     check_rollups(api, walk, world)
     check_xlsx(api, walk, report)
+    check_list(api, walk)
