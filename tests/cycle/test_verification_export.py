@@ -12,9 +12,12 @@ from typing import Any
 
 import openpyxl
 import pytest
-from sqlalchemy import Engine
+from sqlalchemy import Engine, select
+from sqlmodel import col
 
 from app.core.types import CITY_TZ
+from app.cycle.verification import export
+from app.cycle.verification.models import Verification
 from tests.assertions import assert_error
 from tests.conftest import Api, World
 from tests.cycle.verify_helpers import VERIFICATIONS, open_month, record, set_today, verifications
@@ -122,3 +125,30 @@ def test_refusals_record_nothing(api: Api, engine: Engine) -> None:
         assert_error(api.client.get(f"{VERIFICATIONS}{suffix}"), 401)
         assert_error(api.as_("auditor", "GET", f"{VERIFICATIONS}{suffix}"), 403)  # like the list: staff only
     assert audit_events(engine, "cycle.verification.export") == []
+
+
+def test_rows_are_written_as_they_are_read(api: Api, engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Bounded memory: the CSV's first chunk leaves before the read has gone through the rows (a read of
+    `yield_per` rows at a time, never the whole list in memory)."""
+    open_month(api, MONTH)
+    total = len(verifications(api, "sup_district", month=MONTH))
+    assert total > 50
+    monkeypatch.setattr(export, "CHUNK_BYTES", 1024)
+    monkeypatch.setattr(export, "YIELD_PER", 10)
+    read = 0
+    real = export._read
+
+    def counting(stmt: Any) -> Any:
+        nonlocal read
+        for row in real(stmt):
+            read += 1
+            yield row
+
+    monkeypatch.setattr(export, "_read", counting)
+    response = api.as_("sup_district", "GET", f"{VERIFICATIONS}.csv", params={"month": MONTH})
+    assert len(csv_rows(response)) == total + 1 and read == total
+    read, everyone = 0, len(rows(engine, "SELECT id FROM verifications WHERE month = :m", m=MONTH))
+    chunks = export.stream_csv(export.rows_stmt(select(Verification).where(col(Verification.month) == MONTH)))
+    first = next(chunks)
+    assert first.startswith("\ufeff".encode()) and 0 < read < everyone
+    assert sum(1 for _ in chunks) > 1 and read == everyone
