@@ -97,6 +97,10 @@ class Settings(BaseSettings):
     # whereabouts unknown (去向不明); phones keep the periods and verifications of this many months.
     verification_not_found_months: int = Field(default=3, ge=1, le=24)
     sync_window_months: int = Field(default=3, ge=2, le=24)
+    # Phones keep the visits (and their service deliveries) started in this many calendar months, the current
+    # one included (docs/sync.md "The sync window"): 4 is at least 89 days back, about as far as a phone may still
+    # push a visit (VISIT_MAX_AGE_DAYS), and holds the last visit of a resident seen each quarter.
+    sync_visit_months: int = Field(default=4, ge=2, le=120)
     # The monthly report (docs/reports.md): due by this day of the month after the month it covers.
     report_due_day: int = Field(default=25, ge=1, le=28)
     # Visit photos: stored on disk, outside the database.

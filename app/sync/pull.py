@@ -10,9 +10,11 @@ Algorithm (docs/sync.md "Pull"):
 - `created` is always empty (apps call `synchronize({sendCreatedAsUpdated: true})`).
 
 "In scope" is the area scope plus what a phone keeps: registered residents (not merged) and their
-婚育证明 documents, visits and service deliveries of the last 13 months, open tasks and tasks done in the
-last 35 days (cancelled ones are not kept), the whole catalogue, and (schema version 2) the periods and
-verifications of the last SYNC_WINDOW_MONTHS months.
+婚育证明 documents, visits and service deliveries of the last SYNC_VISIT_MONTHS calendar months (the current one
+included), open tasks, the whole catalogue, and (schema version 2) the periods and verifications of the last
+SYNC_WINDOW_MONTHS months. What leaves that window arrives as deletions: a task that is done or cancelled is
+logged then; the visits and periods of a month that leaves it are logged once more by `cycle-open`
+(app/cycle/verification/opening.py `age_out_visits`, `_age_out`), which runs daily.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import ColumnElement, Select, Table, and_, or_, select, true
@@ -30,10 +32,10 @@ from app.core.actor import Actor, AreaScope
 from app.core.config import get_settings
 from app.core.errors import Unprocessable
 from app.core.queries import among
-from app.core.types import CITY_TZ, city_today, utcnow
+from app.core.types import city_today
 from app.cycle.models import TaskState
 from app.cycle.periods import month_of
-from app.cycle.verification.opening import shift
+from app.cycle.verification.opening import city_midnight, shift, visits_since
 from app.cycle.verification.service import communities_above
 from app.ledger.changes import EVERYONE
 from app.ledger.models import SyncCounter, SyncLog
@@ -42,8 +44,6 @@ from app.sync.wire import MODELS, TABLES_OF_VERSION, driver_rows, shape
 
 SUPPORTED_SCHEMA_VERSIONS = frozenset(TABLES_OF_VERSION)
 SYNCED = tuple(MODELS)
-VISIT_MONTHS = 13
-CLOSED_TASK_DAYS = 35
 CHUNK = 500
 
 
@@ -86,28 +86,20 @@ def migration_tables(migration: Any) -> set[str]:
     return named & set(SYNCED)
 
 
-def months_ago(today: date, months: int) -> date:
-    index = today.year * 12 + today.month - 1 - months
-    year, month = divmod(index, 12)
-    return date(year, month + 1, min(today.day, 28))
-
-
 @dataclass
 class Window:
     """The cut-offs of what a phone keeps."""
 
-    visits_since: datetime
+    visits_since: datetime  # SYNC_VISIT_MONTHS calendar months (city time), the current one included
     deliveries_since: date
-    closed_tasks_since: datetime
     months_since: str  # periods and verifications: SYNC_WINDOW_MONTHS months, the current one included
 
     @classmethod
     def now(cls) -> Window:
         today = city_today()
-        since = months_ago(today, VISIT_MONTHS)
-        start = datetime(since.year, since.month, since.day, tzinfo=CITY_TZ)
+        since = visits_since(today)
         months = shift(month_of(today), 1 - get_settings().sync_window_months)
-        return cls(start, since, utcnow() - timedelta(days=CLOSED_TASK_DAYS), months)
+        return cls(city_midnight(since), since, months)
 
 
 def _table(name: str) -> Table:
@@ -142,9 +134,9 @@ def in_scope(name: str, actor: Actor, prefixes: tuple[str, ...] | None, window: 
     elif window and name == "service_deliveries":
         cond.append(t.c.delivered_on >= window.deliveries_since)
     elif window and name == "tasks":
-        # Cancelled tasks are not kept: a follow-up deleted on a phone (cancelled by the push) is never sent back.
-        cond.append(or_(t.c.state == TaskState.open.value,
-                        and_(t.c.state == TaskState.done.value, t.c.updated_at >= window.closed_tasks_since)))
+        # Open tasks only: a task done or cancelled is logged then and leaves the phone at its next pull, and a
+        # follow-up deleted on a phone (cancelled by the push) is never sent back.
+        cond.append(t.c.state == TaskState.open.value)
     elif window and name in ("periods", "verifications"):
         cond.append(t.c.month >= window.months_since)
     if name == "periods" and (above := communities_above(prefixes)):

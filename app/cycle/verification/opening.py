@@ -1,13 +1,14 @@
 """Opening a month (月核查): one period per community in scope and one pending verification per registered
 resident, written in bulk (`app.core.bulk.BulkWriter`). Idempotent: communities whose period exists are
 counted as existing, and their open periods get the verifications of residents registered since (so it is
-safe to run daily). Opening also ages the month that leaves the phones' window out of it (docs/cycle.md).
+safe to run daily). Opening also ages the month that leaves the phones' window out of it (docs/cycle.md),
+and the visits that leave the phones' visit window (SYNC_VISIT_MONTHS, docs/sync.md "The sync window").
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import and_, select
@@ -16,12 +17,14 @@ from sqlmodel import Session, col
 from app.core.actor import Actor
 from app.core.bulk import BulkWriter, table_of
 from app.core.config import get_settings
-from app.core.types import city_today, new_id, utcnow
+from app.core.types import CITY_TZ, city_today, new_id, utcnow
 from app.cycle.verification.errors import PeriodMonthOutOfRange
 from app.cycle.verification.models import Period, PeriodState, Verification
 from app.ledger import audit, changes
+from app.ledger.models import SyncLog, SyncOp
 from app.people.models import Resident, ResidentStatus
 from app.places.models import Division, Level
+from app.visits.models import ServiceDelivery, Visit
 
 COLUMNS = ("id", "period_id", "month", "resident_id", "community_id", "dwelling_id", "area_path", "district_code",
            "not_found_streak", "created_at", "updated_at", "version")
@@ -77,6 +80,7 @@ def open_month(session: Session, month: str, actor: Actor | None, district_code:
     open_periods = {c: p for c, p in existing.items() if p.state == PeriodState.open.value}
     counts.verifications_created = _pending(session, month, open_periods)
     _age_out(session, month, district_code)
+    age_out_visits(session, today or city_today(), district_code)
     return counts
 
 
@@ -123,3 +127,49 @@ def _age_out(session: Session, month: str, district_code: str | None) -> None:
         if district_code is not None:
             where = and_(where, table.c.district_code == district_code)
         changes.mark_rows(session, table, where)
+
+
+AGED = "sync_window"  # the `fields` of the log rows that age a visit out of the phones' window
+
+
+def first_day(month: str) -> date:
+    return date(int(month[:4]), int(month[5:7]), 1)
+
+
+def visits_since(today: date) -> date:
+    """The first day (city time) of the phones' visit window: SYNC_VISIT_MONTHS months, the current one included."""
+    return first_day(shift(f"{today.year:04d}-{today.month:02d}", 1 - get_settings().sync_visit_months))
+
+
+def city_midnight(day: date) -> datetime:
+    return datetime(day.year, day.month, day.day, tzinfo=CITY_TZ)
+
+
+def age_out_visits(session: Session, today: date, district_code: str | None) -> None:
+    """Log, once, the visits and deliveries of the two months before the visit window (`today`: the clock, not
+    the month opened), so the next incremental pull finds them outside the window and sends them as
+    deletions. Idempotent per district and month: one whose first visit found already carries the mark is
+    skipped (a visit pushed late into it is logged by its push, and its pull deletes it)."""
+    start = visits_since(today).isoformat()[:7]
+    districts = [district_code] if district_code is not None else sorted(session.execute(
+        select(col(Division.district_code)).where(col(Division.district_code).is_not(None)).distinct()).scalars())
+    visits, deliveries = table_of(Visit), table_of(ServiceDelivery)
+    for district in districts:
+        for back in (1, 2):
+            lo, hi = first_day(shift(start, -back)), first_day(shift(start, 1 - back))
+            in_month = and_(visits.c.district_code == district, visits.c.started_at >= city_midnight(lo),
+                            visits.c.started_at < city_midnight(hi))
+            sample = session.execute(select(visits.c.id).where(in_month).limit(1)).scalar()
+            if sample is None or _aged(session, str(sample)):
+                continue
+            changes.mark_rows(session, visits, in_month, op=SyncOp.exit, fields=[AGED])
+            changes.mark_rows(session, deliveries, and_(
+                deliveries.c.district_code == district, deliveries.c.delivered_on >= lo,
+                deliveries.c.delivered_on < hi), op=SyncOp.exit, fields=[AGED])
+
+
+def _aged(session: Session, visit_id: str) -> bool:
+    log = table_of(SyncLog)
+    return session.execute(select(log.c.id).where(
+        log.c.table_name == "visits", log.c.record_id == visit_id, log.c.op == SyncOp.exit.value,
+        log.c.fields == AGED).limit(1)).first() is not None
