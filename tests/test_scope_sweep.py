@@ -208,6 +208,9 @@ LISTS = {
     ("GET", "/assistance-requests"): ({"community_id": "{division_id}"}, 200),
     ("GET", "/cycle/periods"): ({"community_id": "{division_id}"}, 200),
     ("GET", "/cycle/verifications"): ({"community_id": "{division_id}"}, 200),
+    # The list's files (tests/cycle/test_verification_export.py reads them back): a CSV of only its header.
+    ("GET", "/cycle/verifications.csv"): ({"community_id": "{division_id}"}, 200),
+    ("GET", "/cycle/verifications.xlsx"): ({"community_id": "{division_id}"}, 200),
     ("GET", "/visits"): ({"community_id": "{division_id}"}, 200),
     ("GET", "/sync/devices"): ({}, 200),
     ("GET", "/sync/conflicts"): ({}, 403),
@@ -273,6 +276,8 @@ def test_lists_show_nothing_from_another_district(api: Api, far: dict[str, Any])
             assert not {item["id"] for item in items} & far_ids, path
             if query:
                 assert items == [], path
+        if status == 200 and response.headers["content-type"].startswith("text/csv") and query:
+            assert len(response.content.decode("utf-8-sig").splitlines()) == 1, path
 
 
 def test_ids_in_bodies_outside_scope_are_not_found(api: Api, world: World, far: dict[str, Any],

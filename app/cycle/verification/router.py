@@ -3,16 +3,19 @@ progress and close a community's period (docs/cycle.md)."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from dataclasses import dataclass
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Depends, Query
+from fastapi.responses import StreamingResponse
+from sqlalchemy import Select
 
 from app.auth.deps import AdminActor, StaffActor, allow
 from app.core.actor import Actor, Role
 from app.core.deps import SessionDep
 from app.core.pagination import Page, PageDep, paginate
 from app.cycle.periods import month_of
-from app.cycle.verification import recording, service
+from app.cycle.verification import export, recording, service
 from app.cycle.verification.models import Outcome, PeriodState
 from app.cycle.verification.opening import open_month
 from app.cycle.verification.schemas import (
@@ -32,6 +35,8 @@ FieldActor = Annotated[Actor, allow(Role.worker, Role.supervisor)]
 SupervisorActor = Annotated[Actor, allow(Role.supervisor, Role.admin)]
 MONTH_Q = Query(pattern=MONTH, description="City month YYYY-MM")
 ID_Q = Query(max_length=32)
+XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+CSV_TYPE = "text/csv; charset=utf-8"
 
 
 @router.post("/open", response_model=OpenOut,
@@ -69,10 +74,33 @@ def close_period(period_id: str, body: VersionIn, session: SessionDep, actor: Su
     return service.periods_out(session, actor, [period])[0]
 
 
-@router.get("/verifications", response_model=Page[VerificationOut],
-            summary="Verifications in your area (filter by period, month, place, grid, outcome, pending)")
-def list_verifications(
-    session: SessionDep, actor: StaffActor, page: PageDep,
+@dataclass(frozen=True)
+class ListFilters:
+    """The verification list's filters, shared by the list route and its exports."""
+
+    period_id: str | None
+    month: str | None
+    community_id: str | None
+    grid_id: str | None
+    resident_id: str | None
+    outcomes: list[Outcome]
+    pending: bool | None
+
+    def used(self) -> dict[str, Any]:
+        """The filters given, for the audit event: ids, the month and codes, never a personal value."""
+        given = {"period_id": self.period_id, "month": self.month, "community_id": self.community_id,
+                 "grid_id": self.grid_id, "resident_id": self.resident_id, "pending": self.pending,
+                 "outcome": [o.value for o in self.outcomes] or None}
+        return {k: v for k, v in given.items() if v is not None}
+
+    def statement(self, session: SessionDep, actor: Actor) -> Select[Any]:
+        grid = service.grid_path(session, self.grid_id) if self.grid_id is not None else None
+        return service.list_verifications(actor, period_id=self.period_id, month=self.month,
+                                          community_id=self.community_id, grid_path=grid, outcomes=self.outcomes,
+                                          pending=self.pending, resident_id=self.resident_id)
+
+
+async def list_filters(  # async: no I/O
     period_id: Annotated[str | None, ID_Q] = None,
     month: Annotated[str | None, MONTH_Q] = None,
     community_id: Annotated[str | None, ID_Q] = None,
@@ -80,14 +108,50 @@ def list_verifications(
     resident_id: Annotated[str | None, ID_Q] = None,
     outcome: Annotated[list[Outcome] | None, Query(max_length=7, description="Outcomes (repeatable)")] = None,
     pending: Annotated[bool | None, Query(description="true: no outcome yet; false: recorded")] = None,
-) -> Page[VerificationOut]:
-    grid = service.grid_path(session, grid_id) if grid_id is not None else None
-    stmt = service.list_verifications(actor, period_id=period_id, month=month, community_id=community_id,
-                                      grid_path=grid, outcomes=outcome or [], pending=pending,
-                                      resident_id=resident_id)
-    rows, total = paginate(session, stmt, page)
+) -> ListFilters:
+    return ListFilters(period_id, month, community_id, grid_id, resident_id, outcome or [], pending)
+
+
+FiltersDep = Annotated[ListFilters, Depends(list_filters)]
+
+
+@router.get("/verifications", response_model=Page[VerificationOut],
+            summary="Verifications in your area (filter by period, month, place, grid, outcome, pending)")
+def list_verifications(session: SessionDep, actor: StaffActor, page: PageDep, flt: FiltersDep
+                       ) -> Page[VerificationOut]:
+    rows, total = paginate(session, flt.statement(session, actor), page)
     return Page(items=[VerificationOut.model_validate(r) for r in rows], total=total, limit=page.limit,
                 offset=page.offset)
+
+
+def _export(session: SessionDep, actor: Actor, flt: ListFilters, fmt: str) -> StreamingResponse:
+    """Audited (`cycle.verification.export`: the list carries residents' names), in the request's unit of work;
+    the rows are streamed afterwards from a read of their own (export.py)."""
+    listed = flt.statement(session, actor)
+    head = export.heading(session, actor, flt.community_id, flt.month)
+    audit.record(session, "cycle.verification.export", target_type="verifications", area_path=head.area_path,
+                 fields=["name", "sex", "address"],
+                 detail={"format": fmt, "rows": export.count(session, listed), "filters": flt.used()})
+    stmt = export.rows_stmt(listed)
+    body = export.stream_xlsx(stmt, head) if fmt == "xlsx" else export.stream_csv(stmt)
+    name = f"verifications-{flt.month or 'all'}.{fmt}"
+    return StreamingResponse(body, media_type=XLSX_TYPE if fmt == "xlsx" else CSV_TYPE,
+                             headers={"Content-Disposition": f'attachment; filename="{name}"'})
+
+
+@router.get("/verifications.xlsx", response_class=StreamingResponse,
+            summary="The verification list as the printed form (XLSX; same filters as the list; recorded)",
+            responses={200: {"content": {XLSX_TYPE: {}}, "description": "Title, unit, period, one row per "
+                                                                       "verification, signature lines"}})
+def export_verifications_xlsx(session: SessionDep, actor: StaffActor, flt: FiltersDep) -> StreamingResponse:
+    return _export(session, actor, flt, "xlsx")
+
+
+@router.get("/verifications.csv", response_class=StreamingResponse,
+            summary="The verification list as CSV (same filters as the list; recorded)",
+            responses={200: {"content": {"text/csv": {}}, "description": "One row per verification"}})
+def export_verifications_csv(session: SessionDep, actor: StaffActor, flt: FiltersDep) -> StreamingResponse:
+    return _export(session, actor, flt, "csv")
 
 
 @router.get("/verifications/{verification_id}", response_model=VerificationOut, summary="One verification")
