@@ -20,7 +20,7 @@ from starlette.concurrency import run_in_threadpool
 
 from app.auth.models import AuthSession, User, UserScope
 from app.core import context
-from app.core.actor import AREA_ROLES, CITY_WIDE_ROLES, Actor, AreaScope, Role
+from app.core.actor import AREA_ROLES, CITY_WIDE_ROLES, NO_AREA, Actor, AreaScope, Role, Scope
 from app.core.config import Settings
 from app.core.db import UnitOfWork
 from app.core.deps import ACCESS_RULE, SessionDep, SettingsDep
@@ -87,12 +87,29 @@ def load_actor(session: Session, settings: Settings, claims: dict[str, Any]) -> 
         role = Role(role_name)
     except ValueError:  # a role this code does not know: no access at all
         raise Forbidden() from None
-    prefixes: tuple[str, ...] | None = None if role in CITY_WIDE_ROLES else ()
-    if role in AREA_ROLES:
-        prefixes = tuple(row[-1] for row in rows if row[-1] is not None)
+    scope: Scope
+    if role in CITY_WIDE_ROLES:
+        scope = AreaScope(None)
+    elif role in AREA_ROLES:
+        scope = AreaScope(tuple(row[-1] for row in rows if row[-1] is not None))
+    else:
+        builder = PARTNER_SCOPES.get(role)
+        scope = builder(session, user_id) if builder is not None else NO_AREA
     ctx = context.current()
     ctx.actor_id, ctx.actor_role = user_id, role.value
-    return Actor(user_id, username, role, claims["sid"], AreaScope(prefixes), bool(must_change))
+    return Actor(user_id, username, role, claims["sid"], scope, bool(must_change))
+
+
+# A partner role's scope (a landlord's own dwellings, a police station's jurisdiction) comes from the sharing
+# domain, which registers a builder here in `app/wiring.py`; a partner role without one sees nothing.
+ScopeBuilder = Callable[[Session, str], Scope]
+PARTNER_SCOPES: dict[Role, ScopeBuilder] = {}
+
+
+def register_partner_scope(role: Role, builder: ScopeBuilder) -> None:
+    """Called from `app/wiring.py` only: how a partner role's scope is read for a user id."""
+    assert role not in AREA_ROLES and role not in CITY_WIDE_ROLES, "staff scopes are built here"
+    PARTNER_SCOPES[role] = builder
 
 
 # The user, the login session and the scope in one statement.
