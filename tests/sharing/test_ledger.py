@@ -17,7 +17,8 @@ BASIS = "《居住证暂行条例》第十二条"
 
 def test_disclosure_enters_the_ledger_and_the_dossier(api: Api, world: World, engine: Engine) -> None:
     a = register_resident(api, "worker1", dwelling_id(world, "c1", 1))
-    b = register_resident(api, "worker1", dwelling_id(world, "c1", 2), id_number=id_number(seq="118"), name="王芳", phone=None)
+    b = register_resident(api, "worker1", dwelling_id(world, "c1", 2), id_number=id_number(seq="118"), name="王芳",
+                          phone=None)
     with unit_of_work(engine=engine) as session:
         # The same resident twice in one answer is one disclosure.
         count = disclose(session, partner_kind="police", partner_id="station-1",
