@@ -48,11 +48,12 @@ def reconcile(session: Session, actor: Actor, rows: list[Row]) -> list[Classifie
     """Classify the rows without errors; jurisdiction refusals are added to the rows' errors."""
     valid = [r for r in rows if not r.errors]
     communities = _communities(session, actor, valid)
-    placed = [(r, communities[norm(r.values["community_code"])]) for r in valid
-              if isinstance(communities.get(norm(r.values["community_code"])), Division)]
+    placed: list[tuple[Row, Division]] = []
     for row in valid:
         found = communities.get(norm(row.values["community_code"]))
-        if not isinstance(found, Division):
+        if isinstance(found, Division):
+            placed.append((row, found))
+        else:
             row.error("community_code", found or "community_not_found")
     dwellings = _dwellings(session, actor, [c for _, c in placed])
     residents = _residents(session, [r.id_number for r, _ in placed if r.id_number])

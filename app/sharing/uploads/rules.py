@@ -145,7 +145,8 @@ def _read_json(data: bytes) -> Upload:
             key = HEADER_KEYS.get(norm(str(name)))
             if key is None:
                 continue
-            if isinstance(value, (dict, list, bool)) or (key == "id_number" and not isinstance(value, (str, type(None)))):
+            id_not_text = key == "id_number" and value is not None and not isinstance(value, str)
+            if isinstance(value, (dict, list, bool)) or id_not_text:
                 bad.append(key)
             values[key] = "" if isinstance(value, (dict, list)) else text_of(value)
         row = check_row(number, values)
