@@ -148,8 +148,9 @@ def _read_json(data: bytes) -> Upload:
             id_not_text = key == "id_number" and value is not None and not isinstance(value, str)
             if isinstance(value, (dict, list, bool)) or id_not_text:
                 bad.append(key)
-            values[key] = "" if isinstance(value, (dict, list)) else text_of(value)
+            values[key] = "" if key in bad else text_of(value)
         row = check_row(number, values)
+        row.errors = [(k, c) for k, c in row.errors if k not in bad]
         for key in bad:
             row.error(key, "invalid")
         rows.append(row)
