@@ -106,5 +106,6 @@ def test_a_departed_row_is_not_resolved_here(api: Api, world: World, engine: Eng
     assert row["outcome"] == "departed" and row["task_id"]
     assert_error(api.as_("worker1", "POST", f"{REPORTS}/{row['id']}/dismiss",
                          json={"version": 1, "reason": "other"}), 409, "police_row_not_pending")
-    [task] = ok(api.as_("worker1", "GET", "/api/v1/tasks", params={"resident_id": left["id"], "kind": "follow_up"}))["items"]
+    params = {"resident_id": left["id"], "kind": "follow_up"}
+    [task] = ok(api.as_("worker1", "GET", "/api/v1/tasks", params=params))["items"]
     assert (task["id"], task["reason"]) == (row["task_id"], "verify_residence")
