@@ -11,11 +11,13 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from sqlalchemy import Engine
 
 from app.core.routes import api_routes
 from app.main import app
 from tests.conftest import Api, World
 from tests.factories import phone_visit_body, valid_id
+from tests.sharing.police_helpers import police_headers, police_row
 
 V1 = "/api/v1"
 # A valid 1×1 PNG (the photo upload decodes the whole image).
@@ -24,7 +26,7 @@ PNG_1X1 = bytes.fromhex("89504e470d0a1a0a0000000d4948445200000001000000010806000
 
 
 @pytest.fixture()
-def far(api: Api, world: World) -> dict[str, Any]:
+def far(api: Api, world: World, request: pytest.FixtureRequest, engine: Engine) -> dict[str, Any]:
     """Records in community c3 (another district), made by the people who may make them."""
     c3 = world.community("c3")
     dwelling = world.dwellings[c3["id"]][0]
@@ -75,7 +77,9 @@ def far(api: Api, world: World) -> dict[str, Any]:
     assert api.as_("admin", "POST", V1 + "/cycle/open", json={}).status_code == 200
     [verification] = api.as_("worker3", "GET", V1 + "/cycle/verifications",
                              params={"resident_id": resident["id"]}).json()["items"]
+    station = police_headers(request, engine, c3["path"])
     return {
+        "row_id": police_row(api, station, engine, c3, dwelling),
         "verification_id": verification["id"], "period_id": verification["period_id"],
         "request_id": assistance["id"],
         "checkpoint_id": checkpoint["checkpoint_id"],
@@ -158,6 +162,8 @@ def bodies(far: dict[str, Any], world: World) -> dict[tuple[str, str], dict[str,
         ("POST", "/assistance-requests/{request_id}/send"): {"version": 1},
         ("POST", "/assistance-requests/{request_id}/progress"): {"state": "matched", "version": 1},
         ("POST", "/assistance-requests/{request_id}/answer"): {"finding": "confirmed", "version": 1},
+        ("POST", "/sharing/police-reports/{row_id}/accept"): {"version": 1},
+        ("POST", "/sharing/police-reports/{row_id}/dismiss"): {"version": 1, "reason": "other"},
         ("POST", "/cycle/open"): {},  # admin only: a worker is refused
         ("POST", "/cycle/periods/{period_id}/close"): {"version": 1},
         ("PUT", "/cycle/verifications/{verification_id}"): {"version": 1, "outcome": "PRESENT", "evidence": "phone"},
@@ -181,6 +187,7 @@ ELSEWHERE = {
     ("POST", "/auth/password"), ("GET", "/healthz"), ("GET", "/docs"),
     ("POST", "/divisions/import"),  # tests/places: admin only
     ("POST", "/residents/import"),  # tests/people/test_import.py: out-of-scope dwellings are row errors
+    ("POST", "/partner/police/registrations"),  # police only; outside the jurisdiction: tests/sharing
     # The catalogue is city-wide reference data, not scoped: roles are tested in tests/catalog.
     ("GET", "/catalog"), ("GET", "/catalog/versions"), ("GET", "/catalog/versions/{version}"),
     ("POST", "/visits/{visit_id}/photos"),  # multipart: tests/visits/test_photos.py (scope 404, author 403)
@@ -193,6 +200,7 @@ ELSEWHERE = {
 # List routes: filtered to the far records, worker1 must get nothing of them (or 403).
 LISTS = {
     ("GET", "/users"): ({}, 403),
+    ("GET", "/sharing/police-reports"): ({}, 200),
     ("GET", "/divisions"): ({"parent_id": "{division_id}"}, 200),
     ("GET", "/dwellings"): ({"community_id": "{division_id}"}, 200),
     ("GET", "/residents"): ({"community_id": "{division_id}"}, 200),

@@ -27,6 +27,8 @@ from app.core.config import get_settings
 from app.core.db import unit_of_work
 from app.core.security import hash_password
 from tests.conftest import PASSWORD, Api
+from tests.db import rows
+from tests.factories import id_number
 
 UPLOAD = "/api/v1/partner/police/registrations"
 REPORTS = "/api/v1/sharing/police-reports"
@@ -84,3 +86,15 @@ def send(api: Api, headers: dict[str, str], data: bytes, reference: str, *, dry_
          name: str = "batch.csv", content_type: str = "text/csv") -> Any:
     return api.client.post(UPLOAD, headers=headers, params={"reference": reference, "dry_run": str(dry_run).lower()},
                            files={"file": (name, data, content_type)})
+
+
+def police_row(api: Api, station: dict[str, str], engine: Engine, community: dict[str, Any], dwelling: str) -> str:
+    """A station reports someone new at `dwelling` (in `community`): the pending row's id."""
+    place = rows(engine, "SELECT address FROM dwellings WHERE id = :d", d=dwelling)[0]["address"]
+    data = to_csv([{"kind": "registration", "id_number": id_number(seq="998"), "name": "新来", "sex": "",
+                    "community_code": community["code"], "address": place, "date": "2026-11-20"}])
+    response = send(api, station, data, "sweep-1")
+    assert response.status_code == 201, response.text
+    [row] = rows(engine, "SELECT id FROM police_report_rows WHERE batch_id = "
+                         "(SELECT id FROM police_batches WHERE reference = 'sweep-1')")
+    return str(row["id"])
