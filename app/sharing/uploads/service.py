@@ -80,27 +80,31 @@ def _store(session: Session, actor: Actor, reference: str, digest: str, parsed: 
                         refusals=json.dumps([[e.row, e.field, e.code] for e in report.errors]))
     session.add(batch)
     session.flush()
-    for c in classified:
-        row = c.row
-        assert row.kind is not None and row.id_number and row.sex and row.event_date
-        stored = PoliceReportRow(
-            batch_id=batch.id, station_id=actor.user_id, row_number=row.number, kind=row.kind.value,
-            outcome=c.outcome.value, reported=c.reported.value, state=c.state.value,
-            conflict_fields=",".join(c.conflict_fields) or None, id_number=row.id_number,
-            name=row.values["name"], sex=row.sex, community_id=c.community.id,
-            address=row.values.get("address") or None, event_date=row.event_date,
-            permit_no=row.values.get("permit_no") or None, hukou_code=row.values.get("hukou_code") or None,
-            area_path=c.dwelling.area_path if c.dwelling else c.community.path,
-            district_code=c.community.district_code or "", dwelling_id=c.dwelling.id if c.dwelling else None,
-            resident_id=c.resident.id if c.resident else None)
-        session.add(stored)
-        session.flush()
+    stored = [_row(actor, batch, c) for c in classified]
+    session.add_all(stored)
+    session.flush()
+    for c, row in zip(classified, stored, strict=True):
         if c.outcome is Outcome.departed and c.resident is not None:
-            stored.task_id = propose_departure(session, actor, c.resident, stored.id, row.event_date)
-            stored.updated_at = utcnow()
-            session.add(stored)
+            row.task_id = propose_departure(session, actor, c.resident, row.id, row.event_date)
+            row.updated_at = utcnow()
+            session.add(row)
     session.flush()
     return batch
+
+
+def _row(actor: Actor, batch: PoliceBatch, c: Classified) -> PoliceReportRow:
+    row = c.row
+    assert row.kind is not None and row.id_number and row.sex and row.event_date
+    return PoliceReportRow(
+        batch_id=batch.id, station_id=actor.user_id, row_number=row.number, kind=row.kind.value,
+        outcome=c.outcome.value, reported=c.reported.value, state=c.state.value,
+        conflict_fields=",".join(c.conflict_fields) or None, id_number=row.id_number, name=row.values["name"],
+        sex=row.sex, community_id=c.community.id, address=row.values.get("address") or None,
+        event_date=row.event_date, permit_no=row.values.get("permit_no") or None,
+        hukou_code=row.values.get("hukou_code") or None,
+        area_path=c.dwelling.area_path if c.dwelling else c.community.path,
+        district_code=c.community.district_code or "", dwelling_id=c.dwelling.id if c.dwelling else None,
+        resident_id=c.resident.id if c.resident else None)
 
 
 def _replay(session: Session, actor: Actor, batch: PoliceBatch, dry_run: bool) -> PoliceUploadReport:
