@@ -109,3 +109,17 @@ def test_a_departed_row_is_not_resolved_here(api: Api, world: World, engine: Eng
     params = {"resident_id": left["id"], "kind": "follow_up"}
     [task] = ok(api.as_("worker1", "GET", "/api/v1/tasks", params=params))["items"]
     assert (task["id"], task["reason"]) == (row["task_id"], "verify_residence")
+
+
+def test_someone_registered_elsewhere_becomes_a_transfer_request(api: Api, world: World, engine: Engine,
+                                                                 request: pytest.FixtureRequest) -> None:
+    far = register_resident(api, "worker3", dwelling_id(world, "c3", 0), id_number=id_number(seq="310"), name="吴静")
+    upload(api, world, engine, request, [record(world, engine, id_number=far["id_number"], name="吴静")])
+    [row] = pending(api)
+    # The record lies in another district: the worker is not told which one it is.
+    assert (row["outcome"], row["conflict_fields"], row["resident_id"]) == ("conflicting", ["dwelling"], None)
+    assert_error(api.as_("worker1", "POST", f"{REPORTS}/{row['id']}/accept", json={"version": 1}), 409,
+                 "resident_registered_elsewhere")
+    transfers = rows(engine, "SELECT resident_id, to_community_id FROM transfer_requests")
+    assert transfers == [{"resident_id": far["id"], "to_community_id": world.community("c1")["id"]}]
+    assert pending(api)[0]["state"] == "pending"
