@@ -3,11 +3,13 @@ pending row, each refusal with its code; outside the area everything is 404."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 import pytest
 from sqlalchemy import Engine
 
+from app.core.types import city_today
 from tests.assertions import assert_error, ok
 from tests.conftest import Api, World
 from tests.db import audit_events, rows
@@ -41,6 +43,7 @@ def test_a_new_row_is_accepted_by_registering_the_person(api: Api, world: World,
     upload(api, world, engine, request, [record(world, engine)])
     [row] = pending(api)
     assert (row["outcome"], row["name"], row["resident_id"], row["batch_reference"]) == ("new", "周婷", None, "batch-1")
+    assert row["visit_due"] == (city_today() + timedelta(days=7)).isoformat()
     assert audit_events(engine, "sharing.police_reports.read")
     assert pending(api, "worker3") == []  # another district sees nothing
     assert_error(api.as_("worker3", "GET", f"{REPORTS}/{row['id']}"), 404, "not_found")

@@ -4,6 +4,7 @@ rules) or dismiss with a reason code. Every resolution is audited; outside the c
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 from pydantic import ValidationError
@@ -11,8 +12,9 @@ from sqlalchemy import Select, select
 from sqlmodel import Session, col
 
 from app.core.actor import Actor
+from app.core.config import get_settings
 from app.core.errors import NotFound, StaleVersion
-from app.core.types import utcnow
+from app.core.types import city_date, utcnow
 from app.ledger import audit
 from app.people.models import Resident, ResidentStatus, TenancySource
 from app.people.register import service as register
@@ -50,6 +52,7 @@ def get_row(session: Session, actor: Actor, row_id: str, *, for_update: bool = F
 def rows_out(session: Session, actor: Actor, rows: list[PoliceReportRow]) -> list[PoliceRowOut]:
     """The rows as staff see them; a resident id outside the caller's area is withheld. Reading them is a
     sensitive read (ID numbers): audited per area."""
+    days = get_settings().new_arrival_visit_days
     visible = register.ids_in_scope(session, actor, {r.resident_id for r in rows if r.resident_id})
     refs = dict(session.execute(select(col(PoliceBatch.id), col(PoliceBatch.reference)).where(
         col(PoliceBatch.id).in_(sorted({r.batch_id for r in rows})))).all()) if rows else {}
@@ -59,7 +62,9 @@ def rows_out(session: Session, actor: Actor, rows: list[PoliceReportRow]) -> lis
         conflict_fields=r.conflict_fields.split(",") if r.conflict_fields else [], id_number=r.id_number,
         name=r.name, sex=r.sex, community_id=r.community_id, address=r.address, event_date=r.event_date,
         permit_no=r.permit_no, hukou_code=r.hukou_code, dwelling_id=r.dwelling_id,
-        resident_id=r.resident_id if r.resident_id in visible else None, task_id=r.task_id, reason=r.reason,
+        resident_id=r.resident_id if r.resident_id in visible else None, task_id=r.task_id,
+        visit_due=city_date(r.created_at) + timedelta(days=days) if r.outcome == Outcome.new.value else None,
+        reason=r.reason,
         resolved_by=r.resolved_by, resolved_at=r.resolved_at, created_at=r.created_at, version=r.version)
         for r in rows]
 

@@ -97,6 +97,8 @@ class PoliceRowOut(OutputModel):
     dwelling_id: str | None
     resident_id: str | None = Field(description="Withheld when the record lies outside your area")
     task_id: str | None
+    visit_due: date | None = Field(description="A new row: the worker visits by this city date (the report's date "
+                                               "+ NEW_ARRIVAL_VISIT_DAYS), like a new arrival's visit task")
     reason: str | None
     resolved_by: str | None
     resolved_at: datetime | None
