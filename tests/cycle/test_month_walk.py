@@ -135,9 +135,13 @@ def held(body: dict[str, Any], walk: Walk, key: str) -> dict[str, dict[str, Any]
 
 def phones(api: Api, walk: Walk, engine: Engine) -> None:
     """P: phone X records five outcomes offline and pushes them; phone Y then holds the hand-over and records it."""
-    first = pull(api, "worker1", schema_version=2, device="phone-xxxx")
+    # The police report L deregistered: a partner's proposal, which the worker confirms on the phone.
+    ok(api.as_("admin", "POST", f"{V1}/cycle/proposals", json={
+        "resident_id": walk.people["L"]["id"], "outcome": "LEFT_CITY", "source": "police", "month": P}))
+    first = pull(api, "worker1", schema_version=3, device="phone-xxxx")
     x = held(first, walk, "X")
     assert set(x) == {"A", "B", "C", "N", "M", "L"} and all(v["outcome"] is None for v in x.values())
+    assert (x["L"]["proposed_outcome"], x["L"]["proposed_source"]) == ("LEFT_CITY", "police")
     result = push(api, "worker1", {"verifications": {"created": [], "deleted": [], "updated": [
         changed(x["A"], outcome="PRESENT", evidence="phone"),
         changed(x["B"], outcome="PRESENT", evidence="phone"),
@@ -156,7 +160,7 @@ def phones(api: Api, walk: Walk, engine: Engine) -> None:
     assert got[people["M"]]["status"] == "REGISTERED"
     assert mine(api, walk, "worker1", "X", "N", P)["not_found_streak"] == 3
 
-    phone_y = pull(api, "worker2", schema_version=2, device="phone-yyyy")
+    phone_y = pull(api, "worker2", schema_version=3, device="phone-yyyy")
     y = held(phone_y, walk, "Y")
     assert set(y) == {"F", "M"} and y["M"]["outcome"] is None  # the hand-over: pending in the receiving community
     assert y["M"]["id"] != x["M"]["id"]

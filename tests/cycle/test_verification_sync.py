@@ -64,7 +64,7 @@ def test_push_records_through_the_rest_rules(api: Api, world: World, engine: Eng
 
     changes = {"verifications": {"created": [], "deleted": [], "updated": [
         changed(present, outcome="PRESENT", evidence="visit", visit_id=None),
-        changed(gone, outcome="RETURNED_HOME", evidence="partner", moved_on=date_to_ms(date(2026, 11, 1))),
+        changed(gone, outcome="RETURNED_HOME", evidence="phone", moved_on=date_to_ms(date(2026, 11, 1))),
         changed(bad, outcome="SOMEWHERE", evidence="phone"),
         {**changed(present, outcome="PRESENT", evidence="phone"), "id": far["id"]},
     ]}, "periods": {"created": [], "deleted": [], "updated": [{**body["changes"]["periods"]["updated"][0],
@@ -78,7 +78,7 @@ def test_push_records_through_the_rest_rules(api: Api, world: World, engine: Eng
     assert result["applied"] == {"verifications": 1}
     [stored] = rows(engine, "SELECT outcome, evidence, moved_on, verified_by, version FROM verifications "
                             "WHERE id = :i", i=gone["id"])
-    assert (stored["outcome"], stored["evidence"], str(stored["moved_on"])) == ("RETURNED_HOME", "partner",
+    assert (stored["outcome"], stored["evidence"], str(stored["moved_on"])) == ("RETURNED_HOME", "phone",
                                                                                  "2026-11-01")
     assert (stored["verified_by"], stored["version"]) == (world.users["worker1"], 2)
     assert rows(engine, "SELECT status, left_reason FROM residents WHERE id = :i", i=gone["resident_id"]) == [
@@ -86,7 +86,7 @@ def test_push_records_through_the_rest_rules(api: Api, world: World, engine: Eng
 
     # The same push again changes nothing; a stale copy of a recorded verification is refused, not applied.
     again = push(api, "worker1", {"verifications": {"created": [], "deleted": [], "updated": [
-        changed(gone, outcome="RETURNED_HOME", evidence="partner", moved_on=date_to_ms(date(2026, 11, 1)))]}},
+        changed(gone, outcome="RETURNED_HOME", evidence="phone", moved_on=date_to_ms(date(2026, 11, 1)))]}},
                  body["timestamp"])
     assert (again["rejected"], again["applied"], again["unchanged"]) == ([], {}, 1)
     stale = push(api, "worker1", {"verifications": {"created": [], "deleted": [gone["id"]], "updated": [
