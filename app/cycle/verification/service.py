@@ -125,5 +125,6 @@ def list_verifications(actor: Actor, *, period_id: str | None, month: str | None
     if pending is not None:
         stmt = stmt.where(col(Verification.outcome).is_(None) if pending else col(Verification.outcome).is_not(None))
     if flagged is not None:
-        stmt = stmt.where(col(Verification.checkin_flags) != "[]" if flagged else col(Verification.checkin_flags) == "[]")
+        flags = col(Verification.checkin_flags)
+        stmt = stmt.where(flags != "[]" if flagged else flags == "[]")
     return stmt.order_by(col(Verification.month).desc(), col(Verification.area_path), col(Verification.id))
