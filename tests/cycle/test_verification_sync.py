@@ -99,7 +99,7 @@ def test_push_records_through_the_rest_rules(api: Api, world: World, engine: Eng
     assert gone["id"] in ids(later, "verifications")
 
 
-def test_older_apps_and_the_migration_to_version_2(api: Api, world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_older_apps_and_the_migrations_to_versions_2_and_3(api: Api, world: World, monkeypatch: pytest.MonkeyPatch) -> None:
     today(monkeypatch, date(2026, 11, 5))
     open_month(api, "2026-11")
     old = pull(api, "worker1", schema_version=1)
@@ -109,6 +109,14 @@ def test_older_apps_and_the_migration_to_version_2(api: Api, world: World, monke
     assert ids(migrated, "verifications") == {v["id"] for v in verifications(api, "worker1")} != set()
     assert len(migrated["changes"]["periods"]["updated"]) == 1
     assert migrated["changes"]["residents"]["updated"] == []
+    # Version 3 adds columns to verifications (check-in flags, a partner's proposal): the phone's migration names
+    # them and the pull sends the table in full again, with the new columns.
+    added = ["checkin_flags", "proposed_outcome", "proposed_source", "proposed_on", "proposed_at", "proposed_by"]
+    third = pull(api, "worker1", migrated["timestamp"], schema_version=3,
+                 migration={"from": 2, "tables": [], "columns": [{"table": "verifications", "columns": added}]})
+    assert ids(third, "verifications") == ids(migrated, "verifications")
+    assert third["changes"]["periods"]["updated"] == [] and third["changes"]["residents"]["updated"] == []
+    assert all(set(added) <= set(v) for v in third["changes"]["verifications"]["updated"])
 
 
 def test_a_grid_worker_sees_their_community_period(api: Api, world: World, monkeypatch: pytest.MonkeyPatch) -> None:
