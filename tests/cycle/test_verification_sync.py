@@ -99,7 +99,8 @@ def test_push_records_through_the_rest_rules(api: Api, world: World, engine: Eng
     assert gone["id"] in ids(later, "verifications")
 
 
-def test_older_apps_and_the_migrations_to_versions_2_and_3(api: Api, world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_older_apps_and_the_migrations_to_versions_2_and_3(api: Api, world: World,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
     today(monkeypatch, date(2026, 11, 5))
     open_month(api, "2026-11")
     old = pull(api, "worker1", schema_version=1)
