@@ -161,6 +161,8 @@ def bodies(far: dict[str, Any], world: World) -> dict[tuple[str, str], dict[str,
         ("POST", "/cycle/open"): {},  # admin only: a worker is refused
         ("POST", "/cycle/periods/{period_id}/close"): {"version": 1},
         ("PUT", "/cycle/verifications/{verification_id}"): {"version": 1, "outcome": "PRESENT", "evidence": "phone"},
+        ("POST", "/cycle/proposals"): {"resident_id": far["resident_id"], "outcome": "LEFT_CITY",
+                                       "source": "police"},  # admin only: a worker is refused
         ("POST", "/cycle/reports/{community_id}/{month}/submit"): {"version": 0},  # c3: 404 before the month
         ("POST", "/cycle/reports/{community_id}/{month}/approve"): {"version": 1},  # supervisors only: 403
         ("POST", "/cycle/reports/{community_id}/{month}/return"): {"version": 1, "reason": "x"},  # 403
