@@ -158,7 +158,7 @@ def _event(resident: Resident, op: str, fields: str | None,
         return None
     changed = set(fields.split(",")) if fields else None
     if changed is None or changed & MOVE_FIELDS:
-        return ("arrival", None) if resident.status == ResidentStatus.registered.value else None
+        return ("arrival", None)  # shown as the person is now (a replay shows a later departure's state too)
     if "status" in changed and resident.status == ResidentStatus.left.value:
         return ("departure", None)
     return None
