@@ -90,7 +90,9 @@ def set_jurisdiction(session: Session, user_id: str, *, version: int, division_i
         if hukou_prefix is not None or not division_ids:
             raise JurisdictionInvalid()
         areas = _police_areas(session, division_ids)
-        session.execute(PartnerArea.__table__.delete().where(PartnerArea.__table__.c.user_id == user_id))  # type: ignore[attr-defined]
+        for old in session.execute(select(PartnerArea).where(col(PartnerArea.user_id) == user_id)).scalars():
+            session.delete(old)  # row by row: each change is audited
+        session.flush()
         session.add_all(PartnerArea(user_id=user_id, division_id=d, area_path=p) for d, p in areas)
     else:
         if division_ids or hukou_prefix is None:

@@ -12,6 +12,7 @@ from pydantic_core import PydanticCustomError
 
 from app.core.schemas import InputModel, OutputModel
 from app.people.rules import RuleError, parse_id
+from app.sharing.profiles.schemas import DisclosureBasis
 
 
 class LookupIn(InputModel):
@@ -45,13 +46,6 @@ class PolicePersonOut(OutputModel):
     status: str | None = None
     left_on: date | None = None
     residence_permit_no: str | None = None
-
-
-class DisclosureBasis(OutputModel):
-    profile_version: int
-    legal_basis: str
-    purpose: str
-    retention_days: int = Field(description="Keep what you received no longer than this")
 
 
 class LookupOut(OutputModel):

@@ -3,8 +3,6 @@ answer entered in the disclosure ledger in its own transaction (docs/sharing.md,
 
 from __future__ import annotations
 
-import base64
-import binascii
 from collections.abc import Callable, Sequence
 
 from sqlalchemy import select
@@ -12,7 +10,7 @@ from sqlmodel import Session, col
 
 from app.core.actor import Actor, Role
 from app.core.config import Settings
-from app.core.errors import Forbidden, NotFound, Unprocessable
+from app.core.errors import NotFound
 from app.core.inputs import ascii_int
 from app.ledger import audit
 from app.ledger.models import SyncLog, SyncOp
@@ -21,41 +19,18 @@ from app.people.shapes import ShapeExtra
 from app.places.models import Dwelling
 from app.sharing.ledger import disclose
 from app.sharing.partners.deps import jurisdiction
+from app.sharing.partners.rules import InvalidCursor, decode_cursor, encode_cursor
 from app.sharing.partners.service import charge
-from app.sharing.police.schemas import DisclosureBasis, FeedItem, FeedOut, LookupOut, PolicePersonOut
-from app.sharing.profiles.service import Profile, current_profile
+from app.sharing.police.schemas import FeedItem, FeedOut, LookupOut, PolicePersonOut
+from app.sharing.profiles.service import Profile, pull_profile
 
 KIND = Role.police.value
-CURSOR_PREFIX = "p1:"
+CURSOR_TAG = "p1"
 MOVE_FIELDS = {"area_path", "dwelling_id", "community_id"}
 
 
 class NotInJurisdiction(NotFound):
     keep_changes = True  # the look-up still counts against the client's limit
-
-
-class ApprovalRequired(Forbidden):
-    code = "disclosure_needs_approval"
-    en = "The disclosure profile requires a supervisor's approval of each disclosure; pulls are refused."
-    zh = "披露规则要求每次披露须经督导审批，暂不支持自助查询。"
-
-
-class InvalidCursor(Unprocessable):
-    code = "invalid_cursor"
-    en = "The cursor is not one this feed gave out."
-    zh = "游标无效。"
-
-
-def _profile(session: Session) -> Profile:
-    profile = current_profile(session, KIND)
-    if profile.approval_required:
-        raise ApprovalRequired()
-    return profile
-
-
-def basis(profile: Profile) -> DisclosureBasis:
-    return DisclosureBasis(profile_version=profile.version, legal_basis=profile.legal_basis,
-                           purpose=profile.purpose, retention_days=profile.retention_days)
 
 
 def _addresses(session: Session, residents: Sequence[Resident]) -> dict[str, str]:
@@ -75,7 +50,7 @@ def lookup(session: Session, settings: Settings, actor: Actor, id_number: str) -
     """One person by ID number, inside the jurisdiction (404 otherwise), counted against the client's limit."""
     charge(session, f"lookup:{actor.user_id}", limit=settings.partner_lookup_limit,
            window_seconds=settings.partner_lookup_window_seconds)
-    profile = _profile(session)
+    profile = pull_profile(session, KIND)
     scope = jurisdiction(actor.scope)
     resident = session.execute(select(Resident).where(
         col(Resident.id_number) == id_number, col(Resident.merged_into_id).is_(None),
@@ -88,23 +63,14 @@ def lookup(session: Session, settings: Settings, actor: Actor, id_number: str) -
              field_groups=profile.field_groups, legal_basis=profile.legal_basis, action="sharing.police_lookup")
     audit.record(session, "sharing.police_lookup.read", target_type="residents", target_id=resident.id,
                  purpose=profile.purpose[:100], area_path=resident.area_path, district_code=resident.district_code)
-    return LookupOut(person=person, disclosure=basis(profile))
+    return LookupOut(person=person, disclosure=profile.basis())
 
 
-def encode_cursor(seq: int) -> str:
-    return base64.urlsafe_b64encode(f"{CURSOR_PREFIX}{seq}".encode()).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str | None) -> int:
-    if not cursor:
+def decode_seq(cursor: str | None) -> int:
+    position = decode_cursor(CURSOR_TAG, cursor)
+    if position is None:
         return 0
-    try:
-        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode("ascii")
-        if not text.startswith(CURSOR_PREFIX):
-            raise ValueError(text)
-        seq = ascii_int(text.removeprefix(CURSOR_PREFIX))
-    except (binascii.Error, UnicodeDecodeError, ValueError):
-        raise InvalidCursor() from None
+    seq = ascii_int(position)
     if seq is None:
         raise InvalidCursor()
     return seq
@@ -114,8 +80,8 @@ def feed(session: Session, actor: Actor, cursor: str | None, limit: int) -> Feed
     """Arrivals and departures in the jurisdiction after `cursor`, read from the change log (its sequence
     numbers follow commit order, so no change is passed over): `limit` entries a page, the people they name
     shaped by the profile and entered in the ledger."""
-    profile = _profile(session)
-    after = decode_cursor(cursor)
+    profile = pull_profile(session, KIND)
+    after = decode_seq(cursor)
     scope = jurisdiction(actor.scope)
     entries = session.execute(
         select(col(SyncLog.seq), col(SyncLog.record_id), col(SyncLog.op), col(SyncLog.fields))
@@ -141,8 +107,8 @@ def feed(session: Session, actor: Actor, cursor: str | None, limit: int) -> Feed
     disclose(session, partner_kind=KIND, partner_id=actor.user_id, residents=disclosed,
              field_groups=profile.field_groups, legal_basis=profile.legal_basis, action="sharing.police_feed")
     last = entries[-1][0] if entries else after
-    return FeedOut(items=items, cursor=encode_cursor(int(last)), has_more=len(entries) == limit,
-                   disclosure=basis(profile))
+    return FeedOut(items=items, cursor=encode_cursor(CURSOR_TAG, str(last)), has_more=len(entries) == limit,
+                   disclosure=profile.basis())
 
 
 def _event(resident: Resident, op: str, fields: str | None,

@@ -34,3 +34,12 @@ class ProfileIn(InputModel):
     purpose: str = Field(min_length=1, max_length=200)
     approval_required: bool
     retention_days: int = Field(ge=1, le=3650)
+
+
+class DisclosureBasis(OutputModel):
+    """Sent with every partner answer: the profile it was built from and what binds the receiver."""
+
+    profile_version: int
+    legal_basis: str
+    purpose: str
+    retention_days: int = Field(description="Keep what you received no longer than this")

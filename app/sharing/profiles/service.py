@@ -10,19 +10,25 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col
 
-from app.core.errors import Conflict, NotFound, StaleVersion, Unprocessable
+from app.core.errors import Conflict, Forbidden, NotFound, StaleVersion, Unprocessable
 from app.ledger import audit
 from app.people.models import Resident
 from app.people.shapes import FIELD_SOURCES, ShapeExtra
 from app.sharing.profiles import rules
 from app.sharing.profiles.models import DisclosureProfile
-from app.sharing.profiles.schemas import ProfileIn, ProfileOut
+from app.sharing.profiles.schemas import DisclosureBasis, ProfileIn, ProfileOut
 
 
 class GroupNotAllowed(Unprocessable):
     code = "field_group_not_allowed"
     en = "A field group is outside what this kind of partner may ever receive."
     zh = "所选字段组超出该类合作方可获取的范围。"
+
+
+class ApprovalRequired(Forbidden):
+    code = "disclosure_needs_approval"
+    en = "The disclosure profile requires a supervisor's approval of each disclosure; pulls are refused."
+    zh = "披露规则要求每次披露须经督导审批，暂不支持自助查询。"
 
 
 class ProfileMissing(Conflict):
@@ -51,6 +57,13 @@ class Profile:
         allowed = self.fields if only is None else rules.fields_of(self.kind, only)
         return {key: FIELD_SOURCES[key](resident, context) for key in allowed if key in self.fields}
 
+    def allows(self, group: str) -> bool:
+        return group in self.field_groups
+
+    def basis(self) -> DisclosureBasis:
+        return DisclosureBasis(profile_version=self.version, legal_basis=self.legal_basis, purpose=self.purpose,
+                               retention_days=self.retention_days)
+
 
 def _kind(kind: str) -> str:
     if kind not in rules.KINDS:
@@ -71,6 +84,15 @@ def current_profile(session: Session, kind: str) -> Profile:
     groups = tuple(rules.split(row.field_groups))
     return Profile(row.kind, row.version, groups, rules.fields_of(row.kind, groups), row.legal_basis, row.purpose,
                    row.approval_required, row.retention_days)
+
+
+def pull_profile(session: Session, kind: str) -> Profile:
+    """The profile for a partner's pull: 403 `disclosure_needs_approval` while it requires a supervisor's
+    approval of each disclosure (no approval queue exists yet: fail closed)."""
+    profile = current_profile(session, kind)
+    if profile.approval_required:
+        raise ApprovalRequired()
+    return profile
 
 
 def profile_out(row: DisclosureProfile) -> ProfileOut:
