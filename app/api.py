@@ -26,6 +26,7 @@ from app.people.records.router import router as resident_records_router
 from app.people.register.router import router as residents_router
 from app.people.workflows.router import router as resident_workflows_router
 from app.places.router import router as places_router
+from app.sharing.outflow.router import router as outflow_router
 from app.sharing.partners.oauth.router import router as partner_oauth_router
 from app.sharing.partners.router import router as partner_clients_router
 from app.sharing.police.router import router as police_router
@@ -70,6 +71,7 @@ api.include_router(audit_pictures_router)
 api.include_router(partner_clients_router)
 api.include_router(profiles_router)
 api.include_router(police_router)
+api.include_router(outflow_router)
 
 root_public = APIRouter()
 root_public.include_router(system_public_router)

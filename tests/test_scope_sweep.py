@@ -178,6 +178,7 @@ def bodies(far: dict[str, Any], world: World) -> dict[tuple[str, str], dict[str,
                                               "purpose": "x", "approval_required": False, "retention_days": 1},
         ("POST", "/partner/police/lookup"): {"id_number": far["resident_id_number"]},
         ("POST", "/partner/police/feed"): {},
+        ("POST", "/partner/outflow/residents"): {},
     }
 
 
