@@ -12,7 +12,7 @@ from app.core.config import get_settings
 from app.core.types import city_today
 from tests.assertions import assert_error, ok
 from tests.conftest import Api, World
-from tests.db import audit_events, rows
+from tests.db import audit_events, execute, rows
 from tests.factories import dwelling_id, id_number, phone_visit_body, post_visit, register_resident
 from tests.people.rec_helpers import put_health
 from tests.sharing.partner_helpers import V1, Client, bearer, make_client
@@ -183,3 +183,13 @@ def test_police_answers_hold_only_profile_fields_from_the_jurisdiction(api: Api,
             assert shown["id"] in inside, shown
             assert "iud" not in str(shown)
     assert found >= 4
+
+
+def test_without_a_profile_nothing_leaves(api: Api, world: World, engine: Engine) -> None:
+    here = person(api, world, "c1", "101")
+    headers = bearer(api, station(api, world))
+    execute(engine, "DELETE FROM disclosure_profiles WHERE kind = 'police'")
+    assert_error(api.client.post(LOOKUP, json={"id_number": here["id_number"]}, headers=headers), 409,
+                 "profile_missing")
+    assert_error(api.client.post(FEED, json={}, headers=headers), 409, "profile_missing")
+    assert rows(engine, "SELECT id FROM disclosures") == []
