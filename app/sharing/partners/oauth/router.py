@@ -27,7 +27,9 @@ FORM = "application/x-www-form-urlencoded"
 FIELDS = ("grant_type", "client_id", "client_secret", "scope")
 LIMITS = {"grant_type": 40, "client_id": 64, "client_secret": 256, "scope": 200}
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
-REQUEST_BODY: dict[str, Any] = {"requestBody": {"required": True, "content": {FORM: {"schema": {
+# `x-error-shape`: this operation's errors are RFC 6749's (app/core/openapi.py keeps their declared schema).
+REQUEST_BODY: dict[str, Any] = {"x-error-shape": "RFC 6749 §5.2", "requestBody": {
+    "required": True, "content": {FORM: {"schema": {
     "type": "object", "required": ["grant_type"],
     "properties": {
         "grant_type": {"type": "string", "enum": ["client_credentials"]},
