@@ -8,7 +8,9 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine
 
+from app.core import security
 from app.core.config import get_settings
+from app.core.db import get_engine
 from tests.assertions import assert_error, ok
 from tests.conftest import Api, World
 from tests.db import audit_events, rows
@@ -167,3 +169,22 @@ def test_client_administration_is_for_admins(api: Api, world: World) -> None:
 
 def test_staff_cannot_call_partner_routes(api: Api) -> None:
     assert_error(api.as_("admin", "POST", FEED, json={}), 403, "forbidden")
+
+
+@pytest.mark.parametrize("good", [True, False])
+def test_the_secret_check_holds_no_connection(api: Api, world: World, monkeypatch: pytest.MonkeyPatch,
+                                              good: bool) -> None:
+    """As a sign-in's (docs/CONVENTIONS.md, "Slow CPU work"): no pooled connection is held while argon2 runs."""
+    client = police(api, world)
+    engine = get_engine()
+    seen: list[int] = []
+    verify = security.verify_and_update_password
+
+    def watched(plain: str, stored: str | None) -> tuple[bool, str | None]:
+        seen.append(engine.pool.checkedout())  # type: ignore[attr-defined]
+        return verify(plain, stored)
+
+    monkeypatch.setattr(security, "verify_and_update_password", watched)
+    response = request_token(api, client, **({} if good else {"client_secret": client.secret + "x"}))
+    assert response.status_code == (200 if good else 401)
+    assert seen == [0]
