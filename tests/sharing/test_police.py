@@ -122,7 +122,7 @@ def test_feed_of_arrivals_and_departures(api: Api, world: World, engine: Engine)
     assert audit_events(engine, "sharing.police_feed")
 
 
-def test_a_move_out_is_a_departure_with_identity_only(api: Api, world: World) -> None:
+def test_a_move_out_is_a_departure_with_identity_only(api: Api, world: World, engine: Engine) -> None:
     c1 = world.community("c1")
     a = person(api, world, "c1", "101")
     headers = bearer(api, station(api, world, c1["id"]))
@@ -132,6 +132,8 @@ def test_a_move_out_is_a_departure_with_identity_only(api: Api, world: World) ->
                      "moved_on": city_today().isoformat()}))
     items, _ = feed_all(api, headers, cursor)
     assert [i["event"] for i in items] == ["departure"] and set(items[0]["person"]) == IDENTITY
+    assert rows(engine, "SELECT field_groups FROM disclosures ORDER BY disclosed_at")[-1] == {
+        "field_groups": "identity"}
     assert_error(api.client.post(LOOKUP, json={"id_number": a["id_number"]}, headers=headers), 404, "not_found")
 
 

@@ -95,17 +95,23 @@ def feed(session: Session, actor: Actor, cursor: str | None, limit: int) -> Feed
     addresses = _addresses(session, list(residents.values()))
     items: list[FeedItem] = []
     seen: set[tuple[str, str]] = set()
+    # Who was shown which groups: a departure out of the jurisdiction shows identity only, and its ledger entry
+    # says so.
+    shown: dict[tuple[str, ...], dict[str, str]] = {}
     for _, record_id, op, fields in entries:
         resident = residents.get(record_id)
         event = _event(resident, op, fields, scope.sees_path) if resident is not None else None
         if resident is None or event is None or (record_id, event[0]) in seen:
             continue
         seen.add((record_id, event[0]))
+        groups = event[1] or profile.field_groups
+        shown.setdefault(tuple(g for g in groups if g in profile.field_groups), {})[resident.id] = \
+            resident.district_code
         items.append(FeedItem(event=event[0], person=_person(profile, resident, addresses.get(
             resident.dwelling_id or ""), event[1])))
-    disclosed = [(r.id, r.district_code) for r in residents.values() if any(i[0] == r.id for i in seen)]
-    disclose(session, partner_kind=KIND, partner_id=actor.user_id, residents=disclosed,
-             field_groups=profile.field_groups, legal_basis=profile.legal_basis, action="sharing.police_feed")
+    for groups, disclosed in shown.items():
+        disclose(session, partner_kind=KIND, partner_id=actor.user_id, residents=disclosed.items(),
+                 field_groups=groups, legal_basis=profile.legal_basis, action="sharing.police_feed")
     last = entries[-1][0] if entries else after
     return FeedOut(items=items, cursor=encode_cursor(CURSOR_TAG, str(last)), has_more=len(entries) == limit,
                    disclosure=profile.basis())
