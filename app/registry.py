@@ -14,18 +14,6 @@ from app.sharing.profiles import models as profile_models
 from app.sync import models as sync_models
 from app.visits import models as visits_models
 
-__all__ = [
-           "assistance_models",
-           "auth_models",
-           "catalog_models",
-           "cycle_models",
-           "ledger_models",
-           "partner_models",
-           "people_models",
-           "places_models",
-           "profile_models",
-           "report_models",
-           "sync_models",
-           "verification_models",
-           "visits_models",
-]
+__all__ = ["assistance_models", "auth_models", "catalog_models", "cycle_models", "ledger_models", "partner_models",
+           "people_models", "places_models", "profile_models", "report_models", "sync_models", "verification_models",
+           "visits_models"]
