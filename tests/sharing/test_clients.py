@@ -11,6 +11,8 @@ from sqlalchemy import Engine
 from app.core import security
 from app.core.config import get_settings
 from app.core.db import get_engine
+from app.core.errors import ServiceBusy
+from app.sharing.partners.oauth import service as oauth
 from tests.assertions import assert_error, ok
 from tests.conftest import Api, World
 from tests.db import audit_events, rows
@@ -188,3 +190,15 @@ def test_the_secret_check_holds_no_connection(api: Api, world: World, monkeypatc
     response = request_token(api, client, **({} if good else {"client_secret": client.secret + "x"}))
     assert response.status_code == (200 if good else 401)
     assert seen == [0]
+
+
+def test_a_busy_database_is_a_503_in_the_rfc_shape(api: Api, world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    client = police(api, world)
+
+    def busy(*_: Any) -> None:
+        raise ServiceBusy()
+
+    monkeypatch.setattr(oauth, "token_start", busy)
+    response = request_token(api, client)
+    oauth_error(response, 503, "temporarily_unavailable")
+    assert response.headers["retry-after"]
