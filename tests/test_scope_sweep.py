@@ -91,6 +91,7 @@ def far(api: Api, world: World) -> dict[str, Any]:
         "transfer_id": conflict.json()["details"]["transfer_request_id"],
         "flag_id": next(f["id"] for f in flags if {f["resident_a"], f["resident_b"]} == {resident["id"], twin["id"]}),
         "user_id": world.users["worker3"],
+        "secret_id": "0" * 32, "kind": "police",  # partner administration: admins only (tests/sharing)
         "visit_id": visit["id"],
         "photo_id": photo.json()["id"],
         "item_id": catalog_item["id"],
@@ -168,6 +169,18 @@ def bodies(far: dict[str, Any], world: World) -> dict[tuple[str, str], dict[str,
         ("POST", "/cycle/reports/{community_id}/{month}/return"): {"version": 1, "reason": "x"},  # 403
         ("POST", "/cycle/reports/{community_id}/{month}/corrections"): {"code": "stock.total", "value": 1,
                                                                         "reason": "x"},  # c3: 404
+        # Partner administration (admins only) and partner routes (partner roles only): 403 (tests/sharing).
+        ("POST", "/sharing/clients"): {"client_id": "sweep-station", "display_name": "x", "kind": "police"},
+        ("PUT", "/sharing/clients/{user_id}/jurisdiction"): {"version": 1, "division_ids": [far["division_id"]]},
+        ("POST", "/sharing/clients/{user_id}/secrets"): None,
+        ("POST", "/sharing/clients/{user_id}/secrets/{secret_id}/retire"): None,
+        ("POST", "/sharing/clients/{user_id}/disable"): None,
+        ("POST", "/sharing/clients/{user_id}/enable"): None,
+        ("PUT", "/sharing/profiles/{kind}"): {"version": 1, "field_groups": ["identity"], "legal_basis": "x",
+                                              "purpose": "x", "approval_required": False, "retention_days": 1},
+        ("POST", "/partner/police/lookup"): {"id_number": far["resident_id_number"]},
+        ("POST", "/partner/police/feed"): {},
+        ("POST", "/partner/outflow/residents"): {},
     }
 
 
@@ -191,6 +204,7 @@ ELSEWHERE = {
     # The supervisor board's static files (public, no data): tests/test_access_rules.py and
     # tests/audit/test_board_browser.py
     ("GET", "/board"), ("GET", "/board/board.js"), ("GET", "/board/board.css"),
+    ("POST", "/partner/oauth/token"),  # public, machine clients only: tests/sharing/test_clients.py
 }
 # List routes: filtered to the far records, worker1 must get nothing of them (or 403).
 LISTS = {
@@ -229,6 +243,8 @@ LISTS = {
     ("GET", "/audit/pictures/worker-day"): ({"worker_id": "{user_id}"}, 403),
     ("GET", "/audit/pictures/coverage"): ({"community_id": "{division_id}"}, 403),
     ("GET", "/audit/pictures/trend"): ({"division_id": "{division_id}"}, 403),
+    ("GET", "/sharing/clients"): ({}, 403),
+    ("GET", "/sharing/profiles"): ({}, 403),
 }
 
 
