@@ -26,6 +26,11 @@ from app.people.records.router import router as resident_records_router
 from app.people.register.router import router as residents_router
 from app.people.workflows.router import router as resident_workflows_router
 from app.places.router import router as places_router
+from app.sharing.outflow.router import router as outflow_router
+from app.sharing.partners.oauth.router import router as partner_oauth_router
+from app.sharing.partners.router import router as partner_clients_router
+from app.sharing.police.router import router as police_router
+from app.sharing.profiles.router import router as profiles_router
 from app.sharing.uploads.router import partner_router as police_uploads_router
 from app.sharing.uploads.router import router as police_reports_router
 from app.sync.router import router as sync_router
@@ -38,6 +43,7 @@ API_PREFIX = "/api/v1"
 # Reachable without a token. Everything else needs one and declares an access rule.
 public_api = APIRouter()
 public_api.include_router(auth_public_router)
+public_api.include_router(partner_oauth_router)
 
 api = APIRouter()
 api.include_router(auth_router)
@@ -64,6 +70,10 @@ api.include_router(audit_quality_router)
 api.include_router(audit_activity_router)
 api.include_router(audit_access_router)
 api.include_router(audit_pictures_router)
+api.include_router(partner_clients_router)
+api.include_router(profiles_router)
+api.include_router(police_router)
+api.include_router(outflow_router)
 api.include_router(police_uploads_router)
 api.include_router(police_reports_router)
 

@@ -166,9 +166,10 @@ def top_up_visits(session: Session, community: Division, worker_id: str, target:
 # --- the phone ----------------------------------------------------------------------------------------------
 
 class Phone:
-    def __init__(self, port: int, username: str, password: str, device: str) -> None:
+    def __init__(self, port: int, username: str, password: str, device: str, schema_version: int = 1) -> None:
         self.client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=120)
         self.username, self.password, self.device = username, password, device
+        self.schema_version = str(schema_version)  # 2: with issue 13's periods and verifications
         self.login()
 
     def login(self) -> None:
@@ -187,7 +188,7 @@ class Phone:
     def pull(self, last: int | None) -> tuple[float, int, bytes]:
         """(ms to the last byte, status, the body as sent: gzip-compressed)."""
         self.fresh()
-        params = {"schema_version": "1", "last_pulled_at": "null" if last is None else str(last)}
+        params = {"schema_version": self.schema_version, "last_pulled_at": "null" if last is None else str(last)}
         started = time.perf_counter_ns()
         with self.client.stream("GET", V1 + "/sync/pull", params=params, headers=self.headers()) as response:
             raw = b"".join(response.iter_raw())

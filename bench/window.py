@@ -27,12 +27,12 @@ from sync import Phone, body_of, build  # bench/sync.py
 from app.core.config import ROOT
 
 
-def first_pulls(url: str, username: str, password: str, months: int, runs: int) -> str:
+def first_pulls(url: str, username: str, password: str, months: int, runs: int, schema_version: int = 1) -> str:
     os.environ["SYNC_VISIT_MONTHS"] = str(months)  # the server process reads it at start
     port = free_port()
     server = start_server(url, port)
     try:
-        phone = Phone(port, username, password, f"bench-{secrets.token_hex(4)}")
+        phone = Phone(port, username, password, f"bench-{secrets.token_hex(4)}", schema_version)
         phone.pull(None)  # warm-up
         pulls = [phone.pull(None) for _ in range(runs)]
     finally:

@@ -26,7 +26,7 @@ PNG_1X1 = bytes.fromhex("89504e470d0a1a0a0000000d4948445200000001000000010806000
 
 
 @pytest.fixture()
-def far(api: Api, world: World, request: pytest.FixtureRequest, engine: Engine) -> dict[str, Any]:
+def far(api: Api, world: World, engine: Engine) -> dict[str, Any]:
     """Records in community c3 (another district), made by the people who may make them."""
     c3 = world.community("c3")
     dwelling = world.dwellings[c3["id"]][0]
@@ -77,7 +77,7 @@ def far(api: Api, world: World, request: pytest.FixtureRequest, engine: Engine) 
     assert api.as_("admin", "POST", V1 + "/cycle/open", json={}).status_code == 200
     [verification] = api.as_("worker3", "GET", V1 + "/cycle/verifications",
                              params={"resident_id": resident["id"]}).json()["items"]
-    station = police_headers(request, engine, c3["path"])
+    station = police_headers(api, engine, c3["path"])
     return {
         "row_id": police_row(api, station, engine, c3, dwelling),
         "verification_id": verification["id"], "period_id": verification["period_id"],
@@ -95,6 +95,7 @@ def far(api: Api, world: World, request: pytest.FixtureRequest, engine: Engine) 
         "transfer_id": conflict.json()["details"]["transfer_request_id"],
         "flag_id": next(f["id"] for f in flags if {f["resident_a"], f["resident_b"]} == {resident["id"], twin["id"]}),
         "user_id": world.users["worker3"],
+        "secret_id": "0" * 32, "kind": "police",  # partner administration: admins only (tests/sharing)
         "visit_id": visit["id"],
         "photo_id": photo.json()["id"],
         "item_id": catalog_item["id"],
@@ -167,11 +168,25 @@ def bodies(far: dict[str, Any], world: World) -> dict[tuple[str, str], dict[str,
         ("POST", "/cycle/open"): {},  # admin only: a worker is refused
         ("POST", "/cycle/periods/{period_id}/close"): {"version": 1},
         ("PUT", "/cycle/verifications/{verification_id}"): {"version": 1, "outcome": "PRESENT", "evidence": "phone"},
+        ("POST", "/cycle/proposals"): {"resident_id": far["resident_id"], "outcome": "LEFT_CITY",
+                                       "source": "police"},  # admin only: a worker is refused
         ("POST", "/cycle/reports/{community_id}/{month}/submit"): {"version": 0},  # c3: 404 before the month
         ("POST", "/cycle/reports/{community_id}/{month}/approve"): {"version": 1},  # supervisors only: 403
         ("POST", "/cycle/reports/{community_id}/{month}/return"): {"version": 1, "reason": "x"},  # 403
         ("POST", "/cycle/reports/{community_id}/{month}/corrections"): {"code": "stock.total", "value": 1,
                                                                         "reason": "x"},  # c3: 404
+        # Partner administration (admins only) and partner routes (partner roles only): 403 (tests/sharing).
+        ("POST", "/sharing/clients"): {"client_id": "sweep-station", "display_name": "x", "kind": "police"},
+        ("PUT", "/sharing/clients/{user_id}/jurisdiction"): {"version": 1, "division_ids": [far["division_id"]]},
+        ("POST", "/sharing/clients/{user_id}/secrets"): None,
+        ("POST", "/sharing/clients/{user_id}/secrets/{secret_id}/retire"): None,
+        ("POST", "/sharing/clients/{user_id}/disable"): None,
+        ("POST", "/sharing/clients/{user_id}/enable"): None,
+        ("PUT", "/sharing/profiles/{kind}"): {"version": 1, "field_groups": ["identity"], "legal_basis": "x",
+                                              "purpose": "x", "approval_required": False, "retention_days": 1},
+        ("POST", "/partner/police/lookup"): {"id_number": far["resident_id_number"]},
+        ("POST", "/partner/police/feed"): {},
+        ("POST", "/partner/outflow/residents"): {},
     }
 
 
@@ -196,6 +211,7 @@ ELSEWHERE = {
     # The supervisor board's static files (public, no data): tests/test_access_rules.py and
     # tests/audit/test_board_browser.py
     ("GET", "/board"), ("GET", "/board/board.js"), ("GET", "/board/board.css"),
+    ("POST", "/partner/oauth/token"),  # public, machine clients only: tests/sharing/test_clients.py
 }
 # List routes: filtered to the far records, worker1 must get nothing of them (or 403).
 LISTS = {
@@ -235,6 +251,8 @@ LISTS = {
     ("GET", "/audit/pictures/worker-day"): ({"worker_id": "{user_id}"}, 403),
     ("GET", "/audit/pictures/coverage"): ({"community_id": "{division_id}"}, 403),
     ("GET", "/audit/pictures/trend"): ({"division_id": "{division_id}"}, 403),
+    ("GET", "/sharing/clients"): ({}, 403),
+    ("GET", "/sharing/profiles"): ({}, 403),
 }
 
 

@@ -24,6 +24,7 @@ from sqlmodel import Session, col
 
 from app.auth.models import AuthSession, LoginThrottle, RefreshToken, User
 from app.core import context
+from app.core.actor import Role
 from app.core.config import Settings
 from app.core.db import UnitOfWork
 from app.core.errors import Forbidden, TooManyRequests, Unauthorized, Unprocessable
@@ -39,6 +40,10 @@ from app.core.security import (
 )
 from app.core.types import UTCDateTime, utcnow
 from app.ledger import audit
+
+# Machine clients (police stations, outflow cities) authenticate with OAuth client credentials only
+# (app/sharing/partners/oauth): a password sign-in under their name is refused like a wrong password.
+MACHINE_ROLES = frozenset({Role.police.value, Role.outflow_city.value})
 
 
 class InvalidCredentials(Unauthorized):
@@ -291,6 +296,19 @@ def login_start(session: Session, settings: Settings, username: str) -> Attempt:
     return Attempt(key, ip_key, user.id, user.password_hash, user.active)
 
 
+def attempt_failed(session: Session, settings: Settings, attempt: Attempt) -> None:
+    """Settle an attempt `login_start` charged as a failure (a machine client's token request uses the same
+    counters as a sign-in: app/sharing/partners/oauth)."""
+    now = utcnow()
+    _count_failure(session, settings, _lock_account_row(session, attempt.key, now), attempt.ip_key, now,
+                   charged=True)
+
+
+def attempt_succeeded(session: Session, attempt: Attempt) -> None:
+    now = utcnow()
+    _reset_account(session, _lock_account_row(session, attempt.key, now), now)
+
+
 def login_finish(session: Session, settings: Settings, attempt: Attempt, ok: bool,
                  new_hash: str | None) -> tuple[User, str, str, int]:
     """Step 3, a short write: count a failure (and lock the name at the limit), or open the login session."""
@@ -299,9 +317,11 @@ def login_finish(session: Session, settings: Settings, attempt: Attempt, ok: boo
     user = session.get(User, attempt.user_id) if attempt.user_id else None
     if user is not None and user.password_hash != attempt.password_hash:
         ok = False  # the password changed while this one was checked against the old hash
-    if not ok or user is None or not user.active:
+    machine = user is not None and user.role in MACHINE_ROLES
+    if not ok or user is None or not user.active or machine:
         _count_failure(session, settings, account, attempt.ip_key, now, charged=True)
-        reason = "unknown_user" if user is None else ("disabled" if not user.active else "wrong_password")
+        reason = "unknown_user" if user is None else ("disabled" if not user.active else
+                                                      "machine_client" if machine else "wrong_password")
         audit.record(session, "auth.login", target_type="user", target_id=user.id if user else None,
                      outcome="failure", status_code=401, detail={"reason": reason})
         raise InvalidCredentials()

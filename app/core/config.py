@@ -129,6 +129,11 @@ class Settings(BaseSettings):
     access_bulk_minutes: int = Field(default=10, ge=1, le=1440)
     access_lookup_days: int = Field(default=7, ge=0, le=90)
 
+    # Partners (docs/sharing.md): a machine client's access token lifetime; look-ups per client and window.
+    partner_token_minutes: int = Field(default=10, ge=1, le=15)
+    partner_lookup_limit: int = Field(default=60, ge=1, le=100_000)
+    partner_lookup_window_seconds: int = Field(default=60, ge=1, le=86_400)
+
     log_level: str = "INFO"
 
     # Where `migrant seed-demo` keeps the demo logins it generated (mode 0600; never commit it).

@@ -122,13 +122,17 @@ def _document(op: dict[str, Any], method: str, path: str, route: APIRoute) -> No
             kinds = [k for k in schema.pop("anyOf", []) if k.get("type") != "null"]
             param["schema"] = {**kinds[0], **schema} if len(kinds) == 1 else {**schema, "anyOf": kinds}
     responses = op.setdefault("responses", {})
+    # An operation that answers its errors in another standard's shape (the OAuth token endpoint: RFC 6749 §5.2)
+    # names it in `x-error-shape` and keeps the error schemas it declared; the others are the middleware's, ours.
+    own_shape = "x-error-shape" in op
     for status in statuses(method, path, route, op) | {int(s) for s in responses if s.isdigit() and int(s) >= 400}:
         response = responses.setdefault(str(status), {})
         if status == 422 and "HTTPValidationError" in str(response.get("content")):
             response.pop("content")
             response["description"] = DESCRIPTIONS[422]
         response.setdefault("description", DESCRIPTIONS.get(status, "Error"))
-        response["content"] = {"application/json": {"schema": ERROR_REF}}
+        if not (own_shape and "content" in response):
+            response["content"] = {"application/json": {"schema": ERROR_REF}}
         if status in (429, 503):
             response.setdefault("headers", RETRY_AFTER)
 

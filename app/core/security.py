@@ -245,12 +245,13 @@ def new_refresh_token() -> str:
 
 
 def issue_access_token(settings: Settings, *, user_id: str, session_id: str, now: datetime,
-                       password_change: bool = False) -> tuple[str, int]:
+                       password_change: bool = False, minutes: int | None = None,
+                       scope: str | None = None) -> tuple[str, int]:
     """A short-lived access token: it names the user and the login session, nothing about what they may do (role
     and scope are read from the database on every request). `pcr`, present while a password change is required,
     lets a route refuse before it reads its input; it can only refuse (a change of password issues a new token,
     a reset ends every session), and the database still decides on every request."""
-    lifetime = timedelta(minutes=settings.access_token_minutes)
+    lifetime = timedelta(minutes=minutes or settings.access_token_minutes)
     claims: dict[str, Any] = {
         "iss": settings.jwt_issuer,
         "aud": settings.jwt_audience,
@@ -263,6 +264,8 @@ def issue_access_token(settings: Settings, *, user_id: str, session_id: str, now
     }
     if password_change:
         claims["pcr"] = True
+    if scope:  # a machine client's OAuth scopes (app/sharing/partners/deps.py `granted`)
+        claims["scope"] = scope
     kid = settings.current_kid
     token = jwt.encode(claims, settings.signing_keys[kid], algorithm=ALGORITHM, headers={"kid": kid})
     return token, int(lifetime.total_seconds())

@@ -55,8 +55,10 @@ MODELS: dict[str, type[SQLModel]] = {
     "periods": Period,  # from schema version 2
     "verifications": Verification,
 }
-# The tables a phone of each schema version declares (an older app never receives a table it lacks).
-TABLES_OF_VERSION = {1: tuple(MODELS)[:8], 2: tuple(MODELS)}
+# The tables a phone of each schema version declares (an older app never receives a table it lacks). Version 3
+# adds columns to `verifications` (check-in flags, a partner's proposal): a version-2 phone receives them too and
+# WatermelonDB drops the columns its schema lacks.
+TABLES_OF_VERSION = {1: tuple(MODELS)[:8], 2: tuple(MODELS), 3: tuple(MODELS)}
 # Columns that never reach a phone.
 INTERNAL = frozenset({"area_path", "district_code"})
 # Residents in the worker's shape: as GET /residents/{id} (ResidentOut), nothing more.

@@ -1,10 +1,10 @@
 """police_batches and police_report_rows: a station's uploads of residence-permit registrations and their rows as
 reconciled with the register
 
-Chained after 0010 (the lead rechains at merge).
+Chained after 0012 (partner clients and profiles).
 
 Revision ID: 0015
-Revises: 0010
+Revises: 0012
 Create Date: 2026-12-05 12:10:00
 """
 from __future__ import annotations
@@ -18,7 +18,7 @@ from alembic import op
 import app.core.types
 
 revision: str = '0015'
-down_revision: str | None = '0010'
+down_revision: str | None = '0012'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
@@ -74,6 +74,7 @@ def upgrade() -> None:
         sa.Column('district_code', _s(6), nullable=False),
         sa.Column('dwelling_id', _s(32), nullable=True),
         sa.Column('resident_id', _s(32), nullable=True),
+        sa.Column('verification_id', _s(36), nullable=True),
         sa.Column('task_id', _s(36), nullable=True),
         sa.Column('reason', _s(30), nullable=True),
         sa.Column('resolved_by', _s(32), nullable=True),

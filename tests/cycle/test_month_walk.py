@@ -135,9 +135,13 @@ def held(body: dict[str, Any], walk: Walk, key: str) -> dict[str, dict[str, Any]
 
 def phones(api: Api, walk: Walk, engine: Engine) -> None:
     """P: phone X records five outcomes offline and pushes them; phone Y then holds the hand-over and records it."""
-    first = pull(api, "worker1", schema_version=2, device="phone-xxxx")
+    # The police report L deregistered: a partner's proposal, which the worker confirms on the phone.
+    ok(api.as_("admin", "POST", f"{V1}/cycle/proposals", json={
+        "resident_id": walk.people["L"]["id"], "outcome": "LEFT_CITY", "source": "police", "month": P}))
+    first = pull(api, "worker1", schema_version=3, device="phone-xxxx")
     x = held(first, walk, "X")
     assert set(x) == {"A", "B", "C", "N", "M", "L"} and all(v["outcome"] is None for v in x.values())
+    assert (x["L"]["proposed_outcome"], x["L"]["proposed_source"]) == ("LEFT_CITY", "police")
     result = push(api, "worker1", {"verifications": {"created": [], "deleted": [], "updated": [
         changed(x["A"], outcome="PRESENT", evidence="phone"),
         changed(x["B"], outcome="PRESENT", evidence="phone"),
@@ -156,7 +160,7 @@ def phones(api: Api, walk: Walk, engine: Engine) -> None:
     assert got[people["M"]]["status"] == "REGISTERED"
     assert mine(api, walk, "worker1", "X", "N", P)["not_found_streak"] == 3
 
-    phone_y = pull(api, "worker2", schema_version=2, device="phone-yyyy")
+    phone_y = pull(api, "worker2", schema_version=3, device="phone-yyyy")
     y = held(phone_y, walk, "Y")
     assert set(y) == {"F", "M"} and y["M"]["outcome"] is None  # the hand-over: pending in the receiving community
     assert y["M"]["id"] != x["M"]["id"]
@@ -225,6 +229,10 @@ def check_rollups(api: Api, walk: Walk, world: World) -> None:
         for c in others:
             expected = add(expected, figures(c))
         assert figures(rollup["totals"]) == expected, level
+        # X's correction after the lock: its row says so, and the total of the figure is given corrected.
+        assert rows_by_id[walk.units["X"]["id"]]["corrected"] == {"stock.total": 4}
+        assert rollup["corrected"] == {"stock.total": expected["stock"]["total"] + 1}
+        assert rollup["corrected_communities"] == {"stock.total": [walk.units["X"]["id"]]}
         v = expected["verifications"]
         assert rollup["totals"]["verifications"]["coverage"] == round(v["verified"] / v["total"], 4)
         n = len(rows_by_id)
@@ -235,38 +243,70 @@ def check_rollups(api: Api, walk: Walk, world: World) -> None:
         assert rollup["completeness"] == round(1 / n, 4) and rollup["timeliness"] == round(1 / n, 4)
     street = ok(api.as_("sup_district", "GET", f"{REPORTS}/rollup/{walk.street['id']}/{P}"))
     assert street["totals"]["verifications"]["coverage"] == round(7 / 8, 4)
+    check_rollup_files(api, walk)
+
+
+def check_rollup_files(api: Api, walk: Walk) -> None:
+    """The street's files use X's corrected stock (4, total 6), marked, and list the correction."""
+    url = f"{REPORTS}/rollup/{walk.street['id']}/{P}"
+    table = list(csv.reader(io.StringIO(api.as_("sup_district", "GET", url + ".csv").content.decode("utf-8-sig"))))
+    stock, note = table[0].index("在册人口·期末在册人数（人）"), table[0].index("更正说明")
+    assert [(r[1], r[stock], r[note]) for r in table[1:]] == [
+        (walk.units["X"]["code"], "4", "期末在册人数：※已更正：核定值 3，见更正#1"), (walk.units["Y"]["code"], "2", ""),
+        (walk.street["code"], "6", f"期末在册人数：※含更正，核定合计 5，更正后 6（{walk.units['X']['code']}）")]
+    response = api.as_("sup_district", "GET", url + ".xlsx")
+    sheet = openpyxl.load_workbook(io.BytesIO(response.content))["月报告汇总"]
+    cells = [list(r) for r in sheet.iter_rows(values_only=True)]
+    assert cells[2][-1] == "更正说明" and [r[stock - 1] for r in cells[3:6]] == [4, 2, 6]
+    assert sheet.cell(row=4, column=stock).fill.fgColor.rgb.endswith("FFF2CC")
+    assert sheet.cell(row=5, column=stock).fill.fgColor.rgb in ("00000000", None)
+    assert cells[-5][:2] == ["锁定后更正记录", None] and cells[-4][:2] == ["社区代码", "更正号"]
+    assert cells[-3][:5] == [walk.units["X"]["code"], "#1", "在册人口·期末在册人数（stock.total）", 3, 4]
 
 
 def check_xlsx(api: Api, walk: Walk, report: dict[str, Any]) -> None:
-    """The printed form of X, cell by cell: the hand-counted rows, then every other row as the CSV has it."""
+    """The printed form of X, cell by cell: the hand-counted rows, then every other row as the CSV has it. X was
+    corrected after the lock: two more columns (the corrected value, a note naming the correction) and the list of
+    corrections under the figures."""
     response = api.as_("worker1", "GET", report_url(walk, "X") + ".xlsx")
     assert response.status_code == 200, response.text
     sheet = openpyxl.load_workbook(io.BytesIO(response.content))["月报告"]
     cells = [list(r) for r in sheet.iter_rows(values_only=True)]
     x = walk.units["X"]
-    assert cells[0] == ["流动人口服务管理月报告", None, None, None]
-    assert cells[1] == [f"填报单位：月巡社区X（{x['code']}）", None, f"报告期：{P_FIRST.year}年{P_FIRST.month}月", None]
-    assert cells[2] == ["类别", "指标", "数值", "单位"]
+    assert cells[0] == ["流动人口服务管理月报告", None, None, None, None, None]
+    assert cells[1] == [f"填报单位：月巡社区X（{x['code']}）", None, None,
+                        f"报告期：{P_FIRST.year}年{P_FIRST.month}月", None, None]
+    assert cells[2] == ["类别", "指标", "数值", "单位", "更正后数值", "更正说明"]
     outcome_zh = {"PRESENT": "在住", "MOVED_WITHIN_CITY": "本市内迁移", "LEFT_CITY": "离开本市",
                   "RETURNED_HOME": "返回户籍地", "NOT_FOUND": "查无此人", "SETTLED": "已落户本地", "DECEASED": "死亡"}
-    head = [["在册人口", "期末在册人数", 3, "人"], ["在册人口", "其中：男", 1, "人"], ["在册人口", "其中：女", 2, "人"],
+    head = [["在册人口", "期末在册人数", 3, "人", 4, "※已更正：核定值 3，见更正#1"],
+            ["在册人口", "其中：男", 1, "人"], ["在册人口", "其中：女", 2, "人"],
             ["在册人口", "其中：育龄妇女（15–49岁）", 2, "人"], ["人口变动", "本月流入", 0, "人"],
             ["人口变动", "本月流出", 3, "人"], ["月核查", "应核查", 6, "人"], ["月核查", "已核查", 5, "人"],
             ["月核查", "待核查", 1, "人"], ["月核查", "核查覆盖率", round(5 / 6, 4), None]]
     head += [["月核查", f"核查结果：{outcome_zh[o]}", HAND["X"]["verifications"]["by_outcome"][o], "人"]
              for o in report["verifications"]["by_outcome"]]
+    head = [row + [None] * (6 - len(row)) for row in head]
     assert cells[3:3 + len(head)] == head
     assert sheet.cell(row=13, column=3).number_format == "0.0%"
+    [fix] = report["corrections"]
+    when = datetime.fromisoformat(fix["created_at"]).astimezone(CITY_TZ).strftime("%Y-%m-%d %H:%M")
+    assert cells[-6:] == [[None] * 6, ["锁定后更正记录", None, None, None, None, None],
+                          ["更正号", "指标（代码）", "更正前", "更正后", "更正原因", "更正人、时间"],
+                          ["#1", "在册人口·期末在册人数（stock.total）", 3, 4, "补登一人", f"worker1 {when}"],
+                          [None] * 6, ["填报人：", "审核人：", "日期：    年  月  日", None, None, None]]
     flat = list(csv.reader(io.StringIO(api.as_("worker1", "GET", report_url(walk, "X") + ".csv")
-                                       .content.decode("utf-8-sig"))))[1:]
-    assert len(flat) == len(cells) - 5  # title, unit, header, blank line, signatures
-    for row, line in zip(cells[3:-2], flat, strict=True):
+                                       .content.decode("utf-8-sig"))))
+    assert flat[0][-2:] == ["更正后数值", "更正记录"]
+    flat = flat[1:]
+    assert len(flat) == len(cells) - 9  # title, unit, header, blank line, corrections (3 rows), signatures
+    for row, line in zip(cells[3:-6], flat, strict=True):
         value = line[6]
         expected = None if value == "" else (float(value) if "." in value else int(value))
         shown = "—" if expected is None else expected
-        assert row == [line[3], line[4], shown,
-                       line[7] or None], (row, line)
-    assert cells[-2] == [None] * 4 and cells[-1] == ["填报人：", "审核人：", "日期：    年  月  日", None]
+        assert row[:4] == [line[3], line[4], shown, line[7] or None], (row, line)
+        assert (row[4], line[8], line[9]) == ((4, "4", f"#1:{fix['id']}") if line[5] == "stock.total"
+                                              else (None, "", ""))
 
 
 def check_list(api: Api, walk: Walk) -> None:

@@ -4,11 +4,14 @@ two supervisors deciding at once."""
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import threading
 from datetime import date, datetime, time, timedelta
 from typing import Any
 
+import openpyxl
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine
@@ -118,7 +121,7 @@ def test_the_figures_freeze_at_submission_and_stay_once_approved(api: Api, world
     exported = api.as_("worker1", "GET", url(c1) + ".csv")
     assert exported.status_code == 200
     stock_row = next(line for line in exported.content.decode("utf-8-sig").splitlines() if ",stock.total," in line)
-    assert stock_row.endswith(f",stock.total,{live['stock']['total']},人")  # the file too
+    assert stock_row.endswith(f",stock.total,{live['stock']['total']},人,,")  # the file too (not corrected)
     assert_error(submit(api, c1, 4), 409, "report_locked")
     assert_error(give_back(api, c1, 4), 409, "report_locked")
     assert_error(approve(api, c1, 4), 409, "report_locked")
@@ -289,3 +292,32 @@ def test_corrections_after_the_lock(api: Api, world: World, engine: Engine) -> N
     assert [json.loads(e["detail"])["code"] for e in events] == ["stock.total", "stock.total",
                                                                  "verifications.PRESENT"]
     assert "漏登" not in all_audit_text(engine)
+    corrections_in_the_files(api, world, read)
+
+
+def corrections_in_the_files(api: Api, world: World, read: dict[str, Any]) -> None:
+    """The corrections of test_corrections_after_the_lock in the CSV, the XLSX (a formula-looking reason stays text)
+    and the street's roll-up."""
+    c1 = world.community("c1")
+    male = read["stock"]["male"]
+    ok(correct(api, c1, "stock.male", male + 1, reason="=1+1"), 201)
+    one, two, _, four = ok(api.as_("worker1", "GET", url(c1)))["corrections"]
+    exported = api.as_("worker1", "GET", url(c1) + ".csv").content.decode("utf-8-sig")
+    by_code = {line[5]: line[6:] for line in list(csv.reader(io.StringIO(exported)))[1:]}
+    assert by_code["stock.total"][2:] == [str(two["corrected"]), f"#1:{one['id']};#2:{two['id']}"]
+    assert by_code["stock.male"][2:] == [str(male + 1), f"#4:{four['id']}"]
+    assert by_code["stock.female"][2:] == ["", ""]
+    book = openpyxl.load_workbook(io.BytesIO(api.as_("worker1", "GET", url(c1) + ".xlsx").content))
+    cells = [list(r) for r in book["月报告"].iter_rows(values_only=True)]
+    assert cells[2] == ["类别", "指标", "数值", "单位", "更正后数值", "更正说明"]
+    [total] = [r for r in cells if r[1] == "期末在册人数"]
+    assert total[2:] == [read["stock"]["total"], "人", two["corrected"],
+                         f"※已更正：核定值 {read['stock']['total']}，见更正#1、#2"]
+    [listed] = [r for r in cells if r[0] == "#4"]
+    assert listed[1:5] == ["在册人口·其中：男（stock.male）", male, male + 1, "'=1+1"]
+    street = ok(api.as_("sup_street", "GET", f"{REPORTS}/rollup/{c1['parent_id']}/{P}"))
+    [row] = [c for c in street["communities"] if c["community_id"] == c1["id"]]
+    assert row["corrected"]["stock.male"] == male + 1 and len(row["corrections"]) == 4
+    others = sum(c["stock"]["male"] for c in street["communities"] if c["community_id"] != c1["id"])
+    assert street["corrected"]["stock.male"] == others + male + 1
+    assert street["corrected_communities"] == {code: [c1["id"]] for code in read["corrected"] | {"stock.male": 0}}

@@ -249,7 +249,7 @@ def test_the_csv_is_one_row_per_figure(api: Api, town: Town, engine: Engine) -> 
     assert response.status_code == 200, response.text
     assert response.headers["content-type"].startswith("text/csv")
     lines = list(csv.reader(io.StringIO(response.content.decode("utf-8-sig"))))
-    assert lines[0] == ["月份", "社区代码", "社区", "类别", "指标", "代码", "数值", "单位"]
+    assert lines[0] == ["月份", "社区代码", "社区", "类别", "指标", "代码", "数值", "单位", "更正后数值", "更正记录"]
     assert all(line[:3] == [P, community["code"], "报表社区"] for line in lines[1:])
     values = {line[5]: line[6] for line in lines[1:]}
     assert (values["stock.total"], values["stock.women_15_49"], values["movement.departures"]) == ("6", "2", "2")

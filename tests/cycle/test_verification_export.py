@@ -18,14 +18,14 @@ from sqlmodel import col
 from app.core.types import CITY_TZ
 from app.cycle.verification import export
 from app.cycle.verification.models import Verification
-from tests.assertions import assert_error
+from tests.assertions import assert_error, ok
 from tests.conftest import Api, World
 from tests.cycle.verify_helpers import VERIFICATIONS, open_month, record, set_today, verifications
 from tests.db import all_audit_text, audit_events, execute, rows
 
 MONTH = "2026-11"
 HEADER = ["序号", "月份", "社区代码", "社区", "姓名", "性别", "住址", "核查结果", "核查方式", "核查日期",
-          "迁入/离开日期", "连续查无此人月数", "备注"]
+          "迁入/离开日期", "连续查无此人月数", "备注", "打卡异常"]
 FORMULA = "=HYPERLINK(\"http://x\",\"点我\")"
 
 
@@ -61,14 +61,16 @@ def test_the_printed_list_of_a_community(api: Api, world: World, engine: Engine)
     listed = verifications(api, "worker1", month=MONTH)
     first = listed[0]
     execute(engine, "UPDATE residents SET name = :n WHERE id = :i", n=FORMULA, i=first["resident_id"])
-    done = record(api, "worker1", listed[1], "LEFT_CITY", evidence="partner", moved_on="2026-11-02")
+    proposal = ok(api.as_("admin", "POST", "/api/v1/cycle/proposals", json={
+        "resident_id": listed[1]["resident_id"], "outcome": "LEFT_CITY", "source": "police"}))
+    done = record(api, "worker1", proposal, "LEFT_CITY", evidence="partner", moved_on="2026-11-02")
     cells = sheet_rows(api.as_("worker1", "GET", f"{VERIFICATIONS}.xlsx",
                                params={"month": MONTH, "community_id": c1["id"]}))
-    assert cells[0][0] == "流动人口月核查名单" and cells[0][1:] == [None] * 12
+    assert cells[0][0] == "流动人口月核查名单" and cells[0][1:] == [None] * 13
     assert cells[1][0] == f"填报单位：{c1['name']}（{c1['code']}）" and cells[1][7] == "报告期：2026年11月"
     assert cells[2] == HEADER
     body, tail = cells[3:-2], cells[-2:]
-    assert tail == [[None] * 13, ["填报人：", "审核人：", "日期：    年  月  日"] + [None] * 10]
+    assert tail == [[None] * 14, ["填报人：", "审核人：", "日期：    年  月  日"] + [None] * 11]
     assert [r[0] for r in body] == list(range(1, len(listed) + 1))
     expected_names = names(engine, listed)
     expected_names[0] = "'" + FORMULA  # written as text, never evaluated
@@ -77,6 +79,7 @@ def test_the_printed_list_of_a_community(api: Api, world: World, engine: Engine)
     [gone] = [r for r in body if r[7] == "离开本市"]
     on = datetime.fromisoformat(done["verified_at"]).astimezone(CITY_TZ).date().isoformat()
     assert gone[8:12] == ["部门数据", on, "2026-11-02", 0] and done["outcome"] == "LEFT_CITY"
+    assert gone[13] is None  # no check-in behind partner data
     assert sum(r[7] == "待核查" for r in body) == len(listed) - 1
     book = openpyxl.load_workbook(io.BytesIO(api.as_("worker1", "GET", f"{VERIFICATIONS}.xlsx",
                                                      params={"month": MONTH}).content))
@@ -109,7 +112,7 @@ def test_csv_filters_and_scope(api: Api, world: World, engine: Engine) -> None:
     assert verifications(api, "worker1", **outside) == []
     assert csv_rows(api.as_("worker1", "GET", f"{VERIFICATIONS}.csv", params=outside)) == [table[0]]
     cells = sheet_rows(api.as_("worker1", "GET", f"{VERIFICATIONS}.xlsx", params=outside))
-    assert cells[1][0] == f"填报单位：{c1['name']}（{c1['code']}）" and cells[3] == [None] * 13
+    assert cells[1][0] == f"填报单位：{c1['name']}（{c1['code']}）" and cells[3] == [None] * 14
     city = sheet_rows(api.as_("admin", "GET", f"{VERIFICATIONS}.xlsx", params={"community_id": c3["id"]}))
     assert city[1][0] == f"填报单位：{c3['name']}（{c3['code']}）" and city[1][7] == "报告期：全部月份"
     assert len(city) - 5 == len(verifications(api, "admin", community_id=c3["id"]))

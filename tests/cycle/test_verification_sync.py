@@ -64,7 +64,7 @@ def test_push_records_through_the_rest_rules(api: Api, world: World, engine: Eng
 
     changes = {"verifications": {"created": [], "deleted": [], "updated": [
         changed(present, outcome="PRESENT", evidence="visit", visit_id=None),
-        changed(gone, outcome="RETURNED_HOME", evidence="partner", moved_on=date_to_ms(date(2026, 11, 1))),
+        changed(gone, outcome="RETURNED_HOME", evidence="phone", moved_on=date_to_ms(date(2026, 11, 1))),
         changed(bad, outcome="SOMEWHERE", evidence="phone"),
         {**changed(present, outcome="PRESENT", evidence="phone"), "id": far["id"]},
     ]}, "periods": {"created": [], "deleted": [], "updated": [{**body["changes"]["periods"]["updated"][0],
@@ -78,7 +78,7 @@ def test_push_records_through_the_rest_rules(api: Api, world: World, engine: Eng
     assert result["applied"] == {"verifications": 1}
     [stored] = rows(engine, "SELECT outcome, evidence, moved_on, verified_by, version FROM verifications "
                             "WHERE id = :i", i=gone["id"])
-    assert (stored["outcome"], stored["evidence"], str(stored["moved_on"])) == ("RETURNED_HOME", "partner",
+    assert (stored["outcome"], stored["evidence"], str(stored["moved_on"])) == ("RETURNED_HOME", "phone",
                                                                                  "2026-11-01")
     assert (stored["verified_by"], stored["version"]) == (world.users["worker1"], 2)
     assert rows(engine, "SELECT status, left_reason FROM residents WHERE id = :i", i=gone["resident_id"]) == [
@@ -86,7 +86,7 @@ def test_push_records_through_the_rest_rules(api: Api, world: World, engine: Eng
 
     # The same push again changes nothing; a stale copy of a recorded verification is refused, not applied.
     again = push(api, "worker1", {"verifications": {"created": [], "deleted": [], "updated": [
-        changed(gone, outcome="RETURNED_HOME", evidence="partner", moved_on=date_to_ms(date(2026, 11, 1)))]}},
+        changed(gone, outcome="RETURNED_HOME", evidence="phone", moved_on=date_to_ms(date(2026, 11, 1)))]}},
                  body["timestamp"])
     assert (again["rejected"], again["applied"], again["unchanged"]) == ([], {}, 1)
     stale = push(api, "worker1", {"verifications": {"created": [], "deleted": [gone["id"]], "updated": [
@@ -99,7 +99,8 @@ def test_push_records_through_the_rest_rules(api: Api, world: World, engine: Eng
     assert gone["id"] in ids(later, "verifications")
 
 
-def test_older_apps_and_the_migration_to_version_2(api: Api, world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_older_apps_and_the_migrations_to_versions_2_and_3(api: Api, world: World,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
     today(monkeypatch, date(2026, 11, 5))
     open_month(api, "2026-11")
     old = pull(api, "worker1", schema_version=1)
@@ -109,6 +110,14 @@ def test_older_apps_and_the_migration_to_version_2(api: Api, world: World, monke
     assert ids(migrated, "verifications") == {v["id"] for v in verifications(api, "worker1")} != set()
     assert len(migrated["changes"]["periods"]["updated"]) == 1
     assert migrated["changes"]["residents"]["updated"] == []
+    # Version 3 adds columns to verifications (check-in flags, a partner's proposal): the phone's migration names
+    # them and the pull sends the table in full again, with the new columns.
+    added = ["checkin_flags", "proposed_outcome", "proposed_source", "proposed_on", "proposed_at", "proposed_by"]
+    third = pull(api, "worker1", migrated["timestamp"], schema_version=3,
+                 migration={"from": 2, "tables": [], "columns": [{"table": "verifications", "columns": added}]})
+    assert ids(third, "verifications") == ids(migrated, "verifications")
+    assert third["changes"]["periods"]["updated"] == [] and third["changes"]["residents"]["updated"] == []
+    assert all(set(added) <= set(v) for v in third["changes"]["verifications"]["updated"])
 
 
 def test_a_grid_worker_sees_their_community_period(api: Api, world: World, monkeypatch: pytest.MonkeyPatch) -> None:

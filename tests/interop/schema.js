@@ -1,4 +1,4 @@
-// The phone's local database schema (WatermelonDB appSchema, version 2) for the synced tables.
+// The phone's local database schema (WatermelonDB appSchema, version 3) for the synced tables.
 //
 // Written from app/sync/wire.py (docs/sync.md "Synced tables and columns"): one column per wire column
 // except `id` (WatermelonDB adds id, _status and _changed itself). Strings stay strings; integers, reals,
@@ -8,9 +8,9 @@
 'use strict'
 
 const { appSchema, tableSchema } = require('@nozbe/watermelondb')
-const { schemaMigrations, createTable } = require('@nozbe/watermelondb/Schema/migrations')
+const { schemaMigrations, createTable, addColumns } = require('@nozbe/watermelondb/Schema/migrations')
 
-const SCHEMA_VERSION = 2
+const SCHEMA_VERSION = 3
 
 // Version 2: the monthly verification (periods and verifications, docs/cycle.md).
 const periods = {
@@ -29,7 +29,7 @@ const periods = {
   ],
 }
 
-const verifications = {
+const verificationsV2 = {
   name: 'verifications',
   columns: [
     { name: 'period_id', type: 'string' },
@@ -51,6 +51,17 @@ const verifications = {
     { name: 'version', type: 'number' },
   ],
 }
+
+// Version 3: the linked visit's check-in flags and a partner's proposed outcome on a verification.
+const verificationsV3Columns = [
+  { name: 'checkin_flags', type: 'string' },
+  { name: 'proposed_outcome', type: 'string', isOptional: true },
+  { name: 'proposed_source', type: 'string', isOptional: true },
+  { name: 'proposed_on', type: 'number', isOptional: true },
+  { name: 'proposed_at', type: 'number', isOptional: true },
+  { name: 'proposed_by', type: 'string', isOptional: true },
+]
+const verifications = { name: 'verifications', columns: [...verificationsV2.columns, ...verificationsV3Columns] }
 
 const schema = appSchema({
   version: SCHEMA_VERSION,
@@ -231,7 +242,8 @@ const schema = appSchema({
 // the next pull then sends `migration`, and the server resends the tables the steps touched.
 const migrations = schemaMigrations({
   migrations: [
-    { toVersion: 2, steps: [createTable(periods), createTable(verifications)] },
+    { toVersion: 3, steps: [addColumns({ table: 'verifications', columns: verificationsV3Columns })] },
+    { toVersion: 2, steps: [createTable(periods), createTable(verificationsV2)] },
   ],
 })
 

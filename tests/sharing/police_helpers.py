@@ -1,11 +1,7 @@
 """A police station's access token for the police upload tests, and the upload files they send.
 
-`police_headers` is the one way these tests become a station. Until the partners branch (machine clients with
-OAuth client credentials and a jurisdiction table) is on main, it makes a `users` row with role police, signs it
-in (app.auth.service.login: a login session and an access token) and registers, for the test only, a scope
-builder that gives the police role an AreaScope of the paths given. At merge its body becomes the partners
-branch's admin API (create the client with these areas as its jurisdiction, exchange the client credentials for
-a token); the tests do not change.
+`police_headers` is the one way these tests become a station: a machine client made through the admin API with
+the divisions at the paths given as its jurisdiction, and its token from the token endpoint (client credentials).
 """
 
 from __future__ import annotations
@@ -16,19 +12,12 @@ import json
 from typing import Any
 
 import openpyxl
-import pytest
 from sqlalchemy import Engine
 
-from app.auth import deps
-from app.auth.models import User
-from app.auth.service import login
-from app.core.actor import AreaScope, Role
-from app.core.config import get_settings
-from app.core.db import unit_of_work
-from app.core.security import hash_password
-from tests.conftest import PASSWORD, Api
+from tests.conftest import Api
 from tests.db import rows
 from tests.factories import id_number
+from tests.sharing.partner_helpers import bearer, make_client
 
 UPLOAD = "/api/v1/partner/police/registrations"
 REPORTS = "/api/v1/sharing/police-reports"
@@ -37,25 +26,13 @@ KEYS = ["kind", "id_number", "name", "sex", "community_code", "address", "date",
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
 
-def police_headers(request: pytest.FixtureRequest, engine: Engine, *paths: str,
-                   username: str = "station1") -> dict[str, str]:
-    """A station whose jurisdiction is `paths` (division paths): its Authorization header."""
-    previous = deps.PARTNER_SCOPES.get(Role.police)
-    deps.register_partner_scope(Role.police, lambda session, user_id: AreaScope(tuple(paths)))
-
-    def restore() -> None:
-        if previous is None:
-            deps.PARTNER_SCOPES.pop(Role.police, None)
-        else:
-            deps.register_partner_scope(Role.police, previous)
-
-    request.addfinalizer(restore)
-    with unit_of_work(engine=engine) as session:
-        session.add(User(username=username, display_name=username, role=Role.police.value,
-                         password_hash=hash_password(PASSWORD)))
-        session.flush()
-        _, access, _, _ = login(session, get_settings(), username, PASSWORD)
-    return {"Authorization": f"Bearer {access}"}
+def police_headers(api: Api, engine: Engine, *paths: str, username: str = "station1",
+                   scope: str | None = None) -> dict[str, str]:
+    """A station whose jurisdiction is the divisions at `paths` (none: no jurisdiction at all): its Authorization
+    header (`scope`: the token's, default every police scope)."""
+    ids = [str(rows(engine, "SELECT id FROM divisions WHERE path = :p", p=p)[0]["id"]) for p in paths]
+    client = make_client(api, "police", username, division_ids=ids or None)
+    return bearer(api, client, **({"scope": scope} if scope else {}))
 
 
 def to_csv(records: list[dict[str, str]]) -> bytes:

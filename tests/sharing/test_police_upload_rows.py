@@ -10,8 +10,6 @@ import openpyxl
 import pytest
 from sqlalchemy import Engine
 
-from app.auth import deps
-from app.core.actor import Role
 from app.sharing.uploads.rules import MAX_BYTES, MAX_ROWS
 from tests.assertions import assert_error, ok
 from tests.conftest import Api, World
@@ -21,8 +19,8 @@ from tests.sharing.police_helpers import LAYOUT, XLSX, police_headers, send, to_
 
 
 @pytest.fixture()
-def station(request: pytest.FixtureRequest, engine: Engine, world: World) -> dict[str, str]:
-    return police_headers(request, engine, world.community("c1")["path"])
+def station(api: Api, engine: Engine, world: World) -> dict[str, str]:
+    return police_headers(api, engine, world.community("c1")["path"])
 
 
 def good(world: World, **over: str) -> dict[str, str]:
@@ -94,9 +92,8 @@ def test_json_rows_with_a_number_for_an_id_and_a_nul_byte(api: Api, world: World
         (1, "id_number", "invalid"), (2, "name", "nul_byte")}
 
 
-def test_a_station_without_a_jurisdiction_sees_nothing(api: Api, world: World, engine: Engine,
-                                                       station: dict[str, str]) -> None:
-    deps.PARTNER_SCOPES.pop(Role.police)  # fails closed: no area at all (restored by the helper)
-    report = ok(send(api, station, to_csv([good(world)]), "n-1"), 201)
+def test_a_station_without_a_jurisdiction_sees_nothing(api: Api, world: World, engine: Engine) -> None:
+    nowhere = police_headers(api, engine, username="station-nowhere")
+    report = ok(send(api, nowhere, to_csv([good(world)]), "n-1"), 201)
     assert [(e["row"], e["code"]) for e in report["errors"]] == [(2, "outside_jurisdiction")]
     assert count(engine, "police_report_rows") == 0

@@ -66,10 +66,9 @@ EXPECTED_ERRORS = {(7, "community_code", "outside_jurisdiction"), (8, "id_number
 
 
 @pytest.mark.parametrize("fmt", ["csv", "xlsx", "json"])
-def test_a_police_upload_is_reconciled_end_to_end(api: Api, world: World, engine: Engine,
-                                                  request: pytest.FixtureRequest, fmt: str) -> None:
+def test_a_police_upload_is_reconciled_end_to_end(api: Api, world: World, engine: Engine, fmt: str) -> None:
     s = scenario(api, world, engine)
-    station = police_headers(request, engine, s["c1"]["path"], world.community("c2")["path"])
+    station = police_headers(api, engine, s["c1"]["path"], world.community("c2")["path"])
     data = {"csv": to_csv, "xlsx": to_xlsx, "json": to_json}[fmt](s["records"])
     offset = 1 if fmt == "json" else 0  # JSON rows count objects from 1; a table's header is row 1
     expected = {n - offset: o for n, o in EXPECTED_OUTCOMES.items()}
@@ -91,7 +90,7 @@ def test_a_police_upload_is_reconciled_end_to_end(api: Api, world: World, engine
         2 - offset: ("matched", "done"), 3 - offset: ("departed", "proposed"), 4 - offset: ("conflicting", "pending"),
         5 - offset: ("conflicting", "pending"), 6 - offset: ("new", "pending"), 10 - offset: ("matched", "done")}
     assert stored[4 - offset]["conflict_fields"] == "dwelling" and stored[5 - offset]["reported"] == "new"
-    # Departed: the worker gets a task to confirm (a follow-up until verification proposals are on main).
+    # Departed, with no month opened to propose on: the worker gets a follow-up task to confirm it.
     task = rows(engine, "SELECT * FROM tasks WHERE id = :t", t=stored[3 - offset]["task_id"])[0]
     assert (task["resident_id"], task["kind"], task["reason"], task["state"]) == (
         s["departed"]["id"], "follow_up", "verify_residence", "open")
@@ -107,10 +106,9 @@ def test_a_police_upload_is_reconciled_end_to_end(api: Api, world: World, engine
     assert count(engine, "tasks") == tasks_before
 
 
-def test_the_station_is_told_codes_and_counts_only(api: Api, world: World, engine: Engine,
-                                                   request: pytest.FixtureRequest) -> None:
+def test_the_station_is_told_codes_and_counts_only(api: Api, world: World, engine: Engine) -> None:
     s = scenario(api, world, engine)
-    station = police_headers(request, engine, s["c1"]["path"])
+    station = police_headers(api, engine, s["c1"]["path"])
     body = send(api, station, to_csv(s["records"]), "r-1").text
     for resident in ("matched", "departed", "moved", "elsewhere"):
         assert s[resident]["id"] not in body and s[resident]["id_number"] not in body
@@ -119,21 +117,19 @@ def test_the_station_is_told_codes_and_counts_only(api: Api, world: World, engin
     assert s["fresh"] not in events and "周婷" not in events
 
 
-def test_another_file_under_a_used_reference_is_refused(api: Api, world: World, engine: Engine,
-                                                        request: pytest.FixtureRequest) -> None:
+def test_another_file_under_a_used_reference_is_refused(api: Api, world: World, engine: Engine) -> None:
     s = scenario(api, world, engine)
-    station = police_headers(request, engine, s["c1"]["path"])
+    station = police_headers(api, engine, s["c1"]["path"])
     ok(send(api, station, to_csv(s["records"]), "r-1"), 201)
     assert_error(send(api, station, to_csv(s["records"][:2]), "r-1"), 409, "batch_reference_reused")
     assert_error(send(api, station, to_csv(s["records"][:2]), "r-1", dry_run=True), 409, "batch_reference_reused")
     assert count(engine, "police_batches") == 1
 
 
-def test_outside_the_jurisdiction_nothing_is_looked_up(api: Api, world: World, engine: Engine,
-                                                       request: pytest.FixtureRequest) -> None:
+def test_outside_the_jurisdiction_nothing_is_looked_up(api: Api, world: World, engine: Engine) -> None:
     """The same answer whether or not the person is registered there; nothing stored."""
     s = scenario(api, world, engine)
-    station = police_headers(request, engine, s["c1"]["path"])
+    station = police_headers(api, engine, s["c1"]["path"])
     c3_place = dwelling_id(world, "c3", 0)
     known = {**s["records"][0], "id_number": s["elsewhere"]["id_number"], "name": "孙丽",
              "community_code": s["c3"]["code"], "address": address(engine, c3_place)}
@@ -144,9 +140,8 @@ def test_outside_the_jurisdiction_nothing_is_looked_up(api: Api, world: World, e
     assert count(engine, "disclosures") == 0
 
 
-def test_staff_cannot_upload_and_a_station_cannot_read_the_queue(api: Api, world: World, engine: Engine,
-                                                                  request: pytest.FixtureRequest) -> None:
-    station = police_headers(request, engine, world.community("c1")["path"])
+def test_staff_cannot_upload_and_a_station_cannot_read_the_queue(api: Api, world: World, engine: Engine) -> None:
+    station = police_headers(api, engine, world.community("c1")["path"])
     assert_error(api.as_("worker1", "POST", "/api/v1/partner/police/registrations", params={"reference": "x"},
                          files={"file": ("a.csv", b"a,b\n1,2\n", "text/csv")}), 403, "forbidden")
     assert_error(api.client.get("/api/v1/sharing/police-reports", headers=station), 403, "forbidden")

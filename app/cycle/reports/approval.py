@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlmodel import Session, col
 
+from app.auth.models import User
 from app.core.actor import Actor
 from app.core.config import get_settings
 from app.core.errors import StaleVersion
@@ -79,6 +80,14 @@ def corrections_of(session: Session, row: ReportSubmission | None) -> list[Repor
         return []
     return list(session.execute(select(ReportCorrection).where(col(ReportCorrection.submission_id) == row.id)
                                 .order_by(col(ReportCorrection.seq))).scalars())
+
+
+def authors(session: Session, reports: list[ReportOut]) -> dict[str, str]:
+    """The display names of the corrections' authors, for the printed forms (the JSON carries their ids)."""
+    ids = sorted({c.author for r in reports for c in r.corrections})
+    if not ids:
+        return {}
+    return {i: n for i, n in session.execute(select(col(User.id), col(User.display_name)).where(col(User.id).in_(ids)))}
 
 
 def report(session: Session, actor: Actor, community_id: str, month: str) -> tuple[Division, ReportOut]:

@@ -5,16 +5,20 @@ from __future__ import annotations
 
 import csv
 import io
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from app.core.tabular import safe_cell
+from app.core.types import CITY_TZ
 from app.cycle.reports.schemas import ReportOut, RollupOut, Totals
 
 TITLE = "流动人口服务管理月报告"
 XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 HEADER = ("类别", "指标", "数值", "单位")
-CSV_HEADER = ("月份", "社区代码", "社区", "类别", "指标", "代码", "数值", "单位")
+CSV_HEADER = ("月份", "社区代码", "社区", "类别", "指标", "代码", "数值", "单位", "更正后数值", "更正记录")
+CORRECTED_HEADER = ("更正后数值", "更正说明")
+CORRECTIONS_TITLE = "锁定后更正记录"
+CORRECTIONS_HEADER = ("更正号", "指标（代码）", "更正前", "更正后", "更正原因", "更正人、时间")
 SIGNATURES = ("填报人：", "审核人：", "日期：    年  月  日")
 OUTCOMES_ZH = {"PRESENT": "在住", "MOVED_WITHIN_CITY": "本市内迁移", "LEFT_CITY": "离开本市",
                "RETURNED_HOME": "返回户籍地", "NOT_FOUND": "查无此人", "SETTLED": "已落户本地", "DECEASED": "死亡"}
@@ -66,20 +70,53 @@ def lines(r: ReportOut | Totals) -> list[Line]:
     return out
 
 
+@dataclass
+class Mark:
+    """A figure corrected after the lock: the approved value, the current corrected one, the corrections."""
+
+    approved: int | float | None
+    corrected: int
+    seqs: list[int] = field(default_factory=list)
+    ids: list[str] = field(default_factory=list)
+
+    def note(self) -> str:
+        """What the printed form says next to the figure."""
+        return f"※已更正：核定值 {self.approved}，见更正#{'、#'.join(str(n) for n in self.seqs)}"
+
+    def trace(self) -> str:
+        """The CSV's trace to the corrections (their numbers and ids, as in the JSON read)."""
+        return ";".join(f"#{n}:{i}" for n, i in zip(self.seqs, self.ids, strict=True))
+
+
+def marks(r: ReportOut) -> dict[str, Mark]:
+    """The corrected figures of a report by code (none before the lock)."""
+    approved = {line.key: line.value for line in lines(r)}
+    out: dict[str, Mark] = {}
+    for c in r.corrections:
+        mark = out.setdefault(c.code, Mark(approved.get(c.code), r.corrected.get(c.code, c.corrected)))
+        mark.seqs.append(c.seq)
+        mark.ids.append(c.id)
+    return out
+
+
 def period_zh(r: ReportOut | RollupOut) -> str:
     text = f"{r.month[:4]}年{int(r.month[5:7])}月"
     return text if r.complete else f"{text}（截至{r.as_of.isoformat()}，未满月）"
 
 
 def to_csv(r: ReportOut) -> bytes:
+    """One row per figure; `数值` the approved value, `更正后数值` and `更正记录` (#seq:id) for a corrected one."""
     buffer = io.StringIO()
     buffer.write("\ufeff")  # Excel opens UTF-8 with a byte-order mark correctly
     writer = csv.writer(buffer)
     writer.writerow(CSV_HEADER)
+    fixed = marks(r)
     for line in lines(r):
         value = "" if line.value is None else line.value
+        mark = fixed.get(line.key)
         writer.writerow([r.month, r.community_code, safe_cell(r.community_name), line.group, safe_cell(line.label),
-                         line.key, value, safe_cell(line.unit)])
+                         line.key, value, safe_cell(line.unit), "" if mark is None else mark.corrected,
+                         "" if mark is None else mark.trace()])
     return buffer.getvalue().encode()
 
 
@@ -98,17 +135,29 @@ def heading(sheet: Any, unit: str, period: str, width: int) -> None:
     sheet.merge_cells(f"{get_column_letter(width // 2 + 1)}2:{last}2")
 
 
-def frame(sheet: Any, orientation: str) -> bytes:
-    """Borders from the header row (3) to the last row, the signature line, A4 fit to width with the header row
-    repeated on every page; the workbook as bytes."""
+def frame(sheet: Any, orientation: str, tail: list[list[Any]] | None = None) -> bytes:
+    """Borders from the header row (3) to the last row, then `tail` (a titled table of its own: the corrections
+    after the lock), the signature line, A4 fit to width with the header row repeated on every page; the workbook
+    as bytes."""
     from openpyxl.styles import Alignment, Border, Font, Side
 
     thin = Side(style="thin")
+    box = Border(left=thin, right=thin, top=thin, bottom=thin)
     for cell in sheet[3]:
         cell.font, cell.alignment = Font(bold=True), Alignment(horizontal="center", wrap_text=True)
     for row in sheet.iter_rows(min_row=3, max_row=sheet.max_row):
         for cell in row:
-            cell.border = Border(left=thin, right=thin, top=thin, bottom=thin)
+            cell.border = box
+    if tail:
+        sheet.append([])
+        start = sheet.max_row + 1
+        for n, values in enumerate(tail):
+            sheet.append(values)
+            for cell in sheet[sheet.max_row]:
+                cell.font = Font(bold=n < 2)
+                if n:
+                    cell.border = box
+        sheet.cell(row=start, column=1).font = Font(bold=True, size=12)
     sheet.append([])
     sheet.append([SIGNATURES[0], SIGNATURES[1], SIGNATURES[2]])
     sheet.print_title_rows = "3:3"
@@ -120,19 +169,39 @@ def frame(sheet: Any, orientation: str) -> bytes:
     return buffer.getvalue()
 
 
-def to_xlsx(r: ReportOut) -> bytes:
+def corrections_table(r: ReportOut, authors: dict[str, str]) -> list[list[Any]]:
+    """The printed list of the corrections after the lock, oldest first (title, header, one row each)."""
+    labels = {line.key: f"{line.group}·{line.label}" for line in lines(r)}
+    rows: list[list[Any]] = [[CORRECTIONS_TITLE], list(CORRECTIONS_HEADER)]
+    for c in r.corrections:
+        when = c.created_at.astimezone(CITY_TZ).strftime("%Y-%m-%d %H:%M")
+        rows.append([f"#{c.seq}", safe_cell(f"{labels.get(c.code, c.code)}（{c.code}）"), c.original, c.corrected,
+                     safe_cell(c.reason), safe_cell(f"{authors.get(c.author, c.author)} {when}")])
+    return rows
+
+
+def to_xlsx(r: ReportOut, authors: dict[str, str] | None = None) -> bytes:
+    """The printed form. A report corrected after the lock gets two more columns (the corrected value and a note
+    that names the corrections) and the list of its corrections under the figures; `数值` stays the approved
+    value. `authors`: the correction authors' display names by user id."""
     from openpyxl import Workbook
+    from openpyxl.styles import Font
 
     book = Workbook()
     sheet: Any = book.active
     sheet.title = "月报告"
-    heading(sheet, f"{r.community_name}（{r.community_code}）", period_zh(r), len(HEADER))
-    sheet.append(list(HEADER))
+    fixed = marks(r)
+    extra = list(CORRECTED_HEADER) if fixed else []
+    heading(sheet, f"{r.community_name}（{r.community_code}）", period_zh(r), len(HEADER) + len(extra))
+    sheet.append(list(HEADER) + extra)
     for line in lines(r):
-        sheet.append([line.group, safe_cell(line.label), "—" if line.value is None else line.value,
-                      safe_cell(line.unit)])
+        mark = fixed.get(line.key)
+        row = [line.group, safe_cell(line.label), "—" if line.value is None else line.value, safe_cell(line.unit)]
+        sheet.append(row + ([] if not fixed else [None, None] if mark is None else [mark.corrected, mark.note()]))
         if isinstance(line.value, float):
             sheet.cell(row=sheet.max_row, column=3).number_format = "0.0%"
-    for column, width in zip("ABCD", (14, 36, 22, 10), strict=True):
+        if mark is not None:
+            sheet.cell(row=sheet.max_row, column=5).font = Font(bold=True)
+    for column, width in zip("ABCDEF", (14, 36, 22, 10, 12, 34), strict=True):
         sheet.column_dimensions[column].width = width
-    return frame(sheet, "portrait")
+    return frame(sheet, "portrait", corrections_table(r, authors or {}) if fixed else None)

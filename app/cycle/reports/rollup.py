@@ -14,7 +14,8 @@ from app.core.errors import NotFound
 from app.core.types import utcnow
 from app.cycle.reports import approval, service
 from app.cycle.reports.errors import RollupLevel
-from app.cycle.reports.models import FROZEN, ReportSubmission
+from app.cycle.reports.export import lines
+from app.cycle.reports.models import FROZEN, ReportCorrection, ReportSubmission, SubmissionState
 from app.cycle.reports.schemas import (
     FpChecks,
     KeyPersons,
@@ -96,6 +97,31 @@ def submissions(session: Session, division: Division, month: str) -> dict[str, R
     return {r.community_id: r for r in rows}
 
 
+def corrections(session: Session, division: Division, month: str) -> dict[str, list[ReportCorrection]]:
+    """The corrections after the lock of the division's approved reports of the month, by community, oldest first
+    (one statement)."""
+    found: dict[str, list[ReportCorrection]] = {}
+    for fix in session.execute(select(ReportCorrection).join(
+            ReportSubmission, col(ReportSubmission.id) == col(ReportCorrection.submission_id)).where(
+            col(ReportCorrection.month) == month, col(ReportSubmission.state) == SubmissionState.approved.value,
+            service.inside(division, col(ReportCorrection.area_path), col(ReportCorrection.district_code)))
+            .order_by(col(ReportCorrection.community_id), col(ReportCorrection.seq))).scalars():
+        found.setdefault(fix.community_id, []).append(fix)
+    return found
+
+
+def corrected_totals(reports: list[ReportOut]) -> tuple[dict[str, int], dict[str, list[str]]]:
+    """Each figure a community corrected, summed over the communities with the corrected values (the others'
+    as approved), and the communities whose corrections it includes."""
+    codes = sorted({code for r in reports for code in r.corrected})
+    if not codes:
+        return {}, {}
+    values = [{line.key: line.value for line in lines(r)} for r in reports]
+    sums = {code: sum(int(r.corrected.get(code, v.get(code) or 0)) for r, v in zip(reports, values, strict=True))
+            for code in codes}
+    return sums, {code: [r.community_id for r in reports if code in r.corrected] for code in codes}
+
+
 def frozen_services(figures: service.Figures, report: ReportOut) -> None:
     """A community whose figures are frozen counts its frozen deliveries in the totals' service lines."""
     figures.services.done[report.community_id] = {
@@ -107,16 +133,18 @@ def rollup(session: Session, actor: Actor, division_id: str, month: str) -> tupl
     division = get_division(session, actor, division_id)
     figures = service.figures(session, division, w)
     sent = submissions(session, division, w.month)
+    fixes = corrections(session, division, w.month)
     reports = []
     for c in service.communities(session, division):
-        report = approval.with_submission(service.community_report(c, w, figures), sent.get(c.id))
+        report = approval.with_submission(service.community_report(c, w, figures), sent.get(c.id), fixes.get(c.id))
         if report.submission is not None and report.submission.frozen:
             frozen_services(figures, report)
         reports.append(report)
     n, submitted, on_time = submitted_counts(session, division, w.month)
+    corrected, by = corrected_totals(reports)
     return division, RollupOut(
         division_id=division.id, division_code=division.code, division_name=division.name, level=division.level,
         month=w.month, as_of=w.as_of, complete=w.complete, generated_at=utcnow(),
         totals=totals(reports, figures.services), communities=reports,
         completeness=service.share(submitted, n), timeliness=service.share(on_time, n),
-        submitted=submitted, on_time=on_time)
+        submitted=submitted, on_time=on_time, corrected=corrected, corrected_communities=by)

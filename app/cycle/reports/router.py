@@ -40,7 +40,7 @@ def _file(session: SessionDep, actor: Actor, community_id: str, month: str, fmt:
     audit.record(session, "cycle.report.export", target_type="divisions", target_id=community.id,
                  area_path=community.path, district_code=community.district_code,
                  detail={"month": report.month, "format": fmt})
-    body = export.to_xlsx(report) if fmt == "xlsx" else export.to_csv(report)
+    body = export.to_xlsx(report, approval.authors(session, [report])) if fmt == "xlsx" else export.to_csv(report)
     name = f"report-{community.code}-{report.month}.{fmt}"
     return Response(body, media_type=export.XLSX_TYPE if fmt == "xlsx" else CSV_TYPE,
                     headers={"Content-Disposition": f'attachment; filename="{name}"'})
@@ -59,7 +59,8 @@ def _rollup_file(session: SessionDep, actor: Actor, division_id: str, month: str
     audit.record(session, "cycle.rollup.export", target_type="divisions", target_id=division.id,
                  area_path=division.path, district_code=division.district_code,
                  detail={"month": out.month, "format": fmt, "communities": len(out.communities)})
-    body = rollup_export.to_xlsx(out) if fmt == "xlsx" else rollup_export.to_csv(out)
+    body = (rollup_export.to_xlsx(out, approval.authors(session, out.communities)) if fmt == "xlsx"
+            else rollup_export.to_csv(out))
     name = f"rollup-{division.code}-{out.month}.{fmt}"
     return Response(body, media_type=export.XLSX_TYPE if fmt == "xlsx" else CSV_TYPE,
                     headers={"Content-Disposition": f'attachment; filename="{name}"'})

@@ -100,6 +100,7 @@ class CorrectionOut(OutputModel):
     """A correction of an approved report: the figure's value before it (`original`) and after (`corrected`)."""
 
     id: str
+    seq: int  # 1, 2, … per report, in the order they were made (the files' "更正#n")
     code: str
     original: int
     corrected: int
@@ -162,6 +163,11 @@ class RollupOut(OutputModel):
     timeliness: float | None  # share of the communities whose report was first submitted by its due day
     submitted: int  # communities counted in completeness
     on_time: int  # communities counted in timeliness
+    # Corrections after the lock (docs/reports.md): each figure some community corrected, as the total with the
+    # corrected values (`totals` keeps the approved sums), and the communities whose corrections it includes
+    # (their rows list the corrections themselves).
+    corrected: dict[str, int] = Field(default_factory=dict)
+    corrected_communities: dict[str, list[str]] = Field(default_factory=dict)
 
 
 class SubmitIn(InputModel):

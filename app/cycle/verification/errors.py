@@ -31,8 +31,9 @@ class ResidentNotRegistered(Conflict):
 
 class EvidenceMissing(Unprocessable):
     code = "evidence_missing"
-    en = "The outcome needs evidence: a visit (visit_id), a phone call or partner data."
-    zh = "核查结果需要依据：走访（visit_id）、电话或协作单位数据。"
+    en = ("The outcome needs evidence: a visit (visit_id), a phone call, or partner data confirming a partner's "
+          "pending proposal of this outcome.")
+    zh = "核查结果需要依据：走访（visit_id）、电话，或确认协作单位对该结果的待确认提议。"
 
 
 class DwellingRequired(Unprocessable):

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import orjson
 from sqlalchemy import Select, func, select
 from sqlalchemy.orm import aliased
 from sqlmodel import Session, col
@@ -30,12 +31,16 @@ from app.places.models import Division, Dwelling
 
 TITLE = "流动人口月核查名单"
 HEADER = ("序号", "月份", "社区代码", "社区", "姓名", "性别", "住址", "核查结果", "核查方式", "核查日期",
-          "迁入/离开日期", "连续查无此人月数", "备注")
+          "迁入/离开日期", "连续查无此人月数", "备注", "打卡异常")
 CSV_HEADER = ("序号", "月份", "社区代码", "社区", "姓名", "性别", "住址", "核查结果代码", "核查结果", "核查方式",
-              "核查日期", "迁入/离开日期", "连续查无此人月数", "备注")
+              "核查日期", "迁入/离开日期", "连续查无此人月数", "备注", "打卡异常", "打卡异常代码")
+# The check-in flags of the visit a verification was recorded at (app/visits/models.py CheckinFlag).
+FLAGS_ZH = {"outside_radius": "超出住所范围", "poor_accuracy": "定位精度差", "mock_location": "模拟定位",
+            "clock_ahead": "设备时间超前", "late_record": "补录", "stale_fix": "定位过旧", "no_coordinates": "无定位",
+            "dwelling_unlocated": "住所未定位"}
 EVIDENCE_ZH = {"visit": "入户访视", "phone": "电话", "partner": "部门数据"}
 SEX_ZH = {"M": "男", "F": "女"}
-WIDTHS = (6, 9, 14, 16, 10, 5, 30, 12, 10, 12, 13, 9, 24)
+WIDTHS = (6, 9, 14, 16, 10, 5, 30, 12, 10, 12, 13, 9, 24, 18)
 YIELD_PER = 1000
 CHUNK_BYTES = 64 * 1024
 SPOOL_BYTES = 8 * 1024 * 1024
@@ -56,7 +61,7 @@ def rows_stmt(listed: Select[Any]) -> Select[Any]:
     columns: list[Any] = [col(v.month), col(community.code), col(community.name).label("community_name"),
                           col(Resident.name).label("resident_name"), col(Resident.sex), col(Dwelling.address),
                           col(v.outcome), col(v.evidence), col(v.verified_at), col(v.moved_on),
-                          col(v.not_found_streak), col(v.note)]
+                          col(v.not_found_streak), col(v.note), col(v.checkin_flags)]
     return (select(*columns).select_from(base)
             .join(Resident, col(Resident.id) == col(v.resident_id))
             .join(community, col(community.id) == col(v.community_id))
@@ -95,7 +100,12 @@ def _cells(n: int, r: Any) -> list[Any]:
     return [n, r.month, r.code, _text(r.community_name), _text(r.resident_name), SEX_ZH.get(r.sex, ""),
             _text(r.address or ""), OUTCOMES_ZH.get(r.outcome, r.outcome) if r.outcome else "待核查",
             EVIDENCE_ZH.get(r.evidence or "", ""),
-            verified, r.moved_on.isoformat() if r.moved_on else "", r.not_found_streak, _text(r.note or "")]
+            verified, r.moved_on.isoformat() if r.moved_on else "", r.not_found_streak, _text(r.note or ""),
+            "、".join(FLAGS_ZH.get(f, f) for f in _flags(r.checkin_flags))]
+
+
+def _flags(raw: str | None) -> list[str]:
+    return list(orjson.loads(raw)) if raw else []
 
 
 def _text(value: str) -> str:
@@ -114,7 +124,7 @@ def stream_csv(stmt: Select[Any]) -> Iterator[bytes]:
     writer.writerow(CSV_HEADER)
     for n, r in enumerate(_read(stmt), start=1):
         cells = _cells(n, r)
-        writer.writerow([*cells[:7], r.outcome or "", *cells[7:]])
+        writer.writerow([*cells[:7], r.outcome or "", *cells[7:], ";".join(_flags(r.checkin_flags))])
         if buffer.tell() > CHUNK_BYTES:
             yield buffer.getvalue().encode()
             buffer.seek(0)

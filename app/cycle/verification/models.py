@@ -40,6 +40,15 @@ class Evidence(StrEnum):
     partner = "partner"  # partner data (police deregistration, landlord move-out), confirmed by the worker
 
 
+class ProposalSource(StrEnum):
+    """Who proposed an outcome from their own records (docs/cycle.md, "Partner proposals")."""
+
+    police = "police"  # a police deregistration (户籍/居住登记注销)
+    landlord = "landlord"  # a landlord's move-out notice
+    outflow_city = "outflow_city"  # the resident's home city (an assistance answer)
+    other_community = "other_community"  # another community's register
+
+
 class Period(SQLModel, table=True):
     __tablename__ = "periods"
     __table_args__ = (
@@ -91,6 +100,14 @@ class Verification(SQLModel, table=True):
     new_dwelling_id: str | None = Field(default=None, foreign_key="dwellings.id", max_length=32)
     moved_on: date | None = None  # MOVED_WITHIN_CITY and the outcomes that end the residence
     not_found_streak: int = 0  # consecutive NOT_FOUND months, this one included
+    # The check-in flags of the linked visit (sorted codes as JSON text, like visits.flags; "[]": none).
+    checkin_flags: str = Field(default="[]", max_length=300)
+    # A partner's proposed outcome, confirmed by a worker (evidence `partner`); kept as history once recorded.
+    proposed_outcome: str | None = Field(default=None, max_length=20)
+    proposed_source: str | None = Field(default=None, max_length=20)
+    proposed_on: date | None = None  # the partner's date of the event (a deregistration, a move-out)
+    proposed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    proposed_by: str | None = Field(default=None, max_length=32)  # the admin who entered it; None: a partner feed
     verified_by: str | None = Field(default=None, max_length=32)
     verified_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)

@@ -27,7 +27,7 @@ from app.places.models import Division, Level
 from app.visits.models import ServiceDelivery, Visit
 
 COLUMNS = ("id", "period_id", "month", "resident_id", "community_id", "dwelling_id", "area_path", "district_code",
-           "not_found_streak", "created_at", "updated_at", "version")
+           "not_found_streak", "checkin_flags", "created_at", "updated_at", "version")
 
 
 @dataclass
@@ -102,7 +102,7 @@ def _pending(session: Session, month: str, periods: dict[str, Period]) -> int:
     for resident_id, community_id, dwelling_id, area_path, district in people:
         period = periods[community_id]
         rows.append((new_id(), period.id, month, resident_id, community_id, dwelling_id, area_path, district, 0,
-                     stamp, stamp, 1))
+                     "[]", stamp, stamp, 1))
         per_period[period.id] = per_period.get(period.id, 0) + 1
     if not rows:
         return 0

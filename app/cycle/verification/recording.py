@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from datetime import date
 
+import orjson
 from sqlalchemy import select
 from sqlmodel import Session, col
 
@@ -25,6 +26,7 @@ from app.core.errors import NotFound, StaleVersion
 from app.core.types import city_today, utcnow
 from app.cycle.periods import month_of
 from app.cycle.verification.errors import (
+    EvidenceMissing,
     PeriodClosed,
     ResidentNotRegistered,
     SameDwelling,
@@ -32,7 +34,7 @@ from app.cycle.verification.errors import (
     VerificationRecorded,
     VisitOfOtherResident,
 )
-from app.cycle.verification.models import Outcome, Period, PeriodState, Verification
+from app.cycle.verification.models import Evidence, Outcome, Period, PeriodState, Verification
 from app.cycle.verification.opening import shift
 from app.cycle.verification.schemas import VerificationRecord
 from app.people.events import ResidentLeft, ResidentMerged, ResidentMoved, ResidentRegistered
@@ -87,13 +89,16 @@ def record(session: Session, actor: Actor, verification_id: str, body: Verificat
         raise VerificationRecorded()
     if resident.status != ResidentStatus.registered.value or resident.merged_into_id is not None:
         raise ResidentNotRegistered()
+    if body.evidence == Evidence.partner:
+        _check_proposal(verification, body.outcome)
+    flags = "[]"
     if body.visit_id is not None:
-        _check_visit(session, actor, resident, body.visit_id)
+        flags = checkin_flags(_check_visit(session, actor, resident, body.visit_id))
     on = body.moved_on or city_today()
     register.check_dates(on)
     verification.outcome, verification.evidence = body.outcome.value, body.evidence.value
     verification.visit_id, verification.note, verification.moved_on = body.visit_id, body.note, body.moved_on
-    verification.new_dwelling_id = body.new_dwelling_id
+    verification.new_dwelling_id, verification.checkin_flags = body.new_dwelling_id, flags
     verification.verified_by, verification.verified_at = actor.user_id, utcnow()
     verification.version += 1
     verification.updated_at = utcnow()
@@ -103,13 +108,27 @@ def record(session: Session, actor: Actor, verification_id: str, body: Verificat
     return verification, True
 
 
-def _check_visit(session: Session, actor: Actor, resident: Resident, visit_id: str) -> None:
+def _check_visit(session: Session, actor: Actor, resident: Resident, visit_id: str) -> Visit:
     visit = session.execute(select(Visit).where(col(Visit.id) == visit_id,
                                                 actor.area_filter(col(Visit.area_path)))).scalar_one_or_none()
     if visit is None:
         raise NotFound({"field": "visit_id"})
     if visit.resident_id != resident.id:
         raise VisitOfOtherResident()
+    return visit
+
+
+def checkin_flags(visit: Visit) -> str:
+    """The visit's check-in flags as the verification keeps them: sorted codes, JSON text ("[]": none)."""
+    return orjson.dumps(sorted(orjson.loads(visit.flags or "[]"))).decode()
+
+
+def _check_proposal(verification: Verification, outcome: Outcome) -> None:
+    """Partner data is evidence only as a worker's confirmation of a partner's pending proposal of this outcome."""
+    if verification.proposed_outcome is None:
+        raise EvidenceMissing({"evidence": "partner", "proposal": "none"})
+    if verification.proposed_outcome != outcome.value:
+        raise EvidenceMissing({"evidence": "partner", "proposal": "other_outcome"})
 
 
 def _effects(session: Session, actor: Actor, verification: Verification, resident: Resident,

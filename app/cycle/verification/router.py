@@ -15,7 +15,7 @@ from app.core.actor import Actor, Role
 from app.core.deps import SessionDep
 from app.core.pagination import Page, PageDep, paginate
 from app.cycle.periods import month_of
-from app.cycle.verification import export, recording, service
+from app.cycle.verification import export, proposals, recording, service
 from app.cycle.verification.models import Outcome, PeriodState
 from app.cycle.verification.opening import open_month
 from app.cycle.verification.schemas import (
@@ -23,6 +23,7 @@ from app.cycle.verification.schemas import (
     OpenIn,
     OpenOut,
     PeriodOut,
+    ProposalIn,
     VerificationOut,
     VerificationRecord,
     VersionIn,
@@ -85,11 +86,13 @@ class ListFilters:
     resident_id: str | None
     outcomes: list[Outcome]
     pending: bool | None
+    flagged: bool | None = None
 
     def used(self) -> dict[str, Any]:
         """The filters given, for the audit event: ids, the month and codes, never a personal value."""
         given = {"period_id": self.period_id, "month": self.month, "community_id": self.community_id,
                  "grid_id": self.grid_id, "resident_id": self.resident_id, "pending": self.pending,
+                 "flagged": self.flagged,
                  "outcome": [o.value for o in self.outcomes] or None}
         return {k: v for k, v in given.items() if v is not None}
 
@@ -97,7 +100,8 @@ class ListFilters:
         grid = service.grid_path(session, self.grid_id) if self.grid_id is not None else None
         return service.list_verifications(actor, period_id=self.period_id, month=self.month,
                                           community_id=self.community_id, grid_path=grid, outcomes=self.outcomes,
-                                          pending=self.pending, resident_id=self.resident_id)
+                                          pending=self.pending, resident_id=self.resident_id,
+                                          flagged=self.flagged)
 
 
 async def list_filters(  # async: no I/O
@@ -108,15 +112,17 @@ async def list_filters(  # async: no I/O
     resident_id: Annotated[str | None, ID_Q] = None,
     outcome: Annotated[list[Outcome] | None, Query(max_length=7, description="Outcomes (repeatable)")] = None,
     pending: Annotated[bool | None, Query(description="true: no outcome yet; false: recorded")] = None,
+    flagged: Annotated[bool | None, Query(description="true: recorded at a flagged check-in; false: not")] = None,
 ) -> ListFilters:
-    return ListFilters(period_id, month, community_id, grid_id, resident_id, outcome or [], pending)
+    return ListFilters(period_id, month, community_id, grid_id, resident_id, outcome or [], pending, flagged)
 
 
 FiltersDep = Annotated[ListFilters, Depends(list_filters)]
 
 
 @router.get("/verifications", response_model=Page[VerificationOut],
-            summary="Verifications in your area (filter by period, month, place, grid, outcome, pending)")
+            summary="Verifications in your area (filter by period, month, place, grid, outcome, pending, "
+                    "flagged check-in)")
 def list_verifications(session: SessionDep, actor: StaffActor, page: PageDep, flt: FiltersDep
                        ) -> Page[VerificationOut]:
     rows, total = paginate(session, flt.statement(session, actor), page)
@@ -170,4 +176,16 @@ def get_verification(verification_id: str, session: SessionDep, actor: StaffActo
 def record_verification(verification_id: str, body: VerificationRecord, session: SessionDep,
                         actor: FieldActor) -> VerificationOut:
     verification, _ = recording.record(session, actor, verification_id, body)
+    return VerificationOut.model_validate(verification)
+
+
+@router.post("/proposals", response_model=VerificationOut,
+             summary="Record a partner's proposed outcome for a resident's verification of the month (a worker "
+                     "confirms it with the evidence partner; the same proposal again is a no-op)",
+             responses={404: {"description": "No verification of the resident in the month"},
+                        409: {"description": "verification_recorded, period_closed, report_locked"},
+                        422: {"description": "date_out_of_range"}})
+def propose(body: ProposalIn, session: SessionDep, actor: AdminActor) -> VerificationOut:
+    verification, _ = proposals.propose(session, actor, body.resident_id, body.outcome, body.source,
+                                        body.proposed_on, body.month)
     return VerificationOut.model_validate(verification)

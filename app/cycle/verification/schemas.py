@@ -5,11 +5,12 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any
 
-from pydantic import ConfigDict, Field, model_validator
+import orjson
+from pydantic import ConfigDict, Field, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
 from app.core.schemas import InputModel, OutputModel
-from app.cycle.verification.models import Evidence, Outcome, PeriodState
+from app.cycle.verification.models import Evidence, Outcome, PeriodState, ProposalSource
 
 MAX_VERSION = 2**31 - 1
 MONTH = r"^20[0-9]{2}-(0[1-9]|1[0-2])$"
@@ -102,6 +103,34 @@ class VerificationOut(OutputModel):
     new_dwelling_id: str | None
     moved_on: date | None
     not_found_streak: int
+    checkin_flags: list[str] = Field(description="The linked visit's check-in flags when recorded (empty: none)")
+    proposed_outcome: Outcome | None = Field(description="A partner's proposed outcome (kept once recorded)")
+    proposed_source: ProposalSource | None
+    proposed_on: date | None
+    proposed_at: datetime | None
+    proposal_pending: bool = Field(default=False,
+                                   description="A proposal awaits a worker's confirmation (evidence partner)")
     verified_by: str | None
     verified_at: datetime | None
     version: int
+
+    @field_validator("checkin_flags", mode="before")
+    @classmethod
+    def _flags(cls, value: object) -> object:
+        return orjson.loads(value) if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _pending(self) -> VerificationOut:
+        self.proposal_pending = self.proposed_outcome is not None and self.outcome is None
+        return self
+
+
+class ProposalIn(InputModel):
+    """A partner's proposed outcome for a resident's verification of the month (admin, until partners send
+    their own: docs/cycle.md "Partner proposals")."""
+
+    resident_id: str = Field(min_length=1, max_length=32, pattern=r"^[A-Za-z0-9-]+$")
+    outcome: Outcome
+    source: ProposalSource
+    proposed_on: date | None = Field(default=None, description="The partner's date of the event")
+    month: str | None = Field(default=None, pattern=MONTH, description="City month YYYY-MM (default: current)")

@@ -112,7 +112,7 @@ def grid_path(session: Session, grid_id: str) -> str:
 
 def list_verifications(actor: Actor, *, period_id: str | None, month: str | None, community_id: str | None,
                        grid_path: str | None, outcomes: list[Outcome], pending: bool | None,
-                       resident_id: str | None) -> Select[Any]:
+                       resident_id: str | None, flagged: bool | None = None) -> Select[Any]:
     stmt = select(Verification).where(actor.area_filter(col(Verification.area_path), col(Verification.district_code)))
     for column, value in ((Verification.period_id, period_id), (Verification.month, month),
                           (Verification.community_id, community_id), (Verification.resident_id, resident_id)):
@@ -124,4 +124,7 @@ def list_verifications(actor: Actor, *, period_id: str | None, month: str | None
         stmt = stmt.where(col(Verification.outcome).in_([o.value for o in outcomes]))
     if pending is not None:
         stmt = stmt.where(col(Verification.outcome).is_(None) if pending else col(Verification.outcome).is_not(None))
+    if flagged is not None:
+        flags = col(Verification.checkin_flags)
+        stmt = stmt.where(flags != "[]" if flagged else flags == "[]")
     return stmt.order_by(col(Verification.month).desc(), col(Verification.area_path), col(Verification.id))

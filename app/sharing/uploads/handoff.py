@@ -1,37 +1,54 @@
 """What a police deregistration of a registered resident hands to the monthly cycle: the one place that does it.
 
-Today: a follow-up task (`verify_residence`) for the resident's worker, with the row's id as its id (so a row
-hands off once). A met visit completes it (the resident is still there); recording the departure cancels it
-(`resident_left`), as the task list does for every departure.
-
-When `app.cycle.verification.proposals.propose` is on main, this becomes the partner-proposed outcome the worker
-confirms: `propose(session, actor, resident.id, Outcome.left_city, ProposalSource.police,
-proposed_on=event_date)`, falling back to the task when the resident has no pending verification this month
-(404 `verification_not_found`) or the month is closed (`period_closed`, `report_locked`); a recorded one
-(`verification_recorded`) needs nothing.
+A proposed outcome (`LEFT_CITY`, source `police`, on the deregistration's date) on the resident's pending
+verification of this month (`app.cycle.verification.proposals.propose`): the worker confirms it by recording
+that outcome with the evidence `partner`, or records what they find. When there is no such verification to
+propose on (the month is not opened, closed or locked, or its verification is already recorded), the worker gets
+a follow-up task (`verify_residence`, with the row's id as its id, so a row hands off once): a met visit
+completes it, recording the departure cancels it (`resident_left`), as the task list does for every departure.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import date, timedelta
 
 from sqlmodel import Session
 
 from app.core.actor import Actor
+from app.core.errors import AppError
 from app.core.types import city_today
+from app.cycle.reports.errors import ReportLocked
 from app.cycle.tasks import service as tasks
 from app.cycle.tasks.schemas import TaskCreate
+from app.cycle.verification.errors import PeriodClosed, VerificationNotFound, VerificationRecorded
+from app.cycle.verification.models import Outcome, ProposalSource
+from app.cycle.verification.proposals import propose
+from app.ledger.service import savepoint
 from app.people.models import Resident
 from app.visits.models import FollowUpReason
 
 CHECK_WITHIN_DAYS = 7
 NOTE = "公安注销居住登记，请核实是否离开 / police deregistration: confirm the departure"
+NO_PROPOSAL: tuple[type[AppError], ...] = (VerificationNotFound, PeriodClosed, ReportLocked, VerificationRecorded)
 
 
-def propose_departure(session: Session, actor: Actor, resident: Resident, row_id: str, event_date: date) -> str:
-    """Hand a station's deregistration of `resident` to their worker; returns the task's id."""
-    del event_date  # the proposal's date once `propose` is called here
+@dataclass(frozen=True)
+class Handoff:
+    verification_id: str | None = None
+    task_id: str | None = None
+
+
+def propose_departure(session: Session, actor: Actor, resident: Resident, row_id: str, event_date: date) -> Handoff:
+    """Hand a station's deregistration of `resident` to their worker: a proposal, else a task."""
+    try:
+        with savepoint(session):
+            verification, _ = propose(session, actor, resident.id, Outcome.left_city, ProposalSource.police,
+                                      proposed_on=event_date)
+        return Handoff(verification_id=verification.id)
+    except NO_PROPOSAL:
+        pass
     task = tasks.create_follow_up(session, actor, TaskCreate(
         resident_id=resident.id, reason=FollowUpReason.verify_residence,
         due_date=city_today() + timedelta(days=CHECK_WITHIN_DAYS), note=NOTE), task_id=row_id)
-    return task.id
+    return Handoff(task_id=task.id)

@@ -99,6 +99,8 @@ class PoliceReportRow(SQLModel, table=True):
     district_code: str = Field(max_length=6)
     dwelling_id: str | None = Field(default=None, foreign_key="dwellings.id", max_length=32)
     resident_id: str | None = Field(default=None, foreign_key="residents.id", max_length=32)
+    # A departed row's hand-off: the verification it proposed an outcome on, else the worker's task.
+    verification_id: str | None = Field(default=None, max_length=36)
     task_id: str | None = Field(default=None, max_length=36)
     # A worker's resolution.
     reason: str | None = Field(default=None, max_length=30)

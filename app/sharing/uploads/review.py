@@ -62,7 +62,8 @@ def rows_out(session: Session, actor: Actor, rows: list[PoliceReportRow]) -> lis
         conflict_fields=r.conflict_fields.split(",") if r.conflict_fields else [], id_number=r.id_number,
         name=r.name, sex=r.sex, community_id=r.community_id, address=r.address, event_date=r.event_date,
         permit_no=r.permit_no, hukou_code=r.hukou_code, dwelling_id=r.dwelling_id,
-        resident_id=r.resident_id if r.resident_id in visible else None, task_id=r.task_id,
+        resident_id=r.resident_id if r.resident_id in visible else None, verification_id=r.verification_id,
+        task_id=r.task_id,
         visit_due=city_date(r.created_at) + timedelta(days=days) if r.outcome == Outcome.new.value else None,
         reason=r.reason,
         resolved_by=r.resolved_by, resolved_at=r.resolved_at, created_at=r.created_at, version=r.version)

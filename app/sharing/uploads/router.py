@@ -10,6 +10,7 @@ from app.auth.deps import allow
 from app.core.actor import Actor, Role
 from app.core.deps import SessionDep
 from app.core.pagination import Page, PageDep, paginate
+from app.sharing.partners.deps import partner
 from app.sharing.uploads import review, rules
 from app.sharing.uploads import service as uploads
 from app.sharing.uploads.models import Outcome, RowState
@@ -24,7 +25,7 @@ from app.sharing.uploads.schemas import (
 partner_router = APIRouter(prefix="/partner/police", tags=["partner"])
 router = APIRouter(prefix="/sharing/police-reports", tags=["sharing"])
 
-PoliceActor = Annotated[Actor, allow(Role.police)]
+PoliceActor = Annotated[Actor, partner(Role.police, "police:upload")]
 FieldActor = Annotated[Actor, allow(Role.worker, Role.supervisor)]
 
 
@@ -32,7 +33,9 @@ FieldActor = Annotated[Actor, allow(Role.worker, Role.supervisor)]
     "/registrations", response_model=PoliceUploadReport, max_body_size=rules.MAX_BYTES + 64 * 1024,
     summary="Upload residence-permit registrations and deregistrations (CSV, XLSX or JSON): dry run, or commit",
     responses={201: {"model": PoliceUploadReport, "description": "Committed (the refused rows are listed)"},
-               409: {"description": "batch_reference_reused: the reference was used for another file"},
+               403: {"description": "`insufficient_scope` (police:upload), `disclosure_needs_approval`"},
+               409: {"description": "batch_reference_reused: the reference was used for another file; "
+                                    "profile_missing"},
                413: {"description": "body_too_large / import_too_large"},
                415: {"description": "import_unsupported_type"},
                422: {"description": "police_upload_columns, import_encoding, import_empty, import_unreadable, "

@@ -96,7 +96,8 @@ class PoliceRowOut(OutputModel):
     hukou_code: str | None
     dwelling_id: str | None
     resident_id: str | None = Field(description="Withheld when the record lies outside your area")
-    task_id: str | None
+    verification_id: str | None = Field(description="A departed row: the verification it proposed LEFT_CITY on")
+    task_id: str | None = Field(description="A departed row without a verification to propose on: the worker's task")
     visit_due: date | None = Field(description="A new row: the worker visits by this city date (the report's date "
                                                "+ NEW_ARRIVAL_VISIT_DAYS), like a new arrival's visit task")
     reason: str | None

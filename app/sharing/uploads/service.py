@@ -5,7 +5,7 @@ Idempotent per station and batch reference: the same file under the same referen
 again (`replayed`) and changes nothing; another file under a used reference is 409 `batch_reference_reused`.
 The answer carries counts and per-row codes only. An outcome that reveals a resident's registration (matched,
 departed, conflicting within the jurisdiction) is a disclosure: one ledger entry per resident (identity and
-residence field groups), in the answering transaction.
+residence field groups, the police profile's legal basis), in the answering transaction.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from app.core.types import utcnow
 from app.ledger import audit
 from app.people.models import Resident
 from app.sharing.ledger import disclose
+from app.sharing.profiles.service import Profile, pull_profile
 from app.sharing.uploads import rules
 from app.sharing.uploads.errors import BatchReferenceReused
 from app.sharing.uploads.handoff import propose_departure
@@ -31,17 +32,19 @@ from app.sharing.uploads.schemas import PoliceUploadReport, UploadCounts, Upload
 
 PARTNER_KIND = "police"
 FIELD_GROUPS = ("identity", "residence")
-LEGAL_BASIS = "《居住证暂行条例》第十二条"  # until the police disclosure profile (app/sharing/profiles) supplies it
 
 
 def upload(session: Session, actor: Actor, data: bytes, *, reference: str, dry_run: bool) -> PoliceUploadReport:
+    """The answer is a disclosure under the police profile: none, or one needing approval, refuses the upload
+    (409 `profile_missing`, 403 `disclosure_needs_approval`), as every police route does."""
+    profile = pull_profile(session, PARTNER_KIND)
     digest = hashlib.sha256(data).hexdigest()
     stored = session.execute(select(PoliceBatch).where(
         col(PoliceBatch.station_id) == actor.user_id, col(PoliceBatch.reference) == reference)).scalar_one_or_none()
     if stored is not None:
         if stored.digest != digest:
             raise BatchReferenceReused()
-        return _replay(session, actor, stored, dry_run)
+        return _replay(session, actor, stored, dry_run, profile)
     parsed = rules.read_upload(data)
     rules.mark_duplicates(parsed.rows)
     classified = reconcile(session, actor, parsed.rows)
@@ -54,7 +57,7 @@ def upload(session: Session, actor: Actor, data: bytes, *, reference: str, dry_r
     else:
         audit.record(session, "sharing.police_upload.dry_run", target_type="police_batches",
                      detail={**counts, "rows": report.rows, "format": parsed.format})
-    _disclose(session, actor, [c.disclosed for c in classified])
+    _disclose(session, actor, profile, [c.disclosed for c in classified])
     return report
 
 
@@ -85,7 +88,8 @@ def _store(session: Session, actor: Actor, reference: str, digest: str, parsed: 
     session.flush()
     for c, row in zip(classified, stored, strict=True):
         if c.outcome is Outcome.departed and c.resident is not None:
-            row.task_id = propose_departure(session, actor, c.resident, row.id, row.event_date)
+            handoff = propose_departure(session, actor, c.resident, row.id, row.event_date)
+            row.verification_id, row.task_id = handoff.verification_id, handoff.task_id
             row.updated_at = utcnow()
             session.add(row)
     session.flush()
@@ -107,7 +111,8 @@ def _row(actor: Actor, batch: PoliceBatch, c: Classified) -> PoliceReportRow:
         resident_id=c.resident.id if c.resident else None)
 
 
-def _replay(session: Session, actor: Actor, batch: PoliceBatch, dry_run: bool) -> PoliceUploadReport:
+def _replay(session: Session, actor: Actor, batch: PoliceBatch, dry_run: bool,
+            profile: Profile) -> PoliceUploadReport:
     """The stored answer to a file committed before under this reference: nothing is written but the disclosure
     entries the answer repeats."""
     stored = session.execute(select(PoliceReportRow).where(col(PoliceReportRow.batch_id) == batch.id)
@@ -124,11 +129,11 @@ def _replay(session: Session, actor: Actor, batch: PoliceBatch, dry_run: bool) -
     revealed = [r.resident_id for r in stored if r.reported != Outcome.new.value and r.resident_id]
     residents = session.execute(select(Resident).where(among(col(Resident.id), revealed))).scalars().all() \
         if revealed else []
-    _disclose(session, actor, list(residents))
+    _disclose(session, actor, profile, list(residents))
     return report
 
 
-def _disclose(session: Session, actor: Actor, residents: list[Resident | None]) -> None:
+def _disclose(session: Session, actor: Actor, profile: Profile, residents: list[Resident | None]) -> None:
     disclose(session, partner_kind=PARTNER_KIND, partner_id=actor.user_id,
              residents=[(r.id, r.district_code) for r in residents if r is not None],
-             field_groups=FIELD_GROUPS, legal_basis=LEGAL_BASIS)
+             field_groups=FIELD_GROUPS, legal_basis=profile.legal_basis, action="sharing.police_upload.disclose")

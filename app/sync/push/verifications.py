@@ -22,7 +22,8 @@ if TYPE_CHECKING:
 
 WRITABLE = frozenset(recording.RECORDED)
 # The server's own columns: a phone's idea of them is ignored.
-DERIVED = frozenset({"verified_by", "verified_at", "not_found_streak"})
+DERIVED = frozenset({"verified_by", "verified_at", "not_found_streak", "checkin_flags", "proposed_outcome",
+                     "proposed_source", "proposed_on", "proposed_at", "proposed_by"})
 
 
 def push_verification(pusher: Pusher, rec: Incoming) -> None:

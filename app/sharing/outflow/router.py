@@ -1,0 +1,27 @@
+"""Outflow cities (区域协作): their registered people living here, with monthly verification and 婚育证明 status.
+
+POST: a disclosure is a write (its ledger entry is made in the answer's own transaction)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter
+
+from app.core.actor import Actor, Role
+from app.core.deps import SessionDep
+from app.sharing.outflow import service
+from app.sharing.outflow.schemas import RosterIn, RosterOut
+from app.sharing.partners.deps import partner
+
+router = APIRouter(prefix="/partner/outflow", tags=["partner"])
+OutflowActor = Annotated[Actor, partner(Role.outflow_city, "outflow:feed")]
+
+
+@router.post("/residents", response_model=RosterOut, response_model_exclude_unset=True,
+             summary="The city's registered people living here (户籍地 prefix), with monthly verification and "
+                     "婚育证明 status, a page after a cursor",
+             responses={422: {"description": "`invalid_cursor`"},
+                        403: {"description": "`insufficient_scope`, `disclosure_needs_approval`"}})
+def residents(body: RosterIn, session: SessionDep, actor: OutflowActor) -> RosterOut:
+    return service.roster(session, actor, body.cursor, body.limit)
