@@ -5,7 +5,8 @@
 - the subscriptions of higher domains to lower domains' events (app/core/events.py): the monthly cycle's
   task list follows the register and the visits; assistance requests follow residents who move or are merged;
   pending verifications follow residents who move, an arrival in an open month gets one, those of a merged
-  record or a resident who left go.
+  record or a resident who left go;
+- the partner roles' scopes (app.auth.deps.register_partner_scope): a landlord's own landlord record.
 Nothing is registered at import time, so importing a module never changes how another one behaves.
 """
 
@@ -14,7 +15,9 @@ from __future__ import annotations
 from sqlmodel import Session
 
 from app import registry  # noqa: F401 - complete metadata before the ledger reads the tables' info
+from app.auth.deps import register_partner_scope
 from app.core import events
+from app.core.actor import Role
 from app.core.deps import RequestRefused
 from app.cycle.assistance import service as assistance
 from app.cycle.tasks import completion
@@ -22,6 +25,7 @@ from app.cycle.tasks import service as tasks
 from app.cycle.verification import recording as verification
 from app.ledger import audit
 from app.ledger import service as ledger
+from app.sharing.landlords.service import landlord_scope
 
 
 def _audit_refusal(session: Session, event: RequestRefused) -> None:
@@ -37,3 +41,4 @@ def install() -> None:
     completion.subscribe()
     assistance.subscribe()
     verification.subscribe()
+    register_partner_scope(Role.landlord, landlord_scope)
