@@ -26,6 +26,7 @@ from app.sharing.landlords.schemas import (
     LandlordMe,
     LandlordRegisterIn,
     MyDwelling,
+    OwnDwelling,
     RegisterReceived,
 )
 
@@ -58,7 +59,7 @@ def me(session: SessionDep, actor: LandlordActor) -> LandlordMe:
     return service.me(session, actor)
 
 
-@partner_router.post("/dwellings", response_model=MyDwelling, status_code=201, responses={
+@partner_router.post("/dwelling-registrations", response_model=MyDwelling, status_code=201, responses={
     200: {"description": "The same address was registered before: that registration", "model": MyDwelling},
     **NOT_CONFIRMED}, summary="Register a dwelling I let (pending until a worker of its community confirms)")
 def add_dwelling(body: DwellingClaimIn, response: Response, session: SessionDep, actor: LandlordActor) -> MyDwelling:
@@ -68,11 +69,19 @@ def add_dwelling(body: DwellingClaimIn, response: Response, session: SessionDep,
     return service.my_dwelling(claim)
 
 
-@partner_router.get("/dwellings", response_model=Page[MyDwelling], responses=NOT_CONFIRMED,
+@partner_router.get("/dwelling-registrations", response_model=Page[MyDwelling], responses=NOT_CONFIRMED,
                     summary="The dwellings I registered and what became of them")
-def my_dwellings(session: SessionDep, actor: LandlordActor, page: PageDep) -> Page[MyDwelling]:
+def my_registrations(session: SessionDep, actor: LandlordActor, page: PageDep) -> Page[MyDwelling]:
     rows, total = paginate(session, service.my_claims(actor), page)
     return Page(items=[service.my_dwelling(r) for r in rows], total=total, limit=page.limit, offset=page.offset)
+
+
+@partner_router.get("/dwellings", response_model=Page[OwnDwelling], responses=NOT_CONFIRMED,
+                    summary="My confirmed dwellings (report tenants against these ids)")
+def my_dwellings(session: SessionDep, actor: LandlordActor, page: PageDep) -> Page[OwnDwelling]:
+    rows, total = paginate(session, service.own_dwellings(actor), page)
+    return Page(items=[OwnDwelling.model_validate(r) for r in rows], total=total, limit=page.limit,
+                offset=page.offset)
 
 
 # --- staff ----------------------------------------------------------------------------------------------
@@ -106,7 +115,7 @@ def confirm_account(user_id: str, body: DecisionIn, session: SessionDep, actor: 
             summary="Dwellings landlords registered in your area (state=pending: the queue)")
 def list_claims(session: SessionDep, actor: StaffActor, page: PageDep,
                 state: ClaimState | None = None) -> Page[ClaimOut]:
-    rows, total = paginate(session, service.claims_query(actor, state), page)
+    rows, total = service.paginate_rows(session, service.claims_query(actor, state), page)
     return Page(items=[service.claim_out(c, a) for c, a in rows], total=total, limit=page.limit, offset=page.offset)
 
 

@@ -75,6 +75,15 @@ class MyDwelling(OutputModel):
     created_at: datetime
 
 
+class OwnDwelling(OutputModel):
+    """A dwelling on record as the landlord's (confirmed)."""
+
+    id: str
+    community_id: str
+    address: str
+    kind: str
+
+
 # --- staff shapes ---------------------------------------------------------------------------------------
 
 

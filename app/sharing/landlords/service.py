@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, false, select
+from sqlalchemy import ColumnElement, false, func, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
@@ -30,6 +30,7 @@ from app.core import context
 from app.core.actor import Actor, Role, Scope
 from app.core.config import Settings
 from app.core.errors import Conflict, NotFound, StaleVersion
+from app.core.pagination import PageParams
 from app.core.security import hash_password, keyed_digest
 from app.core.types import utcnow
 from app.ledger import audit
@@ -328,8 +329,20 @@ def my_claims(actor: Actor) -> Any:
             .order_by(col(DwellingClaim.created_at), col(DwellingClaim.id)))
 
 
+def own_dwellings(actor: Actor) -> Any:
+    scope = confirmed(actor)
+    return (select(Dwelling).where(col(Dwelling.landlord_id) == scope.landlord_id, col(Dwelling.active))
+            .order_by(col(Dwelling.address), col(Dwelling.id)))
+
+
 def my_dwelling(claim: DwellingClaim) -> MyDwelling:
     return MyDwelling.model_validate(claim.model_dump())
+
+
+def paginate_rows(session: Session, stmt: Any, page: PageParams) -> tuple[list[Any], int]:
+    """`paginate` for a statement that selects several entities (rows, not scalars)."""
+    total = session.execute(select(func.count()).select_from(stmt.order_by(None).subquery())).scalar_one()
+    return list(session.execute(stmt.limit(page.limit).offset(page.offset)).all()), total
 
 
 def claims_query(actor: Actor, state: ClaimState | None) -> Any:

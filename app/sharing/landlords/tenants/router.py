@@ -12,6 +12,7 @@ from app.core.deps import SessionDep
 from app.core.pagination import Page, PageDep, paginate
 from app.sharing.landlords.models import ReportKind, ReportState
 from app.sharing.landlords.router import NOT_CONFIRMED, PARTNER_TAG, LandlordActor
+from app.sharing.landlords.service import paginate_rows
 from app.sharing.landlords.tenants import service
 from app.sharing.landlords.tenants.schemas import (
     DismissIn,
@@ -63,7 +64,7 @@ def my_reports(session: SessionDep, actor: LandlordActor, page: PageDep) -> Page
 @partner_router.get("/tenants", response_model=Page[Tenant], responses=NOT_CONFIRMED,
                     summary="My current tenants (ID and phone masked; each read is on the tenant's disclosure record)")
 def tenants(session: SessionDep, actor: LandlordActor, page: PageDep) -> Page[Tenant]:
-    rows, total = paginate(session, service.tenants_query(actor), page)
+    rows, total = paginate_rows(session, service.tenants_query(actor), page)
     return Page(items=service.tenants_out(session, actor, rows), total=total, limit=page.limit, offset=page.offset)
 
 

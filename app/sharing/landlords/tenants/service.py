@@ -58,6 +58,11 @@ LEGAL_BASIS = "landlord_tenant_register"
 TENANT_FIELDS = ("name", "id_number_masked", "phone_masked", "tenancy_dates")
 
 
+def today() -> date:
+    """The city date a report is made on (one function, so a test can set the day)."""
+    return city_today()
+
+
 def working_days_after(start: date, end: date) -> int:
     """Working days (Mon–Fri) after `start`, up to and including `end`."""
     days, day = 0, start + timedelta(days=1)
@@ -90,11 +95,11 @@ def _same_report(session: Session, dwelling_id: str, kind: ReportKind, subject: 
 
 def _report(scope: LandlordScope, dwelling: Dwelling, kind: ReportKind, subject: str, on: date) -> TenantReport:
     assert scope.landlord_id is not None
-    today = city_today()
+    reported_on = today()
     return TenantReport(account_id=scope.account_id, landlord_id=scope.landlord_id, dwelling_id=dwelling.id,
                         community_id=dwelling.community_id, area_path=dwelling.area_path,
                         district_code=dwelling.district_code, kind=kind.value, subject=subject, on_date=on,
-                        reported_on=today, late=is_late(on, today), state=ReportState.pending.value)
+                        reported_on=reported_on, late=is_late(on, reported_on), state=ReportState.pending.value)
 
 
 # --- move-in --------------------------------------------------------------------------------------------
