@@ -6,7 +6,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from sqlalchemy import Engine
+
 from tests.conftest import PASSWORD, Api, World
+from tests.db import rows
 from tests.factories import valid_id
 
 V1 = "/api/v1"
@@ -74,3 +77,9 @@ def walk_keys(value: Any) -> set[str]:
     if isinstance(value, list):
         return {k for v in value for k in walk_keys(v)}
     return set()
+
+
+def free_dwellings(engine: Engine, world: World, community: str = "c1") -> list[dict[str, Any]]:
+    """The community's demo dwellings without a landlord (id, address, lat, lng), by address."""
+    return rows(engine, "SELECT id, address, lat, lng FROM dwellings WHERE community_id = :c AND landlord_id IS NULL "
+                        "AND active ORDER BY address", c=world.community(community)["id"])
