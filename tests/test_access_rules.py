@@ -27,6 +27,8 @@ PUBLIC = {
     ("GET", "/board"), ("GET", "/board/board.js"), ("GET", "/board/board.css"),
     ("POST", "/api/v1/auth/login"),
     ("POST", "/api/v1/auth/refresh"),
+    # A landlord registers themselves (no enumeration, throttled per address; docs/sharing.md).
+    ("POST", "/api/v1/partner/landlord/register"),
 }
 # Served by Starlette itself, outside the API's routers: the OpenAPI document and Swagger UI's assets.
 PUBLIC_NON_API = {("Route", "/openapi.json"), ("Mount", "/docs-static")}

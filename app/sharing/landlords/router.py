@@ -103,12 +103,12 @@ def list_accounts(session: SessionDep, actor: StaffActor, page: PageDep,
     return Page(items=[service.account_out(r) for r in rows], total=total, limit=page.limit, offset=page.offset)
 
 
-@router.post("/landlord-accounts/{user_id}/confirm", response_model=LandlordAccountOut,
+@router.post("/landlord-accounts/{account_id}/confirm", response_model=LandlordAccountOut,
              summary="Confirm a self-registered landlord (you have seen their ID card)",
              responses={409: {"description": "`already_decided`, `landlord_identity_mismatch` (the landlord on "
                                              "record has another name), `landlord_account_exists`"}})
-def confirm_account(user_id: str, body: DecisionIn, session: SessionDep, actor: StaffActor) -> LandlordAccountOut:
-    return service.account_out(service.confirm_account(session, actor, user_id, body))
+def confirm_account(account_id: str, body: DecisionIn, session: SessionDep, actor: StaffActor) -> LandlordAccountOut:
+    return service.account_out(service.confirm_account(session, actor, account_id, body))
 
 
 @router.get("/landlord-dwelling-claims", response_model=Page[ClaimOut],
