@@ -43,7 +43,8 @@ NOT_CONFIRMED: dict[int | str, dict[str, Any]] = {
 @public_router.post("/register", status_code=202, response_model=RegisterReceived,
                     summary="A landlord registers themselves and their first dwelling (a worker confirms)",
                     responses={429: {"description": "`registration_throttled`: too many from this address; wait "
-                                                    "for Retry-After"}})
+                                                    "for Retry-After"},
+                               503: {"description": "Busy database; nothing was created, retry later"}})
 @public
 async def register(body: LandlordRegisterIn, request: Request, settings: SettingsDep) -> RegisterReceived:
     """Always 202 `received` for valid input, whether or not the phone or ID number already has an account
