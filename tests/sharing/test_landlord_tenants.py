@@ -15,7 +15,7 @@ from app.core.types import city_today
 from app.sharing.landlords.tenants import service
 from tests.assertions import assert_error, ok
 from tests.conftest import Api, World
-from tests.db import rows
+from tests.db import all_audit_text, rows
 from tests.factories import post_visit, register_resident, valid_id, visit_body
 from tests.people.rec_helpers import put_health
 from tests.sharing.landlord_helpers import (
@@ -138,6 +138,10 @@ def test_a_move_in_leads_to_a_worker_task_a_visit_and_a_verification(api: Api, w
     # The dwelling's other current tenants (demo residents) are the landlord's tenants too.
     names = [t["name"] for t in ok(api.as_(landlord.phone, "GET", f"{PARTNER}/tenants"))["items"]]
     assert "租客乙" in names
+    # The whole flow left no personal value in the audit log.
+    text = all_audit_text(engine)
+    assert not [v for v in ("租客乙", valid_id("41160219950505002"), "13700001234", landlord.phone, "房东甲")
+                if v in text]
 
 
 def test_a_move_out_closes_the_tenancy_and_asks_the_worker_to_verify(api: Api, world: World, engine: Engine) -> None:
