@@ -152,3 +152,27 @@ def test_confirmation_links_the_landlord_on_record_or_refuses_another_name(api: 
     other = pending_account(api, "worker1", "13912340054")
     assert_error(api.as_("worker1", "POST", f"{ACCOUNTS}/{other['user_id']}/confirm", json={"version": 1}), 409,
                  "landlord_identity_mismatch")
+
+
+def test_a_worker_turns_down_a_registration_and_the_phone_is_free_again(api: Api, world: World,
+                                                                        engine: Engine) -> None:
+    self_register(api, world)
+    assert ok(api.as_(PHONE, "GET", f"{PARTNER}/me"))["confirmed"] is False  # signed in once
+    account = pending_account(api, "worker1", PHONE)
+    url = f"{ACCOUNTS}/{account['user_id']}/reject"
+    assert_error(api.as_("worker3", "POST", url, json={"version": 1, "reason": "not_a_landlord"}), 404)
+    assert_error(api.as_("worker1", "POST", url, json={"version": 1, "reason": "because"}), 422)
+    assert api.as_("worker1", "POST", url, json={"version": 1, "reason": "not_a_landlord"}).status_code == 204
+    for table in ("landlord_accounts", "landlord_dwelling_claims"):
+        assert rows(engine, f"SELECT count(*) AS n FROM {table}")[0]["n"] == 0, table  # noqa: S608
+    assert rows(engine, "SELECT id FROM auth_sessions WHERE user_id = :u", u=account["user_id"]) == []
+    assert rows(engine, "SELECT id FROM users WHERE username = :p", p=PHONE) == []
+    assert_error(api.client.get(f"{PARTNER}/me", headers=api.headers(PHONE)), 401)
+    [event] = audit_events(engine, "landlord.account_rejected")
+    assert json.loads(event["detail"]) == {"reason": "not_a_landlord"}
+    self_register(api, world)
+    assert json.loads(audit_events(engine, "landlord.register")[-1]["detail"]) == {"created": True}
+    again = pending_account(api, "worker1", PHONE)
+    ok(api.as_("worker1", "POST", f"{ACCOUNTS}/{again['user_id']}/confirm", json={"version": 1}))
+    assert_error(api.as_("worker1", "POST", f"{ACCOUNTS}/{again['user_id']}/reject",
+                         json={"version": 2, "reason": "other"}), 409, "already_decided")

@@ -35,6 +35,15 @@ class RejectReason(StrEnum):
     other = "other"
 
 
+class AccountRejectReason(StrEnum):
+    """Why a worker turns down a self-registration (the registration is then removed, so the phone is free)."""
+
+    identity_not_verified = "identity_not_verified"
+    not_a_landlord = "not_a_landlord"
+    duplicate = "duplicate"
+    other = "other"
+
+
 class ReportKind(StrEnum):
     move_in = "move_in"
     move_out = "move_out"

@@ -16,6 +16,7 @@ from app.core.security import hash_password
 from app.sharing.landlords import service
 from app.sharing.landlords.models import ClaimState
 from app.sharing.landlords.schemas import (
+    AccountRejectIn,
     ClaimConfirmIn,
     ClaimOut,
     ClaimRejectIn,
@@ -110,6 +111,13 @@ def list_accounts(session: SessionDep, actor: StaffActor, page: PageDep,
                                              "record has another name), `landlord_account_exists`"}})
 def confirm_account(account_id: str, body: DecisionIn, session: SessionDep, actor: StaffActor) -> LandlordAccountOut:
     return service.account_out(service.confirm_account(session, actor, account_id, body))
+
+
+@router.post("/landlord-accounts/{account_id}/reject", status_code=204,
+             summary="Turn down a self-registration (removed with its dwellings; the phone is free again)",
+             responses={409: {"description": "`already_decided`: a confirmed account is not a registration"}})
+def reject_account(account_id: str, body: AccountRejectIn, session: SessionDep, actor: StaffActor) -> None:
+    service.reject_account(session, actor, account_id, body)
 
 
 @router.get("/landlord-dwelling-claims", response_model=Page[ClaimOut],

@@ -13,7 +13,7 @@ from app.core.schemas import InputModel, OutputModel
 from app.people import rules
 from app.places.models import DwellingKind
 from app.places.schemas import normalise_text
-from app.sharing.landlords.models import ClaimState, RejectReason
+from app.sharing.landlords.models import AccountRejectReason, ClaimState, RejectReason
 
 MAX_VERSION = 2**31 - 1
 PHONE = Field(max_length=20, description="Mobile; +86/0086 and separators stripped",
@@ -111,6 +111,10 @@ class LandlordAccountOut(OutputModel):
 
 class DecisionIn(InputModel):
     version: int = Field(ge=1, le=MAX_VERSION, description="The version you read (409 stale_version otherwise)")
+
+
+class AccountRejectIn(DecisionIn):
+    reason: AccountRejectReason
 
 
 class ClaimConfirmIn(DecisionIn):

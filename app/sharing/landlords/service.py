@@ -55,6 +55,7 @@ from app.sharing.landlords.errors import (
 )
 from app.sharing.landlords.models import ClaimState, DwellingClaim, LandlordAccount
 from app.sharing.landlords.schemas import (
+    AccountRejectIn,
     ClaimConfirmIn,
     ClaimOut,
     ClaimRejectIn,
@@ -286,6 +287,27 @@ def confirm_account(session: Session, actor: Actor, user_id: str, body: Decision
     session.add(account)
     session.flush()
     return account
+
+
+def reject_account(session: Session, actor: Actor, user_id: str, body: AccountRejectIn) -> None:
+    """Turn down a self-registration: the account, its dwelling registrations and its sign-in are removed (the
+    phone and ID number are free again; the audit log keeps the decision and its reason code)."""
+    account = _scoped_account(session, actor, user_id, for_update=True)
+    if account.version != body.version:
+        raise StaleVersion({"current_version": account.version})
+    if account.confirmed_at is not None:
+        raise AlreadyConfirmed()
+    for claim in session.execute(select(DwellingClaim).where(col(DwellingClaim.account_id) == user_id)).scalars():
+        session.delete(claim)
+    session.delete(account)
+    session.flush()
+    user = session.get(User, user_id)
+    assert user is not None
+    session.delete(user)  # its login sessions and refresh tokens go with it (ON DELETE CASCADE)
+    session.flush()
+    audit.record(session, "landlord.account_rejected", target_type="landlord_accounts", target_id=user_id,
+                 area_path=account.area_path, district_code=account.district_code,
+                 detail={"reason": body.reason.value})
 
 
 def accounts_query(actor: Actor, *, confirmed_only: bool | None) -> Any:
