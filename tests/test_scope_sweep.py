@@ -259,6 +259,7 @@ LISTS = {
     ("GET", "/audit/access"): ({}, 403),
     ("GET", "/audit/access/readers"): ({}, 403),
     ("GET", "/audit/access/export"): ({}, 403),
+    ("GET", "/audit/access/disclosures/export"): ({}, 403),
     ("GET", "/audit/pictures/worker-day"): ({"worker_id": "{user_id}"}, 403),
     ("GET", "/audit/pictures/coverage"): ({"community_id": "{division_id}"}, 403),
     ("GET", "/audit/pictures/trend"): ({"division_id": "{division_id}"}, 403),

@@ -128,7 +128,7 @@ def test_readers_summary_and_exports(api: Api, engine: Engine, world: World) -> 
     lookup(api, p[2])
     read(api, p[3], user="sup_street")
     summary = api.as_("auditor", "GET", f"{ACCESS}/readers", params=TODAY).json()
-    assert summary["disclosures_per_partner"] is None and summary["from"] == TODAY["from"]
+    assert summary["disclosures_per_partner"] == [] and summary["from"] == TODAY["from"]
     by = {r["username"]: r for r in summary["readers"]}
     assert (by["worker1"]["reads"], by["worker1"]["records"], by["worker1"]["unusual"]) == (4, 3, 1)
     assert by["worker1"]["actions"] == {"resident.read.identity": 3, "resident.search": 1}
@@ -161,7 +161,7 @@ def test_readers_summary_and_exports(api: Api, engine: Engine, world: World) -> 
 
 def test_access_review_is_for_auditors(api: Api) -> None:
     for user in ("admin", "sup_district", "worker1"):
-        for path in ("", "/readers", "/export"):
+        for path in ("", "/readers", "/export", "/disclosures/export"):
             assert api.as_(user, "GET", ACCESS + path).status_code == 403
     for params, code in (({"district_code": "41"}, "validation_error"), ({"unusual": "weird"}, "validation_error"),
                          ({"format": "pdf"}, "validation_error"),

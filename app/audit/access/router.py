@@ -8,14 +8,14 @@ from __future__ import annotations
 import csv
 import io
 import tempfile
-from collections.abc import Iterator
-from typing import Annotated
+from collections.abc import Iterable, Iterator
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import StreamingResponse
 
 from app.audit.access import service
-from app.audit.access.schemas import ExportFormat, ReaderOut, ReadersOut, ReadOut, Unusual
+from app.audit.access.schemas import ExportFormat, PartnerDisclosuresOut, ReaderOut, ReadersOut, ReadOut, Unusual
 from app.audit.deps import Period, period
 from app.auth.deps import AuditorActor
 from app.core.deps import SessionDep
@@ -26,6 +26,8 @@ from app.ledger import audit
 router = APIRouter(prefix="/audit/access", tags=["audit"])
 
 PeriodDep = Annotated[Period, Depends(period)]
+PARTNER_COLUMNS = ("partner_kind", "partner_id", "partner_name", "disclosures", "residents", "field_groups",
+                   "legal_bases", "first_at", "last_at")
 COLUMNS = ("id", "at", "actor_id", "actor_username", "actor_role", "action", "target_type", "target_id", "fields",
            "purpose", "area_path", "district_code", "unusual")
 XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
@@ -69,25 +71,35 @@ def readers(session: SessionDep, actor: AuditorActor, when: PeriodDep, flt: Filt
     summary = service.readers_summary(found)
     audit.record(session, "audit.access_review", target_type="audit_events",
                  detail={"filters": flt.used(), "view": "readers", "total": len(found), "readers": len(summary)})
+    partners = service.disclosures_per_partner(session, when, flt)
     return ReadersOut(start=when.start, end=when.end, readers=[ReaderOut(**s) for s in summary],
-                      disclosures_per_partner=service.disclosures_per_partner(session, when))
+                      disclosures_per_partner=[PartnerDisclosuresOut(**p) for p in partners])
 
 
 def _cells(r: service.Read) -> list[str]:
-    values = [str(r.id), r.at.isoformat(), r.actor_id, r.username, r.actor_role, r.action, r.target_type,
-              r.target_id, r.fields, r.purpose, r.area_path, r.district_code, ";".join(r.unusual)]
+    return _safe([str(r.id), r.at.isoformat(), r.actor_id, r.username, r.actor_role, r.action, r.target_type,
+                  r.target_id, r.fields, r.purpose, r.area_path, r.district_code, ";".join(r.unusual)])
+
+
+def _partner_cells(p: dict[str, Any]) -> list[str]:
+    return _safe([p["partner_kind"], p["partner_id"], p["partner_name"], str(p["disclosures"]), str(p["residents"]),
+                  ";".join(p["field_groups"]), ";".join(p["legal_bases"]), p["first_at"].isoformat(),
+                  p["last_at"].isoformat()])
+
+
+def _safe(values: list[str | None]) -> list[str]:
     # Never a formula: a cell a spreadsheet would evaluate is written as text.
-    values = [sheet_text(v) for v in values]  # an XLSX cell holds no control characters
-    return ["'" + v if v and v[0] in "=+-@\t\r" else (v or "") for v in values]
+    texts = [sheet_text(v) for v in values]  # an XLSX cell holds no control characters
+    return ["'" + v if v and v[0] in "=+-@\t\r" else (v or "") for v in texts]
 
 
-def _csv(rows: list[service.Read]) -> Iterator[bytes]:
+def _csv(columns: tuple[str, ...], rows: Iterable[list[str]]) -> Iterator[bytes]:
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     buffer.write("\ufeff")  # Excel opens UTF-8 with a byte-order mark correctly
-    writer.writerow(COLUMNS)
-    for r in rows:
-        writer.writerow(_cells(r))
+    writer.writerow(columns)
+    for cells in rows:
+        writer.writerow(cells)
         if buffer.tell() > CHUNK_BYTES:
             yield buffer.getvalue().encode()
             buffer.seek(0)
@@ -95,14 +107,14 @@ def _csv(rows: list[service.Read]) -> Iterator[bytes]:
     yield buffer.getvalue().encode()
 
 
-def _xlsx(rows: list[service.Read]) -> Iterator[bytes]:
+def _xlsx(title: str, columns: tuple[str, ...], rows: Iterable[list[str]]) -> Iterator[bytes]:
     from openpyxl import Workbook
 
     book = Workbook(write_only=True)
-    sheet = book.create_sheet("access")
-    sheet.append(list(COLUMNS))
-    for r in rows:
-        sheet.append(_cells(r))
+    sheet = book.create_sheet(title)
+    sheet.append(list(columns))
+    for cells in rows:
+        sheet.append(cells)
     with tempfile.SpooledTemporaryFile(max_size=8 * 1024 * 1024) as spool:
         book.save(spool)
         spool.seek(0)
@@ -123,5 +135,23 @@ def export(session: SessionDep, actor: AuditorActor, when: PeriodDep, flt: Filte
                  detail={"filters": flt.used(), "format": format.value, "rows": len(found)})
     name = f"access-{when.start.isoformat()}-{when.end.isoformat()}.{format.value}"
     media = "text/csv; charset=utf-8" if format is ExportFormat.csv else XLSX_TYPE
-    body = _csv(found) if format is ExportFormat.csv else _xlsx(found)
+    cells = (_cells(r) for r in found)
+    body = _csv(COLUMNS, cells) if format is ExportFormat.csv else _xlsx("access", COLUMNS, cells)
+    return StreamingResponse(body, media_type=media, headers={"Content-Disposition": f'attachment; filename="{name}"'})
+
+
+@router.get("/disclosures/export", summary="Disclosures per partner as CSV or XLSX (auditors; recorded)",
+            response_class=StreamingResponse,
+            responses={200: {"content": {"text/csv": {}, XLSX_TYPE: {}},
+                             "description": "One row per partner, most disclosures first"}})
+def export_disclosures(session: SessionDep, actor: AuditorActor, when: PeriodDep, flt: FiltersDep,
+                       format: Annotated[ExportFormat, Query(description="csv or xlsx")] = ExportFormat.csv,
+                       ) -> StreamingResponse:
+    partners = service.disclosures_per_partner(session, when, flt)
+    audit.record(session, "audit.access_export", target_type="disclosures",
+                 detail={"filters": flt.used(), "format": format.value, "rows": len(partners)})
+    name = f"disclosures-{when.start.isoformat()}-{when.end.isoformat()}.{format.value}"
+    media = "text/csv; charset=utf-8" if format is ExportFormat.csv else XLSX_TYPE
+    cells = [_partner_cells(p) for p in partners]
+    body = _csv(PARTNER_COLUMNS, cells) if format is ExportFormat.csv else _xlsx("disclosures", PARTNER_COLUMNS, cells)
     return StreamingResponse(body, media_type=media, headers={"Content-Disposition": f'attachment; filename="{name}"'})

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from datetime import date, datetime
 from enum import StrEnum
-from typing import Any
 
 from pydantic import Field
 
@@ -55,9 +54,21 @@ class ReaderOut(OutputModel):
     last_at: datetime
 
 
+class PartnerDisclosuresOut(OutputModel):
+    partner_kind: str = Field(description="police, landlord or outflow_city")
+    partner_id: str
+    partner_name: str | None = Field(description="The partner account's name (client id or phone), if it exists")
+    disclosures: int = Field(description="Ledger entries: one per resident and disclosure")
+    residents: int = Field(description="Distinct residents disclosed")
+    field_groups: list[str]
+    legal_bases: list[str]
+    first_at: datetime
+    last_at: datetime
+
+
 class ReadersOut(OutputModel):
     start: date = Field(serialization_alias="from")
     end: date = Field(serialization_alias="to")
     readers: list[ReaderOut]
-    disclosures_per_partner: list[dict[str, Any]] | None = Field(
-        description="Disclosures to each partner. Not available yet (information sharing is not merged): null")
+    disclosures_per_partner: list[PartnerDisclosuresOut] = Field(
+        description="Disclosures to each partner in the period, from the disclosure ledger; most first")

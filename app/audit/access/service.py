@@ -12,8 +12,9 @@ The reads are the chain's own records (`resident.read.*` â€” identity, health, å
 - `lookup_without_case`: a search by ID number that found residents none of whom the reader visited, or had a
   task for (created by them or lying in their area), within ACCESS_LOOKUP_DAYS of the search.
 
-Disclosures to partners are an EXTENSION POINT (the sharing domain, not merged yet): `disclosures_per_partner`
-answers None, never a made-up figure.
+Disclosures to partners come from the disclosure ledger (`disclosures`, written by app/sharing/ledger.py in the
+disclosing request's transaction): per partner, how many disclosures of how many residents, which field groups,
+on which legal bases, first and last (`disclosures_per_partner`).
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from app.core.errors import Unprocessable
 from app.core.queries import among, starts_with
 from app.cycle.models import Task
 from app.ledger.models import AuditEvent
+from app.people.models import Disclosure
 from app.visits.models import Visit
 
 READ_PREFIXES = ("resident.read.",)
@@ -235,7 +237,30 @@ def readers_summary(reads: list[Read]) -> list[dict[str, Any]]:
     return sorted(out, key=lambda e: (-e["unusual"], -e["reads"], e["actor_id"] or ""))
 
 
-def disclosures_per_partner(session: Session, period: Period) -> list[dict[str, Any]] | None:
-    """EXTENSION POINT (information sharing, not merged yet): disclosures to each partner, from the ledger's
-    disclosure records. None until the sharing domain is merged and wired here; never a made-up figure."""
-    return None
+def disclosures_per_partner(session: Session, period: Period, flt: Filters) -> list[dict[str, Any]]:
+    """Per partner (kind and id): disclosures in the period from the ledger, the residents they concerned, the
+    field groups and legal bases, first and last; most disclosures first. The district filter applies (a
+    disclosure lies in its resident's district); the reader filter does not (a partner is not a reader)."""
+    start, end = period.bounds
+    stmt = select(col(Disclosure.partner_kind), col(Disclosure.partner_id), col(Disclosure.resident_id),
+                  col(Disclosure.field_groups), col(Disclosure.legal_basis), col(Disclosure.disclosed_at)).where(
+        col(Disclosure.disclosed_at) >= start, col(Disclosure.disclosed_at) < end)
+    if flt.district_code is not None:
+        stmt = stmt.where(col(Disclosure.district_code) == flt.district_code)
+    by: dict[tuple[str, str], dict[str, Any]] = {}
+    residents: dict[tuple[str, str], set[str]] = defaultdict(set)
+    for kind, partner, resident, groups, basis, at in session.execute(stmt):
+        entry = by.setdefault((kind, partner), {
+            "partner_kind": kind, "partner_id": partner, "disclosures": 0, "field_groups": set(),
+            "legal_bases": set(), "first_at": at, "last_at": at})
+        entry["disclosures"] += 1
+        entry["field_groups"].update(g for g in groups.split(",") if g)
+        entry["legal_bases"].add(basis)
+        entry["first_at"], entry["last_at"] = min(entry["first_at"], at), max(entry["last_at"], at)
+        residents[(kind, partner)].add(resident)
+    names = dict(session.execute(select(col(User.id), col(User.username)).where(
+        among(col(User.id), sorted({partner for _, partner in by})))).all()) if by else {}
+    out = [{**entry, "partner_name": names.get(key[1]), "residents": len(residents[key]),
+            "field_groups": sorted(entry["field_groups"]), "legal_bases": sorted(entry["legal_bases"])}
+           for key, entry in by.items()]
+    return sorted(out, key=lambda e: (-e["disclosures"], e["partner_kind"], e["partner_id"]))

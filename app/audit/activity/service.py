@@ -209,7 +209,7 @@ def device_health(device: SyncDevice) -> dict[str, Any]:
             "clock_skew_ms": device.clock_skew_ms, "revoked": device.revoked_at is not None}
 
 
-# --- extension points ---------------------------------------------------------------------------------------
+# --- from the monthly cycle ---------------------------------------------------------------------------------
 
 
 def verification_coverage(session: Session, groups: list[Group], period: Period) -> dict[str, float | None]:

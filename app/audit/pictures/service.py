@@ -4,7 +4,7 @@
   position and the quality rules that found something on it (app/audit/quality). The map holds precise
   locations: reading it is recorded (`audit.picture.worker_day`).
 - A community's coverage in a month, by grid: registered residents, those visited in the month, tasks
-  overdue now. Verified residents are an EXTENSION POINT (the monthly cycle's verifications, not merged yet).
+  overdue now, and verified (the month's verifications recorded there; "n/a" where the month was not opened).
 - A division's trend over 12 months: visits in person and by phone, and those with check-in flags (the trend
   counts the flags stored with each visit; the full scoring of twelve months of a district is left to the
   quality view, one period at a time).
