@@ -313,6 +313,7 @@ def register_from_report(session: Session, actor: Actor, report_id: str, body: R
 def dismiss(session: Session, actor: Actor, report_id: str, body: DismissIn) -> TenantReport:
     report = _pending(session, actor, report_id, body.version)
     report.reason = body.reason.value
+    report.name = report.phone = None  # not a person of the register: keep no more than the retry key needs
     _decide(report, actor, ReportState.dismissed)
     session.add(report)
     session.flush()
