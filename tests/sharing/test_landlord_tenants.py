@@ -194,3 +194,23 @@ def test_report_errors_and_dismissal(api: Api, world: World) -> None:
     mine = ok(api.as_(landlord.phone, "GET", f"{PARTNER}/reports"))["items"]
     assert [(r["id"], r["state"]) for r in mine] == [(report["id"], "dismissed")]
     assert_error(api.as_("worker1", "POST", ins, json=move_in_body(landlord.dwelling_id)), 403)
+
+
+def test_the_tenant_list_follows_the_landlord_profile(api: Api, world: World, engine: Engine) -> None:
+    """The ledger entry carries the legal basis of the profile in force; while the profile requires a supervisor's
+    approval of each disclosure, the list is refused and nothing is disclosed."""
+    a = confirmed_landlord(api, world)
+    resident = register_resident(api, "worker1", free_dwellings(engine, world)[0]["id"], name="租客丁",
+                                 id_number=valid_id("41160219950505010"), phone=None)
+    move_in(api, a.phone, move_in_body(a.dwelling_id, name="租客丁", id_number=resident["id_number"]))
+    profile = ok(api.as_("admin", "GET", "/api/v1/sharing/profiles/landlord"))
+    changed = {key: profile[key] for key in ("version", "field_groups", "purpose", "retention_days")}
+    ok(api.as_("admin", "PUT", "/api/v1/sharing/profiles/landlord", json={
+        **changed, "legal_basis": "《商品房屋租赁管理办法》第十九条", "approval_required": False}))
+    assert ok(api.as_(a.phone, "GET", f"{PARTNER}/tenants"))["total"] == 1
+    assert rows(engine, "SELECT legal_basis FROM disclosures WHERE resident_id = :r", r=resident["id"]) == [
+        {"legal_basis": "《商品房屋租赁管理办法》第十九条"}]
+    ok(api.as_("admin", "PUT", "/api/v1/sharing/profiles/landlord", json={
+        **changed, "version": changed["version"] + 1, "legal_basis": "x", "approval_required": True}))
+    assert_error(api.as_(a.phone, "GET", f"{PARTNER}/tenants"), 403, "disclosure_needs_approval")
+    assert len(rows(engine, "SELECT id FROM disclosures WHERE resident_id = :r", r=resident["id"])) == 1

@@ -48,13 +48,12 @@ from app.sharing.landlords.tenants.schemas import (
     Tenant,
 )
 from app.sharing.ledger import disclose
+from app.sharing.profiles.service import pull_profile
 from app.visits.models import FollowUpReason
 
 LATE_AFTER_WORKING_DAYS = 3
 MOVE_OUT_CHECK_DAYS = 7  # the follow-up task's due date after a move-out
 PARTNER_KIND = "landlord"
-# The profiles (legal basis per partner kind) come with the disclosure profiles; until then one constant.
-LEGAL_BASIS = "landlord_tenant_register"
 TENANT_FIELDS = ("name", "id_number_masked", "phone_masked", "tenancy_dates")
 
 
@@ -231,9 +230,11 @@ def tenants_query(actor: Actor) -> Any:
 
 
 def tenants_out(session: Session, actor: Actor, rows: list[Any]) -> list[Tenant]:
-    """The page as the landlord sees it; every resident on it enters their disclosure ledger."""
+    """The page as the landlord sees it; every resident on it enters their disclosure ledger, on the legal basis
+    of the landlord profile in force (app/sharing/profiles: 403 while it requires approval, 409 without one)."""
     scope = confirmed(actor)
     assert scope.landlord_id is not None
+    legal_basis = pull_profile(session, PARTNER_KIND).legal_basis
     items = [Tenant(tenancy_id=t.id, dwelling_id=d.id, address=d.address, name=r.name,
                     id_number_masked=rules.mask_id(r.id_number), phone_masked=rules.mask_phone(r.phone),
                     moved_in_on=t.move_in) for t, r, d in rows]
@@ -244,7 +245,7 @@ def tenants_out(session: Session, actor: Actor, rows: list[Any]) -> list[Tenant]
 
     def enter(s: Session) -> None:
         disclose(s, partner_kind=PARTNER_KIND, partner_id=landlord_id, residents=disclosed,
-                 field_groups=TENANT_FIELDS, legal_basis=LEGAL_BASIS)
+                 field_groups=TENANT_FIELDS, legal_basis=legal_basis)
 
     uow.side_write(enter)
     return items
