@@ -26,6 +26,11 @@ from app.people.records.router import router as resident_records_router
 from app.people.register.router import router as residents_router
 from app.people.workflows.router import router as resident_workflows_router
 from app.places.router import router as places_router
+from app.sharing.landlords.router import partner_router as landlord_partner_router
+from app.sharing.landlords.router import public_router as landlord_public_router
+from app.sharing.landlords.router import router as landlord_accounts_router
+from app.sharing.landlords.tenants.router import partner_router as landlord_tenants_partner_router
+from app.sharing.landlords.tenants.router import router as landlord_reports_router
 from app.sharing.outflow.router import router as outflow_router
 from app.sharing.partners.oauth.router import router as partner_oauth_router
 from app.sharing.partners.router import router as partner_clients_router
@@ -44,6 +49,7 @@ API_PREFIX = "/api/v1"
 public_api = APIRouter()
 public_api.include_router(auth_public_router)
 public_api.include_router(partner_oauth_router)
+public_api.include_router(landlord_public_router)
 
 api = APIRouter()
 api.include_router(auth_router)
@@ -74,6 +80,11 @@ api.include_router(partner_clients_router)
 api.include_router(profiles_router)
 api.include_router(police_router)
 api.include_router(outflow_router)
+# Partners: landlords (docs/sharing.md).
+api.include_router(landlord_partner_router)
+api.include_router(landlord_tenants_partner_router)
+api.include_router(landlord_accounts_router)
+api.include_router(landlord_reports_router)
 api.include_router(police_uploads_router)
 api.include_router(police_reports_router)
 

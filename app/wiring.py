@@ -6,7 +6,8 @@
   task list follows the register and the visits; assistance requests follow residents who move or are merged;
   pending verifications follow residents who move, an arrival in an open month gets one, those of a merged
   record or a resident who left go;
-- the scopes of partner roles: a police station's or an outflow city's jurisdiction (app/sharing/partners).
+- the partner roles' scopes (app.auth.deps.register_partner_scope): a police station's or an outflow city's
+  jurisdiction (app/sharing/partners), a landlord's own landlord record (app/sharing/landlords).
 Nothing is registered at import time, so importing a module never changes how another one behaves.
 """
 
@@ -25,6 +26,7 @@ from app.cycle.tasks import service as tasks
 from app.cycle.verification import recording as verification
 from app.ledger import audit
 from app.ledger import service as ledger
+from app.sharing.landlords.service import landlord_scope
 from app.sharing.partners.deps import build_scope
 
 
@@ -44,3 +46,4 @@ def install() -> None:
     # Machine clients' jurisdictions (docs/sharing.md).
     register_partner_scope(Role.police, build_scope)
     register_partner_scope(Role.outflow_city, build_scope)
+    register_partner_scope(Role.landlord, landlord_scope)

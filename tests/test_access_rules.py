@@ -29,6 +29,8 @@ PUBLIC = {
     ("POST", "/api/v1/auth/refresh"),
     # OAuth 2.0 client credentials: police stations and outflow cities authenticate with their id and secret.
     ("POST", "/api/v1/partner/oauth/token"),
+    # A landlord registers themselves (no enumeration, throttled per address; docs/sharing.md).
+    ("POST", "/api/v1/partner/landlord/register"),
 }
 # Served by Starlette itself, outside the API's routers: the OpenAPI document and Swagger UI's assets.
 PUBLIC_NON_API = {("Route", "/openapi.json"), ("Mount", "/docs-static")}

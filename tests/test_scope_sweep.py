@@ -15,7 +15,7 @@ from sqlalchemy import Engine
 
 from app.core.routes import api_routes
 from app.main import app
-from tests.conftest import Api, World
+from tests.conftest import PASSWORD, Api, World
 from tests.factories import phone_visit_body, valid_id
 from tests.sharing.police_helpers import police_headers, police_row
 
@@ -77,8 +77,10 @@ def far(api: Api, world: World, engine: Engine) -> dict[str, Any]:
     assert api.as_("admin", "POST", V1 + "/cycle/open", json={}).status_code == 200
     [verification] = api.as_("worker3", "GET", V1 + "/cycle/verifications",
                              params={"resident_id": resident["id"]}).json()["items"]
+    partner = _far_landlord(api, c3["id"], post)
     station = police_headers(api, engine, c3["path"])
     return {
+        **partner,
         "row_id": police_row(api, station, engine, c3, dwelling),
         "verification_id": verification["id"], "period_id": verification["period_id"],
         "request_id": assistance["id"],
@@ -101,6 +103,26 @@ def far(api: Api, world: World, engine: Engine) -> dict[str, Any]:
         "item_id": catalog_item["id"],
         "task_id": task["id"],
     }
+
+
+def _far_landlord(api: Api, community_id: str, post: Any) -> dict[str, Any]:
+    """A landlord of c3 who registered themselves (confirmed by worker3), a dwelling of theirs still pending, and a
+    move-in waiting for worker3."""
+    phone = "13900003333"
+    registered = api.client.post(V1 + "/partner/landlord/register", json={
+        "name": "远房东", "id_number": valid_id("41010519700101088"), "phone": phone, "password": PASSWORD,
+        "community_id": community_id, "address": "远方路1号"})
+    assert registered.status_code == 202, registered.text
+    [account] = api.as_("worker3", "GET", V1 + "/landlord-accounts").json()["items"]
+    post("worker3", f"/landlord-accounts/{account['user_id']}/confirm", {"version": 1}, 200)
+    [claim] = api.as_("worker3", "GET", V1 + "/landlord-dwelling-claims").json()["items"]
+    dwelling = post("worker3", f"/landlord-dwelling-claims/{claim['id']}/confirm", {"version": 1}, 200)["dwelling_id"]
+    pending = post(phone, "/partner/landlord/dwelling-registrations", {"community_id": community_id,
+                                                                      "address": "远方路2号"})
+    report = post(phone, "/partner/landlord/move-ins", {"dwelling_id": dwelling, "name": "远租客",
+                                                        "id_number": valid_id("41160219950505004"),
+                                                        "moved_in_on": "2026-11-23"})
+    return {"account_id": account["user_id"], "claim_id": pending["id"], "report_id": report["id"]}
 
 
 def bodies(far: dict[str, Any], world: World) -> dict[tuple[str, str], dict[str, Any] | None]:
@@ -187,6 +209,19 @@ def bodies(far: dict[str, Any], world: World) -> dict[tuple[str, str], dict[str,
         ("POST", "/partner/police/lookup"): {"id_number": far["resident_id_number"]},
         ("POST", "/partner/police/feed"): {},
         ("POST", "/partner/outflow/residents"): {},
+        # Landlords' own routes refuse staff (403); the staff routes answer 404 for c3's landlords.
+        ("POST", "/partner/landlord/dwelling-registrations"): {"community_id": far["community_id"], "address": "x"},
+        ("POST", "/partner/landlord/move-ins"): {"dwelling_id": far["dwelling_id"], "name": "x",
+                                                "id_number": far["resident_id_number"], "moved_in_on": "2026-11-23"},
+        ("POST", "/partner/landlord/move-outs"): {"tenancy_id": "0" * 32, "moved_out_on": "2026-11-23"},
+        ("POST", "/landlord-accounts"): {"landlord_id": far["landlord_id"], "phone": "13900004444",
+                                         "initial_password": "Sweep-Test-2026!"},
+        ("POST", "/landlord-accounts/{account_id}/confirm"): {"version": 1},
+        ("POST", "/landlord-accounts/{account_id}/reject"): {"version": 1, "reason": "other"},
+        ("POST", "/landlord-dwelling-claims/{claim_id}/confirm"): {"version": 1},
+        ("POST", "/landlord-dwelling-claims/{claim_id}/reject"): {"version": 1, "reason": "other"},
+        ("POST", "/landlord-reports/{report_id}/register"): {"version": 1, "hukou_code": "411602"},
+        ("POST", "/landlord-reports/{report_id}/dismiss"): {"version": 1, "reason": "other"},
     }
 
 
@@ -212,6 +247,7 @@ ELSEWHERE = {
     # tests/audit/test_board_browser.py
     ("GET", "/board"), ("GET", "/board/board.js"), ("GET", "/board/board.css"),
     ("POST", "/partner/oauth/token"),  # public, machine clients only: tests/sharing/test_clients.py
+    ("POST", "/partner/landlord/register"),  # public: tests/sharing/test_landlord_accounts.py
 }
 # List routes: filtered to the far records, worker1 must get nothing of them (or 403).
 LISTS = {
@@ -253,6 +289,15 @@ LISTS = {
     ("GET", "/audit/pictures/trend"): ({"division_id": "{division_id}"}, 403),
     ("GET", "/sharing/clients"): ({}, 403),
     ("GET", "/sharing/profiles"): ({}, 403),
+    # Landlords: their own routes refuse staff; the staff queues show nothing of c3.
+    ("GET", "/partner/landlord/me"): ({}, 403),
+    ("GET", "/partner/landlord/dwellings"): ({}, 403),
+    ("GET", "/partner/landlord/dwelling-registrations"): ({}, 403),
+    ("GET", "/partner/landlord/reports"): ({}, 403),
+    ("GET", "/partner/landlord/tenants"): ({}, 403),
+    ("GET", "/landlord-accounts"): ({}, 200),
+    ("GET", "/landlord-dwelling-claims"): ({}, 200),
+    ("GET", "/landlord-reports"): ({}, 200),
 }
 
 

@@ -1,10 +1,10 @@
 """police_batches and police_report_rows: a station's uploads of residence-permit registrations and their rows as
 reconciled with the register
 
-Chained after 0012 (partner clients and profiles).
+Chained after 0013 (landlord partner accounts).
 
 Revision ID: 0015
-Revises: 0012
+Revises: 0013
 Create Date: 2026-12-05 12:10:00
 """
 from __future__ import annotations
@@ -18,7 +18,7 @@ from alembic import op
 import app.core.types
 
 revision: str = '0015'
-down_revision: str | None = '0012'
+down_revision: str | None = '0013'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
