@@ -26,6 +26,7 @@ from app.people.records.router import router as resident_records_router
 from app.people.register.router import router as residents_router
 from app.people.workflows.router import router as resident_workflows_router
 from app.places.router import router as places_router
+from app.sharing.webhooks.router import router as webhooks_router
 from app.sync.router import router as sync_router
 from app.system.router import public_router as system_public_router
 from app.visits.photos.router import router as visit_photos_router
@@ -62,6 +63,7 @@ api.include_router(audit_quality_router)
 api.include_router(audit_activity_router)
 api.include_router(audit_access_router)
 api.include_router(audit_pictures_router)
+api.include_router(webhooks_router)
 
 root_public = APIRouter()
 root_public.include_router(system_public_router)

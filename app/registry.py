@@ -7,11 +7,13 @@ from app.cycle.assistance import models as assistance_models
 from app.cycle.reports import models as report_models
 from app.cycle.verification import models as verification_models
 from app.ledger import models as ledger_models
+from app.ledger.outbox import models as outbox_models
 from app.people import models as people_models
 from app.places import models as places_models
+from app.sharing.webhooks import models as webhook_models
 from app.sync import models as sync_models
 from app.visits import models as visits_models
 
-__all__ = ["assistance_models", "auth_models", "catalog_models", "cycle_models", "ledger_models", "people_models",
-           "places_models", "report_models", "sync_models", "verification_models",
-           "visits_models"]
+__all__ = ["assistance_models", "auth_models", "catalog_models", "cycle_models", "ledger_models", "outbox_models",
+           "people_models", "places_models", "report_models", "sync_models", "verification_models", "visits_models",
+           "webhook_models"]

@@ -5,7 +5,8 @@
 - the subscriptions of higher domains to lower domains' events (app/core/events.py): the monthly cycle's
   task list follows the register and the visits; assistance requests follow residents who move or are merged;
   pending verifications follow residents who move, an arrival in an open month gets one, those of a merged
-  record or a resident who left go.
+  record or a resident who left go; residents arriving, moving and leaving are queued for the partners' webhooks
+  (app/sharing/webhooks/producer.py).
 Nothing is registered at import time, so importing a module never changes how another one behaves.
 """
 
@@ -22,6 +23,7 @@ from app.cycle.tasks import service as tasks
 from app.cycle.verification import recording as verification
 from app.ledger import audit
 from app.ledger import service as ledger
+from app.sharing.webhooks import producer as webhooks
 
 
 def _audit_refusal(session: Session, event: RequestRefused) -> None:
@@ -37,3 +39,4 @@ def install() -> None:
     completion.subscribe()
     assistance.subscribe()
     verification.subscribe()
+    webhooks.subscribe()

@@ -95,6 +95,8 @@ def far(api: Api, world: World) -> dict[str, Any]:
         "photo_id": photo.json()["id"],
         "item_id": catalog_item["id"],
         "task_id": task["id"],
+        # Webhook administration is admin-only (tests/sharing/webhooks): a worker is refused before any look-up.
+        "webhook_id": "0" * 32, "event_id": "0" * 32,
     }
 
 
@@ -166,6 +168,12 @@ def bodies(far: dict[str, Any], world: World) -> dict[tuple[str, str], dict[str,
         ("POST", "/cycle/reports/{community_id}/{month}/return"): {"version": 1, "reason": "x"},  # 403
         ("POST", "/cycle/reports/{community_id}/{month}/corrections"): {"code": "stock.total", "value": 1,
                                                                         "reason": "x"},  # c3: 404
+        # Webhook administration: admins only, a worker is refused (403).
+        ("POST", "/admin/webhooks"): {"partner_user_id": far["user_id"], "url": "https://partner.example/hook",
+                                      "event_types": ["resident.arrived"], "division_id": far["division_id"]},
+        ("PATCH", "/admin/webhooks/{webhook_id}"): {"version": 1, "active": False},
+        ("POST", "/admin/webhooks/{webhook_id}/secret"): {"version": 1},
+        ("POST", "/admin/webhooks/{webhook_id}/events/{event_id}/redeliver"): None,
     }
 
 
@@ -226,6 +234,7 @@ LISTS = {
     ("GET", "/audit/pictures/worker-day"): ({"worker_id": "{user_id}"}, 403),
     ("GET", "/audit/pictures/coverage"): ({"community_id": "{division_id}"}, 403),
     ("GET", "/audit/pictures/trend"): ({"division_id": "{division_id}"}, 403),
+    ("GET", "/admin/webhooks"): ({}, 403),
 }
 
 

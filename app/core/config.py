@@ -129,6 +129,18 @@ class Settings(BaseSettings):
     access_bulk_minutes: int = Field(default=10, ge=1, le=1440)
     access_lookup_days: int = Field(default=7, ge=0, le=90)
 
+    # Push delivery (docs/sharing.md, "Push delivery"): `migrant outbox-run` tries an event this many times, waiting
+    # OUTBOX_BACKOFF_SECONDS × 2^(tries-1) (at most OUTBOX_BACKOFF_MAX_SECONDS, with jitter) between tries, then
+    # dead-letters it. A claimed event comes due again after OUTBOX_LEASE_SECONDS if its worker died (kept well
+    # above the HTTP timeout). Delivered events and their delivery log are deleted after OUTBOX_KEEP_DAYS.
+    outbox_max_attempts: int = Field(default=8, ge=1, le=50)
+    outbox_backoff_seconds: float = Field(default=10, ge=0, le=3600)
+    outbox_backoff_max_seconds: float = Field(default=3600, ge=0, le=86400)
+    outbox_timeout_seconds: float = Field(default=5, ge=0.1, le=60)
+    outbox_lease_seconds: float = Field(default=60, ge=0.5, le=3600)
+    outbox_batch_size: int = Field(default=50, ge=1, le=1000)
+    outbox_keep_days: int = Field(default=30, ge=1, le=3660)
+
     log_level: str = "INFO"
 
     # Where `migrant seed-demo` keeps the demo logins it generated (mode 0600; never commit it).
