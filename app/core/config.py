@@ -137,7 +137,7 @@ class Settings(BaseSettings):
     outbox_backoff_seconds: float = Field(default=10, ge=0, le=3600)
     outbox_backoff_max_seconds: float = Field(default=3600, ge=0, le=86400)
     outbox_timeout_seconds: float = Field(default=5, ge=0.1, le=60)
-    outbox_lease_seconds: float = Field(default=60, ge=0.5, le=3600)
+    outbox_lease_seconds: float = Field(default=300, ge=0.5, le=3600)
     outbox_batch_size: int = Field(default=50, ge=1, le=1000)
     outbox_keep_days: int = Field(default=30, ge=1, le=3660)
 
