@@ -109,7 +109,8 @@ def test_a_rolled_back_change_leaves_no_event(api: Api, world: World, engine: En
     assert count(engine, "outbox_events") == 1
     with pytest.raises(RuntimeError), unit_of_work(engine=engine) as session:
         events.emit(session, ResidentLeft(session.get_one(Resident, resident["id"])))
-        assert session.execute(select(func.count()).select_from(OutboxEvent)).scalar_one() == 2  # queued in the change's transaction...
+        queued = session.execute(select(func.count()).select_from(OutboxEvent)).scalar_one()
+        assert queued == 2  # queued in the change's transaction...
         raise RuntimeError("the change fails after its event was queued")
     assert count(engine, "outbox_events") == 1  # ...and gone with it
 
