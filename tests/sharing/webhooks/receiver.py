@@ -25,6 +25,10 @@ class Receiver:
         self.processed: dict[str, bytes] = {}  # event id -> body, the first time it came
         self.deliveries: Counter[str] = Counter()  # event id -> how many verified requests carried it
         self.refused: list[str] = []  # SignatureRefused codes
+        # Hold the answer to the `hold_at`-th verified request (already processed) until `release` is set:
+        # the sender is between sending and hearing back when `held` is set.
+        self.hold_at: int | None = None
+        self.held, self.release = threading.Event(), threading.Event()
         self._lock = threading.Lock()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self._server.daemon_threads = True
@@ -56,7 +60,12 @@ class Receiver:
                 return 401
             self.deliveries[event_id] += 1
             self.processed.setdefault(event_id, body)  # dedupe: a known id is not processed again
-            return self.script.pop(0) if self.script else 200
+            hold = self.hold_at == sum(self.deliveries.values())
+            status = self.script.pop(0) if self.script else 200
+        if hold:
+            self.held.set()
+            self.release.wait(60)
+        return status
 
     def _handler(self) -> type[BaseHTTPRequestHandler]:
         receiver = self
@@ -65,9 +74,12 @@ class Receiver:
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 status = receiver.receive(self.headers, body)
-                self.send_response(status)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
+                try:
+                    self.send_response(status)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                except OSError:  # the sender is gone (killed while waiting for the answer)
+                    pass
 
             def log_message(self, *_args: Any) -> None:
                 pass
