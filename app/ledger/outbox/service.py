@@ -17,9 +17,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import bindparam, delete, insert, select, update
 from sqlmodel import Session, col
 
+from app.core.bulk import table_of
 from app.core.config import get_settings
 from app.core.types import new_id, utcnow
 from app.ledger.outbox.models import OutboxDelivery, OutboxEvent, OutboxState
@@ -97,30 +98,41 @@ def claim(session: Session, policy: Policy, *, now: datetime | None = None) -> t
 
 def settle(session: Session, policy: Policy, token: str, claimed: Sequence[OutboxEvent],
            outcomes: Sequence[Outcome]) -> list[str]:
-    """Record the attempts and move each event on; returns the ids marked delivered now (each once ever)."""
-    now, delivered, events = utcnow(), [], {e.id: e for e in claimed}
+    """Record the attempts and move each event on; returns the ids marked delivered now (each once ever).
+
+    A few statements per batch, not per event (executemany): the delivered ones still pending, locked and marked;
+    the failed ones still under this claim, rescheduled or dead-lettered; the delivery log."""
+    now, events = utcnow(), {e.id: e for e in claimed}
+    table = table_of(OutboxEvent)
+    ok = {o.event_id: o for o in outcomes if o.ok}
+    delivered = list(session.execute(
+        select(col(OutboxEvent.id)).where(col(OutboxEvent.id).in_(list(ok)),
+                                          col(OutboxEvent.state) == OutboxState.pending.value)
+        .with_for_update()).scalars()) if ok else []
+    if delivered:
+        session.execute(update(table).where(table.c.id == bindparam("b_id")).values(
+            state=OutboxState.delivered.value, delivered_at=now, claimed_by=None, last_error=None,
+            last_status=bindparam("b_status")), [{"b_id": i, "b_status": ok[i].status} for i in delivered])
+    verdicts = {i: OutboxState.delivered.value for i in ok}
+    failed = []
     for outcome in outcomes:
-        tries, endpoint_id = events[outcome.event_id].attempts, events[outcome.event_id].endpoint_id
         if outcome.ok:
-            done = session.execute(update(OutboxEvent).where(
-                col(OutboxEvent.id) == outcome.event_id, col(OutboxEvent.state) == OutboxState.pending.value
-            ).values(state=OutboxState.delivered.value, delivered_at=now, claimed_by=None,
-                     last_status=outcome.status, last_error=None))
-            if done.rowcount:  # type: ignore[attr-defined]
-                delivered.append(outcome.event_id)
-            verdict = OutboxState.delivered.value
-        else:
-            dead = tries >= policy.max_attempts or outcome.error == "endpoint_gone"
-            verdict = OutboxState.dead.value if dead else "retry"
-            session.execute(update(OutboxEvent).where(
-                col(OutboxEvent.id) == outcome.event_id, col(OutboxEvent.claimed_by) == token,
-                col(OutboxEvent.state) == OutboxState.pending.value,
-            ).values(state=OutboxState.dead.value if dead else OutboxState.pending.value, claimed_by=None,
-                     next_attempt_at=now + policy.backoff(tries), last_status=outcome.status,
-                     last_error=outcome.error))
-        session.add(OutboxDelivery(event_id=outcome.event_id, endpoint_id=endpoint_id, attempt=tries,
-                                   at=outcome.started_at, status_code=outcome.status,
-                                   duration_ms=outcome.duration_ms, error=outcome.error, outcome=verdict))
+            continue
+        tries = events[outcome.event_id].attempts
+        dead = tries >= policy.max_attempts or outcome.error == "endpoint_gone"
+        verdicts[outcome.event_id] = OutboxState.dead.value if dead else "retry"
+        state = OutboxState.dead if dead else OutboxState.pending
+        failed.append({"b_id": outcome.event_id, "b_state": state.value, "b_next": now + policy.backoff(tries),
+                       "b_status": outcome.status, "b_error": outcome.error})
+    if failed:
+        session.execute(update(table).where(
+            table.c.id == bindparam("b_id"), table.c.claimed_by == token, table.c.state == OutboxState.pending.value,
+        ).values(state=bindparam("b_state"), claimed_by=None, next_attempt_at=bindparam("b_next"),
+                 last_status=bindparam("b_status"), last_error=bindparam("b_error")), failed)
+    session.execute(insert(table_of(OutboxDelivery)), [
+        {"event_id": o.event_id, "endpoint_id": events[o.event_id].endpoint_id, "attempt": events[o.event_id].attempts,
+         "at": o.started_at, "status_code": o.status, "duration_ms": o.duration_ms, "error": o.error,
+         "outcome": verdicts[o.event_id]} for o in outcomes])
     return delivered
 
 
