@@ -11,12 +11,14 @@ from app.core.schemas import InputModel, OutputModel
 
 EventType = Literal["resident.arrived", "resident.moved", "resident.left"]
 EventState = Literal["pending", "delivered", "dead"]
+URL = r"^https?://[^\s/?#@]+[^\s]*$"  # the rest (no credentials, https unless loopback) is checked by the service
 
 
 class WebhookCreate(InputModel):
     partner_user_id: str = Field(min_length=1, max_length=32, description="The partner's account (police or "
                                                                           "outflow city)")
-    url: str = Field(min_length=8, max_length=500, description="https (http only to localhost, outside production)")
+    url: str = Field(min_length=8, max_length=500, pattern=URL,
+                     description="https (http only to localhost, outside production)")
     event_types: list[EventType] = Field(min_length=1, max_length=3)
     division_id: str | None = Field(default=None, min_length=1, max_length=32,
                                     description="Police: the division its jurisdiction is (residents under it)")
@@ -26,7 +28,7 @@ class WebhookCreate(InputModel):
 
 
 class WebhookUpdate(InputModel):
-    url: str | None = Field(default=None, min_length=8, max_length=500)
+    url: str | None = Field(default=None, min_length=8, max_length=500, pattern=URL)
     event_types: list[EventType] | None = Field(default=None, min_length=1, max_length=3)
     active: bool | None = None
     version: int = Field(ge=1, le=2**31 - 1, description="The version you read (optimistic locking)")

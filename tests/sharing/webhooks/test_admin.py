@@ -60,11 +60,12 @@ def test_refusals(api: Api, world: World, receiver: Receiver, partner: Callable[
                  "webhook_url_refused")
     assert_error(api.as_("admin", "POST", HOOKS, json={**base, "event_types": ["resident.visited"]}), 422)
     assert_error(api.as_("admin", "POST", HOOKS, json={**base, "event_types": []}), 422)
+    assert_error(api.as_("admin", "POST", HOOKS, json={**base, "url": "ftp://partner.example/"}), 422)
     assert_error(api.as_("admin", "GET", f"{HOOKS}/{'0' * 32}"), 404, "not_found")
     assert_error(api.as_("admin", "GET", f"{HOOKS}/{'0' * 32}/events"), 404, "not_found")
     hook = ok(api.as_("admin", "POST", HOOKS, json=base), 201)
     assert_error(api.as_("admin", "GET", f"{HOOKS}/{hook['id']}/events/{'0' * 32}/deliveries"), 404, "not_found")
-    assert_error(api.as_("admin", "PATCH", f"{HOOKS}/{hook['id']}", json={"version": 1, "url": "ftp://x.example/"}),
+    assert_error(api.as_("admin", "PATCH", f"{HOOKS}/{hook['id']}", json={"version": 1, "url": "http://x.example/"}),
                  422, "webhook_url_refused")
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 
 import httpx
@@ -15,6 +16,7 @@ from sqlalchemy import Engine, func, select
 from app.core import events
 from app.core.db import unit_of_work
 from app.ledger.outbox.models import OutboxEvent
+from app.ledger.outbox.service import Policy, claim, settle
 from app.people.events import ResidentLeft
 from app.people.models import Resident
 from app.sharing.webhooks import delivery
@@ -180,3 +182,26 @@ def test_an_inactive_endpoint_gets_nothing(api: Api, world: World, engine: Engin
     [event] = events_of(engine)  # the second arrival queued nothing; the first is dead, unsent
     assert (event["state"], event["last_error"], event["attempts"]) == ("dead", "endpoint_gone", 1)
     assert receiver.deliveries == {} and count(engine, "disclosures") == 0
+
+
+def test_a_failure_waits_its_backoff_and_a_claim_holds_its_lease(
+        api: Api, world: World, engine: Engine, receiver: Receiver, police_hook: Callable[..., dict[str, Any]]) -> None:
+    patient = Policy(max_attempts=5, backoff_seconds=60, backoff_max_seconds=3600, lease_seconds=60, batch_size=50)
+    assert all(timedelta(seconds=30) <= patient.backoff(1) <= timedelta(seconds=60) for _ in range(50))
+    assert all(timedelta(seconds=120) <= patient.backoff(3) <= timedelta(seconds=240) for _ in range(50))
+    assert all(timedelta(seconds=1800) <= patient.backoff(30) <= timedelta(seconds=3600) for _ in range(50))
+    police_hook()
+    register_resident(api, "worker1", dwelling_id(world, "c1", 1))
+    with unit_of_work(engine=engine) as session:
+        token, claimed = claim(session, patient)
+    with unit_of_work(engine=engine) as session:  # leased: another worker finds nothing due
+        assert claim(session, patient)[1] == []
+    receiver.script = [500]
+    with httpx.Client() as client:
+        outcome = delivery.send(client, claimed[0], delivery.Target(receiver.url, receiver.secret, "police", "x"))
+    with unit_of_work(engine=engine) as session:
+        assert settle(session, patient, token, claimed, [outcome]) == []
+    [event] = events_of(engine)
+    assert (event["state"], event["attempts"], event["last_error"]) == ("pending", 1, "http_5xx")
+    with httpx.Client() as client:  # not due before its backoff has passed
+        assert delivery.deliver_due(client, engine=engine, policy=patient) == 0
