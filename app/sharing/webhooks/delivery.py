@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 import httpx
 from sqlalchemy import Engine, select
+from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session, col
 
 from app.core.config import get_settings
@@ -72,6 +73,8 @@ def send(client: httpx.Client, event: OutboxEvent, target: Target | None) -> out
             error = "connect_error"
         except httpx.HTTPError:
             error = "transport_error"
+        except Exception:  # any other failure of one attempt is that attempt's, never the whole round's
+            error = "send_error"
         if status is not None and not 200 <= status < 300:
             error = f"http_{status // 100}xx"
     duration = int((time.perf_counter() - clock) * 1000)
@@ -117,10 +120,19 @@ def run(*, engine: Engine | None = None, policy: outbox.Policy | None = None, on
         poll_seconds: float = 1.0, stop: threading.Event | None = None) -> int:
     """Deliver until stopped (`once`: until nothing is due); returns how many events were claimed."""
     stop = stop or threading.Event()
-    total = 0
+    total, failures = 0, 0
     with http_client() as client:
         while not stop.is_set():
-            claimed = deliver_due(client, engine=engine, policy=policy)
+            try:
+                claimed = deliver_due(client, engine=engine, policy=policy)
+            except SQLAlchemyError as exc:  # the database is away: wait and try again (a leased batch comes back)
+                if once:
+                    raise
+                failures += 1
+                log.warning("outbox round failed (%s); retrying", type(exc).__name__)
+                stop.wait(min(poll_seconds * 2 ** min(failures, 6), 60))
+                continue
+            failures = 0
             total += claimed
             if claimed == 0:
                 if once:

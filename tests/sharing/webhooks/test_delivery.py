@@ -205,3 +205,12 @@ def test_a_failure_waits_its_backoff_and_a_claim_holds_its_lease(
     assert (event["state"], event["attempts"], event["last_error"]) == ("pending", 1, "http_5xx")
     with httpx.Client() as client:  # not due before its backoff has passed
         assert delivery.deliver_due(client, engine=engine, policy=patient) == 0
+
+
+def test_an_attempt_that_cannot_even_be_made_is_that_attempts_failure() -> None:
+    event = OutboxEvent(id="e" * 32, type="resident.arrived", endpoint_id="x", body="{}")
+    with httpx.Client() as client:
+        broken = delivery.send(client, event, delivery.Target("http://127.0.0.1:port/", "s", "police", "x"))
+        gone = delivery.send(client, event, None)
+    assert (broken.status, broken.error, broken.ok) == (None, "send_error", False)
+    assert (gone.status, gone.error) == (None, "endpoint_gone")
