@@ -11,6 +11,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -29,6 +30,9 @@ class Receiver:
         # the sender is between sending and hearing back when `held` is set.
         self.hold_at: int | None = None
         self.held, self.release = threading.Event(), threading.Event()
+        # Called on every request, its answers kept (the sender's pool: no connection held while sending).
+        self.probe: Callable[[], Any] | None = None
+        self.probed: list[Any] = []
         self._lock = threading.Lock()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self._server.daemon_threads = True
@@ -52,6 +56,8 @@ class Receiver:
     def receive(self, headers: Any, body: bytes) -> int:
         if self.delay:
             time.sleep(self.delay)
+        if self.probe is not None:
+            self.probed.append(self.probe())
         with self._lock:
             try:
                 event_id = verify(self.secret, dict(headers.items()), body)

@@ -53,7 +53,9 @@ def test_an_arrival_is_pushed_signed_to_the_covering_partner_and_disclosed(
     [queued] = events_of(engine)
     assert (queued["type"], queued["subject_id"], queued["state"]) == ("resident.arrived", near["id"], "pending")
 
+    receiver.probe = engine.pool.checkedout  # type: ignore[attr-defined]
     assert deliver(engine) == 1
+    assert receiver.probed == [0]  # the worker held no connection while the request was out
     assert list(receiver.processed) == [queued["id"]] and receiver.refused == []
     sent = json.loads(receiver.processed[queued["id"]])
     assert (sent["id"], sent["type"]) == (queued["id"], "resident.arrived")
