@@ -4,6 +4,7 @@ The worker runs as a real process. The receiver processes the 25th request and h
 killed while it waits (sent, not yet marked: the worst moment), with the rest of its batch claimed and unsent.
 A second worker delivers everything once the dead worker's lease has run out: the held event again, with the same
 id, which the receiver's dedupe recognises. Nothing is lost, nothing is entered twice in the disclosure ledger.
+And two workers at once share the work without sending any event twice.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +23,9 @@ from sqlalchemy import Engine, select
 from sqlmodel import col
 
 from app.core.db import unit_of_work
+from app.ledger.outbox.service import Policy
 from app.people.models import Resident
+from app.sharing.webhooks import delivery
 from app.sharing.webhooks.producer import ARRIVED, announce
 from tests.conftest import World
 from tests.db import count, rows
@@ -81,3 +85,20 @@ def test_the_worker_survives_a_kill_without_losing_or_doubling(
     assert again and all(receiver.deliveries[i] >= 1 for i in again)
     assert count(engine, "disclosures") == EVENTS  # entered once per delivered record
     assert receiver.refused == []
+
+
+def test_two_workers_never_send_the_same_event(
+        world: World, engine: Engine, receiver: Receiver, police_hook: Callable[..., dict[str, Any]]) -> None:
+    """Claims are leases taken under a lock (PostgreSQL: SKIP LOCKED; SQLite: the write lock): two workers running
+    at once share the work and no event goes out twice."""
+    police_hook(division_id=world.city["id"])
+    with unit_of_work(engine=engine) as session:
+        residents = session.execute(select(Resident).order_by(col(Resident.id)).limit(60)).scalars().all()
+        assert sum(announce(session, r, ARRIVED) for r in residents) == 60
+    receiver.delay = 0.005
+    small = Policy(max_attempts=3, backoff_seconds=0, backoff_max_seconds=0, lease_seconds=60, batch_size=5)
+    with ThreadPoolExecutor(2) as pool:
+        done = list(pool.map(lambda _: delivery.run(engine=engine, policy=small, once=True), range(2)))
+    assert sum(done) == 60
+    assert delivered(engine) == 60 and len(receiver.processed) == 60 and receiver.duplicates() == 0
+    assert rows(engine, "SELECT max(attempts) AS m FROM outbox_events") == [{"m": 1}]
