@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -216,3 +216,18 @@ def test_an_attempt_that_cannot_even_be_made_is_that_attempts_failure() -> None:
         gone = delivery.send(client, event, None)
     assert (broken.status, broken.error, broken.ok) == (None, "send_error", False)
     assert (gone.status, gone.error) == (None, "endpoint_gone")
+
+
+def test_delivered_events_and_their_log_are_purged_after_the_keeping_time(
+        api: Api, world: World, engine: Engine, receiver: Receiver, police_hook: Callable[..., dict[str, Any]]) -> None:
+    police_hook()
+    register_resident(api, "worker1", dwelling_id(world, "c1", 1))
+    register_resident(api, "worker1", dwelling_id(world, "c1", 2), id_number=id_number(seq="126"))
+    deliver(engine)
+    old, recent = (e["id"] for e in events_of(engine))
+    execute(engine, "UPDATE outbox_events SET delivered_at = :t WHERE id = :i",
+            t=datetime.now(UTC) - timedelta(days=31), i=old)
+    assert delivery.purge(engine=engine) == 1  # OUTBOX_KEEP_DAYS = 30
+    assert [e["id"] for e in events_of(engine)] == [recent]
+    assert [r["event_id"] for r in rows(engine, "SELECT event_id FROM outbox_deliveries")] == [recent]
+    assert count(engine, "disclosures") == 2  # the ledger keeps its entries
