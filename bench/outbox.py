@@ -48,6 +48,7 @@ from app.places.models import Division
 from app.sharing.webhooks import delivery, signing
 from app.sharing.webhooks.models import WebhookEndpoint
 from app.sharing.webhooks.producer import ARRIVED, announce
+from app.sharing.webhooks.sealing import seal
 
 SECRET = "whsec_bench-" + os.urandom(8).hex()
 
@@ -100,8 +101,10 @@ def build(db: str, url: str, events: int, receiver: str) -> None:
             police = User(username="bench-police", display_name="bench", role="police", password_hash="!")
             session.add(police)
             session.flush()
-            session.add(WebhookEndpoint(partner_user_id=police.id, partner_kind="police", url=receiver,
-                                        secret=SECRET, area_prefix=city.path, event_types=ARRIVED))
+            endpoint = WebhookEndpoint(partner_user_id=police.id, partner_kind="police", url=receiver, secret="",
+                                       area_prefix=city.path, event_types=ARRIVED)
+            endpoint.secret = seal(SECRET, endpoint.id)
+            session.add(endpoint)
             session.flush()
             residents = session.execute(select(Resident).limit(events)).scalars().all()
             queued = sum(announce(session, r, ARRIVED) for r in residents)
@@ -145,6 +148,12 @@ def main() -> None:
     server = subprocess.Popen([sys.executable, __file__, "--serve", str(port), SECRET])
     try:
         build(args.db, url, args.events, receiver_url)
+        for _ in range(300):  # the receiver process is up before anything is sent
+            try:
+                httpx.get(receiver_url, trust_env=False)
+                break
+            except httpx.HTTPError:
+                time.sleep(0.1)
         print(f"{args.db}: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at the start", flush=True)
         policy = Policy(max_attempts=8, backoff_seconds=10, backoff_max_seconds=3600, lease_seconds=300,
                         batch_size=args.batch)

@@ -21,6 +21,8 @@ DEV_THROTTLE_SECRET = "development-only-throttle-secret"  # noqa: S105 - a marke
 # defaults, refused in production. The signing key is a base64 32-byte seed (`migrant audit-keygen` makes one).
 DEV_AUDIT_HMAC_KEYS = "dev-1:development-only-audit-chain-key-change-me-00"
 DEV_AUDIT_SIGNING_KEYS = "dev-1:ZGV2ZWxvcG1lbnQtb25seS1zaWduaW5nLWtleS0wMDA="
+# Seals the webhook signing secrets at rest (app/sharing/webhooks/sealing.py): a marked default, refused in production.
+DEV_WEBHOOK_SECRET_KEYS = "dev-1:development-only-webhook-secret-key-change-me"  # noqa: S105 - marked default
 # The project directory: alembic.ini, migrations/ and the default data/ folder live here. A source checkout
 # finds itself; an installed package (the Docker image) is told with MIGRANT_HOME.
 ROOT = Path(os.environ.get("MIGRANT_HOME") or Path(__file__).resolve().parents[2])
@@ -140,6 +142,8 @@ class Settings(BaseSettings):
     outbox_lease_seconds: float = Field(default=300, ge=0.5, le=3600)
     outbox_batch_size: int = Field(default=50, ge=1, le=1000)
     outbox_keep_days: int = Field(default=30, ge=1, le=3660)
+    # `kid:secret[,kid:secret…]`: the first seals the webhook secrets stored in the database, all open them.
+    webhook_secret_keys: str = DEV_WEBHOOK_SECRET_KEYS
 
     log_level: str = "INFO"
 
@@ -152,7 +156,7 @@ class Settings(BaseSettings):
         parse_keys(value)
         return value
 
-    @field_validator("audit_hmac_keys", "audit_signing_keys")
+    @field_validator("audit_hmac_keys", "audit_signing_keys", "webhook_secret_keys")
     @classmethod
     def _audit_keys_parse(cls, value: str) -> str:
         parse_keys(value, "AUDIT keys")
@@ -203,6 +207,9 @@ class Settings(BaseSettings):
         if self.audit_hmac_keys == DEV_AUDIT_HMAC_KEYS or any(
                 len(s) < 32 for s in parse_keys(self.audit_hmac_keys).values()):
             problems.append("AUDIT_HMAC_KEYS must be set to secrets of at least 32 characters")
+        if self.webhook_secret_keys == DEV_WEBHOOK_SECRET_KEYS or any(
+                len(s) < 32 for s in parse_keys(self.webhook_secret_keys).values()):
+            problems.append("WEBHOOK_SECRET_KEYS must be set to secrets of at least 32 characters")
         if self.audit_signing_keys == DEV_AUDIT_SIGNING_KEYS:
             problems.append("AUDIT_SIGNING_KEYS must be set (migrant audit-keygen makes a key)")
         if self.argon2_memory_kib < 19456 or self.argon2_time_cost < 2:

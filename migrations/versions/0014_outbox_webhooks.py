@@ -68,7 +68,7 @@ def upgrade() -> None:
         sa.Column('partner_user_id', _s(32), nullable=False),
         sa.Column('partner_kind', _s(20), nullable=False),
         sa.Column('url', _s(500), nullable=False),
-        sa.Column('secret', _s(64), nullable=False),
+        sa.Column('secret', _s(200), nullable=False),
         sa.Column('area_prefix', _s(120), nullable=True),
         sa.Column('hukou_prefix', _s(6), nullable=True),
         sa.Column('event_types', _s(200), nullable=False),

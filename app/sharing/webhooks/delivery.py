@@ -34,6 +34,7 @@ from app.sharing.ledger import disclose
 from app.sharing.webhooks import signing
 from app.sharing.webhooks.models import WebhookEndpoint
 from app.sharing.webhooks.producer import PROFILES
+from app.sharing.webhooks.sealing import unseal
 
 log = logging.getLogger("app.webhooks")
 
@@ -49,7 +50,7 @@ class Target:
 def _claim(session: Session, policy: outbox.Policy) -> tuple[str, list[OutboxEvent], dict[str, Target]]:
     token, events = outbox.claim(session, policy)
     ids = {e.endpoint_id for e in events}
-    targets = {e.id: Target(e.url, e.secret, e.partner_kind, e.partner_user_id) for e in session.execute(
+    targets = {e.id: Target(e.url, unseal(e.secret, e.id), e.partner_kind, e.partner_user_id) for e in session.execute(
         select(WebhookEndpoint).where(col(WebhookEndpoint.id).in_(ids), col(WebhookEndpoint.active))).scalars()
     } if ids else {}
     return token, events, targets

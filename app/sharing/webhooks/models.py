@@ -16,8 +16,9 @@ class WebhookEndpoint(SQLModel, table=True):
     partner_user_id: str = Field(foreign_key="users.id", max_length=32, index=True)
     partner_kind: str = Field(max_length=20)  # the partner's role when the endpoint was made: police, outflow_city
     url: str = Field(max_length=500)
-    # The HMAC key: shown once when made or rotated; kept readable because every delivery is signed with it.
-    secret: str = Field(max_length=64)
+    # The HMAC key, shown once when made or rotated. Every delivery is signed with it, so it is kept sealed (AES-GCM
+    # under WEBHOOK_SECRET_KEYS, app/sharing/webhooks/sealing.py), not hashed.
+    secret: str = Field(max_length=200)
     # Which residents it covers (until the partner's jurisdiction comes from the partners' scope): a police
     # station's division path prefix, or an outflow city's 户籍地 code prefix.
     area_prefix: str | None = Field(default=None, max_length=120)

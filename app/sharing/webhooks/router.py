@@ -34,8 +34,9 @@ def _out(endpoint: WebhookEndpoint) -> WebhookOut:
     return WebhookOut.model_validate({**endpoint.model_dump(), "event_types": service.event_types(endpoint)})
 
 
-def _with_secret(endpoint: WebhookEndpoint) -> WebhookSecretOut:
-    return WebhookSecretOut.model_validate({**_out(endpoint).model_dump(), "secret": endpoint.secret})
+def _with_secret(made: tuple[WebhookEndpoint, str]) -> WebhookSecretOut:
+    endpoint, secret = made
+    return WebhookSecretOut.model_validate({**_out(endpoint).model_dump(), "secret": secret})
 
 
 @router.post("", response_model=WebhookSecretOut, status_code=201, summary="Make a partner's webhook endpoint")

@@ -20,6 +20,7 @@ from app.places.models import Division
 from app.sharing.webhooks.errors import CoverageMismatch, EventNotDead, NotAPartner, WebhookUrlRefused
 from app.sharing.webhooks.models import WebhookEndpoint
 from app.sharing.webhooks.schemas import WebhookCreate, WebhookUpdate
+from app.sharing.webhooks.sealing import seal
 
 PARTNER_ROLES = (Role.police.value, Role.outflow_city.value)
 LOOPBACK = {"localhost", "127.0.0.1", "::1"}
@@ -44,7 +45,8 @@ def new_secret() -> str:
     return "whsec_" + secrets.token_urlsafe(32)
 
 
-def create(session: Session, body: WebhookCreate) -> WebhookEndpoint:
+def create(session: Session, body: WebhookCreate) -> tuple[WebhookEndpoint, str]:
+    """The endpoint and its secret (in clear: shown once, stored sealed)."""
     partner = session.get(User, body.partner_user_id)
     if partner is None:
         raise NotFound()
@@ -61,11 +63,13 @@ def create(session: Session, body: WebhookCreate) -> WebhookEndpoint:
     elif body.hukou_prefix is None or body.division_id is not None:
         raise CoverageMismatch()
     endpoint = WebhookEndpoint(partner_user_id=partner.id, partner_kind=partner.role, url=check_url(body.url),
-                               secret=new_secret(), area_prefix=area_prefix, hukou_prefix=body.hukou_prefix,
+                               secret="", area_prefix=area_prefix, hukou_prefix=body.hukou_prefix,
                                event_types=",".join(sorted(set(body.event_types))), active=body.active)
+    secret = new_secret()
+    endpoint.secret = seal(secret, endpoint.id)
     session.add(endpoint)
     session.flush()
-    return endpoint
+    return endpoint, secret
 
 
 def get(session: Session, endpoint_id: str, *, for_update: bool = False) -> WebhookEndpoint:
@@ -96,11 +100,12 @@ def update(session: Session, endpoint: WebhookEndpoint, body: WebhookUpdate) -> 
     return endpoint
 
 
-def rotate_secret(session: Session, endpoint: WebhookEndpoint, version: int) -> WebhookEndpoint:
+def rotate_secret(session: Session, endpoint: WebhookEndpoint, version: int) -> tuple[WebhookEndpoint, str]:
     _bump(session, endpoint, version)
-    endpoint.secret = new_secret()
+    secret = new_secret()
+    endpoint.secret = seal(secret, endpoint.id)
     session.flush()
-    return endpoint
+    return endpoint, secret
 
 
 def event_of(session: Session, endpoint: WebhookEndpoint, event_id: str, *, for_update: bool = False) -> OutboxEvent:

@@ -9,6 +9,8 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine
 
+from app.core.config import Settings
+from app.sharing.webhooks.sealing import SecretUnreadable, unseal
 from app.sharing.webhooks.service import check_url
 from tests.assertions import assert_error, ok
 from tests.conftest import Api, World
@@ -80,3 +82,18 @@ def test_urls_refused(url: str) -> None:
 @pytest.mark.parametrize("url", ["https://partner.example/hook", "http://127.0.0.1:8080/hook", "http://localhost/x"])
 def test_urls_accepted_outside_production(url: str) -> None:
     assert check_url(url) == url
+
+
+def test_the_secret_is_sealed_at_rest_and_production_needs_a_real_key(
+        engine: Engine, police_hook: Callable[..., dict[str, Any]]) -> None:
+    hook = police_hook()
+    [stored] = rows(engine, "SELECT id, secret FROM webhook_endpoints")
+    assert hook["secret"] not in stored["secret"] and stored["secret"].startswith("dev-1$")
+    assert unseal(stored["secret"], stored["id"]) == hook["secret"]
+    with pytest.raises(SecretUnreadable):  # moved to another row, it does not open
+        unseal(stored["secret"], "0" * 32)
+    with pytest.raises(SecretUnreadable):
+        unseal("other$AAAA$BBBB", stored["id"])
+    production = {"app_env": "production", "database_url": "postgresql+psycopg://u:p@h/db"}
+    with pytest.raises(RuntimeError, match="WEBHOOK_SECRET_KEYS"):
+        Settings(**production).check_production()  # type: ignore[arg-type]
