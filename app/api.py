@@ -38,6 +38,7 @@ from app.sharing.police.router import router as police_router
 from app.sharing.profiles.router import router as profiles_router
 from app.sharing.uploads.router import partner_router as police_uploads_router
 from app.sharing.uploads.router import router as police_reports_router
+from app.sharing.webhooks.router import router as webhooks_router
 from app.sync.router import router as sync_router
 from app.system.router import public_router as system_public_router
 from app.visits.photos.router import router as visit_photos_router
@@ -87,6 +88,7 @@ api.include_router(landlord_accounts_router)
 api.include_router(landlord_reports_router)
 api.include_router(police_uploads_router)
 api.include_router(police_reports_router)
+api.include_router(webhooks_router)
 
 root_public = APIRouter()
 root_public.include_router(system_public_router)

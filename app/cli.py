@@ -1,5 +1,5 @@
 """Command line: serve, migrate, seed-demo, create-user, openapi, audit-verify, audit-checkpoint, audit-keygen,
-audit-public-keys, audit-purge, retention-run, tasks-generate, cycle-open."""
+audit-public-keys, audit-purge, retention-run, tasks-generate, cycle-open, outbox-run."""
 
 from __future__ import annotations
 
@@ -388,6 +388,25 @@ def cycle_open(
         raise typer.Exit(2) from None
     typer.echo(f"{month}: {counts.periods_created} periods opened ({counts.periods_existing} existed), "
                f"{counts.verifications_created} verifications created")
+
+
+@cli.command("outbox-run")
+def outbox_run(
+    once: Annotated[bool, typer.Option("--once", help="Stop when nothing is due (default: run until stopped)")] = False,
+    poll: Annotated[float, typer.Option(min=0.05, max=60, help="Seconds to wait when nothing is due")] = 1.0,
+) -> None:
+    """Deliver the outbox's webhook events (docs/sharing.md, "Push delivery"); SIGTERM or Ctrl-C stops it."""
+    import signal
+    import threading
+
+    from app.sharing.webhooks import delivery
+
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    purged = delivery.purge()
+    claimed = delivery.run(once=once, poll_seconds=poll, stop=stop)
+    typer.echo(f"outbox: {claimed} events attempted, {purged} old delivered events purged")
 
 
 @cli.command()

@@ -102,6 +102,8 @@ def far(api: Api, world: World, engine: Engine) -> dict[str, Any]:
         "photo_id": photo.json()["id"],
         "item_id": catalog_item["id"],
         "task_id": task["id"],
+        # Webhook administration is admin-only (tests/sharing/webhooks): a worker is refused before any look-up.
+        "webhook_id": "0" * 32, "event_id": "0" * 32,
     }
 
 
@@ -222,6 +224,12 @@ def bodies(far: dict[str, Any], world: World) -> dict[tuple[str, str], dict[str,
         ("POST", "/landlord-dwelling-claims/{claim_id}/reject"): {"version": 1, "reason": "other"},
         ("POST", "/landlord-reports/{report_id}/register"): {"version": 1, "hukou_code": "411602"},
         ("POST", "/landlord-reports/{report_id}/dismiss"): {"version": 1, "reason": "other"},
+        # Webhook administration: admins only, a worker is refused (403).
+        ("POST", "/admin/webhooks"): {"partner_user_id": far["user_id"], "url": "https://partner.example/hook",
+                                      "event_types": ["resident.arrived"], "division_id": far["division_id"]},
+        ("PATCH", "/admin/webhooks/{webhook_id}"): {"version": 1, "active": False},
+        ("POST", "/admin/webhooks/{webhook_id}/secret"): {"version": 1},
+        ("POST", "/admin/webhooks/{webhook_id}/events/{event_id}/redeliver"): None,
     }
 
 
@@ -298,6 +306,7 @@ LISTS = {
     ("GET", "/landlord-accounts"): ({}, 200),
     ("GET", "/landlord-dwelling-claims"): ({}, 200),
     ("GET", "/landlord-reports"): ({}, 200),
+    ("GET", "/admin/webhooks"): ({}, 403),
 }
 
 

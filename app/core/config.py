@@ -21,6 +21,8 @@ DEV_THROTTLE_SECRET = "development-only-throttle-secret"  # noqa: S105 - a marke
 # defaults, refused in production. The signing key is a base64 32-byte seed (`migrant audit-keygen` makes one).
 DEV_AUDIT_HMAC_KEYS = "dev-1:development-only-audit-chain-key-change-me-00"
 DEV_AUDIT_SIGNING_KEYS = "dev-1:ZGV2ZWxvcG1lbnQtb25seS1zaWduaW5nLWtleS0wMDA="
+# Seals the webhook signing secrets at rest (app/sharing/webhooks/sealing.py): a marked default, refused in production.
+DEV_WEBHOOK_SECRET_KEYS = "dev-1:development-only-webhook-secret-key-change-me"  # noqa: S105 - marked default
 # The project directory: alembic.ini, migrations/ and the default data/ folder live here. A source checkout
 # finds itself; an installed package (the Docker image) is told with MIGRANT_HOME.
 ROOT = Path(os.environ.get("MIGRANT_HOME") or Path(__file__).resolve().parents[2])
@@ -133,6 +135,19 @@ class Settings(BaseSettings):
     partner_token_minutes: int = Field(default=10, ge=1, le=15)
     partner_lookup_limit: int = Field(default=60, ge=1, le=100_000)
     partner_lookup_window_seconds: int = Field(default=60, ge=1, le=86_400)
+    # Push delivery (docs/sharing.md, "Push delivery"): `migrant outbox-run` tries an event this many times, waiting
+    # OUTBOX_BACKOFF_SECONDS × 2^(tries-1) (at most OUTBOX_BACKOFF_MAX_SECONDS, with jitter) between tries, then
+    # dead-letters it. A claimed event comes due again after OUTBOX_LEASE_SECONDS if its worker died (kept well
+    # above the HTTP timeout). Delivered events and their delivery log are deleted after OUTBOX_KEEP_DAYS.
+    outbox_max_attempts: int = Field(default=8, ge=1, le=50)
+    outbox_backoff_seconds: float = Field(default=10, ge=0, le=3600)
+    outbox_backoff_max_seconds: float = Field(default=3600, ge=0, le=86400)
+    outbox_timeout_seconds: float = Field(default=5, ge=0.1, le=60)
+    outbox_lease_seconds: float = Field(default=300, ge=0.5, le=3600)
+    outbox_batch_size: int = Field(default=50, ge=1, le=1000)
+    outbox_keep_days: int = Field(default=30, ge=1, le=3660)
+    # `kid:secret[,kid:secret…]`: the first seals the webhook secrets stored in the database, all open them.
+    webhook_secret_keys: str = DEV_WEBHOOK_SECRET_KEYS
 
     log_level: str = "INFO"
 
@@ -145,7 +160,7 @@ class Settings(BaseSettings):
         parse_keys(value)
         return value
 
-    @field_validator("audit_hmac_keys", "audit_signing_keys")
+    @field_validator("audit_hmac_keys", "audit_signing_keys", "webhook_secret_keys")
     @classmethod
     def _audit_keys_parse(cls, value: str) -> str:
         parse_keys(value, "AUDIT keys")
@@ -196,6 +211,9 @@ class Settings(BaseSettings):
         if self.audit_hmac_keys == DEV_AUDIT_HMAC_KEYS or any(
                 len(s) < 32 for s in parse_keys(self.audit_hmac_keys).values()):
             problems.append("AUDIT_HMAC_KEYS must be set to secrets of at least 32 characters")
+        if self.webhook_secret_keys == DEV_WEBHOOK_SECRET_KEYS or any(
+                len(s) < 32 for s in parse_keys(self.webhook_secret_keys).values()):
+            problems.append("WEBHOOK_SECRET_KEYS must be set to secrets of at least 32 characters")
         if self.audit_signing_keys == DEV_AUDIT_SIGNING_KEYS:
             problems.append("AUDIT_SIGNING_KEYS must be set (migrant audit-keygen makes a key)")
         if self.argon2_memory_kib < 19456 or self.argon2_time_cost < 2:

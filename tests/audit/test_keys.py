@@ -8,7 +8,7 @@ from pydantic import ValidationError
 from app.core.config import DEV_AUDIT_HMAC_KEYS, DEV_AUDIT_SIGNING_KEYS, Settings
 
 GOOD = {"database_url": "postgresql+psycopg://u:p@h/db", "jwt_keys": "k:" + "j" * 40, "throttle_secret": "t" * 40,
-        "argon2_time_cost": 2, "argon2_memory_kib": 19456}
+        "argon2_time_cost": 2, "argon2_memory_kib": 19456, "webhook_secret_keys": "w1:" + "w" * 40}
 
 
 def problems(**over: object) -> str:
