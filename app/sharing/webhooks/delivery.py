@@ -31,9 +31,10 @@ from app.core.types import utcnow
 from app.ledger.outbox import service as outbox
 from app.ledger.outbox.models import OutboxEvent
 from app.sharing.ledger import disclose
+from app.sharing.profiles.service import current_profile
 from app.sharing.webhooks import signing
 from app.sharing.webhooks.models import WebhookEndpoint
-from app.sharing.webhooks.producer import PROFILES
+from app.sharing.webhooks.producer import pushed_groups
 from app.sharing.webhooks.sealing import unseal
 
 log = logging.getLogger("app.webhooks")
@@ -91,9 +92,11 @@ def _settle(session: Session, policy: outbox.Policy, token: str, events: Sequenc
         if event.id in delivered and target and event.subject_type == "resident" and event.subject_id:
             by_partner[(target.partner_kind, target.partner_id)].append((event.subject_id, event.district_code or ""))
     for (kind, partner_id), residents in by_partner.items():
-        profile = PROFILES[kind]
+        # The profile in force when the event went out (it was built under the one in force when queued; an
+        # admin's edit in between is on record in the profile's versions).
+        profile = current_profile(session, kind)
         disclose(session, partner_kind=kind, partner_id=partner_id, residents=residents,
-                 field_groups=profile.field_groups, legal_basis=profile.legal_basis, action="sharing.push")
+                 field_groups=pushed_groups(profile), legal_basis=profile.legal_basis, action="sharing.push")
     return len(delivered)
 
 

@@ -3,8 +3,9 @@
 The register emits `ResidentRegistered`, `ResidentMoved` and `ResidentLeft` in its own transaction; the handlers
 here (subscribed in app/wiring.py) add one outbox event per active endpoint that subscribes to the event type and
 covers the resident, in that same transaction: a rolled-back change leaves no event. The body holds only what the
-partner kind's profile allows (identity and residence fields: never health, visits or services), built now, so
-every attempt sends the same bytes.
+partner kind's disclosure profile in force allows of the identity and residence groups (never contact, health,
+visits or services), built now, so every attempt sends the same bytes. Without a profile, or while it requires a
+supervisor's approval of each disclosure, nothing is queued (fail closed, as the partner routes).
 
 A move is announced to the endpoints covering where the resident lives now; the ones covering where they lived
 before are not told yet (docs/sharing.md, "Not built yet").
@@ -12,9 +13,7 @@ before are not told yet (docs/sharing.md, "Not built yet").
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 import orjson
 from sqlalchemy import select
@@ -25,31 +24,22 @@ from app.core.types import new_id, utcnow
 from app.ledger.outbox.service import enqueue
 from app.people.events import ResidentLeft, ResidentMoved, ResidentRegistered
 from app.people.models import Resident
+from app.people.shapes import ShapeExtra
 from app.places.models import Dwelling
+from app.sharing.profiles.service import ApprovalRequired, Profile, ProfileMissing, pull_profile
 from app.sharing.webhooks.models import WebhookEndpoint
 
 ARRIVED, MOVED, LEFT = "resident.arrived", "resident.moved", "resident.left"
 EVENT_TYPES = (ARRIVED, MOVED, LEFT)
 
 
-@dataclass(frozen=True)
-class Profile:
-    """What a partner kind may receive in a pushed event, and on which basis (to come from the partners'
-    disclosure profiles; until then fixed here)."""
-
-    field_groups: tuple[str, ...]
-    identity: tuple[str, ...]
-    residence: tuple[str, ...]
-    legal_basis: str
+# A pushed event carries the resident's identity and residence groups at most, as the partner kind's disclosure
+# profile in force allows them (app/sharing/profiles); never contact, health, visits or services.
+PUSHED_GROUPS = ("identity", "residence")
 
 
-_IDENTITY = ("name", "sex", "birth_date", "id_number", "hukou_code")
-_RESIDENCE = ("status", "arrival_date", "left_on", "left_reason", "residence_permit_no", "area_path",
-              "district_code", "dwelling_id")
-PROFILES = {
-    "police": Profile(("identity", "residence"), _IDENTITY, _RESIDENCE, "《居住证暂行条例》第十二条"),
-    "outflow_city": Profile(("identity", "residence"), _IDENTITY, _RESIDENCE, "区域协作协议"),
-}
+def pushed_groups(profile: Profile) -> tuple[str, ...]:
+    return tuple(g for g in PUSHED_GROUPS if profile.allows(g))
 
 
 def covers(endpoint: WebhookEndpoint, resident: Resident, event_type: str) -> bool:
@@ -62,13 +52,11 @@ def covers(endpoint: WebhookEndpoint, resident: Resident, event_type: str) -> bo
 
 def body(event_id: str, event_type: str, created_at: datetime, resident: Resident, address: str | None,
          profile: Profile) -> str:
-    person: dict[str, Any] = {"id": resident.id}
-    person.update({name: getattr(resident, name) for name in profile.identity})
-    person.update({name: getattr(resident, name) for name in profile.residence})
-    if "residence" in profile.field_groups:
-        person["address"] = address
+    """The event as the receiver gets it: the resident shaped by the profile, field by field."""
+    person = profile.shape(resident, ShapeExtra(dwelling_address=address), pushed_groups(profile))
+    person["id"] = resident.id  # the receiver's key for the person (the record id, in the identity group too)
     document = {"id": event_id, "type": event_type, "created_at": created_at.isoformat().replace("+00:00", "Z"),
-                "resident": person}
+                "resident": person, "profile_version": profile.version}
     return orjson.dumps(document).decode()
 
 
@@ -80,13 +68,30 @@ def announce(session: Session, resident: Resident, event_type: str) -> int:
         return 0
     dwelling = session.get(Dwelling, resident.dwelling_id) if resident.dwelling_id else None
     address, now = (dwelling.address if dwelling else None), utcnow()
+    profiles: dict[str, Profile | None] = {}
+    queued = 0
     for endpoint in endpoints:
+        kind = endpoint.partner_kind
+        if kind not in profiles:
+            profiles[kind] = _pushable(session, kind)
+        profile = profiles[kind]
+        if profile is None:
+            continue  # no profile, or one that needs a supervisor's approval of each disclosure: nothing leaves
         event_id = new_id()
         enqueue(session, type=event_type, endpoint_id=endpoint.id, event_id=event_id,
-                body=body(event_id, event_type, now, resident, address, PROFILES[endpoint.partner_kind]),
+                body=body(event_id, event_type, now, resident, address, profile),
                 subject=("resident", resident.id, resident.district_code))
+        queued += 1
     session.flush()
-    return len(endpoints)
+    return queued
+
+
+def _pushable(session: Session, kind: str) -> Profile | None:
+    """The profile a push may leave under: None when there is none or it requires approval (fail closed)."""
+    try:
+        return pull_profile(session, kind)
+    except (ProfileMissing, ApprovalRequired):
+        return None
 
 
 def _arrived(session: Session, event: ResidentRegistered) -> None:

@@ -27,9 +27,9 @@ from tests.factories import dwelling_id, id_number, register_resident
 from tests.sharing.webhooks.conftest import FAST, HOOKS
 from tests.sharing.webhooks.receiver import Receiver
 
-IDENTITY_AND_RESIDENCE = {"id", "name", "sex", "birth_date", "id_number", "hukou_code", "status", "arrival_date",
-                          "left_on", "left_reason", "residence_permit_no", "area_path", "district_code",
-                          "dwelling_id", "address"}
+# The police profile's identity and residence groups (app/sharing/profiles/rules.py).
+IDENTITY_AND_RESIDENCE = {"id", "name", "sex", "birth_date", "id_number", "hukou_code", "hukou_address",
+                          "dwelling_address", "arrival_date", "status", "left_on", "residence_permit_no"}
 
 
 def deliver(engine: Engine) -> int:
@@ -231,3 +231,25 @@ def test_delivered_events_and_their_log_are_purged_after_the_keeping_time(
     assert [e["id"] for e in events_of(engine)] == [recent]
     assert [r["event_id"] for r in rows(engine, "SELECT event_id FROM outbox_deliveries")] == [recent]
     assert count(engine, "disclosures") == 2  # the ledger keeps its entries
+
+
+def test_a_push_follows_the_profile_in_force(
+        api: Api, world: World, engine: Engine, receiver: Receiver, police_hook: Callable[..., dict[str, Any]]) -> None:
+    """Narrowed to identity, the event carries identity fields only and the ledger says so; while the profile
+    requires a supervisor's approval of each disclosure, nothing is queued."""
+    police_hook()
+    profile = ok(api.as_("admin", "GET", "/api/v1/sharing/profiles/police"))
+    kept = {key: profile[key] for key in ("legal_basis", "purpose", "retention_days")}
+    ok(api.as_("admin", "PUT", "/api/v1/sharing/profiles/police", json={
+        **kept, "version": profile["version"], "field_groups": ["identity"], "approval_required": False}))
+    first = register_resident(api, "worker1", dwelling_id(world, "c1", 1))
+    assert deliver(engine) == 1
+    [sent] = [json.loads(body) for body in receiver.processed.values()]
+    assert "dwelling_address" not in sent["resident"] and "arrival_date" not in sent["resident"]
+    assert sent["resident"]["id_number"] == first["id_number"] and sent["profile_version"] == profile["version"] + 1
+    assert rows(engine, "SELECT field_groups FROM disclosures") == [{"field_groups": "identity"}]
+
+    ok(api.as_("admin", "PUT", "/api/v1/sharing/profiles/police", json={
+        **kept, "version": profile["version"] + 1, "field_groups": ["identity"], "approval_required": True}))
+    register_resident(api, "worker1", dwelling_id(world, "c1", 2), id_number=id_number(seq="128"))
+    assert len(events_of(engine)) == 1  # the second arrival queued nothing
