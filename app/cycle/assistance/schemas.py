@@ -152,3 +152,4 @@ class PartnerAssistanceOut(OutputModel):
     answered_on: date | None
     finding: Finding | None
     fp_certificate_status: FpDocStatus | None
+    version: int = Field(description="Send it back with a step or an answer")

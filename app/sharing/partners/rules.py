@@ -8,6 +8,7 @@ import base64
 import binascii
 
 from app.core.errors import Unprocessable
+from app.core.inputs import ascii_int
 
 
 class InvalidCursor(Unprocessable):
@@ -32,3 +33,14 @@ def decode_cursor(tag: str, cursor: str | None) -> str | None:
     if found != tag or not colon or not position:
         raise InvalidCursor()
     return position
+
+
+def decode_seq(tag: str, cursor: str | None) -> int:
+    """A change-log feed's cursor: the last sequence number given out (0: from the start)."""
+    position = decode_cursor(tag, cursor)
+    if position is None:
+        return 0
+    seq = ascii_int(position)
+    if seq is None:
+        raise InvalidCursor()
+    return seq

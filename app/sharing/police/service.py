@@ -11,7 +11,6 @@ from sqlmodel import Session, col
 from app.core.actor import Actor, Role
 from app.core.config import Settings
 from app.core.errors import NotFound
-from app.core.inputs import ascii_int
 from app.ledger import audit
 from app.ledger.models import SyncLog, SyncOp
 from app.people.models import Resident, ResidentStatus
@@ -19,7 +18,7 @@ from app.people.shapes import ShapeExtra
 from app.places.models import Dwelling
 from app.sharing.ledger import disclose
 from app.sharing.partners.deps import jurisdiction
-from app.sharing.partners.rules import InvalidCursor, decode_cursor, encode_cursor
+from app.sharing.partners.rules import decode_seq, encode_cursor
 from app.sharing.partners.service import charge
 from app.sharing.police.schemas import FeedItem, FeedOut, LookupOut, PolicePersonOut
 from app.sharing.profiles.service import Profile, pull_profile
@@ -66,22 +65,12 @@ def lookup(session: Session, settings: Settings, actor: Actor, id_number: str) -
     return LookupOut(person=person, disclosure=profile.basis())
 
 
-def decode_seq(cursor: str | None) -> int:
-    position = decode_cursor(CURSOR_TAG, cursor)
-    if position is None:
-        return 0
-    seq = ascii_int(position)
-    if seq is None:
-        raise InvalidCursor()
-    return seq
-
-
 def feed(session: Session, actor: Actor, cursor: str | None, limit: int) -> FeedOut:
     """Arrivals and departures in the jurisdiction after `cursor`, read from the change log (its sequence
     numbers follow commit order, so no change is passed over): `limit` entries a page, the people they name
     shaped by the profile and entered in the ledger."""
     profile = pull_profile(session, KIND)
-    after = decode_seq(cursor)
+    after = decode_seq(CURSOR_TAG, cursor)
     scope = jurisdiction(actor.scope)
     entries = session.execute(
         select(col(SyncLog.seq), col(SyncLog.record_id), col(SyncLog.op), col(SyncLog.fields))
