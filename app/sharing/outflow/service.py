@@ -19,7 +19,13 @@ from app.places.models import Division
 from app.sharing.ledger import disclose
 from app.sharing.outflow.schemas import ChangeItem, ChangesOut, RosterItem, RosterOut
 from app.sharing.partners.deps import JurisdictionScope, jurisdiction
-from app.sharing.partners.rules import decode_cursor, decode_seq, encode_cursor
+from app.sharing.partners.rules import (
+    after_log_position,
+    decode_cursor,
+    decode_log_position,
+    encode_cursor,
+    encode_log_position,
+)
 from app.sharing.profiles.service import Profile, pull_profile
 
 KIND = Role.outflow_city.value
@@ -120,8 +126,8 @@ def _event(table: str, row: Any, fields: str | None) -> tuple[str, str, ShapeExt
             return "departure", row.id, ShapeExtra(), None
         return None
     if table == Verification.__tablename__:
-        if row.outcome is None or (changed is not None and "outcome" not in changed):
-            return None  # opened (pending) or a change that is not the result
+        if row.outcome is None or changed is None or "outcome" not in changed:
+            return None  # opened (pending), logged again (a month leaving the phones' window), not the result
         return "verification", row.resident_id, ShapeExtra(verification_status=row.outcome), row.month
     if changed is None or "status" in changed:
         return "fp_document", row.resident_id, ShapeExtra(fp_document_status=row.status), None
@@ -133,17 +139,19 @@ def changes(session: Session, actor: Actor, cursor: str | None, limit: int) -> C
     follow commit order, so nothing is passed over): `limit` entries about them a page, each event shown through
     the profile (identity and the event's own group) and entered in the ledger."""
     profile = pull_profile(session, KIND)
-    after = decode_seq(CHANGES_TAG, cursor)
+    after = decode_log_position(CHANGES_TAG, cursor)
     scope = jurisdiction(actor.scope)
     entries = session.execute(
-        select(col(SyncLog.seq), col(SyncLog.table_name), col(SyncLog.record_id), col(SyncLog.fields))
-        .where(col(SyncLog.seq) > after, col(SyncLog.op) == SyncOp.upsert.value, _theirs(scope))
-        .order_by(col(SyncLog.seq)).limit(limit)).all()
+        select(col(SyncLog.seq), col(SyncLog.table_name), col(SyncLog.record_id), col(SyncLog.fields),
+               col(SyncLog.id))
+        .where(after_log_position(col(SyncLog.seq), col(SyncLog.id), *after),
+               col(SyncLog.op) == SyncOp.upsert.value, _theirs(scope))
+        .order_by(col(SyncLog.seq), col(SyncLog.id)).limit(limit)).all()
     rows = {Verification.__tablename__: _by_id(session, Verification, {
-                r for _, t, r, _ in entries if t == Verification.__tablename__}),
+                r for _, t, r, _, _ in entries if t == Verification.__tablename__}),
             FpDocument.__tablename__: _by_id(session, FpDocument, {
-                r for _, t, r, _ in entries if t == FpDocument.__tablename__})}
-    wanted = {r for _, t, r, _ in entries if t == Resident.__tablename__}
+                r for _, t, r, _, _ in entries if t == FpDocument.__tablename__})}
+    wanted = {r for _, t, r, _, _ in entries if t == Resident.__tablename__}
     wanted |= {row.resident_id for found in rows.values() for row in found.values()}
     residents = {r.id: r for r in session.execute(select(Resident).where(
         col(Resident.id).in_(wanted), scope.hukou_filter(col(Resident.hukou_code)),
@@ -153,8 +161,8 @@ def changes(session: Session, actor: Actor, cursor: str | None, limit: int) -> C
     for groups, disclosed in items[1].items():
         disclose(session, partner_kind=KIND, partner_id=actor.user_id, residents=disclosed.items(),
                  field_groups=groups, legal_basis=profile.legal_basis, action="sharing.outflow_feed")
-    last = entries[-1][0] if entries else after
-    return ChangesOut(items=items[0], cursor=encode_cursor(CHANGES_TAG, str(last)), has_more=len(entries) == limit,
+    last = (entries[-1][0], entries[-1][4]) if entries else after
+    return ChangesOut(items=items[0], cursor=encode_log_position(CHANGES_TAG, *last), has_more=len(entries) == limit,
                       disclosure=profile.basis())
 
 
@@ -165,7 +173,7 @@ def _change_items(profile: Profile, entries: Sequence[Any], rows: dict[str, dict
     items: list[ChangeItem] = []
     seen: set[tuple[str, str]] = set()
     shown: dict[tuple[str, ...], dict[str, str]] = {}
-    for _, table, record_id, fields in entries:
+    for _, table, record_id, fields, _ in entries:
         row = rows[table].get(record_id)
         event = _event(table, row, fields) if row is not None else None
         if event is None or (record_id, event[0]) in seen or not profile.allows(EVENT_GROUPS[event[0]]):

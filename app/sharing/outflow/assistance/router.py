@@ -21,9 +21,10 @@ from app.sharing.partners.deps import partner
 router = APIRouter(prefix="/partner/outflow/assistance-requests", tags=["partner"])
 AssistanceActor = Annotated[Actor, partner(Role.outflow_city, "outflow:assistance")]
 REFUSED: dict[int | str, dict[str, Any]] = {403: {"description": "`insufficient_scope`, `disclosure_needs_approval`"}}
-STEP: dict[int | str, dict[str, Any]] = {403: {"description": "`insufficient_scope`, `disclosure_needs_approval`, `office_side_only` (a request "
-                            "the city sent: the office moves it)"},
-        409: {"description": "`invalid_transition`, `stale_version`"}}
+STEP: dict[int | str, dict[str, Any]] = {
+    403: {"description": "`insufficient_scope`, `disclosure_needs_approval`, `office_side_only` (a request the city "
+                         "sent: the office moves it)"},
+    409: {"description": "`invalid_transition`, `stale_version`"}}
 
 
 @router.get("", response_model=Page[PartnerAssistanceOut], responses=REFUSED,
