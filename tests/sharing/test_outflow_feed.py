@@ -11,6 +11,8 @@ from tests.assertions import assert_error, ok
 from tests.conftest import Api, World
 from tests.cycle.verify_helpers import record, verifications
 from tests.db import audit_events, rows
+from tests.factories import id_number
+from tests.people.import_helpers import csv_file, person, upload
 from tests.people.rec_helpers import put_health, valid_doc
 from tests.sharing.partner_helpers import V1, bearer, make_client
 from tests.sharing.test_outflow import NEVER, OUTFLOW_FIELDS, resident
@@ -118,3 +120,26 @@ def test_feed_refusals(api: Api, world: World) -> None:
         "approval_required": False, "retention_days": 30}))
     resident(api, world, "worker1", "c1", "101", "411602")
     assert ok(api.client.post(FEED, json={}, headers=unset))["items"] == []
+
+
+def test_a_page_may_end_inside_one_transaction(api: Api, world: World) -> None:
+    """One import is one transaction: its change-log entries share a sequence number, and pages of one entry
+    still give every arrival once (the police feed pages the same way)."""
+    records = [person(world, "c1", 姓名=f"河北{seq}", 公民身份号码=id_number(seq=seq, area="130102"),
+                      户籍地代码="130102", 住所编号=world.dwellings[world.community("c1")["id"]][i])
+               for i, seq in enumerate(("101", "103", "105"))]
+    ok(upload(api, "worker1", csv_file(records), dry_run=False), 201)
+    city = bearer(api, make_client(api, "outflow_city", "shijiazhuang", hukou_prefix="1301"))
+    items, _ = pages(api, city, limit=1)
+    assert sorted(i["person"]["name"] for i in items) == ["河北101", "河北103", "河北105"]
+    assert {i["event"] for i in items} == {"arrival"}
+    station = bearer(api, make_client(api, "police", "station-1", division_ids=[world.community("c1")["id"]]))
+    seen: list[str] = []
+    cursor = None
+    while True:
+        page = ok(api.client.post(V1 + "/partner/police/feed", json={"cursor": cursor, "limit": 1}, headers=station))
+        seen += [i["person"]["name"] for i in page["items"] if i["person"]["name"].startswith("河北")]
+        cursor = page["cursor"]
+        if not page["has_more"]:
+            break
+    assert sorted(seen) == ["河北101", "河北103", "河北105"]
