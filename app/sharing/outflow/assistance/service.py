@@ -135,7 +135,8 @@ def send(session: Session, actor: Actor, body: PartnerRequestIn) -> tuple[Assist
         if not same:
             raise ReferenceReused()
         return existing, False
-    incoming = IncomingCreate(partner_city=city, partner_reference=body.reference, id_number=id_number,
+    # Built, not validated: the date is the service's own today (`IncomingCreate` checks a typed one).
+    incoming = IncomingCreate.model_construct(partner_city=city, partner_reference=body.reference, id_number=id_number,
                               name=body.name, topic=body.topic, urgent=body.urgent,
                               received_on=assistance.today())
     return assistance.receive(session, actor, incoming, id_number, _match(session, scope, id_number)), True
