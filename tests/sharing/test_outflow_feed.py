@@ -14,8 +14,8 @@ from tests.db import audit_events, rows
 from tests.factories import id_number
 from tests.people.import_helpers import csv_file, person, upload
 from tests.people.rec_helpers import put_health, valid_doc
+from tests.sharing.outflow_helpers import NEVER, OUTFLOW_FIELDS, resident
 from tests.sharing.partner_helpers import V1, bearer, make_client
-from tests.sharing.test_outflow import NEVER, OUTFLOW_FIELDS, resident
 
 FEED = V1 + "/partner/outflow/feed"
 
