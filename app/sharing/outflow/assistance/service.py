@@ -88,10 +88,9 @@ def get_request(session: Session, actor: Actor, request_id: str, *, for_update: 
     return found
 
 
-def _disclose(session: Session, actor: Actor, requests: Sequence[AssistanceRequest], legal_basis: str) -> None:
+def _disclose(session: Session, actor: Actor, residents: list[tuple[str, str]], legal_basis: str) -> None:
     disclose(session, partner_kind=KIND, partner_id=actor.user_id, field_groups=FIELD_GROUPS,
-             legal_basis=legal_basis, action=ACTION,
-             residents=[(r.resident_id, r.district_code) for r in requests if r.resident_id])
+             legal_basis=legal_basis, action=ACTION, residents=residents)
 
 
 def shown(session: Session, actor: Actor, requests: Sequence[AssistanceRequest], *,
@@ -102,13 +101,13 @@ def shown(session: Session, actor: Actor, requests: Sequence[AssistanceRequest],
     legal_basis = pull_profile(session, KIND).legal_basis
     on = assistance.today()
     items = [assistance.partner_out(session, r, on) for r in requests]
-    if not after_read:
-        _disclose(session, actor, requests, legal_basis)
+    residents = [(r.resident_id, r.district_code) for r in requests if r.resident_id]
+    if not residents or not after_read:
+        _disclose(session, actor, residents, legal_basis)
         return items
     uow = UnitOfWork.of(session)
     assert uow is not None
-    kept = list(requests)
-    uow.side_write(lambda s: _disclose(s, actor, kept, legal_basis))
+    uow.side_write(lambda s: _disclose(s, actor, residents, legal_basis))
     return items
 
 
