@@ -102,7 +102,7 @@ def test_the_profile_narrows_the_feed(api: Api, world: World, engine: Engine) ->
 def test_feed_refusals(api: Api, world: World) -> None:
     client = make_client(api, "outflow_city", "shijiazhuang", hukou_prefix="1301")
     headers = bearer(api, client)
-    for cursor in ("bm9wZQ", "cDE6MQ", "bzE6eA", "bzI6eA", "!!"):  # junk, the police feed's, the roster's, o2:x
+    for cursor in ("bm9wZQ", "cDE6MQ", "bzE6eA", "bzI6eA", "bzI6MS54", "!!"):  # junk, police's, roster's, o2:x, o2:1.x
         assert_error(api.client.post(FEED, json={"cursor": cursor}, headers=headers), 422, "invalid_cursor")
     assert_error(api.client.post(FEED, json={"limit": 501}, headers=headers), 422, "validation_error")
     roster_only = bearer(api, client, scope="outflow:feed")
@@ -143,3 +143,6 @@ def test_a_page_may_end_inside_one_transaction(api: Api, world: World) -> None:
         if not page["has_more"]:
             break
     assert sorted(seen) == ["河北101", "河北103", "河北105"]
+    # A cursor of the sequence number alone (given out before) still works: the whole transaction was read.
+    old_style = ok(api.client.post(V1 + "/partner/police/feed", json={"cursor": "cDE6MA"}, headers=station))
+    assert sorted(i["person"]["name"] for i in old_style["items"] if i["person"]["name"].startswith("河北")) == sorted(seen)
