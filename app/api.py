@@ -31,6 +31,7 @@ from app.sharing.landlords.router import public_router as landlord_public_router
 from app.sharing.landlords.router import router as landlord_accounts_router
 from app.sharing.landlords.tenants.router import partner_router as landlord_tenants_partner_router
 from app.sharing.landlords.tenants.router import router as landlord_reports_router
+from app.sharing.outflow.assistance.router import router as outflow_assistance_router
 from app.sharing.outflow.router import router as outflow_router
 from app.sharing.partners.oauth.router import router as partner_oauth_router
 from app.sharing.partners.router import router as partner_clients_router
@@ -81,6 +82,7 @@ api.include_router(partner_clients_router)
 api.include_router(profiles_router)
 api.include_router(police_router)
 api.include_router(outflow_router)
+api.include_router(outflow_assistance_router)
 # Partners: landlords (docs/sharing.md).
 api.include_router(landlord_partner_router)
 api.include_router(landlord_tenants_partner_router)

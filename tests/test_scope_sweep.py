@@ -211,6 +211,11 @@ def bodies(far: dict[str, Any], world: World) -> dict[tuple[str, str], dict[str,
         ("POST", "/partner/police/lookup"): {"id_number": far["resident_id_number"]},
         ("POST", "/partner/police/feed"): {},
         ("POST", "/partner/outflow/residents"): {},
+        ("POST", "/partner/outflow/feed"): {},
+        ("POST", "/partner/outflow/assistance-requests"): {
+            "reference": "SWEEP-1", "id_number": far["resident_id_number"], "name": "远方", "topic": "residence"},
+        ("POST", "/partner/outflow/assistance-requests/{request_id}/progress"): {"state": "matched", "version": 1},
+        ("POST", "/partner/outflow/assistance-requests/{request_id}/answer"): {"finding": "confirmed", "version": 1},
         # Landlords' own routes refuse staff (403); the staff routes answer 404 for c3's landlords.
         ("POST", "/partner/landlord/dwelling-registrations"): {"community_id": far["community_id"], "address": "x"},
         ("POST", "/partner/landlord/move-ins"): {"dwelling_id": far["dwelling_id"], "name": "x",
@@ -303,6 +308,7 @@ LISTS = {
     ("GET", "/partner/landlord/dwelling-registrations"): ({}, 403),
     ("GET", "/partner/landlord/reports"): ({}, 403),
     ("GET", "/partner/landlord/tenants"): ({}, 403),
+    ("GET", "/partner/outflow/assistance-requests"): ({}, 403),  # outflow cities only
     ("GET", "/landlord-accounts"): ({}, 200),
     ("GET", "/landlord-dwelling-claims"): ({}, 200),
     ("GET", "/landlord-reports"): ({}, 200),

@@ -3,28 +3,16 @@ and 婚育证明 status, through the outflow-city profile, every page in the dis
 
 from __future__ import annotations
 
-from typing import Any
-
 from sqlalchemy import Engine
 
 from tests.assertions import assert_error, ok
 from tests.conftest import Api, World
 from tests.db import rows
-from tests.factories import dwelling_id, id_number, register_resident
 from tests.people.rec_helpers import put_health, valid_doc
+from tests.sharing.outflow_helpers import NEVER, OUTFLOW_FIELDS, resident
 from tests.sharing.partner_helpers import V1, bearer, make_client
 
 ROSTER = V1 + "/partner/outflow/residents"
-OUTFLOW_FIELDS = {"id", "name", "sex", "birth_date", "id_number", "hukou_code", "residence_district_code",
-                  "residence_community", "arrival_date", "status", "left_on", "verification_status",
-                  "fp_document_status", "verification_month"}
-NEVER = {"phone", "dwelling_address", "dwelling_id", "contraception", "pregnancy", "children", "visits",
-         "services", "employer", "occupation", "area_path"}
-
-
-def resident(api: Api, world: World, user: str, community: str, seq: str, hukou: str) -> dict[str, Any]:
-    return register_resident(api, user, dwelling_id(world, community, 1), id_number=id_number(seq=seq, area=hukou),
-                             hukou_code=hukou, name="户籍" + seq)
 
 
 def test_roster_of_the_city_people(api: Api, world: World, engine: Engine) -> None:

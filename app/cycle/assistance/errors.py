@@ -47,6 +47,12 @@ class PartnerSideOnly(Forbidden):
     zh = "外发协查的对方办理进展只能由管理员代为登记。"
 
 
+class OfficeSideOnly(Forbidden):
+    code = "office_side_only"
+    en = "The office answers the requests a partner city sends; the partner city cannot move them."
+    zh = "伙伴城市发来的协查由本方办理，对方不能变更其办理状态。"
+
+
 class AnswerFields(Unprocessable):
     code = "answer_fields"
     en = "The 婚育证明 status belongs to a 婚育证明 request, and only there is it required."

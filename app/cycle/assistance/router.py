@@ -1,6 +1,7 @@
 """Assistance requests (协查) with partner cities: workers draft and send requests about their residents and
 answer the ones partner cities send; supervisors read their area; an admin registers partner cities' requests
-and records their side of ours (until the sharing domain gives partners their own API). docs/assistance.md."""
+and records their side of ours on their behalf (partners' own API: app/sharing/outflow/assistance).
+docs/assistance.md."""
 
 from __future__ import annotations
 

@@ -6,7 +6,7 @@ request to become overdue, and a late answer still lands as `answered`, marked `
 
 Who moves which step: the sending side sends; the receiving side matches (or not), verifies and answers. For
 an incoming request the receiving side is us (the worker of the resident's community, or an admin); for an
-outgoing one it is the partner city, whose steps an admin records until partners have their own API.
+outgoing one it is the partner city, through its own API (app/sharing/outflow/assistance) or an admin.
 """
 
 from __future__ import annotations

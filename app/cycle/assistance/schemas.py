@@ -1,6 +1,6 @@
 """API shapes for assistance requests. Staff see the whole request in their area (the detail read is audited);
 lists mask the ID number; the partner city's shape is an allow-list with no resident id, place or note
-(`PartnerAssistanceOut`, for the sharing domain's feed). No health data but the `urgent` flag."""
+(`PartnerAssistanceOut`, for the outflow city's own API). No health data but the `urgent` flag."""
 
 from __future__ import annotations
 
@@ -37,7 +37,7 @@ class OutgoingCreate(InputModel):
 
 
 class IncomingCreate(InputModel):
-    """A partner city's request, registered by an admin until partners have their own API."""
+    """A partner city's request, registered by an admin on its behalf (or built by its own API)."""
 
     partner_city: str = Field(pattern=r"^[0-9]{4}00$", description="The asking city's 6-digit code")
     partner_reference: str = Field(min_length=1, max_length=40, pattern=r"^[A-Za-z0-9-]+$",
@@ -152,3 +152,4 @@ class PartnerAssistanceOut(OutputModel):
     answered_on: date | None
     finding: Finding | None
     fp_certificate_status: FpDocStatus | None
+    version: int = Field(description="Send it back with a step or an answer")

@@ -25,6 +25,7 @@ from app.cycle.assistance.errors import (
     DuplicateReference,
     InvalidTransition,
     NoPartnerAgreement,
+    OfficeSideOnly,
     PartnerCityUnknown,
     PartnerSideOnly,
     RequestOpen,
@@ -229,25 +230,36 @@ def _match(session: Session, actor: Actor, id_number: str, partner_city: str) ->
     return session.execute(stmt).scalar_one_or_none()
 
 
-def register_incoming(session: Session, actor: Actor, body: IncomingCreate) -> AssistanceRequest:
-    settings = get_settings()
-    if body.partner_city not in settings.partner_cities:
-        raise PartnerCityUnknown()
-    parsed = people.parse_id_number(body.id_number)
-    if not parsed.check_ok:  # a mistyped number would match nobody, or the wrong person
-        raise IdCheckDigit()
-    taken = select(col(AssistanceRequest.id)).where(
+def find_incoming(session: Session, partner_city: str, reference: str, *,
+                  for_update: bool = False) -> AssistanceRequest | None:
+    """A partner city's request by its file number (unique per city), whoever registered it."""
+    stmt = select(AssistanceRequest).where(
         col(AssistanceRequest.direction) == Direction.incoming.value,
-        col(AssistanceRequest.partner_city) == body.partner_city,
-        col(AssistanceRequest.partner_reference) == body.partner_reference)
-    if session.execute(taken).first() is not None:
-        raise DuplicateReference()
-    resident = _match(session, actor, parsed.number, body.partner_city)
-    term = rules.deadline(body.received_on, body.urgent, settings)
+        col(AssistanceRequest.partner_city) == partner_city,
+        col(AssistanceRequest.partner_reference) == reference)
+    if for_update:
+        stmt = stmt.with_for_update()
+    return session.execute(stmt).scalar_one_or_none()
+
+
+def checked_id_number(id_number: str) -> str:
+    """An asked ID number, checked like a registration (a mistyped one would match nobody, or the wrong
+    person)."""
+    parsed = people.parse_id_number(id_number)
+    if not parsed.check_ok:
+        raise IdCheckDigit()
+    return parsed.number
+
+
+def receive(session: Session, actor: Actor, body: IncomingCreate, id_number: str,
+            resident: Resident | None) -> AssistanceRequest:
+    """Store a partner city's request, matched to `resident` (the caller found them) or unmatched; the delay
+    counts from `received_on` (docs/assistance.md, "Deadlines")."""
+    term = rules.deadline(body.received_on, body.urgent, get_settings())
     request = AssistanceRequest(
         direction=Direction.incoming.value, topic=body.topic.value, urgent=body.urgent,
         partner_city=body.partner_city, partner_reference=body.partner_reference,
-        subject_id_number=parsed.number, subject_name=body.name, sent_on=body.received_on,
+        subject_id_number=id_number, subject_name=body.name, sent_on=body.received_on,
         counted_from=term.counted_from, due_on=term.due_on, created_by=actor.user_id, sent_by=actor.user_id,
         area_path="", district_code="")
     if resident is not None:
@@ -260,6 +272,17 @@ def register_incoming(session: Session, actor: Actor, body: IncomingCreate) -> A
     session.add(request)
     session.flush()
     return request
+
+
+def register_incoming(session: Session, actor: Actor, body: IncomingCreate) -> AssistanceRequest:
+    """An admin registers a partner city's request on its behalf (the partner's own API:
+    app/sharing/outflow/assistance)."""
+    if body.partner_city not in get_settings().partner_cities:
+        raise PartnerCityUnknown()
+    id_number = checked_id_number(body.id_number)
+    if find_incoming(session, body.partner_city, body.partner_reference) is not None:
+        raise DuplicateReference()
+    return receive(session, actor, body, id_number, _match(session, actor, id_number, body.partner_city))
 
 
 def _check(request: AssistanceRequest, version: int, target: State) -> None:
@@ -294,10 +317,12 @@ def send(session: Session, actor: Actor, request: AssistanceRequest, body: Versi
 
 
 def _receiving_side(actor: Actor, request: AssistanceRequest) -> None:
-    """The receiving side's steps: ours on an incoming request, the partner's (an admin records them) on an
-    outgoing one."""
-    if request.direction == Direction.outgoing.value and actor.role is not Role.admin:
+    """The receiving side's steps: ours on an incoming request, the partner city's on an outgoing one (through
+    its own API, or an admin records them)."""
+    if request.direction == Direction.outgoing.value and actor.role not in (Role.admin, Role.outflow_city):
         raise PartnerSideOnly()
+    if request.direction == Direction.incoming.value and actor.role is Role.outflow_city:
+        raise OfficeSideOnly()
 
 
 def progress(session: Session, actor: Actor, request: AssistanceRequest, body: ProgressIn) -> AssistanceRequest:

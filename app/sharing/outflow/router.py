@@ -1,4 +1,5 @@
-"""Outflow cities (区域协作): their registered people living here, with monthly verification and 婚育证明 status.
+"""Outflow cities (区域协作): their registered people living here, with monthly verification and 婚育证明 status:
+a roster and a change feed. Their assistance requests: app/sharing/outflow/assistance.
 
 POST: a disclosure is a write (its ledger entry is made in the answer's own transaction)."""
 
@@ -11,11 +12,13 @@ from fastapi import APIRouter
 from app.core.actor import Actor, Role
 from app.core.deps import SessionDep
 from app.sharing.outflow import service
-from app.sharing.outflow.schemas import RosterIn, RosterOut
+from app.sharing.outflow.schemas import ChangesOut, RosterIn, RosterOut
 from app.sharing.partners.deps import partner
+from app.sharing.police.schemas import FeedIn
 
 router = APIRouter(prefix="/partner/outflow", tags=["partner"])
 OutflowActor = Annotated[Actor, partner(Role.outflow_city, "outflow:feed")]
+ChangesActor = Annotated[Actor, partner(Role.outflow_city, "outflow:changes")]
 
 
 @router.post("/residents", response_model=RosterOut, response_model_exclude_unset=True,
@@ -25,3 +28,12 @@ OutflowActor = Annotated[Actor, partner(Role.outflow_city, "outflow:feed")]
                         403: {"description": "`insufficient_scope`, `disclosure_needs_approval`"}})
 def residents(body: RosterIn, session: SessionDep, actor: OutflowActor) -> RosterOut:
     return service.roster(session, actor, body.cursor, body.limit)
+
+
+@router.post("/feed", response_model=ChangesOut, response_model_exclude_unset=True,
+             summary="Changes to the city's registered people here since a cursor: arrivals, departures, monthly "
+                     "verification results, 婚育证明 status",
+             responses={422: {"description": "`invalid_cursor`"},
+                        403: {"description": "`insufficient_scope`, `disclosure_needs_approval`"}})
+def feed(body: FeedIn, session: SessionDep, actor: ChangesActor) -> ChangesOut:
+    return service.changes(session, actor, body.cursor, body.limit)

@@ -4,6 +4,7 @@ profile. Every field of a person is optional: only the profile's fields are pres
 from __future__ import annotations
 
 from datetime import date
+from typing import Literal
 
 from pydantic import Field
 
@@ -39,6 +40,22 @@ class RosterItem(OutflowPersonOut):
 
 class RosterOut(OutputModel):
     items: list[RosterItem]
+    cursor: str = Field(description="Opaque: send it back for the next page")
+    has_more: bool
+    disclosure: DisclosureBasis
+
+
+class ChangeItem(OutputModel):
+    event: Literal["arrival", "departure", "verification", "fp_document"] = Field(
+        description="arrival: a new record here; departure: marked as left; verification: a month's outcome "
+                    "recorded; fp_document: a 婚育证明 recorded or its status changed")
+    person: RosterItem = Field(description="Identity (as the profile allows) and the event's own group: residence "
+                                           "for arrival and departure, verification_status and verification_month "
+                                           "for verification, fp_document_status for fp_document")
+
+
+class ChangesOut(OutputModel):
+    items: list[ChangeItem]
     cursor: str = Field(description="Opaque: send it back for the next page")
     has_more: bool
     disclosure: DisclosureBasis

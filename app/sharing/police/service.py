@@ -11,7 +11,6 @@ from sqlmodel import Session, col
 from app.core.actor import Actor, Role
 from app.core.config import Settings
 from app.core.errors import NotFound
-from app.core.inputs import ascii_int
 from app.ledger import audit
 from app.ledger.models import SyncLog, SyncOp
 from app.people.models import Resident, ResidentStatus
@@ -19,7 +18,7 @@ from app.people.shapes import ShapeExtra
 from app.places.models import Dwelling
 from app.sharing.ledger import disclose
 from app.sharing.partners.deps import jurisdiction
-from app.sharing.partners.rules import InvalidCursor, decode_cursor, encode_cursor
+from app.sharing.partners.rules import after_log_position, decode_log_position, encode_log_position
 from app.sharing.partners.service import charge
 from app.sharing.police.schemas import FeedItem, FeedOut, LookupOut, PolicePersonOut
 from app.sharing.profiles.service import Profile, pull_profile
@@ -66,29 +65,20 @@ def lookup(session: Session, settings: Settings, actor: Actor, id_number: str) -
     return LookupOut(person=person, disclosure=profile.basis())
 
 
-def decode_seq(cursor: str | None) -> int:
-    position = decode_cursor(CURSOR_TAG, cursor)
-    if position is None:
-        return 0
-    seq = ascii_int(position)
-    if seq is None:
-        raise InvalidCursor()
-    return seq
-
-
 def feed(session: Session, actor: Actor, cursor: str | None, limit: int) -> FeedOut:
     """Arrivals and departures in the jurisdiction after `cursor`, read from the change log (its sequence
     numbers follow commit order, so no change is passed over): `limit` entries a page, the people they name
     shaped by the profile and entered in the ledger."""
     profile = pull_profile(session, KIND)
-    after = decode_seq(cursor)
+    after = decode_log_position(CURSOR_TAG, cursor)
     scope = jurisdiction(actor.scope)
     entries = session.execute(
-        select(col(SyncLog.seq), col(SyncLog.record_id), col(SyncLog.op), col(SyncLog.fields))
-        .where(col(SyncLog.table_name) == Resident.__tablename__, col(SyncLog.seq) > after,
+        select(col(SyncLog.seq), col(SyncLog.record_id), col(SyncLog.op), col(SyncLog.fields), col(SyncLog.id))
+        .where(col(SyncLog.table_name) == Resident.__tablename__,
+               after_log_position(col(SyncLog.seq), col(SyncLog.id), *after),
                scope.area_filter(col(SyncLog.area_path), col(SyncLog.district_code)))
-        .order_by(col(SyncLog.seq)).limit(limit)).all()
-    ids = {record_id for _, record_id, _, _ in entries}
+        .order_by(col(SyncLog.seq), col(SyncLog.id)).limit(limit)).all()
+    ids = {record_id for _, record_id, _, _, _ in entries}
     residents = {r.id: r for r in session.execute(select(Resident).where(
         col(Resident.id).in_(ids), col(Resident.merged_into_id).is_(None),
         col(Resident.anonymised_at).is_(None))).scalars()} if ids else {}
@@ -98,7 +88,7 @@ def feed(session: Session, actor: Actor, cursor: str | None, limit: int) -> Feed
     # Who was shown which groups: a departure out of the jurisdiction shows identity only, and its ledger entry
     # says so.
     shown: dict[tuple[str, ...], dict[str, str]] = {}
-    for _, record_id, op, fields in entries:
+    for _, record_id, op, fields, _ in entries:
         resident = residents.get(record_id)
         event = _event(resident, op, fields, scope.sees_path) if resident is not None else None
         if resident is None or event is None or (record_id, event[0]) in seen:
@@ -112,8 +102,8 @@ def feed(session: Session, actor: Actor, cursor: str | None, limit: int) -> Feed
     for groups, disclosed in shown.items():
         disclose(session, partner_kind=KIND, partner_id=actor.user_id, residents=disclosed.items(),
                  field_groups=groups, legal_basis=profile.legal_basis, action="sharing.police_feed")
-    last = entries[-1][0] if entries else after
-    return FeedOut(items=items, cursor=encode_cursor(CURSOR_TAG, str(last)), has_more=len(entries) == limit,
+    last = (entries[-1][0], entries[-1][4]) if entries else after
+    return FeedOut(items=items, cursor=encode_log_position(CURSOR_TAG, *last), has_more=len(entries) == limit,
                    disclosure=profile.basis())
 
 

@@ -37,7 +37,8 @@ REQUEST_BODY: dict[str, Any] = {"x-error-shape": "RFC 6749 §5.2", "requestBody"
         "client_secret": {"type": "string", "maxLength": 256, "description": "Or in HTTP Basic authentication"},
         "scope": {"type": "string", "maxLength": 200,
                   "description": "Space-separated; police: police:lookup police:feed police:upload; outflow city: "
-                                 "outflow:feed. Omitted: every scope of the client's kind"},
+                                 "outflow:feed outflow:changes outflow:assistance. Omitted: every scope of the "
+                                 "client's kind"},
     }}}}}}
 
 

@@ -37,7 +37,7 @@ from app.sharing.partners.models import PartnerSecret
 # The scopes each kind of client may be granted (all of them when it asks for none).
 SCOPES: dict[str, frozenset[str]] = {
     Role.police.value: frozenset({"police:lookup", "police:feed", "police:upload"}),
-    Role.outflow_city.value: frozenset({"outflow:feed"}),
+    Role.outflow_city.value: frozenset({"outflow:feed", "outflow:changes", "outflow:assistance"}),
 }
 
 
