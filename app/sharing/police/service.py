@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from sqlalchemy import select
+from sqlalchemy import and_, or_, select
 from sqlmodel import Session, col
 
 from app.core.actor import Actor, Role
@@ -66,14 +66,17 @@ def lookup(session: Session, settings: Settings, actor: Actor, id_number: str) -
     return LookupOut(person=person, disclosure=profile.basis())
 
 
-def decode_seq(cursor: str | None) -> int:
+def decode_position(cursor: str | None) -> tuple[int, int | None]:
+    """(sequence number, change-log row id) after which the next page starts: `seq.id`, or the bare `seq` of a
+    cursor given out before pages could end inside a transaction (then all of that transaction was read)."""
     position = decode_cursor(CURSOR_TAG, cursor)
     if position is None:
-        return 0
-    seq = ascii_int(position)
-    if seq is None:
+        return 0, None
+    seq_text, dot, id_text = position.partition(".")
+    seq, row = ascii_int(seq_text), ascii_int(id_text) if dot else None
+    if seq is None or (dot and row is None):
         raise InvalidCursor()
-    return seq
+    return seq, row
 
 
 def feed(session: Session, actor: Actor, cursor: str | None, limit: int) -> FeedOut:
@@ -81,14 +84,18 @@ def feed(session: Session, actor: Actor, cursor: str | None, limit: int) -> Feed
     numbers follow commit order, so no change is passed over): `limit` entries a page, the people they name
     shaped by the profile and entered in the ledger."""
     profile = pull_profile(session, KIND)
-    after = decode_seq(cursor)
+    after, after_row = decode_position(cursor)
     scope = jurisdiction(actor.scope)
+    # One transaction's entries share a sequence number, so a page may end inside one: the cursor holds the
+    # row id too, and the next page goes on within that transaction, in row order.
+    later = col(SyncLog.seq) > after if after_row is None else or_(
+        col(SyncLog.seq) > after, and_(col(SyncLog.seq) == after, col(SyncLog.id) > after_row))
     entries = session.execute(
-        select(col(SyncLog.seq), col(SyncLog.record_id), col(SyncLog.op), col(SyncLog.fields))
-        .where(col(SyncLog.table_name) == Resident.__tablename__, col(SyncLog.seq) > after,
+        select(col(SyncLog.seq), col(SyncLog.record_id), col(SyncLog.op), col(SyncLog.fields), col(SyncLog.id))
+        .where(col(SyncLog.table_name) == Resident.__tablename__, col(SyncLog.seq) >= after, later,
                scope.area_filter(col(SyncLog.area_path), col(SyncLog.district_code)))
-        .order_by(col(SyncLog.seq)).limit(limit)).all()
-    ids = {record_id for _, record_id, _, _ in entries}
+        .order_by(col(SyncLog.seq), col(SyncLog.id)).limit(limit)).all()
+    ids = {record_id for _, record_id, _, _, _ in entries}
     residents = {r.id: r for r in session.execute(select(Resident).where(
         col(Resident.id).in_(ids), col(Resident.merged_into_id).is_(None),
         col(Resident.anonymised_at).is_(None))).scalars()} if ids else {}
@@ -98,7 +105,7 @@ def feed(session: Session, actor: Actor, cursor: str | None, limit: int) -> Feed
     # Who was shown which groups: a departure out of the jurisdiction shows identity only, and its ledger entry
     # says so.
     shown: dict[tuple[str, ...], dict[str, str]] = {}
-    for _, record_id, op, fields in entries:
+    for _, record_id, op, fields, _ in entries:
         resident = residents.get(record_id)
         event = _event(resident, op, fields, scope.sees_path) if resident is not None else None
         if resident is None or event is None or (record_id, event[0]) in seen:
@@ -112,8 +119,9 @@ def feed(session: Session, actor: Actor, cursor: str | None, limit: int) -> Feed
     for groups, disclosed in shown.items():
         disclose(session, partner_kind=KIND, partner_id=actor.user_id, residents=disclosed.items(),
                  field_groups=groups, legal_basis=profile.legal_basis, action="sharing.police_feed")
-    last = entries[-1][0] if entries else after
-    return FeedOut(items=items, cursor=encode_cursor(CURSOR_TAG, str(last)), has_more=len(entries) == limit,
+    position = f"{entries[-1][0]}.{entries[-1][4]}" if entries else str(after) if after_row is None else \
+        f"{after}.{after_row}"
+    return FeedOut(items=items, cursor=encode_cursor(CURSOR_TAG, position), has_more=len(entries) == limit,
                    disclosure=profile.basis())
 
 
