@@ -98,7 +98,8 @@ def build(db: str, url: str, city: int, target: int, seed: int) -> Setup:
     finally:
         engine.dispose()
     setup.city = made.residents
-    print(f"built {made.residents:,} residents in {made.divisions:,} divisions in {time.perf_counter() - started:.0f} s "
+    elapsed = time.perf_counter() - started
+    print(f"built {made.residents:,} residents in {made.divisions:,} divisions in {elapsed:.0f} s "
           f"(not measured; load {load_average()})", flush=True)
     return setup
 
@@ -143,7 +144,8 @@ def jurisdiction(session: Any, url: str, username: str, password: str, target: i
 
 def bare_statement(session: Any, paths: tuple[str, ...]) -> tuple[Any, tuple[str, ...]]:
     """The rows the feed reads, as one statement: its change-log entries in the jurisdiction, joined to the
-    residents and their dwellings' addresses, the police profile's fields, in sequence order."""
+    residents and their dwellings' addresses, the police profile's fields, in the feed's order (sequence number,
+    then row id)."""
     fields = current_profile(session, Role.police.value).fields
     columns = [col(Dwelling.address) if f == "dwelling_address" else getattr(Resident, f) for f in fields]
     stmt = (select(col(SyncLog.seq), *columns).select_from(SyncLog)
@@ -152,7 +154,7 @@ def bare_statement(session: Any, paths: tuple[str, ...]) -> tuple[Any, tuple[str
             .where(col(SyncLog.table_name) == Resident.__tablename__,
                    JurisdictionScope(paths).area_filter(col(SyncLog.area_path), col(SyncLog.district_code)),
                    col(Resident.merged_into_id).is_(None), col(Resident.anonymised_at).is_(None))
-            .order_by(col(SyncLog.seq)))
+            .order_by(col(SyncLog.seq), col(SyncLog.id)))
     return stmt, fields
 
 
@@ -286,7 +288,8 @@ def run(args: argparse.Namespace, db: str, url: str) -> int:
             wrong = check(read, setup, ledger_count(engine, user_id)) + (
                 [f"bare SQL read {rows:,} rows"] if rows != setup.residents else [])
             failures += [f"round {n}: {w}" for w in wrong]
-            print(f"round {n}: feed {read.seconds:7.2f} s {read.items / read.seconds:9,.0f} rows/s {read.pages:4} pages "
+            print(f"round {n}: feed {read.seconds:7.2f} s {read.items / read.seconds:9,.0f} rows/s {read.pages:4} "
+                  f"pages "
                   f"{read.json_bytes / 1e6:7.1f} MB JSON ({read.wire_bytes / 1e6:.1f} MB sent) | bare "
                   f"{bares[-1]:6.3f} s {rows / bares[-1]:10,.0f} rows/s | load {load_average()}"
                   f"{' | WRONG: ' + '; '.join(wrong) if wrong else ''}", flush=True)
@@ -309,7 +312,8 @@ def report(db: str, setup: Setup, feeds: list[Read], bares: list[float], ledger:
     print(f"\n{db}: the police feed of a jurisdiction of {setup.registered:,} registered residents "
           f"({rows:,} records), {len(feeds)} rounds, pages of {limit}")
     print(f"  feed (HTTP, cursor 0 to the end)  median {feed:7.2f} s  {rows / feed:9,.0f} rows/s  {last.pages} pages  "
-          f"{last.json_bytes / rows:.0f} B/row JSON ({last.json_bytes / 1e6:.1f} MB; {last.wire_bytes / 1e6:.1f} MB sent)"
+          f"{last.json_bytes / rows:.0f} B/row JSON ({last.json_bytes / 1e6:.1f} MB; "
+          f"{last.wire_bytes / 1e6:.1f} MB sent)"
           f"  {1000 * feed / last.pages:.0f} ms/page")
     print(f"  bare SQL (one statement)          median {raw:7.3f} s  {rows / raw:9,.0f} rows/s")
     print(f"  ratio bare / feed: {raw / feed:.3f}   (rounds, feed s: "

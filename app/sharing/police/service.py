@@ -4,8 +4,9 @@ answer entered in the disclosure ledger in its own transaction (docs/sharing.md,
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import Any
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import select
 from sqlmodel import Session, col
 
 from app.core.actor import Actor, Role
@@ -18,7 +19,7 @@ from app.people.models import Resident, ResidentStatus
 from app.people.shapes import ShapeExtra
 from app.places.models import Dwelling
 from app.sharing.ledger import disclose
-from app.sharing.partners.deps import jurisdiction
+from app.sharing.partners.deps import JurisdictionScope, jurisdiction
 from app.sharing.partners.rules import InvalidCursor, decode_cursor, encode_cursor
 from app.sharing.partners.service import charge
 from app.sharing.police.schemas import FeedItem, FeedOut, LookupOut, PolicePersonOut
@@ -86,15 +87,7 @@ def feed(session: Session, actor: Actor, cursor: str | None, limit: int) -> Feed
     profile = pull_profile(session, KIND)
     after, after_row = decode_position(cursor)
     scope = jurisdiction(actor.scope)
-    # One transaction's entries share a sequence number, so a page may end inside one: the cursor holds the
-    # row id too, and the next page goes on within that transaction, in row order.
-    later = col(SyncLog.seq) > after if after_row is None else or_(
-        col(SyncLog.seq) > after, and_(col(SyncLog.seq) == after, col(SyncLog.id) > after_row))
-    entries = session.execute(
-        select(col(SyncLog.seq), col(SyncLog.record_id), col(SyncLog.op), col(SyncLog.fields), col(SyncLog.id))
-        .where(col(SyncLog.table_name) == Resident.__tablename__, col(SyncLog.seq) >= after, later,
-               scope.area_filter(col(SyncLog.area_path), col(SyncLog.district_code)))
-        .order_by(col(SyncLog.seq), col(SyncLog.id)).limit(limit)).all()
+    entries = _entries(session, scope, after, after_row, limit)
     ids = {record_id for _, record_id, _, _, _ in entries}
     residents = {r.id: r for r in session.execute(select(Resident).where(
         col(Resident.id).in_(ids), col(Resident.merged_into_id).is_(None),
@@ -123,6 +116,27 @@ def feed(session: Session, actor: Actor, cursor: str | None, limit: int) -> Feed
         f"{after}.{after_row}"
     return FeedOut(items=items, cursor=encode_cursor(CURSOR_TAG, position), has_more=len(entries) == limit,
                    disclosure=profile.basis())
+
+
+def _entries(session: Session, scope: JurisdictionScope, after: int, after_row: int | None,
+             limit: int) -> list[Any]:
+    """The next `limit` change-log entries of residents in the jurisdiction, by (sequence number, row id).
+
+    One transaction's entries share a sequence number, so a page may end inside one: the cursor holds the row
+    id too, and the next page first goes on within that transaction by row id (the primary key's order, so a
+    transaction of a whole city's import is not sorted again for every page), then reads the later ones."""
+    def page(*where: Any, order: tuple[Any, ...], size: int) -> list[Any]:
+        return list(session.execute(
+            select(col(SyncLog.seq), col(SyncLog.record_id), col(SyncLog.op), col(SyncLog.fields), col(SyncLog.id))
+            .where(col(SyncLog.table_name) == Resident.__tablename__, *where,
+                   scope.area_filter(col(SyncLog.area_path), col(SyncLog.district_code)))
+            .order_by(*order).limit(size)).all())
+
+    rest = [] if after_row is None else page(col(SyncLog.seq) == after, col(SyncLog.id) > after_row,
+                                             order=(col(SyncLog.id),), size=limit)
+    if len(rest) == limit:
+        return rest
+    return rest + page(col(SyncLog.seq) > after, order=(col(SyncLog.seq), col(SyncLog.id)), size=limit - len(rest))
 
 
 def _event(resident: Resident, op: str, fields: str | None,
