@@ -98,6 +98,7 @@ def feed(session: Session, actor: Actor, cursor: str | None, limit: int) -> Feed
     # Who was shown which groups: a departure out of the jurisdiction shows identity only, and its ledger entry
     # says so.
     shown: dict[tuple[str, ...], dict[str, str]] = {}
+    visible: dict[tuple[str, ...], tuple[str, ...]] = {}  # the groups an event shows, within the profile's
     for _, record_id, op, fields, _ in entries:
         resident = residents.get(record_id)
         event = _event(resident, op, fields, scope.sees_path) if resident is not None else None
@@ -105,8 +106,9 @@ def feed(session: Session, actor: Actor, cursor: str | None, limit: int) -> Feed
             continue
         seen.add((record_id, event[0]))
         groups = event[1] or profile.field_groups
-        shown.setdefault(tuple(g for g in groups if g in profile.field_groups), {})[resident.id] = \
-            resident.district_code
+        if groups not in visible:
+            visible[groups] = tuple(g for g in groups if g in profile.field_groups)
+        shown.setdefault(visible[groups], {})[resident.id] = resident.district_code
         items.append(FeedItem(event=event[0], person=_person(profile, resident, addresses.get(
             resident.dwelling_id or ""), event[1])))
     for groups, disclosed in shown.items():
