@@ -10,10 +10,14 @@ from sqlalchemy import Engine
 
 from app.core.config import get_settings
 from app.core.types import city_today
+from app.sharing.partners.rules import encode_cursor
+from app.sharing.police.service import CURSOR_TAG
 from tests.assertions import assert_error, ok
 from tests.conftest import Api, World
 from tests.db import audit_events, execute, rows
 from tests.factories import dwelling_id, id_number, phone_visit_body, post_visit, register_resident
+from tests.people.import_helpers import csv_file, upload
+from tests.people.import_helpers import person as import_person
 from tests.people.rec_helpers import put_health
 from tests.sharing.partner_helpers import V1, Client, bearer, make_client
 
@@ -137,7 +141,24 @@ def test_a_move_out_is_a_departure_with_identity_only(api: Api, world: World, en
     assert_error(api.client.post(LOOKUP, json={"id_number": a["id_number"]}, headers=headers), 404, "not_found")
 
 
-@pytest.mark.parametrize("cursor", ["x", "cDE6LTE", "cDI6MQ", "!!!!", "p1:5"])
+def test_pages_that_end_inside_one_transaction_lose_nothing(api: Api, world: World, engine: Engine) -> None:
+    """An import logs all its residents under one sequence number: a page may end among them."""
+    records = [import_person(world, "c1", 姓名=f"住户{i}", 公民身份号码=id_number(seq=f"{300 + i}")) for i in range(5)]
+    report = ok(upload(api, "worker1", csv_file(records), dry_run=False), 201)
+    assert report["created"] == 5
+    headers = bearer(api, station(api, world))
+    whole, _ = feed_all(api, headers)
+    for limit in (1, 2, 3):
+        paged, cursor = feed_all(api, headers, limit=limit)
+        assert [i["person"]["id"] for i in paged] == [i["person"]["id"] for i in whole] and len(whole) == 5
+        assert ok(api.client.post(FEED, json={"cursor": cursor}, headers=headers))["items"] == []
+    seq = rows(engine, "SELECT MAX(seq) AS seq FROM sync_log")[0]["seq"]
+    before = encode_cursor(CURSOR_TAG, str(seq - 1))  # a cursor of the bare sequence number, given out before
+    assert len(feed_all(api, headers, before)[0]) == 5
+    assert feed_all(api, headers, encode_cursor(CURSOR_TAG, str(seq)))[0] == []
+
+
+@pytest.mark.parametrize("cursor", ["x", "cDE6LTE", "cDI6MQ", "!!!!", "p1:5", "cDE6MS4", "cDE6MS54", "cDE6LjE"])
 def test_a_foreign_cursor_is_refused(api: Api, world: World, cursor: str) -> None:
     headers = bearer(api, station(api, world))
     assert_error(api.client.post(FEED, json={"cursor": cursor}, headers=headers), 422, "invalid_cursor")

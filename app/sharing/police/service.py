@@ -4,6 +4,7 @@ answer entered in the disclosure ledger in its own transaction (docs/sharing.md,
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from sqlalchemy import select
 from sqlmodel import Session, col
@@ -17,8 +18,8 @@ from app.people.models import Resident, ResidentStatus
 from app.people.shapes import ShapeExtra
 from app.places.models import Dwelling
 from app.sharing.ledger import disclose
-from app.sharing.partners.deps import jurisdiction
-from app.sharing.partners.rules import after_log_position, decode_log_position, encode_log_position
+from app.sharing.partners.deps import JurisdictionScope, jurisdiction
+from app.sharing.partners.rules import decode_log_position, encode_log_position
 from app.sharing.partners.service import charge
 from app.sharing.police.schemas import FeedItem, FeedOut, LookupOut, PolicePersonOut
 from app.sharing.profiles.service import Profile, pull_profile
@@ -70,14 +71,9 @@ def feed(session: Session, actor: Actor, cursor: str | None, limit: int) -> Feed
     numbers follow commit order, so no change is passed over): `limit` entries a page, the people they name
     shaped by the profile and entered in the ledger."""
     profile = pull_profile(session, KIND)
-    after = decode_log_position(CURSOR_TAG, cursor)
+    after, after_row = decode_log_position(CURSOR_TAG, cursor)
     scope = jurisdiction(actor.scope)
-    entries = session.execute(
-        select(col(SyncLog.seq), col(SyncLog.record_id), col(SyncLog.op), col(SyncLog.fields), col(SyncLog.id))
-        .where(col(SyncLog.table_name) == Resident.__tablename__,
-               after_log_position(col(SyncLog.seq), col(SyncLog.id), *after),
-               scope.area_filter(col(SyncLog.area_path), col(SyncLog.district_code)))
-        .order_by(col(SyncLog.seq), col(SyncLog.id)).limit(limit)).all()
+    entries = _entries(session, scope, after, after_row, limit)
     ids = {record_id for _, record_id, _, _, _ in entries}
     residents = {r.id: r for r in session.execute(select(Resident).where(
         col(Resident.id).in_(ids), col(Resident.merged_into_id).is_(None),
@@ -88,6 +84,7 @@ def feed(session: Session, actor: Actor, cursor: str | None, limit: int) -> Feed
     # Who was shown which groups: a departure out of the jurisdiction shows identity only, and its ledger entry
     # says so.
     shown: dict[tuple[str, ...], dict[str, str]] = {}
+    visible: dict[tuple[str, ...], tuple[str, ...]] = {}  # the groups an event shows, within the profile's
     for _, record_id, op, fields, _ in entries:
         resident = residents.get(record_id)
         event = _event(resident, op, fields, scope.sees_path) if resident is not None else None
@@ -95,16 +92,38 @@ def feed(session: Session, actor: Actor, cursor: str | None, limit: int) -> Feed
             continue
         seen.add((record_id, event[0]))
         groups = event[1] or profile.field_groups
-        shown.setdefault(tuple(g for g in groups if g in profile.field_groups), {})[resident.id] = \
-            resident.district_code
+        if groups not in visible:
+            visible[groups] = tuple(g for g in groups if g in profile.field_groups)
+        shown.setdefault(visible[groups], {})[resident.id] = resident.district_code
         items.append(FeedItem(event=event[0], person=_person(profile, resident, addresses.get(
             resident.dwelling_id or ""), event[1])))
     for groups, disclosed in shown.items():
         disclose(session, partner_kind=KIND, partner_id=actor.user_id, residents=disclosed.items(),
                  field_groups=groups, legal_basis=profile.legal_basis, action="sharing.police_feed")
-    last = (entries[-1][0], entries[-1][4]) if entries else after
+    last = (entries[-1][0], entries[-1][4]) if entries else (after, after_row)
     return FeedOut(items=items, cursor=encode_log_position(CURSOR_TAG, *last), has_more=len(entries) == limit,
                    disclosure=profile.basis())
+
+
+def _entries(session: Session, scope: JurisdictionScope, after: int, after_row: int | None,
+             limit: int) -> list[Any]:
+    """The next `limit` change-log entries of residents in the jurisdiction, by (sequence number, row id).
+
+    One transaction's entries share a sequence number, so a page may end inside one: the cursor holds the row
+    id too, and the next page first goes on within that transaction by row id (the primary key's order, so a
+    transaction of a whole city's import is not sorted again for every page), then reads the later ones."""
+    def page(*where: Any, order: tuple[Any, ...], size: int) -> list[Any]:
+        return list(session.execute(
+            select(col(SyncLog.seq), col(SyncLog.record_id), col(SyncLog.op), col(SyncLog.fields), col(SyncLog.id))
+            .where(col(SyncLog.table_name) == Resident.__tablename__, *where,
+                   scope.area_filter(col(SyncLog.area_path), col(SyncLog.district_code)))
+            .order_by(*order).limit(size)).all())
+
+    rest = [] if after_row is None else page(col(SyncLog.seq) == after, col(SyncLog.id) > after_row,
+                                             order=(col(SyncLog.id),), size=limit)
+    if len(rest) == limit:
+        return rest
+    return rest + page(col(SyncLog.seq) > after, order=(col(SyncLog.seq), col(SyncLog.id)), size=limit - len(rest))
 
 
 def _event(resident: Resident, op: str, fields: str | None,
