@@ -192,3 +192,17 @@ FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 def safe_cell(text: str) -> str:
     """Text for a cell of an exported table: never a formula (a leading = + - @ tab or CR is quoted with ')."""
     return "'" + text if text.startswith(FORMULA_STARTS) else text
+
+
+# A date as offices type it into a sheet: 2026-11-20, 2026/11/20, 2026.11.20, 2026年11月20日, 20261120 (full-width
+# digits are folded by the caller's NFKC; other scripts' digits stay refused).
+_DATE = re.compile(r"^([0-9]{4})\s*[-/.年]\s*([0-9]{1,2})\s*[-/.月]\s*([0-9]{1,2})\s*日?(?:[T ]00:00(?::00)?)?$")
+_DATE8 = re.compile(r"^([0-9]{4})([0-9]{2})([0-9]{2})$")
+
+
+def sheet_date(text: str) -> date:
+    """The date in a cell's text; ValueError when it is none (the caller reports its row's `date_format`)."""
+    match = _DATE.match(text) or _DATE8.match(text)
+    if match is None:
+        raise ValueError(text)
+    return date(int(match.group(1)), int(match.group(2)), int(match.group(3)))

@@ -15,7 +15,7 @@ from pydantic import ValidationError
 
 from app.core.actor import Actor, Role
 from app.core.errors import AppError
-from app.core.tabular import text_of
+from app.core.tabular import sheet_date, text_of
 from app.people.imports.errors import ImportColumns
 from app.people.models import MaritalStatus
 from app.people.register import errors as register_errors
@@ -91,8 +91,6 @@ MARITAL = {norm(k): v.value for k, v in {
 }.items()}
 YES = {norm(v) for v in ("是", "y", "yes", "true", "1", "✓")}
 NO = {norm(v) for v in ("否", "n", "no", "false", "0", "")}
-_DATE = re.compile(r"^([0-9]{4})\s*[-/.年]\s*([0-9]{1,2})\s*[-/.月]\s*([0-9]{1,2})\s*日?(?:[T ]00:00(?::00)?)?$")
-_DATE8 = re.compile(r"^([0-9]{4})([0-9]{2})([0-9]{2})$")
 
 # Row error codes without an AppError of their own: (en, zh).
 ROW_MESSAGES: dict[str, tuple[str, str]] = {
@@ -199,11 +197,8 @@ def _date(row: Row, key: str) -> date | None:
     if not text:
         return None
     text = unicodedata.normalize("NFKC", text)  # full-width digits become 0-9; other scripts' digits stay refused
-    match = _DATE.match(text) or _DATE8.match(text)
     try:
-        if match is None:
-            raise ValueError
-        return date(int(match.group(1)), int(match.group(2)), int(match.group(3)))
+        return sheet_date(text)
     except ValueError:
         row.error(key, "date_format")
         return None

@@ -16,7 +16,7 @@ from typing import Any
 
 from app.core.errors import AppError, Unprocessable
 from app.core.inputs import loads_json
-from app.core.tabular import ImportEmpty, ImportTooManyRows, ImportUnreadable, Limits, read_table, text_of
+from app.core.tabular import ImportEmpty, ImportTooManyRows, ImportUnreadable, Limits, read_table, sheet_date, text_of
 from app.people.register import service as register
 from app.sharing.uploads.models import RowKind
 
@@ -54,8 +54,6 @@ KINDS = {norm(k): v for k, v in {
 SEXES = {norm(k): v for k, v in {"男": "M", "女": "F", "m": "M", "f": "F", "1": "M", "2": "F"}.items()}
 CODE12 = re.compile(r"^[0-9]{12}$")
 CODE6 = re.compile(r"^[0-9]{6}$")
-_DATE = re.compile(r"^([0-9]{4})\s*[-/.年]\s*([0-9]{1,2})\s*[-/.月]\s*([0-9]{1,2})\s*日?(?:[T ]00:00(?::00)?)?$")
-_DATE8 = re.compile(r"^([0-9]{4})([0-9]{2})([0-9]{2})$")
 
 
 class UploadColumns(Unprocessable):
@@ -161,11 +159,8 @@ def _date(row: Row, key: str) -> date | None:
     text = unicodedata.normalize("NFKC", row.values.get(key, ""))
     if not text:
         return None
-    match = _DATE.match(text) or _DATE8.match(text)
     try:
-        if match is None:
-            raise ValueError
-        return date(int(match.group(1)), int(match.group(2)), int(match.group(3)))
+        return sheet_date(text)
     except ValueError:
         row.error(key, "date_format")
         return None
