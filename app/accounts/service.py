@@ -113,11 +113,22 @@ class AuditorManagedByOperator(Forbidden):
     zh = "审计员账号只能由服务器运维人员通过命令行创建或重置，管理员不能代行审计员职责。"
 
 
+class PartnerAccountManagedElsewhere(Forbidden):
+    code = "partner_account"
+    en = ("Partner accounts (police stations, outflow cities, landlords) are managed under /sharing/clients and "
+          "/landlord-accounts, never as staff accounts.")
+    zh = "合作方账号（派出所、流出地、房东）在合作方管理中维护，不能作为工作人员账号修改。"
+
+
 def guard_auditor(role: Role | str, *others: Role | str | None) -> None:
     """Separation of duties (MLPS): nothing done through the admin API may create, become, take over
-    or change an auditor account."""
-    if any(r is not None and Role(r) == Role.auditor for r in (role, *others)):
+    or change an auditor account. Nor may it change a partner's account: a machine client turned into a worker
+    and given a password would be a staff sign-in made from a partner's credentials."""
+    roles = [Role(r) for r in (role, *others) if r is not None]
+    if Role.auditor in roles:
         raise AuditorManagedByOperator()
+    if any(r not in STAFF_ROLES for r in roles):
+        raise PartnerAccountManagedElsewhere()
 
 
 def create_user(session: Session, *, username: str, display_name: str, role: Role, password: str,

@@ -202,3 +202,18 @@ def test_a_busy_database_is_a_503_in_the_rfc_shape(api: Api, world: World, monke
     response = request_token(api, client)
     oauth_error(response, 503, "temporarily_unavailable")
     assert response.headers["retry-after"]
+
+
+def test_a_machine_client_is_not_a_staff_account(api: Api, world: World) -> None:
+    """The staff account routes can neither retarget, reset nor disable a machine client: made into a worker and
+    given a password, it would be a staff sign-in made from a partner's credentials."""
+    client = make_client(api, "police", "station-staff-guard", division_ids=[world.community("c1")["id"]])
+    users = "/api/v1/users"
+    version = ok(api.as_("admin", "GET", f"{users}/{client.user_id}"))["version"]
+    assert_error(api.as_("admin", "PATCH", f"{users}/{client.user_id}", json={"version": version, "role": "worker"}),
+                 403, "partner_account")
+    assert_error(api.as_("admin", "PATCH", f"{users}/{client.user_id}", json={"version": version, "active": False}),
+                 403, "partner_account")
+    assert_error(api.as_("admin", "POST", f"{users}/{client.user_id}/reset-password",
+                         json={"temporary_password": "Temporary-Pass-2026!"}), 403, "partner_account")
+    assert ok(request_token(api, client))["access_token"]  # nothing was changed
