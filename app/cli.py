@@ -105,6 +105,12 @@ def _print_logins(limit: int = 8) -> None:
     for line in picks:
         username, role, password = line.split("\t")
         typer.echo(f"  {role:<11} {username:<20} {password}")
+    partners = [ln.split("\t") for ln in lines if ln.split("\t")[1] in ("police", "outflow_city", "landlord")]
+    if partners:
+        typer.echo("Partners (docs/sharing.md): a police station and an outflow city sign in with client credentials "
+                   "(POST /api/v1/partner/oauth/token), a landlord with phone and password (POST /api/v1/auth/login):")
+        for username, role, secret in partners:
+            typer.echo(f"  {role:<12} {username:<20} {secret}")
     typer.echo("")
 
 

@@ -31,6 +31,7 @@ from app.core.actor import Role
 from app.core.bulk import BulkWriter, table_of
 from app.core.security import hash_password
 from app.core.types import city_today, new_id, utcnow
+from app.demo import partners as demo_partners
 from app.demo import residents as people
 from app.demo import visits as demo_visits
 from app.ledger import audit
@@ -227,6 +228,8 @@ def seed_demo(session: Session, size: int = 1000, seed: int = 20261129, with_use
         "landlords": result.landlords, "residents": result.residents, "tenancies": result.tenancies,
         "fp_documents": result.fp_documents, "health_records": result.health_records,
     })
+    if with_users:
+        result.logins += demo_partners.seed_partners(session, random_password())
     if with_users if with_visits is None else with_visits:
         history = demo_visits.seed_visits(session, seed + 2, now=now)
         result.visits, result.service_deliveries, result.tasks = history.visits, history.deliveries, history.tasks

@@ -23,6 +23,7 @@ from app.core.db import create_db_engine, unit_of_work, use_engine
 from app.core.types import city_date, city_today
 from app.cycle.models import Task
 from app.demo import seed as seed_module
+from app.demo.partners import OUTFLOW_ID, POLICE_ID
 from app.ledger.models import AuditEvent
 from app.people.models import Resident
 from app.places.models import Division, Dwelling
@@ -174,3 +175,41 @@ def test_a_demo_worker_reads_the_history_through_the_api(demo: tuple[Engine, dic
                 assert one.json()["id"] == visit_id
     finally:
         use_engine(None)
+
+
+def test_the_demo_partners_sign_in_and_see_their_part(demo: tuple[Engine, dict[str, str]]) -> None:
+    """The police station's client credentials give a token that looks up a resident of its street; the landlord
+    signs in with phone and password and sees their current tenants (app/demo/partners.py)."""
+    engine, logins = demo
+    with Session(engine) as session:
+        street = session.execute(select(Division).where(col(Division.level) == "street")
+                                 .order_by(col(Division.path))).scalars().first()
+        assert street is not None
+        person = session.execute(select(Resident).where(col(Resident.area_path).startswith(street.path))
+                                 .order_by(col(Resident.id))).scalars().first()
+        assert person is not None
+    use_engine(engine)
+    try:
+        from app.main import app
+
+        with TestClient(app, base_url="http://testserver") as client:
+            token = client.post("/api/v1/partner/oauth/token", data={
+                "grant_type": "client_credentials", "client_id": POLICE_ID, "client_secret": logins[POLICE_ID]})
+            assert token.status_code == 200, token.text
+            found = client.post("/api/v1/partner/police/lookup", json={"id_number": person.id_number},
+                                headers={"Authorization": f"Bearer {token.json()['access_token']}"})
+            assert found.status_code == 200, found.text
+            assert found.json()["person"]["id_number"] == person.id_number and "health" not in found.text
+            assert client.post("/api/v1/partner/oauth/token", data={
+                "grant_type": "client_credentials", "client_id": OUTFLOW_ID,
+                "client_secret": logins[OUTFLOW_ID]}).status_code == 200
+            phone = next(u for u in logins if u.isdigit())
+            signed = client.post("/api/v1/auth/login", json={"username": phone, "password": logins[phone]})
+            assert signed.status_code == 200, signed.text
+            tenants = client.get("/api/v1/partner/landlord/tenants",
+                                 headers={"Authorization": f"Bearer {signed.json()['access_token']}"})
+            assert tenants.status_code == 200, tenants.text
+            assert tenants.json()["total"] >= 1
+    finally:
+        use_engine(None)
+        get_settings.cache_clear()

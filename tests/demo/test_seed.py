@@ -159,10 +159,13 @@ def test_staff_accounts_are_bounded(fresh_engine: Engine, monkeypatch: pytest.Mo
     monkeypatch.setattr(seed_module, "MAX_ACCOUNTS", 5)
     with unit_of_work(engine=fresh_engine) as session:
         result = seed_module.seed_demo(session, size=100)
-    assert [(u, r) for u, r, _ in result.logins][:2] == [("admin", "admin"), ("auditor", "auditor")]
-    assert len(result.logins) == 5 and {r for _, r, _ in result.logins[2:]} == {"supervisor"}
-    assert len({p for _, _, p in result.logins}) == 5  # never a shared password
-    assert _count(fresh_engine, User) == 5
+    staff = [(u, r, p) for u, r, p in result.logins if r in ("admin", "auditor", "supervisor", "worker")]
+    assert [(u, r) for u, r, _ in staff][:2] == [("admin", "admin"), ("auditor", "auditor")]
+    assert len(staff) == 5 and {r for _, r, _ in staff[2:]} == {"supervisor"}
+    # The demo's partners come on top: a police station, an outflow city and a landlord (app/demo/partners.py).
+    assert sorted(r for u, r, p in result.logins if (u, r, p) not in staff) == ["landlord", "outflow_city", "police"]
+    assert len({p for _, _, p in result.logins}) == len(result.logins)  # never a shared password
+    assert _count(fresh_engine, User) == len(result.logins)
 
 
 def test_bulk_load_leaves_the_schema_as_migrated(fresh_engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
