@@ -135,6 +135,9 @@ class Settings(BaseSettings):
     partner_token_minutes: int = Field(default=10, ge=1, le=15)
     partner_lookup_limit: int = Field(default=60, ge=1, le=100_000)
     partner_lookup_window_seconds: int = Field(default=60, ge=1, le=86_400)
+    # China's working-day calendar (app/core/workdays.py): 2025 and 2026 are built in; this JSON file adds other
+    # years (docs/sharing.md, "Working days"). Read and checked when the settings load: a bad file stops the start.
+    workday_calendar_file: Path | None = None
     # Push delivery (docs/sharing.md, "Push delivery"): `migrant outbox-run` tries an event this many times, waiting
     # OUTBOX_BACKOFF_SECONDS × 2^(tries-1) (at most OUTBOX_BACKOFF_MAX_SECONDS, with jitter) between tries, then
     # dead-letters it. A claimed event comes due again after OUTBOX_LEASE_SECONDS if its worker died (kept well
@@ -177,6 +180,20 @@ class Settings(BaseSettings):
     @property
     def partner_cities(self) -> frozenset[str]:
         return frozenset(c for c in self.assistance_partner_cities.split(",") if c)
+
+    @field_validator("workday_calendar_file", mode="before")
+    @classmethod
+    def _calendar_blank(cls, value: object) -> object:
+        return None if value == "" else value
+
+    @field_validator("workday_calendar_file")
+    @classmethod
+    def _calendar_file(cls, value: Path | None) -> Path | None:
+        if value is not None:
+            from app.core.workdays import load_file  # a cycle: workdays reads these settings
+
+            load_file(value)
+        return value
 
     @field_validator("quality_in_person_purposes")
     @classmethod

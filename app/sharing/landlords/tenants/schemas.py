@@ -39,7 +39,8 @@ class MyReport(OutputModel):
     id_number_masked: str | None
     on_date: date
     reported_on: date
-    late: bool = Field(description="Reported more than 3 working days (Mon–Fri) after the date")
+    late: bool = Field(description="Reported more than 3 working days after the date (China's official calendar: "
+                                   "public holidays and make-up working days)")
     state: ReportState
     tenancy_id: str | None
 

@@ -8,8 +8,9 @@ waits for a worker of the community, who registers them from the report through 
 rules: one person one record, transfers between communities) or dismisses it. A move-out closes the tenancy and
 gives the worker a follow-up task to verify the residence: partner evidence, which the worker confirms.
 
-A report is late when made more than LATE_AFTER_WORKING_DAYS working days (Monday to Friday; public holidays
-are not known to the system yet) after the date it reports. A retried report (same dwelling, person or tenancy,
+A report is late when made more than LATE_AFTER_WORKING_DAYS working days after the date it reports: China's
+official calendar (`app.core.workdays`: public holidays and make-up working weekends; Monday to Friday in a year it
+does not know). A retried report (same dwelling, person or tenancy,
 and date) is the same report.
 
 What a landlord reads of their tenants enters each resident's disclosure ledger (`app.sharing.ledger.disclose`).
@@ -23,6 +24,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlmodel import Session, col
 
+from app.core import workdays
 from app.core.actor import Actor, AreaScope, Role
 from app.core.db import UnitOfWork
 from app.core.errors import NotFound, StaleVersion
@@ -63,12 +65,8 @@ def today() -> date:
 
 
 def working_days_after(start: date, end: date) -> int:
-    """Working days (Mon–Fri) after `start`, up to and including `end`."""
-    days, day = 0, start + timedelta(days=1)
-    while day <= end:
-        days += day.weekday() < 5
-        day += timedelta(days=1)
-    return days
+    """Working days after `start`, up to and including `end` (the official calendar)."""
+    return workdays.workdays_after(start, end)
 
 
 def is_late(on: date, reported_on: date) -> bool:
