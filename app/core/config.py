@@ -135,6 +135,8 @@ class Settings(BaseSettings):
     partner_token_minutes: int = Field(default=10, ge=1, le=15)
     partner_lookup_limit: int = Field(default=60, ge=1, le=100_000)
     partner_lookup_window_seconds: int = Field(default=60, ge=1, le=86_400)
+    # A disclosure request held for a supervisor's approval expires this long after it was made, decided or not.
+    disclosure_approval_ttl_hours: int = Field(default=72, ge=1, le=720)
     # Push delivery (docs/sharing.md, "Push delivery"): `migrant outbox-run` tries an event this many times, waiting
     # OUTBOX_BACKOFF_SECONDS × 2^(tries-1) (at most OUTBOX_BACKOFF_MAX_SECONDS, with jitter) between tries, then
     # dead-letters it. A claimed event comes due again after OUTBOX_LEASE_SECONDS if its worker died (kept well
