@@ -26,6 +26,8 @@ from app.people.records.router import router as resident_records_router
 from app.people.register.router import router as residents_router
 from app.people.workflows.router import router as resident_workflows_router
 from app.places.router import router as places_router
+from app.sharing.approvals.router import partner_router as disclosure_requests_partner_router
+from app.sharing.approvals.router import router as disclosure_requests_router
 from app.sharing.landlords.router import partner_router as landlord_partner_router
 from app.sharing.landlords.router import public_router as landlord_public_router
 from app.sharing.landlords.router import router as landlord_accounts_router
@@ -91,6 +93,8 @@ api.include_router(landlord_reports_router)
 api.include_router(police_uploads_router)
 api.include_router(police_reports_router)
 api.include_router(webhooks_router)
+api.include_router(disclosure_requests_router)
+api.include_router(disclosure_requests_partner_router)
 
 root_public = APIRouter()
 root_public.include_router(system_public_router)

@@ -235,6 +235,10 @@ def bodies(far: dict[str, Any], world: World) -> dict[tuple[str, str], dict[str,
         ("PATCH", "/admin/webhooks/{webhook_id}"): {"version": 1, "active": False},
         ("POST", "/admin/webhooks/{webhook_id}/secret"): {"version": 1},
         ("POST", "/admin/webhooks/{webhook_id}/events/{event_id}/redeliver"): None,
+        # The approval queue: supervisors and admins decide (a worker is refused, 403); partners collect (403).
+        ("POST", "/sharing/disclosure-requests/{request_id}/approve"): {"version": 1},
+        ("POST", "/sharing/disclosure-requests/{request_id}/deny"): {"version": 1, "reason": "x"},
+        ("POST", "/partner/disclosure-requests/{request_id}/collect"): None,
     }
 
 
@@ -313,6 +317,7 @@ LISTS = {
     ("GET", "/landlord-dwelling-claims"): ({}, 200),
     ("GET", "/landlord-reports"): ({}, 200),
     ("GET", "/admin/webhooks"): ({}, 403),
+    ("GET", "/sharing/disclosure-requests"): ({}, 403),  # supervisors, admins, auditors: tests/sharing
 }
 
 

@@ -138,6 +138,8 @@ class Settings(BaseSettings):
     # China's working-day calendar (app/core/workdays.py): 2025 and 2026 are built in; this JSON file adds other
     # years (docs/sharing.md, "Working days"). Read and checked when the settings load: a bad file stops the start.
     workday_calendar_file: Path | None = None
+    # A disclosure request held for a supervisor's approval expires this long after it was made, decided or not.
+    disclosure_approval_ttl_hours: int = Field(default=72, ge=1, le=720)
     # Push delivery (docs/sharing.md, "Push delivery"): `migrant outbox-run` tries an event this many times, waiting
     # OUTBOX_BACKOFF_SECONDS × 2^(tries-1) (at most OUTBOX_BACKOFF_MAX_SECONDS, with jitter) between tries, then
     # dead-letters it. A claimed event comes due again after OUTBOX_LEASE_SECONDS if its worker died (kept well

@@ -5,12 +5,15 @@ POST: a disclosure is a write (its ledger entry is made in the answer's own tran
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter
 
 from app.core.actor import Actor, Role
 from app.core.deps import SessionDep
+from app.sharing.approvals import service as approvals
+from app.sharing.approvals.models import RequestRoute
+from app.sharing.approvals.schemas import HeldOut
 from app.sharing.outflow import service
 from app.sharing.outflow.schemas import ChangesOut, RosterIn, RosterOut
 from app.sharing.partners.deps import partner
@@ -19,14 +22,21 @@ from app.sharing.police.schemas import FeedIn
 router = APIRouter(prefix="/partner/outflow", tags=["partner"])
 OutflowActor = Annotated[Actor, partner(Role.outflow_city, "outflow:feed")]
 ChangesActor = Annotated[Actor, partner(Role.outflow_city, "outflow:changes")]
+HELD: dict[int | str, dict[str, Any]] = {202: {
+    "model": HeldOut, "description": "The outflow-city profile requires a supervisor's approval of each "
+    "disclosure: the request is held (nothing disclosed); collect it at /partner/disclosure-requests/{id}"}}
 
 
 @router.post("/residents", response_model=RosterOut, response_model_exclude_unset=True,
              summary="The city's registered people living here (户籍地 prefix), with monthly verification and "
                      "婚育证明 status, a page after a cursor",
              responses={422: {"description": "`invalid_cursor`"},
-                        403: {"description": "`insufficient_scope`, `disclosure_needs_approval`"}})
-def residents(body: RosterIn, session: SessionDep, actor: OutflowActor) -> RosterOut:
+                        403: {"description": "`insufficient_scope`"}, **HELD})
+def residents(body: RosterIn, session: SessionDep, actor: OutflowActor) -> Any:
+    profile = approvals.gate(session, service.KIND)
+    if profile is not None:
+        return approvals.accepted(approvals.hold(session, actor, profile, RequestRoute.outflow_roster,
+                                                 body.model_dump(), approvals.jurisdiction_area(session, actor)))
     return service.roster(session, actor, body.cursor, body.limit)
 
 
@@ -34,6 +44,10 @@ def residents(body: RosterIn, session: SessionDep, actor: OutflowActor) -> Roste
              summary="Changes to the city's registered people here since a cursor: arrivals, departures, monthly "
                      "verification results, 婚育证明 status",
              responses={422: {"description": "`invalid_cursor`"},
-                        403: {"description": "`insufficient_scope`, `disclosure_needs_approval`"}})
-def feed(body: FeedIn, session: SessionDep, actor: ChangesActor) -> ChangesOut:
+                        403: {"description": "`insufficient_scope`"}, **HELD})
+def feed(body: FeedIn, session: SessionDep, actor: ChangesActor) -> Any:
+    profile = approvals.gate(session, service.KIND)
+    if profile is not None:
+        return approvals.accepted(approvals.hold(session, actor, profile, RequestRoute.outflow_feed,
+                                                 body.model_dump(), approvals.jurisdiction_area(session, actor)))
     return service.changes(session, actor, body.cursor, body.limit)

@@ -62,9 +62,10 @@ def _communities(session: Session, residents: Sequence[Resident]) -> dict[str, s
     return dict(session.execute(select(col(Division.id), col(Division.name)).where(col(Division.id).in_(ids))).all())
 
 
-def roster(session: Session, actor: Actor, cursor: str | None, limit: int) -> RosterOut:
-    """One page of the city's people here, by record id after the cursor."""
-    profile = pull_profile(session, KIND)
+def roster(session: Session, actor: Actor, cursor: str | None, limit: int, *, approved: bool = False) -> RosterOut:
+    """One page of the city's people here, by record id after the cursor (`approved`: an approved request's
+    collection, app/sharing/approvals)."""
+    profile = pull_profile(session, KIND, approved=approved)
     after = decode_cursor(CURSOR_TAG, cursor) or ""
     scope = jurisdiction(actor.scope)
     residents = list(session.execute(select(Resident).where(
@@ -134,11 +135,12 @@ def _event(table: str, row: Any, fields: str | None) -> tuple[str, str, ShapeExt
     return None
 
 
-def changes(session: Session, actor: Actor, cursor: str | None, limit: int) -> ChangesOut:
+def changes(session: Session, actor: Actor, cursor: str | None, limit: int, *,
+            approved: bool = False) -> ChangesOut:
     """What changed about the city's people after `cursor`, read from the change log (its sequence numbers
     follow commit order, so nothing is passed over): `limit` entries about them a page, each event shown through
     the profile (identity and the event's own group) and entered in the ledger."""
-    profile = pull_profile(session, KIND)
+    profile = pull_profile(session, KIND, approved=approved)
     after = decode_log_position(CHANGES_TAG, cursor)
     scope = jurisdiction(actor.scope)
     entries = session.execute(

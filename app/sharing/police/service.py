@@ -46,11 +46,18 @@ def _person(profile: Profile, resident: Resident, address: str | None,
     return PolicePersonOut(**profile.shape(resident, ShapeExtra(dwelling_address=address), only))
 
 
-def lookup(session: Session, settings: Settings, actor: Actor, id_number: str) -> LookupOut:
-    """One person by ID number, inside the jurisdiction (404 otherwise), counted against the client's limit."""
+def charge_lookup(session: Session, settings: Settings, actor: Actor) -> None:
+    """A look-up counts against the client's limit when it is asked (held for approval or not)."""
     charge(session, f"lookup:{actor.user_id}", limit=settings.partner_lookup_limit,
            window_seconds=settings.partner_lookup_window_seconds)
-    profile = pull_profile(session, KIND)
+
+
+def lookup(session: Session, settings: Settings, actor: Actor, id_number: str, *, approved: bool = False) -> LookupOut:
+    """One person by ID number, inside the jurisdiction (404 otherwise), counted against the client's limit
+    (`approved`: the collection of an approved request, counted when it was asked)."""
+    if not approved:
+        charge_lookup(session, settings, actor)
+    profile = pull_profile(session, KIND, approved=approved)
     scope = jurisdiction(actor.scope)
     resident = session.execute(select(Resident).where(
         col(Resident.id_number) == id_number, col(Resident.merged_into_id).is_(None),
@@ -66,11 +73,11 @@ def lookup(session: Session, settings: Settings, actor: Actor, id_number: str) -
     return LookupOut(person=person, disclosure=profile.basis())
 
 
-def feed(session: Session, actor: Actor, cursor: str | None, limit: int) -> FeedOut:
+def feed(session: Session, actor: Actor, cursor: str | None, limit: int, *, approved: bool = False) -> FeedOut:
     """Arrivals and departures in the jurisdiction after `cursor`, read from the change log (its sequence
     numbers follow commit order, so no change is passed over): `limit` entries a page, the people they name
     shaped by the profile and entered in the ledger."""
-    profile = pull_profile(session, KIND)
+    profile = pull_profile(session, KIND, approved=approved)
     after, after_row = decode_log_position(CURSOR_TAG, cursor)
     scope = jurisdiction(actor.scope)
     entries = _entries(session, scope, after, after_row, limit)

@@ -27,8 +27,8 @@ class GroupNotAllowed(Unprocessable):
 
 class ApprovalRequired(Forbidden):
     code = "disclosure_needs_approval"
-    en = "The disclosure profile requires a supervisor's approval of each disclosure; pulls are refused."
-    zh = "披露规则要求每次披露须经督导审批，暂不支持自助查询。"
+    en = "The disclosure profile requires a supervisor's approval of each disclosure; this route cannot wait for one."
+    zh = "披露规则要求每次披露须经督导审批，此接口不能等待审批。"
 
 
 class ProfileMissing(Conflict):
@@ -86,11 +86,12 @@ def current_profile(session: Session, kind: str) -> Profile:
                    row.approval_required, row.retention_days)
 
 
-def pull_profile(session: Session, kind: str) -> Profile:
+def pull_profile(session: Session, kind: str, *, approved: bool = False) -> Profile:
     """The profile for a partner's pull: 403 `disclosure_needs_approval` while it requires a supervisor's
-    approval of each disclosure (no approval queue exists yet: fail closed)."""
+    approval of each disclosure, unless this pull is the collection of an approved request (`approved`,
+    app/sharing/approvals). Routes that can wait hold the request before they get here; the others fail closed."""
     profile = current_profile(session, kind)
-    if profile.approval_required:
+    if profile.approval_required and not approved:
         raise ApprovalRequired()
     return profile
 

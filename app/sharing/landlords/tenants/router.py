@@ -10,6 +10,9 @@ from fastapi import APIRouter, Query, Response
 from app.auth.deps import StaffActor
 from app.core.deps import SessionDep
 from app.core.pagination import Page, PageDep, paginate
+from app.sharing.approvals import service as approvals
+from app.sharing.approvals.models import RequestRoute
+from app.sharing.approvals.schemas import HeldOut
 from app.sharing.landlords.models import ReportKind, ReportState
 from app.sharing.landlords.router import NOT_CONFIRMED, PARTNER_TAG, LandlordActor
 from app.sharing.landlords.service import paginate_rows
@@ -61,9 +64,17 @@ def my_reports(session: SessionDep, actor: LandlordActor, page: PageDep) -> Page
     return Page(items=[service.my_report(r) for r in rows], total=total, limit=page.limit, offset=page.offset)
 
 
-@partner_router.get("/tenants", response_model=Page[Tenant], responses=NOT_CONFIRMED,
+@partner_router.get("/tenants", response_model=Page[Tenant], responses={**NOT_CONFIRMED, 202: {
+    "model": HeldOut, "description": "The landlord profile requires a supervisor's approval of each "
+    "disclosure: the request is held (nothing disclosed); collect it at /partner/disclosure-requests/{id}"}},
                     summary="My current tenants (ID and phone masked; each read is on the tenant's disclosure record)")
-def tenants(session: SessionDep, actor: LandlordActor, page: PageDep) -> Page[Tenant]:
+def tenants(session: SessionDep, actor: LandlordActor, page: PageDep) -> Any:
+    profile = approvals.gate(session, service.PARTNER_KIND)
+    if profile is not None:
+        account = service.confirmed(actor)
+        area = service.account_area(session, account.account_id)
+        return approvals.accepted(approvals.hold(session, actor, profile, RequestRoute.landlord_tenants,
+                                                 page.model_dump(), area))
     rows, total = paginate_rows(session, service.tenants_query(actor), page)
     return Page(items=service.tenants_out(session, actor, rows), total=total, limit=page.limit, offset=page.offset)
 

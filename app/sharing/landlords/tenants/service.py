@@ -38,7 +38,7 @@ from app.people.register import service as register
 from app.people.register.schemas import ResidentCreate
 from app.places.models import Dwelling
 from app.sharing.landlords.errors import DateBeforeMoveIn, ReportNotPending, TenancyClosed
-from app.sharing.landlords.models import ReportKind, ReportState, TenantReport
+from app.sharing.landlords.models import LandlordAccount, ReportKind, ReportState, TenantReport
 from app.sharing.landlords.service import LandlordScope, confirmed, id_number
 from app.sharing.landlords.tenants.schemas import (
     DismissIn,
@@ -227,12 +227,13 @@ def tenants_query(actor: Actor) -> Any:
             .order_by(col(Tenancy.move_in), col(Tenancy.id)))
 
 
-def tenants_out(session: Session, actor: Actor, rows: list[Any]) -> list[Tenant]:
+def tenants_out(session: Session, actor: Actor, rows: list[Any], *, approved: bool = False) -> list[Tenant]:
     """The page as the landlord sees it; every resident on it enters their disclosure ledger, on the legal basis
-    of the landlord profile in force (app/sharing/profiles: 403 while it requires approval, 409 without one)."""
+    of the landlord profile in force (app/sharing/profiles: 403 while it requires approval unless `approved`, the
+    collection of an approved request; 409 without one)."""
     scope = confirmed(actor)
     assert scope.landlord_id is not None
-    legal_basis = pull_profile(session, PARTNER_KIND).legal_basis
+    legal_basis = pull_profile(session, PARTNER_KIND, approved=approved).legal_basis
     items = [Tenant(tenancy_id=t.id, dwelling_id=d.id, address=d.address, name=r.name,
                     id_number_masked=rules.mask_id(r.id_number), phone_masked=rules.mask_phone(r.phone),
                     moved_in_on=t.move_in) for t, r, d in rows]
@@ -247,6 +248,13 @@ def tenants_out(session: Session, actor: Actor, rows: list[Any]) -> list[Tenant]
 
     uow.side_write(enter)
     return items
+
+
+def account_area(session: Session, account_id: str) -> tuple[str, str]:
+    """(area path, district code) of a landlord's account: where a held request of theirs is decided."""
+    path, district = session.execute(select(col(LandlordAccount.area_path), col(LandlordAccount.district_code))
+                                     .where(col(LandlordAccount.user_id) == account_id)).one()
+    return path, district
 
 
 def my_reports(actor: Actor) -> Any:
