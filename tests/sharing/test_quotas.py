@@ -210,6 +210,9 @@ def test_a_new_window_starts_the_count_again(api: Api, world: World, engine: Eng
     execute(engine, "UPDATE partner_rate_limits SET window_started_at = '2020-01-01 00:00:00'")  # the window ended
     ok(police_feed(api, h))
     assert [r["count"] for r in rows(engine, "SELECT count FROM partner_rate_limits WHERE key LIKE 'feed:%'")] == [1]
+    assert len(alerts(engine)) == 1
+    assert_refused(police_feed(api, h))
+    assert len(alerts(engine)) == 2  # one alert per window
 
 
 # --- the enumeration alert -----------------------------------------------------------------------------------------
