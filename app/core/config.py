@@ -131,7 +131,9 @@ class Settings(BaseSettings):
     access_bulk_minutes: int = Field(default=10, ge=1, le=1440)
     access_lookup_days: int = Field(default=7, ge=0, le=90)
 
-    # Partners (docs/sharing.md): a machine client's access token lifetime; look-ups per client and window.
+    # Partners (docs/sharing.md): a machine client's access token lifetime; the quotas of partner routes
+    # ("Quotas"): requests per client, kind of route and fixed window; look-up misses (nobody found in the
+    # jurisdiction) in one look-up window that raise an enumeration alert.
     partner_token_minutes: int = Field(default=10, ge=1, le=15)
     partner_lookup_limit: int = Field(default=60, ge=1, le=100_000)
     partner_lookup_window_seconds: int = Field(default=60, ge=1, le=86_400)
@@ -140,6 +142,19 @@ class Settings(BaseSettings):
     workday_calendar_file: Path | None = None
     # A disclosure request held for a supervisor's approval expires this long after it was made, decided or not.
     disclosure_approval_ttl_hours: int = Field(default=72, ge=1, le=720)
+    partner_lookup_miss_alert: int = Field(default=20, ge=1, le=100_000)
+    partner_feed_limit: int = Field(default=120, ge=1, le=100_000)
+    partner_feed_window_seconds: int = Field(default=60, ge=1, le=86_400)
+    partner_upload_limit: int = Field(default=20, ge=1, le=100_000)
+    partner_upload_window_seconds: int = Field(default=3600, ge=1, le=86_400)
+    partner_assistance_limit: int = Field(default=120, ge=1, le=100_000)
+    partner_assistance_window_seconds: int = Field(default=60, ge=1, le=86_400)
+    landlord_read_limit: int = Field(default=60, ge=1, le=100_000)
+    landlord_read_window_seconds: int = Field(default=60, ge=1, le=86_400)
+    landlord_write_limit: int = Field(default=30, ge=1, le=100_000)
+    landlord_write_window_seconds: int = Field(default=60, ge=1, le=86_400)
+    # `redis://host:6379/0`: the quotas' counters live there (shared by every process); empty: in the database.
+    redis_url: str = Field(default="", max_length=400)
     # Push delivery (docs/sharing.md, "Push delivery"): `migrant outbox-run` tries an event this many times, waiting
     # OUTBOX_BACKOFF_SECONDS × 2^(tries-1) (at most OUTBOX_BACKOFF_MAX_SECONDS, with jitter) between tries, then
     # dead-letters it. A claimed event comes due again after OUTBOX_LEASE_SECONDS if its worker died (kept well

@@ -15,9 +15,12 @@ from app.sharing.approvals import collect as collecting
 from app.sharing.approvals import service
 from app.sharing.approvals.models import RequestRoute, RequestState
 from app.sharing.approvals.schemas import CollectedOut, DecisionIn, DenyIn, DisclosureRequestOut, HeldOut
+from app.sharing.partners.quotas import FEED, QUOTA_RESPONSES, quota
 
 router = APIRouter(prefix="/sharing/disclosure-requests", tags=["sharing"])
-partner_router = APIRouter(prefix="/partner/disclosure-requests", tags=["partner"])
+# A held request is a feed-like pull: its state and its collection count against the caller's `feed` quota.
+partner_router = APIRouter(prefix="/partner/disclosure-requests", tags=["partner"], dependencies=[quota(FEED)],
+                           responses=QUOTA_RESPONSES)
 
 ReaderActor = Annotated[Actor, allow(Role.supervisor, Role.admin, Role.auditor)]
 DeciderActor = Annotated[Actor, allow(Role.supervisor, Role.admin)]

@@ -30,10 +30,12 @@ from app.sharing.landlords.schemas import (
     OwnDwelling,
     RegisterReceived,
 )
+from app.sharing.partners.quotas import QUOTA_RESPONSES, landlord_quota
 
 PARTNER_TAG = "partner-landlord"
 public_router = APIRouter(prefix="/partner/landlord", tags=[PARTNER_TAG])
-partner_router = APIRouter(prefix="/partner/landlord", tags=[PARTNER_TAG])
+partner_router = APIRouter(prefix="/partner/landlord", tags=[PARTNER_TAG], dependencies=[landlord_quota()],
+                        responses=QUOTA_RESPONSES)
 router = APIRouter(tags=["landlord-partners"])
 
 LandlordActor = Annotated[Actor, allow(Role.landlord)]

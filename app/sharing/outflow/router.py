@@ -17,9 +17,11 @@ from app.sharing.approvals.schemas import HeldOut
 from app.sharing.outflow import service
 from app.sharing.outflow.schemas import ChangesOut, RosterIn, RosterOut
 from app.sharing.partners.deps import partner
+from app.sharing.partners.quotas import FEED, QUOTA_RESPONSES, quota
 from app.sharing.police.schemas import FeedIn
 
-router = APIRouter(prefix="/partner/outflow", tags=["partner"])
+router = APIRouter(prefix="/partner/outflow", tags=["partner"], dependencies=[quota(FEED)],
+                   responses=QUOTA_RESPONSES)
 OutflowActor = Annotated[Actor, partner(Role.outflow_city, "outflow:feed")]
 ChangesActor = Annotated[Actor, partner(Role.outflow_city, "outflow:changes")]
 HELD: dict[int | str, dict[str, Any]] = {202: {

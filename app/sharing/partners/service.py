@@ -1,5 +1,5 @@
-"""Machine clients: created, given a jurisdiction and secrets, disabled, by admins; and the per-client rate
-limits that every server process shares (a counter row in the database).
+"""Machine clients: created, given a jurisdiction and secrets, disabled, by admins (their quotas:
+app/sharing/partners/quotas.py).
 
 A client is a `users` row (role `police` or `outflow_city`, username = client id) whose password is a random
 value nobody knows, and which may never sign in with a password (`app.auth.service.MACHINE_ROLES`).
@@ -9,11 +9,8 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Sequence
-from datetime import datetime, timedelta
 
-from sqlalchemy import case, literal, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col
 
@@ -21,12 +18,12 @@ from app.accounts.service import UsernameTaken
 from app.auth.models import User
 from app.auth.service import normalise_username, revoke_all_sessions
 from app.core.actor import Role
-from app.core.errors import Conflict, NotFound, StaleVersion, TooManyRequests, Unprocessable
+from app.core.errors import Conflict, NotFound, StaleVersion, Unprocessable
 from app.core.security import hash_password
-from app.core.types import UTCDateTime, utcnow
+from app.core.types import utcnow
 from app.ledger import audit
 from app.places.models import Division, Level
-from app.sharing.partners.models import PartnerArea, PartnerClient, PartnerRateLimit, PartnerSecret
+from app.sharing.partners.models import PartnerArea, PartnerClient, PartnerSecret
 from app.sharing.partners.schemas import AreaOut, ClientOut, NewSecretOut, SecretOut
 
 MACHINE_KINDS = (Role.police, Role.outflow_city)
@@ -45,13 +42,6 @@ class JurisdictionInvalid(Unprocessable):
     en = ("A police station's jurisdiction is a list of streets and communities; an outflow city's is a 户籍地 "
           "division-code prefix.")
     zh = "派出所的辖区为街道和社区列表；流出地城市的辖区为户籍地区划代码前缀。"
-
-
-class RateLimited(TooManyRequests):
-    code = "rate_limited"
-    en = "Too many requests from this client; wait for Retry-After."
-    zh = "该客户端请求过于频繁，请按 Retry-After 等待后重试。"
-    keep_changes = True  # the count (and the alert) stand
 
 
 # --- administration --------------------------------------------------------------------------------------------
@@ -171,34 +161,3 @@ def list_clients(session: Session) -> list[ClientOut]:
     pairs = session.execute(select(User, PartnerClient).join(PartnerClient, col(PartnerClient.user_id) == col(User.id))
                             .order_by(col(User.username))).all()
     return [client_out(session, user, client) for user, client in pairs]
-
-
-# --- rate limits -------------------------------------------------------------------------------------------------
-
-def charge(session: Session, key: str, *, limit: int, window_seconds: int) -> None:
-    """Count one request against `key`'s fixed window, in the request's transaction (shared by every process);
-    over the limit: 429 `rate_limited` with Retry-After, and at the first refusal of a window an alert event
-    (bulk enumeration) in the audit log."""
-    now = utcnow()
-    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
-    session.execute(insert(PartnerRateLimit).values(key=key, count=0, window_started_at=now)
-                    .on_conflict_do_nothing(index_elements=["key"]))
-    started = col(PartnerRateLimit.window_started_at)
-    stale = started <= now - timedelta(seconds=window_seconds)
-    session.execute(
-        update(PartnerRateLimit).where(col(PartnerRateLimit.key) == key)
-        .values(count=case((stale, 1), else_=col(PartnerRateLimit.count) + 1),
-                window_started_at=case((stale, literal(now, UTCDateTime())), else_=started))
-        .execution_options(synchronize_session=False))
-    count, began = session.execute(select(col(PartnerRateLimit.count), started)
-                                   .where(col(PartnerRateLimit.key) == key)).one()
-    if count > limit:
-        raise _refused(session, key, count == limit + 1, began + timedelta(seconds=window_seconds), now)
-
-
-def _refused(session: Session, key: str, first: bool, until: datetime, now: datetime) -> RateLimited:
-    if first:
-        audit.record(session, "sharing.enumeration_alert", target_type="partner", target_id=key.split(":")[-1][:32],
-                     outcome="denied", status_code=429, detail={"limit": key.split(":")[0]})
-    retry = max(1, int((until - now).total_seconds() + 0.999))
-    return RateLimited({"retry_after_seconds": retry}, headers={"Retry-After": str(retry)})

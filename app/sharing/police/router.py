@@ -16,6 +16,7 @@ from app.sharing.approvals import service as approvals
 from app.sharing.approvals.models import RequestRoute
 from app.sharing.approvals.schemas import HeldOut
 from app.sharing.partners.deps import partner
+from app.sharing.partners.quotas import FEED, LOOKUP, QUOTA_RESPONSES, quota
 from app.sharing.police import service
 from app.sharing.police.schemas import FeedIn, FeedOut, LookupIn, LookupOut
 
@@ -27,26 +28,24 @@ HELD: dict[int | str, dict[str, Any]] = {202: {
     "disclosure: the request is held (nothing disclosed); collect it at /partner/disclosure-requests/{id}"}}
 
 
-@router.post("/lookup", response_model=LookupOut, response_model_exclude_unset=True,
+@router.post("/lookup", response_model=LookupOut, response_model_exclude_unset=True, dependencies=[quota(LOOKUP)],
              summary="Look up a person by ID number in the station's jurisdiction (identity and residence only)",
              responses={404: {"description": "No such person in the jurisdiction (`not_found`)"},
-                        429: {"description": "`rate_limited`: wait for Retry-After (PARTNER_LOOKUP_LIMIT)"},
-                        403: {"description": "`insufficient_scope`"}, **HELD})
+                        **QUOTA_RESPONSES, 403: {"description": "`insufficient_scope`"}, **HELD})
 def lookup(body: LookupIn, session: SessionDep, settings: SettingsDep, actor: LookupActor) -> Any:
     """While approval is required every look-up is held (202), found or not, and counts against the limit: that
     a person lives in the jurisdiction is itself disclosed only once approved."""
     profile = approvals.gate(session, service.KIND)
     if profile is not None:
-        service.charge_lookup(session, settings, actor)
         area = approvals.jurisdiction_area(session, actor)
         return approvals.accepted(approvals.hold(session, actor, profile, RequestRoute.police_lookup,
                                                  {"id_number": body.id_number}, area))
     return service.lookup(session, settings, actor, body.id_number)
 
 
-@router.post("/feed", response_model=FeedOut, response_model_exclude_unset=True,
+@router.post("/feed", response_model=FeedOut, response_model_exclude_unset=True, dependencies=[quota(FEED)],
              summary="Arrivals and departures in the station's jurisdiction since a cursor",
-             responses={422: {"description": "`invalid_cursor`"},
+             responses={**QUOTA_RESPONSES, 422: {"description": "`invalid_cursor`"},
                         403: {"description": "`insufficient_scope`"}, **HELD})
 def feed(body: FeedIn, session: SessionDep, actor: FeedActor) -> Any:
     profile = approvals.gate(session, service.KIND)

@@ -19,8 +19,8 @@ from app.people.shapes import ShapeExtra
 from app.places.models import Dwelling
 from app.sharing.ledger import disclose
 from app.sharing.partners.deps import JurisdictionScope, jurisdiction
+from app.sharing.partners.quotas import record_miss
 from app.sharing.partners.rules import decode_log_position, encode_log_position
-from app.sharing.partners.service import charge
 from app.sharing.police.schemas import FeedItem, FeedOut, LookupOut, PolicePersonOut
 from app.sharing.profiles.service import Profile, pull_profile
 
@@ -30,7 +30,7 @@ MOVE_FIELDS = {"area_path", "dwelling_id", "community_id"}
 
 
 class NotInJurisdiction(NotFound):
-    keep_changes = True  # the look-up still counts against the client's limit
+    keep_changes = True  # the miss still counts towards the enumeration alert
 
 
 def _addresses(session: Session, residents: Sequence[Resident]) -> dict[str, str]:
@@ -46,17 +46,10 @@ def _person(profile: Profile, resident: Resident, address: str | None,
     return PolicePersonOut(**profile.shape(resident, ShapeExtra(dwelling_address=address), only))
 
 
-def charge_lookup(session: Session, settings: Settings, actor: Actor) -> None:
-    """A look-up counts against the client's limit when it is asked (held for approval or not)."""
-    charge(session, f"lookup:{actor.user_id}", limit=settings.partner_lookup_limit,
-           window_seconds=settings.partner_lookup_window_seconds)
-
-
 def lookup(session: Session, settings: Settings, actor: Actor, id_number: str, *, approved: bool = False) -> LookupOut:
-    """One person by ID number, inside the jurisdiction (404 otherwise), counted against the client's limit
-    (`approved`: the collection of an approved request, counted when it was asked)."""
-    if not approved:
-        charge_lookup(session, settings, actor)
+    """One person by ID number, inside the jurisdiction (404 otherwise; a miss counts towards the enumeration
+    alert). The route's quota was charged before (app/sharing/partners/quotas.py), also when the look-up was held
+    for approval (`approved`: the collection of an approved request)."""
     profile = pull_profile(session, KIND, approved=approved)
     scope = jurisdiction(actor.scope)
     resident = session.execute(select(Resident).where(
@@ -64,6 +57,7 @@ def lookup(session: Session, settings: Settings, actor: Actor, id_number: str, *
         col(Resident.anonymised_at).is_(None),
         scope.area_filter(col(Resident.area_path), col(Resident.district_code)))).scalar_one_or_none()
     if resident is None:
+        record_miss(session, settings, actor.user_id)
         raise NotInJurisdiction()
     person = _person(profile, resident, _addresses(session, [resident]).get(resident.dwelling_id or ""))
     disclose(session, partner_kind=KIND, partner_id=actor.user_id, residents=[(resident.id, resident.district_code)],

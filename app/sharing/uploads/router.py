@@ -11,6 +11,7 @@ from app.core.actor import Actor, Role
 from app.core.deps import SessionDep
 from app.core.pagination import Page, PageDep, paginate
 from app.sharing.partners.deps import partner
+from app.sharing.partners.quotas import QUOTA_RESPONSES, UPLOAD, quota
 from app.sharing.uploads import review, rules
 from app.sharing.uploads import service as uploads
 from app.sharing.uploads.models import Outcome, RowState
@@ -22,7 +23,8 @@ from app.sharing.uploads.schemas import (
     PoliceUploadReport,
 )
 
-partner_router = APIRouter(prefix="/partner/police", tags=["partner"])
+partner_router = APIRouter(prefix="/partner/police", tags=["partner"], dependencies=[quota(UPLOAD)],
+                   responses=QUOTA_RESPONSES)
 router = APIRouter(prefix="/sharing/police-reports", tags=["sharing"])
 
 PoliceActor = Annotated[Actor, partner(Role.police, "police:upload")]

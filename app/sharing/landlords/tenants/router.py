@@ -26,8 +26,10 @@ from app.sharing.landlords.tenants.schemas import (
     ReportOut,
     Tenant,
 )
+from app.sharing.partners.quotas import QUOTA_RESPONSES, landlord_quota
 
-partner_router = APIRouter(prefix="/partner/landlord", tags=[PARTNER_TAG])
+partner_router = APIRouter(prefix="/partner/landlord", tags=[PARTNER_TAG], dependencies=[landlord_quota()],
+                        responses=QUOTA_RESPONSES)
 router = APIRouter(tags=["landlord-partners"])
 
 RETRIED: dict[int | str, dict[str, Any]] = {

@@ -17,8 +17,11 @@ from app.cycle.assistance.schemas import AnswerIn, PartnerAssistanceOut, Progres
 from app.sharing.outflow.assistance import service
 from app.sharing.outflow.assistance.schemas import PartnerRequestIn
 from app.sharing.partners.deps import partner
+from app.sharing.partners.quotas import ASSISTANCE, QUOTA_RESPONSES, quota
 
-router = APIRouter(prefix="/partner/outflow/assistance-requests", tags=["partner"])
+router = APIRouter(prefix="/partner/outflow/assistance-requests", tags=["partner"],
+                   dependencies=[quota(ASSISTANCE)],
+                   responses=QUOTA_RESPONSES)
 AssistanceActor = Annotated[Actor, partner(Role.outflow_city, "outflow:assistance")]
 REFUSED: dict[int | str, dict[str, Any]] = {403: {"description": "`insufficient_scope`, `disclosure_needs_approval`"}}
 STEP: dict[int | str, dict[str, Any]] = {
