@@ -16,6 +16,8 @@ ALLOWED = {
     "id", "address", "kind", "state", "reason", "dwelling_id", "created_at",
     "id_number_masked", "on_date", "reported_on", "late", "tenancy_id",
     "moved_in_on",
+    # A tenant list held for a supervisor's approval (202; docs/sharing.md, "Approval queue"): nothing disclosed.
+    "request_id", "route", "expires_at", "decided_at", "collected_at",
 }
 NEVER = ("health", "pregnan", "contracept", "iud", "visit", "service", "birth", "fp_", "marital", "hukou",
          "resident_id", "key_person", "id_number", "phone")

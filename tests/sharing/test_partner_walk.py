@@ -297,6 +297,55 @@ def landlord_token(w: Walk) -> Responses:
     return [answer]
 
 
+HELD = PARTNER + "/disclosure-requests"
+
+
+def approved_lookup(w: Walk) -> str:
+    """A police look-up of an inside person held while the police profile requires approval, then approved by an
+    admin: its request id (the profile requires no approval again afterwards)."""
+    profile = ok(w.api.as_("admin", "GET", f"{V1}/sharing/profiles/police"))
+    body = {k: profile[k] for k in ("version", "field_groups", "legal_basis", "purpose", "retention_days")}
+    version = ok(w.api.as_("admin", "PUT", f"{V1}/sharing/profiles/police",
+                           json={**body, "approval_required": True}))["version"]
+    held = ok(w.api.client.post(PARTNER + "/police/lookup", json={"id_number": w.inside["police_c1"]["id_number"]},
+                                headers=w.police()), 202)
+    ok(w.api.as_("admin", "POST", f"{V1}/sharing/disclosure-requests/{held['request_id']}/approve",
+                 json={"version": 1}))
+    ok(w.api.as_("admin", "PUT", f"{V1}/sharing/profiles/police",
+                 json={**body, "version": version, "approval_required": False}))
+    return str(held["request_id"])
+
+
+def held_state(w: Walk) -> Responses:
+    w.inside["held"] = {"id": approved_lookup(w)}
+    return [w.api.client.get(f"{HELD}/{w.inside['held']['id']}", headers=w.police())]
+
+
+def held_collect(w: Walk) -> Responses:
+    """The profile changed after the approval (approval switched off), so the request is void: 409, nothing
+    disclosed; a request approved under the profile in force is collected (tests/sharing/test_disclosure_approvals)."""
+    answers = [w.api.client.post(f"{HELD}/{w.inside['held']['id']}/collect", headers=w.police())]
+    assert answers[0].status_code == 409, answers[0].text
+    return answers
+
+
+def others_request(w: Walk, headers: dict[str, str]) -> Responses:
+    """Another partner's request is 404, its state and its collection alike."""
+    request_id = approved_lookup(w)
+    answers = [w.api.client.get(f"{HELD}/{request_id}", headers=headers),
+               w.api.client.post(f"{HELD}/{request_id}/collect", headers=headers)]
+    assert [a.status_code for a in answers] == [404, 404], [a.text for a in answers]
+    return answers
+
+
+def outflow_held(w: Walk) -> Responses:
+    return others_request(w, w.outflow())
+
+
+def landlord_held(w: Walk) -> Responses:
+    return others_request(w, w.api.headers(w.landlord.phone))
+
+
 # Every partner route, and the case that walks it for each kind that may call it.
 CASES: dict[tuple[str, str], dict[str, Case]] = {
     ("POST", "/oauth/token"): {"police": police_token, "outflow_city": outflow_token, "landlord": landlord_token},
@@ -319,6 +368,10 @@ CASES: dict[tuple[str, str], dict[str, Case]] = {
     ("POST", "/landlord/move-ins"): {"landlord": landlord_move_in},
     ("POST", "/landlord/move-outs"): {"landlord": landlord_move_out},
     ("GET", "/landlord/reports"): {"landlord": landlord_reports},
+    ("GET", "/disclosure-requests/{request_id}"): {"police": held_state, "outflow_city": outflow_held,
+                                                   "landlord": landlord_held},
+    ("POST", "/disclosure-requests/{request_id}/collect"): {"police": held_collect, "outflow_city": outflow_held,
+                                                            "landlord": landlord_held},
 }
 
 

@@ -18,6 +18,8 @@ TOKEN_KEYS = {"access_token", "token_type", "expires_in", "scope"}
 DISCLOSURE_KEYS = {"disclosure", "profile_version", "legal_basis", "purpose", "retention_days"}
 FEED_KEYS = {"items", "cursor", "has_more", "event", "person"} | DISCLOSURE_KEYS
 PAGE_KEYS = {"items", "total", "limit", "offset"}
+# A pull held for a supervisor's approval (202, its state) and an approved one's collection (docs/sharing.md).
+HELD_KEYS = {"request_id", "state", "route", "created_at", "expires_at", "decided_at", "collected_at", "answer"}
 # The police upload's report: counts and codes only.
 UPLOAD_KEYS = {"reference", "dry_run", "replayed", "format", "rows", "counts", "matched", "new", "departed",
                "conflicting", "refused", "results", "row", "outcome", "errors", "field", "code", "ignored_columns"}
@@ -64,11 +66,11 @@ def allowed_keys(kind: str, groups: list[str]) -> set[str]:
     """What a partner of `kind` may receive while its profile has `groups`."""
     fields = {f for g in groups for f in GROUPS.get(kind, {}).get(g, set())}
     if kind == "police":
-        return fields | FEED_KEYS | UPLOAD_KEYS | TOKEN_KEYS
+        return fields | FEED_KEYS | UPLOAD_KEYS | TOKEN_KEYS | HELD_KEYS
     if kind == "outflow_city":
         month = {"verification_month"} if "verification" in groups else set()
-        return fields | month | FEED_KEYS | PAGE_KEYS | ASSISTANCE_KEYS | TOKEN_KEYS
-    return LANDLORD_KEYS
+        return fields | month | FEED_KEYS | PAGE_KEYS | ASSISTANCE_KEYS | TOKEN_KEYS | HELD_KEYS
+    return LANDLORD_KEYS | HELD_KEYS
 
 
 def objects(value: Any) -> Iterator[dict[str, Any]]:
