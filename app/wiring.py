@@ -5,8 +5,9 @@
 - the subscriptions of higher domains to lower domains' events (app/core/events.py): the monthly cycle's
   task list follows the register and the visits; assistance requests follow residents who move or are merged;
   pending verifications follow residents who move, an arrival in an open month gets one, those of a merged
-  record or a resident who left go; residents arriving, moving and leaving are queued for the partners' webhooks
-  (app/sharing/webhooks/producer.py);
+  record or a resident who left go; residents arriving, moving (in and out) and leaving are queued for the
+  partners' webhooks (app/sharing/webhooks/producer.py), and so are the outflow cities' own events: verification
+  outcomes, 婚育证明 changes, assistance requests sent and answered (app/sharing/webhooks/outflow.py);
 - the partner roles' scopes (app.auth.deps.register_partner_scope): a police station's or an outflow city's
   jurisdiction (app/sharing/partners), a landlord's own landlord record (app/sharing/landlords).
 Nothing is registered at import time, so importing a module never changes how another one behaves.
@@ -29,6 +30,7 @@ from app.ledger import audit
 from app.ledger import service as ledger
 from app.sharing.landlords.service import landlord_scope
 from app.sharing.partners.deps import build_scope
+from app.sharing.webhooks import outflow as outflow_webhooks
 from app.sharing.webhooks import producer as webhooks
 
 
@@ -50,3 +52,4 @@ def install() -> None:
     register_partner_scope(Role.outflow_city, build_scope)
     register_partner_scope(Role.landlord, landlord_scope)
     webhooks.subscribe()
+    outflow_webhooks.subscribe()

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from app.people.models import Resident
+from app.people.models import FpDocument, Resident
 
 
 @dataclass(frozen=True)
@@ -30,6 +30,7 @@ class ResidentMoved:
     """The resident now lives in another dwelling, possibly another community or district."""
 
     resident: Resident
+    previous_area_path: str | None = None  # where they lived before (whoever covered it is told they moved out)
 
 
 @dataclass(frozen=True)
@@ -46,4 +47,12 @@ class ResidentMerged:
 
 @dataclass(frozen=True)
 class BecameKeyPerson:
+    resident: Resident
+
+
+@dataclass(frozen=True)
+class FpDocumentChanged:
+    """A 婚育证明 was recorded, or its status changed."""
+
+    document: FpDocument
     resident: Resident

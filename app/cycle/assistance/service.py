@@ -31,6 +31,7 @@ from app.cycle.assistance.errors import (
     RequestOpen,
     ResidentNotRegistered,
 )
+from app.cycle.assistance.events import AssistanceAnswered, AssistanceSent
 from app.cycle.assistance.models import OPEN_STATES, AssistanceRequest, Direction, State, Topic
 from app.cycle.assistance.rules import Derived
 from app.cycle.assistance.schemas import (
@@ -313,7 +314,9 @@ def send(session: Session, actor: Actor, request: AssistanceRequest, body: Versi
     term = rules.deadline(on, request.urgent, get_settings())
     request.sent_on, request.counted_from, request.due_on = on, term.counted_from, term.due_on
     request.sent_by = actor.user_id
-    return _moved(session, request, State.sent)
+    _moved(session, request, State.sent)
+    events.emit(session, AssistanceSent(request))
+    return request
 
 
 def _receiving_side(actor: Actor, request: AssistanceRequest) -> None:
@@ -393,4 +396,6 @@ def answer(session: Session, actor: Actor, request: AssistanceRequest, body: Ans
     request.fp_certificate_status = body.fp_certificate_status.value if body.fp_certificate_status else None
     request.answer_note = body.note
     request.answered_on, request.answered_by = answered_on, actor.user_id
-    return _moved(session, request, State.answered)
+    _moved(session, request, State.answered)
+    events.emit(session, AssistanceAnswered(request))
+    return request

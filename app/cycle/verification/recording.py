@@ -34,6 +34,7 @@ from app.cycle.verification.errors import (
     VerificationRecorded,
     VisitOfOtherResident,
 )
+from app.cycle.verification.events import OutcomeRecorded
 from app.cycle.verification.models import Evidence, Outcome, Period, PeriodState, Verification
 from app.cycle.verification.opening import shift
 from app.cycle.verification.schemas import VerificationRecord
@@ -105,6 +106,7 @@ def record(session: Session, actor: Actor, verification_id: str, body: Verificat
     session.add(verification)
     session.flush()
     _effects(session, actor, verification, resident, body, on)
+    events.emit(session, OutcomeRecorded(verification, resident))
     return verification, True
 
 

@@ -25,11 +25,13 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col
 
+from app.core import events
 from app.core.actor import Actor
 from app.core.errors import Conflict, NotFound, StaleVersion, Unprocessable
 from app.core.types import city_today, utcnow
 from app.ledger import audit
 from app.people import rules
+from app.people.events import FpDocumentChanged
 from app.people.models import (
     FpDocStatus,
     FpDocument,
@@ -187,6 +189,7 @@ def create_fp_document(session: Session, actor: Actor, resident: Resident, body:
     session.add(doc)
     session.flush()
     service.refresh_key_person(session, resident)
+    events.emit(session, FpDocumentChanged(doc, resident))
     return doc
 
 
@@ -226,6 +229,8 @@ def update_fp_document(session: Session, actor: Actor, doc: FpDocument, resident
     session.add(doc)
     session.flush()
     service.refresh_key_person(session, resident)
+    if status_changed:
+        events.emit(session, FpDocumentChanged(doc, resident))
     return doc
 
 

@@ -364,13 +364,14 @@ def move_to(session: Session, resident: Resident, dwelling: Dwelling, on: date, 
     session.add(Tenancy(resident_id=resident.id, dwelling_id=dwelling.id, area_path=dwelling.area_path,
                         district_code=dwelling.district_code, move_in=on, source=source))
     resident.dwelling_id, resident.community_id = dwelling.id, dwelling.community_id
+    previous = resident.area_path
     if resident.district_code != dwelling.district_code:
         # The shard key travels with the person's records.
         for model in (FpDocument, HealthRecord):
             session.execute(update(model).where(col(model.resident_id) == resident.id)
                             .values(district_code=dwelling.district_code))
     resident.area_path, resident.district_code = dwelling.area_path, dwelling.district_code
-    events.emit(session, ResidentMoved(resident))
+    events.emit(session, ResidentMoved(resident, previous))
 
 
 def move_resident(session: Session, actor: Actor, resident: Resident, body: MoveIn) -> Resident:

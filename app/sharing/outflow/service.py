@@ -18,6 +18,7 @@ from app.people.shapes import ShapeExtra
 from app.places.models import Division
 from app.sharing.ledger import disclose
 from app.sharing.outflow.schemas import ChangeItem, ChangesOut, RosterItem, RosterOut
+from app.sharing.outflow.shaping import EVENT_GROUPS, shape
 from app.sharing.partners.deps import JurisdictionScope, jurisdiction
 from app.sharing.partners.rules import (
     after_log_position,
@@ -31,9 +32,6 @@ from app.sharing.profiles.service import Profile, pull_profile
 KIND = Role.outflow_city.value
 CURSOR_TAG = "o1"
 CHANGES_TAG = "o2"
-# Each event's field group: the profile must hold it for the event to be shown at all.
-EVENT_GROUPS = {"arrival": "residence", "departure": "residence", "verification": "verification",
-                "fp_document": "fp_document"}
 PENDING = "PENDING"
 
 
@@ -178,19 +176,19 @@ def _change_items(profile: Profile, entries: Sequence[Any], rows: dict[str, dict
     for _, table, record_id, fields, _ in entries:
         row = rows[table].get(record_id)
         event = _event(table, row, fields) if row is not None else None
-        if event is None or (record_id, event[0]) in seen or not profile.allows(EVENT_GROUPS[event[0]]):
+        if event is None or (record_id, event[0]) in seen:
             continue
         name, resident_id, extra, month = event
         resident = residents.get(resident_id)
         if resident is None:
             continue
-        seen.add((record_id, name))
-        groups = tuple(g for g in ("identity", EVENT_GROUPS[name]) if profile.allows(g))
         if name in ("arrival", "departure"):
             extra = ShapeExtra(community_name=communities.get(resident.community_id))
-        person = profile.shape(resident, extra, groups)
-        if month is not None:
-            person["verification_month"] = month
+        shaped = shape(profile, resident, EVENT_GROUPS[name], extra, month)
+        if shaped is None:
+            continue
+        seen.add((record_id, name))
+        groups, person = shaped
         items.append(ChangeItem(event=name, person=RosterItem(**person)))
         shown.setdefault(groups, {})[resident.id] = resident.district_code
     return items, shown

@@ -3,8 +3,8 @@
 One round: a short write transaction claims a batch (app.ledger.outbox.service.claim) and reads the endpoints'
 URLs and secrets; the connection goes back to the pool; the events are sent one by one over one keep-alive HTTP
 client with short timeouts; a second short write transaction records every attempt, marks the delivered events
-and enters each delivered record in the resident's disclosure ledger (`disclose`), in the transaction that marks
-it delivered, so a record is entered once however often it was sent.
+and enters each delivered record in the resident's disclosure ledger (`disclose`, with the field groups the body
+names), in the transaction that marks it delivered, so a record is entered once however often it was sent.
 
 At least once: an event is marked delivered only after a 2xx. A worker killed between sending and settling
 leaves its events leased; they come due again when the lease ends and go out with the same id and body, and the
@@ -21,6 +21,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import httpx
+import orjson
 from sqlalchemy import Engine, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session, col
@@ -86,18 +87,26 @@ def send(client: httpx.Client, event: OutboxEvent, target: Target | None) -> out
 def _settle(session: Session, policy: outbox.Policy, token: str, events: Sequence[OutboxEvent],
             targets: dict[str, Target], outcomes: Sequence[outbox.Outcome]) -> int:
     delivered = set(outbox.settle(session, policy, token, events, outcomes))
-    by_partner: defaultdict[tuple[str, str], list[tuple[str, str]]] = defaultdict(list)
+    by_partner: defaultdict[tuple[str, str, tuple[str, ...] | None], list[tuple[str, str]]] = defaultdict(list)
     for event in events:
         target = targets.get(event.endpoint_id)
         if event.id in delivered and target and event.subject_type == "resident" and event.subject_id:
-            by_partner[(target.partner_kind, target.partner_id)].append((event.subject_id, event.district_code or ""))
-    for (kind, partner_id), residents in by_partner.items():
-        # The profile in force when the event went out (it was built under the one in force when queued; an
-        # admin's edit in between is on record in the profile's versions).
+            key = (target.partner_kind, target.partner_id, _groups_of(event))
+            by_partner[key].append((event.subject_id, event.district_code or ""))
+    for (kind, partner_id, groups), residents in by_partner.items():
+        # The groups the body shows (named in it when it was built); the legal basis of the profile in force when
+        # the event went out (an admin's edit in between is on record in the profile's versions).
         profile = current_profile(session, kind)
         disclose(session, partner_kind=kind, partner_id=partner_id, residents=residents,
-                 field_groups=pushed_groups(profile), legal_basis=profile.legal_basis, action="sharing.push")
+                 field_groups=groups if groups is not None else pushed_groups(profile),
+                 legal_basis=profile.legal_basis, action="sharing.push")
     return len(delivered)
+
+
+def _groups_of(event: OutboxEvent) -> tuple[str, ...] | None:
+    """The field groups the event's body names (None: a body queued before they were named)."""
+    named = orjson.loads(event.body).get("field_groups")
+    return tuple(named) if isinstance(named, list) else None
 
 
 def deliver_due(client: httpx.Client, *, engine: Engine | None = None, policy: outbox.Policy | None = None) -> int:

@@ -19,8 +19,17 @@ class NotAPartner(Unprocessable):
 
 class CoverageMismatch(Unprocessable):
     code = "webhook_coverage"
-    en = "A police endpoint covers a division (division_id); an outflow city's a 户籍地 code prefix (hukou_prefix)."
-    zh = "公安回调须指定辖区（division_id），流出地回调须指定户籍地代码前缀（hukou_prefix）。"
+    en = ("A police endpoint may narrow its station's jurisdiction to a division (division_id), an outflow city's "
+          "to a 户籍地 code prefix (hukou_prefix), never beyond it; the partner must have a jurisdiction.")
+    zh = ("公安回调只能在其辖区内指定区划（division_id），流出地回调只能在其户籍地范围内指定代码前缀"
+          "（hukou_prefix），不得超出；合作方须已设置辖区。")
+
+
+class EventTypeRefused(Unprocessable):
+    code = "webhook_event_type"
+    en = "This kind of partner cannot subscribe to an event type named (resident.moved_out: police only; "\
+         "verification, 婚育证明 and assistance events: outflow cities only)."
+    zh = "该类合作方不能订阅所列事件类型（迁出事件仅限公安；核查、婚育证明和协查事件仅限流出地）。"
 
 
 class EventNotDead(Conflict):

@@ -9,7 +9,8 @@ from pydantic import Field
 
 from app.core.schemas import InputModel, OutputModel
 
-EventType = Literal["resident.arrived", "resident.moved", "resident.left"]
+EventType = Literal["resident.arrived", "resident.moved", "resident.left", "resident.moved_out",
+                    "verification.recorded", "fp_document.changed", "assistance.request_sent", "assistance.answered"]
 EventState = Literal["pending", "delivered", "dead"]
 URL = r"^https?://[^\s/?#@]+[^\s]*$"  # the rest (no credentials, https unless loopback) is checked by the service
 
@@ -19,17 +20,20 @@ class WebhookCreate(InputModel):
                                                                           "outflow city)")
     url: str = Field(min_length=8, max_length=500, pattern=URL,
                      description="https (http only to localhost, outside production)")
-    event_types: list[EventType] = Field(min_length=1, max_length=3)
-    division_id: str | None = Field(default=None, min_length=1, max_length=32,
-                                    description="Police: the division its jurisdiction is (residents under it)")
-    hukou_prefix: str | None = Field(default=None, pattern=r"^[0-9]{2,6}$",
-                                     description="Outflow city: the 户籍地 code prefix it covers")
+    event_types: list[EventType] = Field(min_length=1, max_length=8, description=(
+        "Police: resident.arrived, resident.moved, resident.moved_out, resident.left; outflow city: the resident "
+        "events but moved_out, verification.recorded, fp_document.changed, assistance.request_sent, "
+        "assistance.answered"))
+    division_id: str | None = Field(default=None, min_length=1, max_length=32, description=(
+        "Police: narrows the station's jurisdiction to the residents under this division (none: all of it)"))
+    hukou_prefix: str | None = Field(default=None, pattern=r"^[0-9]{2,6}$", description=(
+        "Outflow city: narrows the city's 户籍地 prefix to this one (none: all of it)"))
     active: bool = True
 
 
 class WebhookUpdate(InputModel):
     url: str | None = Field(default=None, min_length=8, max_length=500, pattern=URL)
-    event_types: list[EventType] | None = Field(default=None, min_length=1, max_length=3)
+    event_types: list[EventType] | None = Field(default=None, min_length=1, max_length=8)
     active: bool | None = None
     version: int = Field(ge=1, le=2**31 - 1, description="The version you read (optimistic locking)")
 

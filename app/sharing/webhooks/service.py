@@ -17,7 +17,14 @@ from app.ledger import audit
 from app.ledger.outbox import service as outbox
 from app.ledger.outbox.models import OutboxEvent, OutboxState
 from app.places.models import Division
-from app.sharing.webhooks.errors import CoverageMismatch, EventNotDead, NotAPartner, WebhookUrlRefused
+from app.sharing.webhooks.coverage import KIND_EVENTS, jurisdictions, overlaps
+from app.sharing.webhooks.errors import (
+    CoverageMismatch,
+    EventNotDead,
+    EventTypeRefused,
+    NotAPartner,
+    WebhookUrlRefused,
+)
 from app.sharing.webhooks.models import WebhookEndpoint
 from app.sharing.webhooks.schemas import WebhookCreate, WebhookUpdate
 from app.sharing.webhooks.sealing import seal
@@ -45,6 +52,39 @@ def new_secret() -> str:
     return "whsec_" + secrets.token_urlsafe(32)
 
 
+def _narrowing(session: Session, partner: User, body: WebhookCreate) -> tuple[str | None, str | None]:
+    """(area_prefix, hukou_prefix): the endpoint's own narrowing of its partner's jurisdiction, which it must
+    overlap (the coverage is their intersection, app/sharing/webhooks/coverage.py)."""
+    scope = jurisdictions(session, [partner.id]).get(partner.id)
+    if partner.role == Role.police.value:
+        if body.hukou_prefix is not None:
+            raise CoverageMismatch({"reason": "hukou_prefix_for_police"})
+        if scope is None or not scope.area_paths:
+            raise CoverageMismatch({"reason": "no_jurisdiction"})
+        if body.division_id is None:
+            return None, None
+        division = session.get(Division, body.division_id)
+        if division is None:
+            raise NotFound()
+        if not any(overlaps(division.path, path) for path in scope.area_paths):
+            raise CoverageMismatch({"reason": "outside_jurisdiction"})
+        return division.path, None
+    if body.division_id is not None:
+        raise CoverageMismatch({"reason": "division_for_outflow_city"})
+    if scope is None or not scope.hukou_prefix:
+        raise CoverageMismatch({"reason": "no_jurisdiction"})
+    if body.hukou_prefix is not None and not overlaps(body.hukou_prefix, scope.hukou_prefix):
+        raise CoverageMismatch({"reason": "outside_jurisdiction"})
+    return None, body.hukou_prefix
+
+
+def _event_types(kind: str, types: Sequence[str]) -> str:
+    refused = sorted(set(types) - set(KIND_EVENTS[kind]))
+    if refused:
+        raise EventTypeRefused({"event_types": refused})
+    return ",".join(sorted(set(types)))
+
+
 def create(session: Session, body: WebhookCreate) -> tuple[WebhookEndpoint, str]:
     """The endpoint and its secret (in clear: shown once, stored sealed)."""
     partner = session.get(User, body.partner_user_id)
@@ -52,19 +92,10 @@ def create(session: Session, body: WebhookCreate) -> tuple[WebhookEndpoint, str]
         raise NotFound()
     if partner.role not in PARTNER_ROLES:
         raise NotAPartner()
-    area_prefix = None
-    if partner.role == Role.police.value:
-        if body.division_id is None or body.hukou_prefix is not None:
-            raise CoverageMismatch()
-        division = session.get(Division, body.division_id)
-        if division is None:
-            raise NotFound()
-        area_prefix = division.path
-    elif body.hukou_prefix is None or body.division_id is not None:
-        raise CoverageMismatch()
+    area_prefix, hukou_prefix = _narrowing(session, partner, body)
     endpoint = WebhookEndpoint(partner_user_id=partner.id, partner_kind=partner.role, url=check_url(body.url),
-                               secret="", area_prefix=area_prefix, hukou_prefix=body.hukou_prefix,
-                               event_types=",".join(sorted(set(body.event_types))), active=body.active)
+                               secret="", area_prefix=area_prefix, hukou_prefix=hukou_prefix,
+                               event_types=_event_types(partner.role, body.event_types), active=body.active)
     secret = new_secret()
     endpoint.secret = seal(secret, endpoint.id)
     session.add(endpoint)
@@ -93,7 +124,7 @@ def update(session: Session, endpoint: WebhookEndpoint, body: WebhookUpdate) -> 
     if body.url is not None:
         endpoint.url = check_url(body.url)
     if body.event_types is not None:
-        endpoint.event_types = ",".join(sorted(set(body.event_types)))
+        endpoint.event_types = _event_types(endpoint.partner_kind, body.event_types)
     if body.active is not None:
         endpoint.active = body.active
     session.flush()

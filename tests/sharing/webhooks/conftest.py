@@ -12,6 +12,7 @@ from app.auth.models import User
 from app.core.db import unit_of_work
 from app.ledger.outbox.service import Policy
 from tests.conftest import Api, World
+from tests.sharing.partner_helpers import make_client
 from tests.sharing.webhooks.receiver import Receiver
 
 HOOKS = "/api/v1/admin/webhooks"
@@ -27,13 +28,20 @@ def receiver() -> Iterator[Receiver]:
 
 
 @pytest.fixture()
-def partner(engine: Engine) -> Callable[[str], str]:
-    """Make a partner account of the role (police, outflow_city, or any other); returns its id."""
+def partner(api: Api, world: World, engine: Engine) -> Callable[..., str]:
+    """Make a partner account of the role; returns its id. A police station or an outflow city is a machine client
+    made through the admin API, with its jurisdiction (default: c1's street; the 户籍地 prefix 41); any other role
+    a plain account."""
     made = 0
 
-    def make(role: str) -> str:
+    def make(role: str, *, division_ids: list[str] | None = None, hukou_prefix: str | None = None) -> str:
         nonlocal made
         made += 1
+        if role == "police":
+            return make_client(api, role, f"{role}-{made}",
+                               division_ids=division_ids or [world.community("c1")["parent_id"]]).user_id
+        if role == "outflow_city":
+            return make_client(api, role, f"{role}-{made}", hukou_prefix=hukou_prefix or "41").user_id
         with unit_of_work(engine=engine) as session:
             user = User(username=f"{role}-{made}", display_name=f"{role} {made}", role=role, password_hash="!")
             session.add(user)

@@ -47,8 +47,10 @@ def delivered(engine: Engine) -> int:
 
 
 def test_the_worker_survives_a_kill_without_losing_or_doubling(
-        world: World, engine: Engine, receiver: Receiver, police_hook: Callable[..., dict[str, Any]]) -> None:
-    police_hook(division_id=world.city["id"])
+        world: World, engine: Engine, receiver: Receiver, police_hook: Callable[..., dict[str, Any]],
+        partner: Callable[..., str]) -> None:
+    station = partner("police", division_ids=[s["id"] for s in world.streets])  # the whole city
+    police_hook(partner_user_id=station, division_id=None)
     with unit_of_work(engine=engine) as session:
         residents = session.execute(select(Resident).order_by(col(Resident.id)).limit(EVENTS)).scalars().all()
         assert sum(announce(session, r, ARRIVED) for r in residents) == EVENTS
@@ -88,10 +90,12 @@ def test_the_worker_survives_a_kill_without_losing_or_doubling(
 
 
 def test_two_workers_never_send_the_same_event(
-        world: World, engine: Engine, receiver: Receiver, police_hook: Callable[..., dict[str, Any]]) -> None:
+        world: World, engine: Engine, receiver: Receiver, police_hook: Callable[..., dict[str, Any]],
+        partner: Callable[..., str]) -> None:
     """Claims are leases taken under a lock (PostgreSQL: SKIP LOCKED; SQLite: the write lock): two workers running
     at once share the work and no event goes out twice."""
-    police_hook(division_id=world.city["id"])
+    station = partner("police", division_ids=[s["id"] for s in world.streets])  # the whole city
+    police_hook(partner_user_id=station, division_id=None)
     with unit_of_work(engine=engine) as session:
         residents = session.execute(select(Resident).order_by(col(Resident.id)).limit(60)).scalars().all()
         assert sum(announce(session, r, ARRIVED) for r in residents) == 60
