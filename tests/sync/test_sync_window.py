@@ -14,7 +14,7 @@ from app.core.config import get_settings
 from app.core.types import city_today
 from app.cycle.verification.opening import first_day, shift
 from app.sync import pull as pull_module
-from app.sync.wire import to_ms
+from app.sync.wire import date_to_ms, to_ms
 from tests.conftest import Api, World
 from tests.cycle.verify_helpers import open_month, set_today
 from tests.db import rows
@@ -158,7 +158,7 @@ def test_phones_keep_open_tasks_only(api: Api, world: World, engine: Engine) -> 
     resident = own_resident(engine, world)
     last = pull(api, "worker1")["timestamp"]
     follow_up = {"id": wid(), "_status": "created", "_changed": "", "resident_id": resident, "kind": "follow_up",
-                 "due_date": to_ms(datetime.now(UTC)), "reason": "document_check", "note": None, "state": "open"}
+                 "due_date": date_to_ms(city_today()), "reason": "document_check", "note": None, "state": "open"}
     assert push(api, "worker1", changes(tasks={"created": [follow_up]}), last)["applied"] == {"tasks": 1}
     first = pull(api, "worker1", device="phone-tttt")
     assert follow_up["id"] in ids(first, "tasks")

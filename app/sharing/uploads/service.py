@@ -25,7 +25,7 @@ from app.sharing.ledger import disclose
 from app.sharing.profiles.service import Profile, pull_profile
 from app.sharing.uploads import rules
 from app.sharing.uploads.errors import BatchReferenceReused
-from app.sharing.uploads.handoff import propose_departure
+from app.sharing.uploads.handoff import propose_departure, report_arrival
 from app.sharing.uploads.models import Outcome, PoliceBatch, PoliceReportRow
 from app.sharing.uploads.reconcile import Classified, reconcile
 from app.sharing.uploads.schemas import PoliceUploadReport, UploadCounts, UploadRowError, UploadRowResult
@@ -91,6 +91,9 @@ def _store(session: Session, actor: Actor, reference: str, digest: str, parsed: 
             handoff = propose_departure(session, actor, c.resident, row.id, row.event_date)
             row.verification_id, row.task_id = handoff.verification_id, handoff.task_id
             row.updated_at = utcnow()
+            session.add(row)
+        elif c.outcome is Outcome.new:
+            row.task_id, row.updated_at = report_arrival(session, row), utcnow()
             session.add(row)
     session.flush()
     return batch
