@@ -36,9 +36,32 @@ def upgrade() -> None:
         batch_op.alter_column('resident_id', existing_type=_s(32), nullable=True)
         batch_op.create_foreign_key('fk_tasks_dwelling_id_dwellings', 'dwellings', ['dwelling_id'], ['id'])
         batch_op.create_check_constraint('ck_tasks_subject', CHECK)
+    _feed_indexes()
+
+
+def _feed_indexes() -> None:
+    op.drop_index('ix_sync_log_seq', table_name='sync_log')
+    op.drop_index('ix_sync_log_district_seq', table_name='sync_log')
+    op.create_index('ix_sync_log_seq_id', 'sync_log', ['seq', 'id'], unique=False)
+    op.create_index('ix_sync_log_district_seq_id', 'sync_log', ['district_code', 'seq', 'id'], unique=False)
+    if op.get_bind().dialect.name == 'postgresql':  # SQLite's case-sensitive LIKE uses the plain index already
+        op.drop_index('ix_residents_hukou_code', table_name='residents')
+        op.create_index('ix_residents_hukou_code', 'residents', ['hukou_code'], unique=False,
+                        postgresql_ops={'hukou_code': 'varchar_pattern_ops'})
+
+
+def _old_indexes() -> None:
+    if op.get_bind().dialect.name == 'postgresql':
+        op.drop_index('ix_residents_hukou_code', table_name='residents')
+        op.create_index('ix_residents_hukou_code', 'residents', ['hukou_code'], unique=False)
+    op.drop_index('ix_sync_log_district_seq_id', table_name='sync_log')
+    op.drop_index('ix_sync_log_seq_id', table_name='sync_log')
+    op.create_index('ix_sync_log_district_seq', 'sync_log', ['district_code', 'seq'], unique=False)
+    op.create_index('ix_sync_log_seq', 'sync_log', ['seq'], unique=False)
 
 
 def downgrade() -> None:
+    _old_indexes()
     # Reported arrivals not yet registered have no resident and cannot survive the old schema.
     op.execute("DELETE FROM tasks WHERE resident_id IS NULL")
     with op.batch_alter_table('tasks', schema=None) as batch_op:

@@ -1,5 +1,6 @@
 """Migration 0018 on a database holding tasks: existing tasks keep their resident, a reported arrival may be stored
-without one (any other kind may not), and the downgrade drops only the tasks the old schema cannot hold."""
+without one (any other kind may not), and the downgrade drops only the tasks the old schema cannot hold; the
+partner feeds' indexes are replaced and restored (varchar_pattern_ops on PostgreSQL only)."""
 
 from __future__ import annotations
 
@@ -72,8 +73,29 @@ def test_0018_keeps_tasks_and_allows_only_reported_arrivals_without_a_resident(
         _task(conn, "reported-arrival-01", None, "reported_arrival")
     with pytest.raises(IntegrityError), engine.begin() as conn:
         _task(conn, "follow-up-no-res-01", None, "follow_up")
+    assert _feed_indexes(engine) == {"ix_sync_log_seq_id": ("seq", "id"),
+                                     "ix_sync_log_district_seq_id": ("district_code", "seq", "id"),
+                                     "ix_residents_hukou_code": ("hukou_code", engine.dialect.name == "postgresql")}
     command.downgrade(alembic_config(url), f"{REVISION}-1")
+    assert _feed_indexes(engine) == {"ix_sync_log_seq": ("seq",), "ix_sync_log_district_seq": ("district_code", "seq"),
+                                     "ix_residents_hukou_code": ("hukou_code", False)}
     with engine.connect() as conn:
         assert conn.execute(text("SELECT id FROM tasks")).scalars().all() == ["follow-up-kept-0001"]
         columns = {c["name"]: c for c in inspect(conn).get_columns("tasks")}
     assert "dwelling_id" not in columns and columns["resident_id"]["nullable"] is False
+
+
+def _feed_indexes(engine: Engine) -> dict[str, tuple[object, ...]]:
+    """The change log's seq indexes (name: columns) and the 户籍地 code's (name: column, varchar_pattern_ops?)."""
+    with engine.connect() as conn:
+        insp = inspect(conn)
+        found: dict[str, tuple[object, ...]] = {
+            i["name"]: tuple(i["column_names"]) for i in insp.get_indexes("sync_log")
+            if i["name"] and i["name"].startswith(("ix_sync_log_seq", "ix_sync_log_district"))}
+        pattern = False
+        if engine.dialect.name == "postgresql":
+            pattern = "varchar_pattern_ops" in conn.execute(text(
+                "SELECT indexdef FROM pg_indexes WHERE indexname = 'ix_residents_hukou_code'")).scalar_one()
+        [hukou] = [i for i in insp.get_indexes("residents") if i["name"] == "ix_residents_hukou_code"]
+        found[hukou["name"]] = (*hukou["column_names"], pattern)
+    return found
