@@ -28,8 +28,10 @@ from app.cycle.tasks import service as tasks
 from app.cycle.verification import recording as verification
 from app.ledger import audit
 from app.ledger import service as ledger
+from app.people.events import ResidentRegistered
 from app.sharing.landlords.service import landlord_scope
 from app.sharing.partners.deps import build_scope
+from app.sharing.uploads import review as police_reports
 from app.sharing.webhooks import outflow as outflow_webhooks
 from app.sharing.webhooks import producer as webhooks
 
@@ -53,3 +55,5 @@ def install() -> None:
     register_partner_scope(Role.landlord, landlord_scope)
     webhooks.subscribe()
     outflow_webhooks.subscribe()
+    # A person a station reported as new, registered in that community: the report is settled (docs/sharing.md).
+    events.subscribe(ResidentRegistered, police_reports.on_resident_registered)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from enum import StrEnum
 
-from sqlalchemy import Index, UniqueConstraint
+from sqlalchemy import CheckConstraint, Index, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from app.core.types import UTCDateTime, new_id, utcnow
@@ -17,6 +17,9 @@ class TaskKind(StrEnum):
     key_person_monthly = "key_person_monthly"
     follow_up = "follow_up"
     verification = "verification"  # the monthly verification (added with the monthly cycle)
+    # A person a police station reported as registered here whom the register does not have: a worker visits the
+    # address and registers them (docs/sharing.md, "Police uploads"). No resident until then.
+    reported_arrival = "reported_arrival"
 
 
 class TaskState(StrEnum):
@@ -28,11 +31,16 @@ class TaskState(StrEnum):
 
 
 class Task(SQLModel, table=True):
-    """A visit a worker owes. (resident, kind, period) is unique, so generating twice creates nothing."""
+    """A visit a worker owes. (resident, kind, period) is unique, so generating twice creates nothing.
+
+    Every task is about a resident, except a `reported_arrival` (a person the register does not have yet), which
+    names the dwelling the station reported when its address matched one (`dwelling_id`) and gets its resident
+    when the worker registers the person."""
 
     __tablename__ = "tasks"
     __table_args__ = (
         UniqueConstraint("resident_id", "kind", "period", name="uq_tasks_resident_kind_period"),
+        CheckConstraint("resident_id IS NOT NULL OR kind = 'reported_arrival'", name="ck_tasks_subject"),
         Index("ix_tasks_area_due", "area_path", "state", "due_date",
               postgresql_ops={"area_path": "varchar_pattern_ops"}),
         Index("ix_tasks_district_state_due", "district_code", "state", "due_date"),
@@ -43,7 +51,8 @@ class Task(SQLModel, table=True):
     )
 
     id: str = Field(default_factory=new_id, primary_key=True, max_length=CLIENT_ID_MAX)
-    resident_id: str = Field(foreign_key="residents.id", max_length=32)
+    resident_id: str | None = Field(default=None, foreign_key="residents.id", max_length=32)
+    dwelling_id: str | None = Field(default=None, foreign_key="dwellings.id", max_length=32)
     community_id: str = Field(foreign_key="divisions.id", max_length=32)
     area_path: str = Field(max_length=120)
     district_code: str = Field(max_length=6)

@@ -95,8 +95,11 @@ class SyncCounter(SQLModel, table=True):
 class SyncLog(SQLModel, table=True):
     __tablename__ = "sync_log"
     __table_args__ = (
-        Index("ix_sync_log_seq", "seq"),
-        Index("ix_sync_log_district_seq", "district_code", "seq"),
+        # (seq, id): the order of the partner feeds' cursors (a page may end inside one transaction's entries);
+        # the sync pull and the stamp use the leading seq alone (docs/performance.md, "Indexes for the partner
+        # feeds").
+        Index("ix_sync_log_seq_id", "seq", "id"),
+        Index("ix_sync_log_district_seq_id", "district_code", "seq", "id"),
         Index("ix_sync_log_record", "table_name", "record_id", "seq"),  # push: changed since last_pulled_at?
         # Entries record where a change happened: a later relocation of divisions must not rewrite them.
         {"info": {"area_history": True}},

@@ -80,6 +80,8 @@ class Resident(SQLModel, table=True):
         Index("ix_residents_phone", "phone"),
         Index("ix_residents_dwelling", "dwelling_id"),
         Index("ix_residents_dupe", "name", "birth_date"),
+        # The outflow roster's and change feed's prefix LIKE on the 户籍地 code (docs/performance.md).
+        Index("ix_residents_hukou_code", "hukou_code", postgresql_ops={"hukou_code": "varchar_pattern_ops"}),
         # Phones receive this table (app/ledger/changes.py).
         {"info": {"sync": True}},
     )
@@ -98,7 +100,7 @@ class Resident(SQLModel, table=True):
     id_accepted_by: str | None = Field(default=None, max_length=32)
     phone: str | None = Field(default=None, max_length=11)
     ethnicity: str | None = Field(default=None, max_length=20)
-    hukou_code: str = Field(max_length=6, index=True)
+    hukou_code: str = Field(max_length=6)
     hukou_address: str | None = Field(default=None, max_length=200)
     arrival_date: date
     marital_status: str = Field(default=MaritalStatus.unknown.value, max_length=12)

@@ -11,7 +11,8 @@ Algorithm (docs/sync.md "Pull"):
 
 "In scope" is the area scope plus what a phone keeps: registered residents (not merged) and their
 婚育证明 documents, visits and service deliveries of the last SYNC_VISIT_MONTHS calendar months (the current one
-included), open tasks, the whole catalogue, and (schema version 2) the periods and verifications of the last
+included), open tasks (before schema version 4, only those with a resident), the whole catalogue, and (schema
+version 2) the periods and verifications of the last
 SYNC_WINDOW_MONTHS months. What leaves that window arrives as deletions: a task that is done or cancelled is
 logged then; the visits and periods of a month that leaves it are logged once more by `cycle-open`
 (app/cycle/verification/opening.py `age_out_visits`, `_age_out`), which runs daily.
@@ -40,7 +41,7 @@ from app.cycle.verification.service import communities_above
 from app.ledger.changes import EVERYONE
 from app.ledger.models import SyncCounter, SyncLog
 from app.people.models import ResidentStatus
-from app.sync.wire import MODELS, TABLES_OF_VERSION, driver_rows, shape
+from app.sync.wire import MODELS, TABLES_OF_VERSION, TASKS_WITHOUT_RESIDENT_SINCE, driver_rows, shape
 
 SUPPORTED_SCHEMA_VERSIONS = frozenset(TABLES_OF_VERSION)
 SYNCED = tuple(MODELS)
@@ -93,13 +94,15 @@ class Window:
     visits_since: datetime  # SYNC_VISIT_MONTHS calendar months (city time), the current one included
     deliveries_since: date
     months_since: str  # periods and verifications: SYNC_WINDOW_MONTHS months, the current one included
+    # The app's schema version: before TASKS_WITHOUT_RESIDENT_SINCE a phone keeps only tasks with a resident.
+    schema_version: int = max(TABLES_OF_VERSION)
 
     @classmethod
-    def now(cls) -> Window:
+    def now(cls, schema_version: int = max(TABLES_OF_VERSION)) -> Window:
         today = city_today()
         since = visits_since(today)
         months = shift(month_of(today), 1 - get_settings().sync_window_months)
-        return cls(city_midnight(since), since, months)
+        return cls(city_midnight(since), since, months, schema_version)
 
 
 def _table(name: str) -> Table:
@@ -137,6 +140,8 @@ def in_scope(name: str, actor: Actor, prefixes: tuple[str, ...] | None, window: 
         # Open tasks only: a task done or cancelled is logged then and leaves the phone at its next pull, and a
         # follow-up deleted on a phone (cancelled by the push) is never sent back.
         cond.append(t.c.state == TaskState.open.value)
+        if window.schema_version < TASKS_WITHOUT_RESIDENT_SINCE:  # its schema requires the resident
+            cond.append(t.c.resident_id.is_not(None))
     elif window and name in ("periods", "verifications"):
         cond.append(t.c.month >= window.months_since)
     if name == "periods" and (above := communities_above(prefixes)):
@@ -179,7 +184,7 @@ def pull(session: Session, actor: Actor, *, last_pulled_at: int, cursor: int, he
     scope_changed = not first and (held_scope is None or set(held_scope) != set(scope or ()))
     tables = TABLES_OF_VERSION[schema_version]
     full = set(tables) if first or scope_changed else migration
-    window = Window.now()
+    window = Window.now(schema_version)
     touched: dict[str, set[str]] = defaultdict(set)
     if not first and last_pulled_at < cursor:
         for table, record_id in _logged(session, actor, last_pulled_at, cursor, scope, held_scope):

@@ -57,8 +57,11 @@ MODELS: dict[str, type[SQLModel]] = {
 }
 # The tables a phone of each schema version declares (an older app never receives a table it lacks). Version 3
 # adds columns to `verifications` (check-in flags, a partner's proposal): a version-2 phone receives them too and
-# WatermelonDB drops the columns its schema lacks.
-TABLES_OF_VERSION = {1: tuple(MODELS)[:8], 2: tuple(MODELS), 3: tuple(MODELS)}
+# WatermelonDB drops the columns its schema lacks. Version 4 adds `tasks.dwelling_id` and lets `tasks.resident_id`
+# be null (a reported arrival, docs/sharing.md "Police uploads"): a phone of an older version declares the
+# resident as required, so it is never sent a task without one (app/sync/pull.py).
+TABLES_OF_VERSION = {1: tuple(MODELS)[:8], 2: tuple(MODELS), 3: tuple(MODELS), 4: tuple(MODELS)}
+TASKS_WITHOUT_RESIDENT_SINCE = 4
 # Columns that never reach a phone.
 INTERNAL = frozenset({"area_path", "district_code"})
 # Residents in the worker's shape: as GET /residents/{id} (ResidentOut), nothing more.

@@ -141,7 +141,8 @@ def test_every_figure_of_last_month_matches_the_hand_count(api: Api, town: Town,
     # Open past their due day at the month's end: the new-arrival visits of A B C E G K (due day 17; H's and J's
     # were cancelled when they left) and E's key-person visit (due day 25; V1 completed A's); B's urgent request.
     assert report["overdue"] == {"tasks": 7, "tasks_by_kind": {"new_arrival_visit": 6, "key_person_monthly": 1,
-                                                               "follow_up": 0, "verification": 0},
+                                                               "follow_up": 0, "verification": 0,
+                                                               "reported_arrival": 0},
                                  "assistance_requests": 1}
     assert audit_events(engine, "cycle.report.export") == []  # counts only: reading the figures is not recorded
     # The same figures for every caller who may see the community.
@@ -225,7 +226,8 @@ def test_the_xlsx_is_the_printed_form(api: Api, town: Town, engine: Engine) -> N
         ("婚育证明", "其中：未提供"): (1, "份"),
         ("逾期事项", "逾期任务"): (7, "件"), ("逾期事项", "其中：新到人员访视"): (6, "件"),
         ("逾期事项", "其中：重点对象月访视"): (1, "件"), ("逾期事项", "其中：随访"): (0, "件"),
-        ("逾期事项", "其中：核查"): (0, "件"), ("逾期事项", "逾期协查"): (1, "件"),
+        ("逾期事项", "其中：核查"): (0, "件"), ("逾期事项", "其中：公安通报新到人员走访"): (0, "件"),
+        ("逾期事项", "逾期协查"): (1, "件"),
     }
     items = {i["code"]: i for i in ok(api.as_("admin", "GET", f"{V1}/catalog"))["items"]}
     for code, (n, q) in expected_services(api).items():

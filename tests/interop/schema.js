@@ -1,4 +1,4 @@
-// The phone's local database schema (WatermelonDB appSchema, version 3) for the synced tables.
+// The phone's local database schema (WatermelonDB appSchema, version 4) for the synced tables.
 //
 // Written from app/sync/wire.py (docs/sync.md "Synced tables and columns"): one column per wire column
 // except `id` (WatermelonDB adds id, _status and _changed itself). Strings stay strings; integers, reals,
@@ -10,7 +10,7 @@
 const { appSchema, tableSchema } = require('@nozbe/watermelondb')
 const { schemaMigrations, createTable, addColumns } = require('@nozbe/watermelondb/Schema/migrations')
 
-const SCHEMA_VERSION = 3
+const SCHEMA_VERSION = 4
 
 // Version 2: the monthly verification (periods and verifications, docs/cycle.md).
 const periods = {
@@ -62,6 +62,11 @@ const verificationsV3Columns = [
   { name: 'proposed_by', type: 'string', isOptional: true },
 ]
 const verifications = { name: 'verifications', columns: [...verificationsV2.columns, ...verificationsV3Columns] }
+
+// Version 4: a task may have no resident yet (a reported arrival: a person a police station registered here whom
+// the register does not have), and names the reported dwelling. WatermelonDB reads `isOptional` from the schema
+// in code (its SQLite columns carry no NOT NULL), so making `resident_id` optional needs no migration step.
+const tasksV4Columns = [{ name: 'dwelling_id', type: 'string', isOptional: true }]
 
 const schema = appSchema({
   version: SCHEMA_VERSION,
@@ -214,7 +219,8 @@ const schema = appSchema({
     tableSchema({
       name: 'tasks',
       columns: [
-        { name: 'resident_id', type: 'string' },
+        { name: 'resident_id', type: 'string', isOptional: true },
+        ...tasksV4Columns,
         { name: 'community_id', type: 'string' },
         { name: 'kind', type: 'string' },
         { name: 'period', type: 'string' },
@@ -242,6 +248,7 @@ const schema = appSchema({
 // the next pull then sends `migration`, and the server resends the tables the steps touched.
 const migrations = schemaMigrations({
   migrations: [
+    { toVersion: 4, steps: [addColumns({ table: 'tasks', columns: tasksV4Columns })] },
     { toVersion: 3, steps: [addColumns({ table: 'verifications', columns: verificationsV3Columns })] },
     { toVersion: 2, steps: [createTable(periods), createTable(verificationsV2)] },
   ],

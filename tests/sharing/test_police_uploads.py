@@ -145,3 +145,21 @@ def test_staff_cannot_upload_and_a_station_cannot_read_the_queue(api: Api, world
     assert_error(api.as_("worker1", "POST", "/api/v1/partner/police/registrations", params={"reference": "x"},
                          files={"file": ("a.csv", b"a,b\n1,2\n", "text/csv")}), 403, "forbidden")
     assert_error(api.client.get("/api/v1/sharing/police-reports", headers=station), 403, "forbidden")
+
+
+def test_without_the_residence_group_the_outcomes_are_withheld(api: Api, world: World, engine: Engine) -> None:
+    s = scenario(api, world, engine)
+    ok(api.as_("admin", "PUT", "/api/v1/sharing/profiles/police", json={
+        "version": 1, "field_groups": ["identity"], "legal_basis": "x", "purpose": "y", "approval_required": False,
+        "retention_days": 30}))
+    station = police_headers(api, engine, s["c1"]["path"])
+    for answer in (ok(send(api, station, to_csv(s["records"]), "w-1", dry_run=True)),
+                   ok(send(api, station, to_csv(s["records"]), "w-1"), 201),
+                   ok(send(api, station, to_csv(s["records"]), "w-1"))):  # the replay too
+        assert answer["outcomes_withheld"] is True
+        assert answer["counts"] == {"matched": None, "new": None, "departed": None, "conflicting": None, "refused": 3}
+        assert outcomes(answer) == dict.fromkeys(EXPECTED_OUTCOMES)
+        assert codes(answer) == EXPECTED_ERRORS
+    assert count(engine, "disclosures") == 0  # nothing of the register was told
+    stored = {r["row_number"]: r["outcome"] for r in rows(engine, "SELECT row_number, outcome FROM police_report_rows")}
+    assert stored[2] == "matched" and stored[6] == "new"  # the office reconciles them all the same

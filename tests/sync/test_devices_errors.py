@@ -53,7 +53,7 @@ def test_devices_are_listed_in_scope_and_revoked(api: Api, world: World, engine:
     ({"schema_version": 1}, {}, "device_id_required"),
     ({"schema_version": 1}, {"X-Device-Id": "short"}, "device_id_required"),
     ({"schema_version": 1}, {"X-Device-Id": "bad device id!"}, "device_id_required"),
-    ({"schema_version": 4}, {"X-Device-Id": "phone-0001"}, "schema_version_unsupported"),
+    ({"schema_version": 5}, {"X-Device-Id": "phone-0001"}, "schema_version_unsupported"),
     ({"schema_version": 1, "last_pulled_at": "abc"}, {"X-Device-Id": "phone-0001"}, "cursor_invalid"),
     ({"schema_version": 1, "last_pulled_at": "-1"}, {"X-Device-Id": "phone-0001"}, "cursor_invalid"),
     ({"schema_version": 1, "last_pulled_at": "999999999"}, {"X-Device-Id": "phone-0001"}, "cursor_ahead"),

@@ -86,7 +86,7 @@ class Server:
 
     def truth(self, username: str) -> dict[str, dict[str, dict[str, Any]]]:
         """What a brand-new device of this user receives: {table: {id: raw}}."""
-        response = self.call(username, "GET", "/sync/pull", params={"last_pulled_at": "null", "schema_version": 3},
+        response = self.call(username, "GET", "/sync/pull", params={"last_pulled_at": "null", "schema_version": 4},
                              headers={"X-Device-Id": f"truth-{uuid.uuid4().hex[:12]}", "X-App-Version": "test"})
         assert response.status_code == 200, response.text
         changes = response.json()["changes"]
@@ -265,7 +265,7 @@ def test_phone_schema_matches_the_wire_columns() -> None:
     script = "const { schema } = require('./schema'); process.stdout.write(JSON.stringify(schema))"
     done = subprocess.run([NODE, "-e", script], cwd=INTEROP, capture_output=True, text=True, timeout=60, check=True)
     declared = json.loads(done.stdout)
-    assert declared["version"] == 3 == max(SUPPORTED_SCHEMA_VERSIONS)
+    assert declared["version"] == 4 == max(SUPPORTED_SCHEMA_VERSIONS)
     assert set(declared["tables"]) == set(MODELS)
     for table in MODELS:
         expected = {c.name: {"name": c.name, "type": _wire_type(c), **({"isOptional": True} if c.nullable else {})}
@@ -303,8 +303,8 @@ def test_first_sync_of_two_phones(server: Server, phones: Phones, world: World) 
     # Both devices were registered with the app's version and schema version.
     devices = server.rows(select(col(SyncDevice.user_id), col(SyncDevice.app_version), col(SyncDevice.schema_version),
                                  col(SyncDevice.pulls)).where(col(SyncDevice.device_id).startswith("first-")))
-    assert sorted(devices) == sorted([(world.users["worker1"], "1.0.0-interop", 3, 2),
-                                      (world.users["worker2"], "1.0.0-interop", 3, 1)])
+    assert sorted(devices) == sorted([(world.users["worker1"], "1.0.0-interop", 4, 2),
+                                      (world.users["worker2"], "1.0.0-interop", 4, 1)])
 
 
 def test_resident_moving_out_of_scope(server: Server, phones: Phones, world: World) -> None:

@@ -24,7 +24,7 @@ OUTCOMES_ZH = {"PRESENT": "在住", "MOVED_WITHIN_CITY": "本市内迁移", "LEF
                "RETURNED_HOME": "返回户籍地", "NOT_FOUND": "查无此人", "SETTLED": "已落户本地", "DECEASED": "死亡"}
 FP_ZH = {"valid": "有效", "temporary": "临时", "expired": "过期", "nonconforming": "不符合要求", "missing": "未提供"}
 TASKS_ZH = {"new_arrival_visit": "新到人员访视", "key_person_monthly": "重点对象月访视", "follow_up": "随访",
-            "verification": "核查"}
+            "verification": "核查", "reported_arrival": "公安通报新到人员走访"}
 
 
 @dataclass(frozen=True)

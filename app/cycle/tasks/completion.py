@@ -148,7 +148,7 @@ def complete_and_follow_up(session: Session, actor: Actor, written: list[Written
             if done is not None:
                 complete(session, task, done)
             else:
-                open_tasks.setdefault(task.resident_id, []).append(task)
+                open_tasks.setdefault(v["resident_id"], []).append(task)
                 started[v["id"]] = v["started_at"]
         if v["outcome"] == VisitOutcome.met.value:
             earlier.setdefault(v["resident_id"], []).append(facts)

@@ -106,7 +106,9 @@ class TaskOut(OutputModel):
     period: str
     due_date: date
     state: DerivedState
-    resident_id: str
+    resident_id: str | None = Field(description="None for a reported arrival not registered yet")
+    dwelling_id: str | None = Field(description="A reported arrival's reported dwelling, when the address matched "
+                                                "one; None for other tasks (their resident's dwelling counts)")
     community_id: str
     reason: str | None
     note: str | None
@@ -132,7 +134,8 @@ class MyTask(OutputModel):
     note: str | None
     community_id: str
     version: int
-    resident: ResidentSummary
+    resident: ResidentSummary | None = Field(description="None for a reported arrival (kind `reported_arrival`): the "
+                                                         "person is not registered yet; `note` names them")
     dwelling: DwellingPoint | None
     distance_m: float | None = Field(description="From the given point to the dwelling, when both are known")
 

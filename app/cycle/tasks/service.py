@@ -375,9 +375,9 @@ def task_out(task: Task, on: date, resident: Resident | None = None) -> TaskOut:
 
 
 def tasks_out(session: Session, tasks: Sequence[Task], on: date) -> list[TaskOut]:
-    ids = sorted({t.resident_id for t in tasks})
+    ids = sorted({t.resident_id for t in tasks if t.resident_id is not None})
     residents = {r.id: r for r in session.execute(select(Resident).where(col(Resident.id).in_(ids))).scalars()}
-    return [task_out(t, on, residents.get(t.resident_id)) for t in tasks]
+    return [task_out(t, on, residents.get(t.resident_id) if t.resident_id else None) for t in tasks]
 
 
 # --- staff actions ----------------------------------------------------------------------------------------
@@ -431,8 +431,9 @@ def my_tasks(session: Session, actor: Actor, *, on: date, upcoming_days: int, po
         raise PointRequired()
     base = (
         select(Task, Resident, Dwelling)
-        .join(Resident, col(Resident.id) == col(Task.resident_id))
-        .outerjoin(Dwelling, col(Dwelling.id) == col(Resident.dwelling_id))
+        # A reported arrival has no resident yet: its place is the dwelling the station reported.
+        .outerjoin(Resident, col(Resident.id) == col(Task.resident_id))
+        .outerjoin(Dwelling, col(Dwelling.id) == func.coalesce(col(Resident.dwelling_id), col(Task.dwelling_id)))
         .where(actor.area_filter(col(Task.area_path), col(Task.district_code)),
                col(Task.state) == TaskState.open.value,
                col(Task.due_date) <= on + timedelta(days=upcoming_days))
@@ -450,7 +451,8 @@ def my_tasks(session: Session, actor: Actor, *, on: date, upcoming_days: int, po
         items.append(MyTask(
             id=task.id, kind=TaskKind(task.kind), period=task.period, due_date=task.due_date,
             state=derived_state(task, on), reason=task.reason, note=task.note, community_id=task.community_id,
-            version=task.version, resident=summary(resident, on), dwelling=_dwelling_point(dwelling, coord_system),
+            version=task.version, resident=summary(resident, on) if resident is not None else None,
+            dwelling=_dwelling_point(dwelling, coord_system),
             distance_m=_distance(dwelling, point)))
     # Counted only when the list is cut: a worker's day is well under the limit, and the count joined the same
     # three tables again.

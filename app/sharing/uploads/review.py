@@ -11,15 +11,18 @@ from pydantic import ValidationError
 from sqlalchemy import Select, select
 from sqlmodel import Session, col
 
+from app.core import context
 from app.core.actor import Actor
 from app.core.config import get_settings
 from app.core.errors import NotFound, StaleVersion
 from app.core.types import city_date, utcnow
 from app.ledger import audit
+from app.people.events import ResidentRegistered
 from app.people.models import Resident, ResidentStatus, TenancySource
 from app.people.register import service as register
 from app.people.register.schemas import ResidentCreate
 from app.sharing.uploads.errors import DwellingRequired, HukouRequired, ResidentMismatch, RowNotPending
+from app.sharing.uploads.handoff import settle_arrival
 from app.sharing.uploads.models import Outcome, PoliceBatch, PoliceReportRow, RowState
 from app.sharing.uploads.schemas import PoliceRowAccept, PoliceRowDismiss, PoliceRowOut
 
@@ -87,11 +90,13 @@ def _pending(session: Session, actor: Actor, row_id: str, version: int) -> Polic
     return row
 
 
-def _resolved(session: Session, row: PoliceReportRow, actor: Actor, state: RowState, detail: dict[str, Any]) -> None:
-    row.state, row.resolved_by, row.resolved_at = state.value, actor.user_id, utcnow()
+def _resolved(session: Session, row: PoliceReportRow, by: str | None, state: RowState, detail: dict[str, Any]) -> None:
+    row.state, row.resolved_by, row.resolved_at = state.value, by, utcnow()
     row.updated_at, row.version = utcnow(), row.version + 1
     session.add(row)
     session.flush()
+    if row.outcome == Outcome.new.value:
+        settle_arrival(session, row)
     audit.record(session, f"sharing.police_report.{state.value}", target_type="police_report_rows", target_id=row.id,
                  area_path=row.area_path, district_code=row.district_code,
                  detail={"outcome": row.outcome, **detail})
@@ -100,7 +105,7 @@ def _resolved(session: Session, row: PoliceReportRow, actor: Actor, state: RowSt
 def dismiss(session: Session, actor: Actor, row_id: str, body: PoliceRowDismiss) -> PoliceReportRow:
     row = _pending(session, actor, row_id, body.version)
     row.reason = body.reason.value
-    _resolved(session, row, actor, RowState.dismissed, {"reason": body.reason.value})
+    _resolved(session, row, actor.user_id, RowState.dismissed, {"reason": body.reason.value})
     return row
 
 
@@ -117,9 +122,11 @@ def accept(session: Session, actor: Actor, row_id: str, body: PoliceRowAccept) -
         how = "linked"
     else:
         resident = _register(session, actor, row, body)
+        if row.state != RowState.pending.value:  # a `new` row: the registration's event settled it (same object)
+            return row
         how = "registered"
     row.resident_id = resident.id
-    _resolved(session, row, actor, RowState.accepted, {"how": how, "resident_id": resident.id})
+    _resolved(session, row, actor.user_id, RowState.accepted, {"how": how, "resident_id": resident.id})
     return row
 
 
@@ -137,3 +144,20 @@ def _register(session: Session, actor: Actor, row: PoliceReportRow, body: Police
     except ValidationError:  # the station's 户籍地 code names no province
         raise HukouRequired() from None
     return register.create_resident(session, actor, create)
+
+
+def on_resident_registered(session: Session, event: ResidentRegistered) -> None:
+    """A person registered in a community (a worker at the door, on the phone or POST /residents) whom a station
+    reported there as new: their pending rows there are accepted and their visit tasks done, linked to the record.
+    Rows of other communities stay pending for review (the register now has the person elsewhere)."""
+    resident = event.resident
+    if not resident.id_number:
+        return
+    rows = session.execute(select(PoliceReportRow).where(
+        col(PoliceReportRow.id_number) == resident.id_number, col(PoliceReportRow.outcome) == Outcome.new.value,
+        col(PoliceReportRow.state) == RowState.pending.value,
+        col(PoliceReportRow.community_id) == resident.community_id).with_for_update()).scalars().all()
+    for row in rows:
+        row.resident_id = resident.id
+        _resolved(session, row, context.current().actor_id, RowState.accepted,
+                  {"how": "registered", "resident_id": resident.id})

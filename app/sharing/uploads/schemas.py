@@ -18,17 +18,20 @@ REFERENCE = r"^[A-Za-z0-9._-]{1,64}$"
 
 # --- the station's answer ---------------------------------------------------------------------------------
 
+WITHHELD = "Null when the police profile lacks the residence group (`outcomes_withheld`)"
+
+
 class UploadCounts(OutputModel):
-    matched: int
-    new: int
-    departed: int
-    conflicting: int
+    matched: int | None = Field(description=WITHHELD)
+    new: int | None = Field(description=WITHHELD)
+    departed: int | None = Field(description=WITHHELD)
+    conflicting: int | None = Field(description=WITHHELD)
     refused: int
 
 
 class UploadRowResult(OutputModel):
     row: int = Field(description="Row number: as the spreadsheet shows it (header = 1), or the JSON object's (from 1)")
-    outcome: Outcome
+    outcome: Outcome | None = Field(description=WITHHELD)
 
 
 class UploadRowError(OutputModel):
@@ -48,6 +51,10 @@ class PoliceUploadReport(OutputModel):
     results: list[UploadRowResult] = Field(description="The accepted rows' outcomes")
     errors: list[UploadRowError] = Field(description="The refused rows' errors (a row may have several)")
     ignored_columns: list[str]
+    outcomes_withheld: bool = Field(
+        default=False, description="The police profile in force lacks the residence group: an outcome would tell the "
+                                   "station where the register holds a person, so only the accepted rows and the "
+                                   "refusals are answered (the office reconciles the rows all the same)")
 
 
 # --- the staff's review queue -------------------------------------------------------------------------------

@@ -25,13 +25,14 @@ from app.sharing.ledger import disclose
 from app.sharing.profiles.service import Profile, pull_profile
 from app.sharing.uploads import rules
 from app.sharing.uploads.errors import BatchReferenceReused
-from app.sharing.uploads.handoff import propose_departure
+from app.sharing.uploads.handoff import propose_departure, report_arrival
 from app.sharing.uploads.models import Outcome, PoliceBatch, PoliceReportRow
 from app.sharing.uploads.reconcile import Classified, reconcile
 from app.sharing.uploads.schemas import PoliceUploadReport, UploadCounts, UploadRowError, UploadRowResult
 
 PARTNER_KIND = "police"
 FIELD_GROUPS = ("identity", "residence")
+RESIDENCE = "residence"  # an outcome says whether and where the register holds the person
 
 
 def upload(session: Session, actor: Actor, data: bytes, *, reference: str, dry_run: bool) -> PoliceUploadReport:
@@ -57,8 +58,18 @@ def upload(session: Session, actor: Actor, data: bytes, *, reference: str, dry_r
     else:
         audit.record(session, "sharing.police_upload.dry_run", target_type="police_batches",
                      detail={**counts, "rows": report.rows, "format": parsed.format})
+    if not profile.allows(RESIDENCE):
+        return _withheld(report)
     _disclose(session, actor, profile, [c.disclosed for c in classified])
     return report
+
+
+def _withheld(report: PoliceUploadReport) -> PoliceUploadReport:
+    """The answer without outcomes, for a police profile without the residence group: which rows were accepted
+    and why others were refused, nothing of the register (so nothing enters the disclosure ledger)."""
+    return report.model_copy(update={
+        "counts": UploadCounts(matched=None, new=None, departed=None, conflicting=None, refused=report.counts.refused),
+        "results": [UploadRowResult(row=r.row, outcome=None) for r in report.results], "outcomes_withheld": True})
 
 
 def _report(reference: str, dry_run: bool, parsed: rules.Upload, classified: list[Classified]) -> PoliceUploadReport:
@@ -78,8 +89,8 @@ def _store(session: Session, actor: Actor, reference: str, digest: str, parsed: 
            classified: list[Classified], report: PoliceUploadReport) -> PoliceBatch:
     counts = report.counts
     batch = PoliceBatch(station_id=actor.user_id, reference=reference, digest=digest, format=parsed.format,
-                        rows=report.rows, matched=counts.matched, new=counts.new, departed=counts.departed,
-                        conflicting=counts.conflicting, refused=counts.refused,
+                        rows=report.rows, matched=counts.matched or 0, new=counts.new or 0,
+                        departed=counts.departed or 0, conflicting=counts.conflicting or 0, refused=counts.refused,
                         refusals=json.dumps([[e.row, e.field, e.code] for e in report.errors]))
     session.add(batch)
     session.flush()
@@ -91,6 +102,9 @@ def _store(session: Session, actor: Actor, reference: str, digest: str, parsed: 
             handoff = propose_departure(session, actor, c.resident, row.id, row.event_date)
             row.verification_id, row.task_id = handoff.verification_id, handoff.task_id
             row.updated_at = utcnow()
+            session.add(row)
+        elif c.outcome is Outcome.new:
+            row.task_id, row.updated_at = report_arrival(session, row), utcnow()
             session.add(row)
     session.flush()
     return batch
@@ -126,6 +140,8 @@ def _replay(session: Session, actor: Actor, batch: PoliceBatch, dry_run: bool,
         ignored_columns=[])
     audit.record(session, "sharing.police_upload.replay", target_type="police_batches", target_id=batch.id,
                  detail={"rows": batch.rows})
+    if not profile.allows(RESIDENCE):
+        return _withheld(report)
     revealed = [r.resident_id for r in stored if r.reported != Outcome.new.value and r.resident_id]
     residents = session.execute(select(Resident).where(among(col(Resident.id), revealed))).scalars().all() \
         if revealed else []
