@@ -1,4 +1,5 @@
-"""Enumerate the app's operations (FastAPI ≥ 0.160 keeps included routers as lazy branches)."""
+"""Enumerate the app's operations (FastAPI ≥ 0.160 keeps included routers as lazy branches), and find the one a request
+is for without walking them all (the route index, at the end)."""
 
 from __future__ import annotations
 
