@@ -25,6 +25,7 @@ from app.core.db import capacity, get_engine
 from app.core.deps import public
 from app.core.errors import install_handlers
 from app.core.middleware import RequestContextMiddleware
+from app.core.routes import install_route_index
 
 DESCRIPTION = """
 Service for community workers who serve migrant residents (流动人口): places, accounts and scoped access,
@@ -67,6 +68,7 @@ def create_app() -> FastAPI:
     app.include_router(api, prefix=API_PREFIX)
     _mount_docs(app)
     openapi.install(app)
+    install_route_index(app)
     return app
 
 
