@@ -22,7 +22,8 @@ PAGE_KEYS = {"items", "total", "limit", "offset"}
 HELD_KEYS = {"request_id", "state", "route", "created_at", "expires_at", "decided_at", "collected_at", "answer"}
 # The police upload's report: counts and codes only.
 UPLOAD_KEYS = {"reference", "dry_run", "replayed", "format", "rows", "counts", "matched", "new", "departed",
-               "conflicting", "refused", "results", "row", "outcome", "errors", "field", "code", "ignored_columns"}
+               "conflicting", "refused", "results", "row", "outcome", "errors", "field", "code", "ignored_columns",
+               "outcomes_withheld"}
 # docs/sharing.md, "Assistance requests": a fixed shape, not narrowed by the profile.
 ASSISTANCE_KEYS = {"id", "direction", "state", "topic", "urgent", "partner_reference", "subject_name",
                    "subject_id_number", "sent_on", "due_on", "answered_on", "finding", "fp_certificate_status",

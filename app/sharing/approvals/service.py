@@ -120,6 +120,15 @@ def accepted(row: DisclosureRequest) -> JSONResponse:
     return JSONResponse(status_code=202, content=held_out(row).model_dump(mode="json"))
 
 
+def held_for_client(session: Session, actor: Actor, kind: str, route: RequestRoute,
+                    params: dict[str, Any]) -> JSONResponse | None:
+    """A machine client's pull: held (the 202 to answer) while `kind`'s profile requires approval, else None."""
+    profile = gate(session, kind)
+    if profile is None:
+        return None
+    return accepted(hold(session, actor, profile, route, params, jurisdiction_area(session, actor)))
+
+
 # --- expiry ----------------------------------------------------------------------------------------------------
 
 

@@ -35,10 +35,9 @@ HELD: dict[int | str, dict[str, Any]] = {202: {
              responses={422: {"description": "`invalid_cursor`"},
                         403: {"description": "`insufficient_scope`"}, **HELD})
 def residents(body: RosterIn, session: SessionDep, actor: OutflowActor) -> Any:
-    profile = approvals.gate(session, service.KIND)
-    if profile is not None:
-        return approvals.accepted(approvals.hold(session, actor, profile, RequestRoute.outflow_roster,
-                                                 body.model_dump(), approvals.jurisdiction_area(session, actor)))
+    held = approvals.held_for_client(session, actor, service.KIND, RequestRoute.outflow_roster, body.model_dump())
+    if held is not None:
+        return held
     return service.roster(session, actor, body.cursor, body.limit)
 
 
@@ -48,8 +47,7 @@ def residents(body: RosterIn, session: SessionDep, actor: OutflowActor) -> Any:
              responses={422: {"description": "`invalid_cursor`"},
                         403: {"description": "`insufficient_scope`"}, **HELD})
 def feed(body: FeedIn, session: SessionDep, actor: ChangesActor) -> Any:
-    profile = approvals.gate(session, service.KIND)
-    if profile is not None:
-        return approvals.accepted(approvals.hold(session, actor, profile, RequestRoute.outflow_feed,
-                                                 body.model_dump(), approvals.jurisdiction_area(session, actor)))
+    held = approvals.held_for_client(session, actor, service.KIND, RequestRoute.outflow_feed, body.model_dump())
+    if held is not None:
+        return held
     return service.changes(session, actor, body.cursor, body.limit)

@@ -35,11 +35,10 @@ HELD: dict[int | str, dict[str, Any]] = {202: {
 def lookup(body: LookupIn, session: SessionDep, settings: SettingsDep, actor: LookupActor) -> Any:
     """While approval is required every look-up is held (202), found or not, and counts against the limit: that
     a person lives in the jurisdiction is itself disclosed only once approved."""
-    profile = approvals.gate(session, service.KIND)
-    if profile is not None:
-        area = approvals.jurisdiction_area(session, actor)
-        return approvals.accepted(approvals.hold(session, actor, profile, RequestRoute.police_lookup,
-                                                 {"id_number": body.id_number}, area))
+    held = approvals.held_for_client(session, actor, service.KIND, RequestRoute.police_lookup,
+                                     {"id_number": body.id_number})
+    if held is not None:
+        return held
     return service.lookup(session, settings, actor, body.id_number)
 
 
@@ -48,8 +47,7 @@ def lookup(body: LookupIn, session: SessionDep, settings: SettingsDep, actor: Lo
              responses={**QUOTA_RESPONSES, 422: {"description": "`invalid_cursor`"},
                         403: {"description": "`insufficient_scope`"}, **HELD})
 def feed(body: FeedIn, session: SessionDep, actor: FeedActor) -> Any:
-    profile = approvals.gate(session, service.KIND)
-    if profile is not None:
-        return approvals.accepted(approvals.hold(session, actor, profile, RequestRoute.police_feed, body.model_dump(),
-                                                 approvals.jurisdiction_area(session, actor)))
+    held = approvals.held_for_client(session, actor, service.KIND, RequestRoute.police_feed, body.model_dump())
+    if held is not None:
+        return held
     return service.feed(session, actor, body.cursor, body.limit)
