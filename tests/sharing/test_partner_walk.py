@@ -515,3 +515,20 @@ def test_partners_are_refused_on_each_others_routes(walk: Walk) -> None:
             answer = walk.api.client.request(method, url, headers=headers[kind], json={})
             assert answer.status_code == 403, (kind, method, path, answer.text)
             check(answer, set(), outside, set())
+
+
+def test_partners_are_refused_on_staff_record_routes(walk: Walk) -> None:
+    """A partner's token never opens a staff route of the register: 403 for every partner kind, with the tokens
+    partners really hold (a machine client never signs in with a password)."""
+    person = walk.inside["police_c1"]
+    record = f"{V1}/residents/{person['id']}"
+    routes = [record, f"{record}/health?purpose=visit", f"{record}/fp-documents", f"{record}/tenancies",
+              f"{record}/dossier", f"{V1}/residents?id_number={person['id_number']}", f"{V1}/landlords",
+              f"{V1}/dwellings/{person['dwelling_id']}/tenants", f"{V1}/me/tasks", f"{V1}/visits"]
+    headers = {"police": walk.police(), "outflow_city": walk.outflow(),
+               "landlord": walk.api.headers(walk.landlord.phone)}
+    for kind, header in headers.items():
+        for url in routes:
+            answer = walk.api.client.get(url, headers=header)
+            assert answer.status_code == 403, (kind, url, answer.text)
+            check(answer, set(), every_resident(walk.engine), set())
