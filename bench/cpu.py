@@ -42,8 +42,8 @@ def measure(args: argparse.Namespace, tool: str, pid: int, base: str, make: wrk.
     if args.spy:
         out = HERE / "out" / f"spy-{make.label.replace('/', '_').replace(' ', '_').replace('?', '')}.txt"
         spy = subprocess.Popen([args.spy, "record", "-r", "250", "--format", "raw", "-o", str(out), "--pid", str(pid),
-                                "-d", str(args.seconds), "--nonblocking"], stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL)
+                                "-d", str(args.seconds), "--nonblocking"] + (["--gil"] if args.gil else []),
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     before = cpu_seconds(pid)
     figure = wrk.run(tool, base, make, connections=args.connections, threads=2, seconds=args.seconds, timeout=4,
                      prefix=secrets.token_hex(4))
@@ -81,6 +81,8 @@ def main() -> None:
     parser.add_argument("--only", default="", help="comma-separated labels (substring match)")
     parser.add_argument("--no-floor", action="store_true")
     parser.add_argument("--spy", default="", help="py-spy's path: profile each measured run (raw, bench/out/spy-*)")
+    parser.add_argument("--gil", action="store_true", help="with --spy: sample only the thread holding the GIL "
+                        "(where the CPU goes; without it, threads waiting for the GIL inside C calls count as busy)")
     parser.add_argument("--seed", type=int, default=20261129)
     args = parser.parse_args()
     tool = wrk.ensure_wrk(install=False)
