@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import Engine
 
 from app.core.types import city_today
-from app.cycle.tasks import service as task_service
+from app.cycle.tasks import mine
 from app.visits import geo
 from tests.conftest import Api, World
 from tests.db import execute, rows
@@ -149,7 +149,7 @@ def test_my_day_by_distance_from_a_gcj02_point(api: Api, world: World, engine: E
 
 def test_my_day_is_limited(api: Api, world: World, monkeypatch: pytest.MonkeyPatch) -> None:
     generate(api, previous_month(city_today()), "sup_street")
-    monkeypatch.setattr(task_service, "MY_TASKS_LIMIT", 2)
+    monkeypatch.setattr(mine, "MY_TASKS_LIMIT", 2)
     day = me(api)
     assert (len(day["items"]), day["limit"], day["truncated"]) == (2, 2, True) and day["total"] > 2
 

@@ -10,13 +10,14 @@ from collections.abc import Sequence
 from datetime import date, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, or_
+from sqlalchemy import BindParameter, ColumnElement, Date, Select, and_, bindparam, or_
 from sqlmodel import Session, col, select
 
 from app.core import events
 from app.core.actor import Actor, Role
 from app.core.config import get_settings
 from app.core.errors import NotFound, StaleVersion
+from app.core.queries import Statements
 from app.core.types import city_today, utcnow
 from app.cycle.assistance import rules
 from app.cycle.assistance.errors import (
@@ -78,7 +79,7 @@ def get_request(session: Session, actor: Actor, request_id: str, *, for_update: 
     return found
 
 
-def state_condition(state: Derived, on: date) -> ColumnElement[bool]:
+def state_condition(state: Derived, on: date | BindParameter[date]) -> ColumnElement[bool]:
     """SQL for a derived state: `overdue` is an open request past its due date; an open state excludes it."""
     stored, due = col(AssistanceRequest.state), col(AssistanceRequest.due_on)
     if state is Derived.overdue:
@@ -162,12 +163,9 @@ def audit_read(session: Session, request: AssistanceRequest, purpose: str | None
 def open_for_tasks(session: Session, actor: Actor, on: date, upcoming_days: int) -> list[AssistanceTask]:
     """For /me/tasks: incoming requests our side owes (matched, verifying) due by `on` + `upcoming_days`, and
     every overdue request in the caller's area (an outgoing one: chase the partner city)."""
-    ours = and_(col(AssistanceRequest.direction) == Direction.incoming.value,
-                col(AssistanceRequest.state).in_((State.matched.value, State.verifying.value)),
-                col(AssistanceRequest.due_on) <= on + timedelta(days=upcoming_days))
-    stmt = scoped(actor).where(or_(ours, state_condition(Derived.overdue, on))).order_by(
-        col(AssistanceRequest.due_on), col(AssistanceRequest.id)).limit(TASKS_LIMIT)
-    requests = list(session.execute(stmt).scalars())
+    # One statement per scope, the dates bound (app/core/queries.Statements): every phone asks at the shift's start.
+    stmt = _task_statements.get(actor.scope, lambda: _tasks_statement(actor))
+    requests = list(session.execute(stmt, {"on": on, "due_by": on + timedelta(days=upcoming_days)}).scalars())
     residents = _residents(session, requests)
     tasks = []
     for request in requests:
@@ -179,6 +177,18 @@ def open_for_tasks(session: Session, actor: Actor, on: date, upcoming_days: int)
             topic=Topic(request.topic), due_on=request.due_on, resident_id=request.resident_id,
             community_id=request.community_id, subject_name=name))
     return tasks
+
+
+_task_statements = Statements()
+
+
+def _tasks_statement(actor: Actor) -> Select[Any]:
+    ours = and_(col(AssistanceRequest.direction) == Direction.incoming.value,
+                col(AssistanceRequest.state).in_((State.matched.value, State.verifying.value)),
+                col(AssistanceRequest.due_on) <= bindparam("due_by", type_=Date))
+    overdue = state_condition(Derived.overdue, bindparam("on", type_=Date))
+    return scoped(actor).where(or_(ours, overdue)).order_by(
+        col(AssistanceRequest.due_on), col(AssistanceRequest.id)).limit(TASKS_LIMIT)
 
 
 # --- writes --------------------------------------------------------------------------------------------------

@@ -13,6 +13,7 @@ from app.core.inputs import IsoDate
 from app.core.pagination import Page, PageDep, paginate
 from app.core.types import city_today
 from app.cycle.models import TaskKind
+from app.cycle.tasks import mine
 from app.cycle.tasks import service as tasks
 from app.cycle.tasks.schemas import (
     CoordSystem,
@@ -47,8 +48,8 @@ async def my_tasks(
     = CoordSystem.wgs84,
     order: MyTasksOrder = MyTasksOrder.due,
 ) -> Response:
-    point = tasks.point_of(lat, lng, coord_system)
-    return await hop.run(lambda session, actor: tasks.my_tasks(
+    point = mine.point_of(lat, lng, coord_system)
+    return await hop.run(lambda session, actor: mine.my_tasks(
         session, actor, on=on or city_today(), upcoming_days=upcoming_days, point=point, order=order,
         coord_system=coord_system))
 

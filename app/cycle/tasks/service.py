@@ -12,13 +12,12 @@ along, a departure or a merge cancels them.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, case, func, or_, select
+from sqlalchemy import ColumnElement, Select, and_, or_, select
 from sqlmodel import Session, col
 
 from app.core import context, events
@@ -26,17 +25,11 @@ from app.core.actor import Actor, Role
 from app.core.config import get_settings
 from app.core.errors import Conflict, Forbidden, NotFound, StaleVersion, Unprocessable
 from app.core.types import city_today, new_id, utcnow
-from app.cycle.assistance import service as assistance
 from app.cycle.models import Task, TaskKind, TaskState
 from app.cycle.periods import month_bounds, month_of, monthly_due_date
 from app.cycle.tasks.completion import complete, find_completing_visit
 from app.cycle.tasks.schemas import (
-    CoordSystem,
     DerivedState,
-    DwellingPoint,
-    MyTask,
-    MyTasks,
-    MyTasksOrder,
     ResidentSummary,
     TaskCancel,
     TaskCreate,
@@ -52,8 +45,6 @@ from app.people.events import (
     TransferAccepted,
 )
 from app.people.models import Resident, ResidentStatus
-from app.places.models import Dwelling
-from app.visits import geo
 from app.visits.models import Visit, VisitOutcome
 from app.visits.service import not_superseded
 
@@ -281,18 +272,6 @@ class TaskNotFound(NotFound):
     pass
 
 
-class PointRequired(Unprocessable):
-    code = "point_required"
-    en = "Ordering by distance needs your position: give lat and lng."
-    zh = "按距离排序需要提供当前位置（lat 和 lng）。"
-
-
-class PointIncomplete(Unprocessable):
-    code = "coordinates_incomplete"
-    en = "Give both lat and lng, or neither."
-    zh = "请同时提供纬度和经度，或都不提供。"
-
-
 class TaskCancelForbidden(Forbidden):
     code = "task_cancel_forbidden"
     en = "Workers may cancel only the follow-ups they created; ask a supervisor."
@@ -411,79 +390,3 @@ def cancel_task(session: Session, actor: Actor, task_id: str, body: TaskCancel) 
     session.add(task)
     session.flush()
     return task
-
-
-# --- the worker's day -------------------------------------------------------------------------------------
-
-MY_TASKS_LIMIT = 500
-
-
-@dataclass(frozen=True)
-class Point:
-    lat: float  # WGS-84
-    lng: float
-
-
-def my_tasks(session: Session, actor: Actor, *, on: date, upcoming_days: int, point: Point | None,
-             order: MyTasksOrder, coord_system: CoordSystem) -> MyTasks:
-    """Open tasks in the caller's area due by `on` (+ `upcoming_days`), with what the phone needs to go."""
-    if order is MyTasksOrder.distance and point is None:
-        raise PointRequired()
-    base = (
-        select(Task, Resident, Dwelling)
-        # A reported arrival has no resident yet: its place is the dwelling the station reported.
-        .outerjoin(Resident, col(Resident.id) == col(Task.resident_id))
-        .outerjoin(Dwelling, col(Dwelling.id) == func.coalesce(col(Resident.dwelling_id), col(Task.dwelling_id)))
-        .where(actor.area_filter(col(Task.area_path), col(Task.district_code)),
-               col(Task.state) == TaskState.open.value,
-               col(Task.due_date) <= on + timedelta(days=upcoming_days))
-    )
-    unlocated = case((or_(col(Dwelling.lat).is_(None), col(Dwelling.lng).is_(None)), 1), else_=0)
-    if order is MyTasksOrder.distance and point is not None:
-        # Equirectangular ranking, exact enough within a city and plain arithmetic on both databases.
-        squeeze = math.cos(math.radians(point.lat)) ** 2
-        d_lat, d_lng = col(Dwelling.lat) - point.lat, col(Dwelling.lng) - point.lng
-        stmt = base.order_by(unlocated, d_lat * d_lat + d_lng * d_lng * squeeze, col(Task.due_date), col(Task.id))
-    else:
-        stmt = base.order_by(col(Task.due_date), unlocated, col(Dwelling.address), col(Task.id))
-    items = []
-    for task, resident, dwelling in session.execute(stmt.limit(MY_TASKS_LIMIT)).all():
-        items.append(MyTask(
-            id=task.id, kind=TaskKind(task.kind), period=task.period, due_date=task.due_date,
-            state=derived_state(task, on), reason=task.reason, note=task.note, community_id=task.community_id,
-            version=task.version, resident=summary(resident, on) if resident is not None else None,
-            dwelling=_dwelling_point(dwelling, coord_system),
-            distance_m=_distance(dwelling, point)))
-    # Counted only when the list is cut: a worker's day is well under the limit, and the count joined the same
-    # three tables again.
-    total = len(items) if len(items) < MY_TASKS_LIMIT else \
-        session.execute(select(func.count()).select_from(base.subquery())).scalar_one()
-    return MyTasks(on=on, coord_system=coord_system, items=items, total=total, limit=MY_TASKS_LIMIT,
-                   truncated=total > len(items),
-                   assistance=assistance.open_for_tasks(session, actor, on, upcoming_days))
-
-
-def _dwelling_point(dwelling: Dwelling | None, coord_system: CoordSystem) -> DwellingPoint | None:
-    if dwelling is None:
-        return None
-    lat, lng = dwelling.lat, dwelling.lng
-    if lat is not None and lng is not None and coord_system is CoordSystem.gcj02:
-        lat, lng = geo.wgs84_to_gcj02(lat, lng)
-    return DwellingPoint(id=dwelling.id, address=dwelling.address, lat=lat, lng=lng)
-
-
-def _distance(dwelling: Dwelling | None, point: Point | None) -> float | None:
-    if dwelling is None or point is None or dwelling.lat is None or dwelling.lng is None:
-        return None
-    return round(geo.haversine_m(point.lat, point.lng, dwelling.lat, dwelling.lng), 1)
-
-
-def point_of(lat: float | None, lng: float | None, coord_system: CoordSystem) -> Point | None:
-    """The caller's position in WGS-84 (a GCJ-02 point, as Chinese map SDKs give it, is converted)."""
-    if lat is None and lng is None:
-        return None
-    if lat is None or lng is None:
-        raise PointIncomplete()
-    if coord_system is CoordSystem.gcj02:
-        lat, lng = geo.gcj02_to_wgs84(lat, lng)
-    return Point(lat, lng)
