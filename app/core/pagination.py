@@ -38,6 +38,11 @@ PageDep = Annotated[PageParams, Depends(page_params)]
 
 
 def paginate(session: Session, stmt: Select[Any], params: PageParams) -> tuple[list[Any], int]:
+    """The page, and the total: counted only when the page cannot tell it. A page that is not full and not empty,
+    or empty at offset 0, ends the list, so the total is the offset plus its rows (a look-up by ID number, most
+    searches and every short list skip the count, which joined and filtered the same rows again)."""
+    rows = list(session.execute(stmt.limit(params.limit).offset(params.offset)).scalars().all())
+    if len(rows) < params.limit and (rows or params.offset == 0):
+        return rows, params.offset + len(rows)
     total = session.execute(select(func.count()).select_from(stmt.order_by(None).subquery())).scalar_one()
-    rows = session.execute(stmt.limit(params.limit).offset(params.offset)).scalars().all()
-    return list(rows), total
+    return rows, total

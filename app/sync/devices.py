@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Select, select, update
+from sqlalchemy import Select, bindparam, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col
 
@@ -81,9 +81,7 @@ def pull_state(session: Session, actor: Actor, device_id: str, last_pulled_at: i
     """The device's state for a pull, read without writing (a pull is a read): what `open_device` would make
     of it — a new device holds no scope; a scope the pull acknowledges is the one it holds. The pull's
     bookkeeping (`open_device`, `record_pull`) is written after the read, unless the pull is quiet."""
-    device = session.execute(
-        select(SyncDevice).where(col(SyncDevice.user_id) == actor.user_id, col(SyncDevice.device_id) == device_id)
-    ).scalar_one_or_none()
+    device = session.execute(_DEVICE, {"user_id": actor.user_id, "device_id": device_id}).scalar_one_or_none()
     if device is None:
         return DeviceState(None, None, register=True)
     if device.revoked_at is not None:
@@ -123,18 +121,20 @@ def open_device(session: Session, actor: Actor, device_id: str, last_pulled_at: 
     return _state(session, device, last_pulled_at)
 
 
+# Built once (every pull reads them; building a statement costs more than running it on its index).
+_DEVICE = select(SyncDevice).where(col(SyncDevice.user_id) == bindparam("user_id"),
+                                   col(SyncDevice.device_id) == bindparam("device_id"))
+_DEVICE_LOCKED = _DEVICE.with_for_update()
+_OPEN_REJECTION = select(col(SyncRejection.id)).where(col(SyncRejection.device_row_id) == bindparam("device_row_id"),
+                                                      col(SyncRejection.reconciled).is_(False)).limit(1)
+
+
 def _locked(session: Session, actor: Actor, device_id: str) -> SyncDevice | None:
-    return session.execute(
-        select(SyncDevice).where(col(SyncDevice.user_id) == actor.user_id, col(SyncDevice.device_id) == device_id)
-        .with_for_update()
-    ).scalar_one_or_none()
+    return session.execute(_DEVICE_LOCKED, {"user_id": actor.user_id, "device_id": device_id}).scalar_one_or_none()
 
 
 def _state(session: Session, device: SyncDevice, last_pulled_at: int) -> DeviceState:
-    open_rejections = session.execute(
-        select(col(SyncRejection.id)).where(col(SyncRejection.device_row_id) == device.id,
-                                            col(SyncRejection.reconciled).is_(False)).limit(1)
-    ).first() is not None
+    open_rejections = session.execute(_OPEN_REJECTION, {"device_row_id": device.id}).first() is not None
     return DeviceState(device.id, _prefixes(device.scope_prefixes) if last_pulled_at else None,
                        device.last_pull_at, device.last_cursor, device.app_version, device.schema_version,
                        device.pending_scope is not None, open_rejections)

@@ -171,8 +171,11 @@ class Pull:
         return {"changes": self.changes, "timestamp": self.cursor}
 
 
+_CURSOR = select(col(SyncCounter.seq)).where(col(SyncCounter.id) == 1)  # built once: every pull reads it
+
+
 def read_cursor(session: Session) -> int:
-    return int(session.execute(select(col(SyncCounter.seq)).where(col(SyncCounter.id) == 1)).scalar_one())
+    return int(session.execute(_CURSOR).scalar_one())
 
 
 def pull(session: Session, actor: Actor, *, last_pulled_at: int, cursor: int, held_scope: tuple[str, ...] | None,

@@ -10,14 +10,14 @@ import json
 from datetime import date, timedelta
 from typing import Any
 
-from sqlalchemy import Select, select, update
+from sqlalchemy import Select, bindparam, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col
 
 from app.core import events
 from app.core.actor import Actor, Role
 from app.core.errors import Forbidden, NotFound, StaleVersion, Unprocessable
-from app.core.queries import starts_with
+from app.core.queries import Statements, starts_with
 from app.core.types import city_today, utcnow
 from app.ledger import audit
 from app.people import rules
@@ -105,13 +105,20 @@ def scoped(actor: Actor) -> Select[Resident]:
     return select(Resident).where(actor.area_filter(Resident.area_path, Resident.district_code))
 
 
+# One statement per scope (app/core/queries.Statements): the most frequent read of the register.
+_by_id = Statements()
+
+
+def _by_id_statement(actor: Actor, for_update: bool) -> Select[Resident]:
+    stmt = scoped(actor).where(col(Resident.id) == bindparam("resident_id"))
+    return stmt.with_for_update() if for_update else stmt
+
+
 def get_resident(session: Session, actor: Actor, resident_id: str, *, for_update: bool = False) -> Resident:
     """The resident if the actor may see it, else 404. `for_update` locks the row (PostgreSQL) so two
     edits made from the same version cannot both pass the version check."""
-    stmt = scoped(actor).where(col(Resident.id) == resident_id)
-    if for_update:
-        stmt = stmt.with_for_update()
-    resident = session.execute(stmt).scalar_one_or_none()
+    stmt = _by_id.get((actor.scope, for_update), lambda: _by_id_statement(actor, for_update))
+    resident = session.execute(stmt, {"resident_id": resident_id}).scalar_one_or_none()
     if resident is None:
         raise NotFound()
     return resident
