@@ -6,12 +6,12 @@ not); what the caller may *see* is the actor's scope (`app.core.actor`), applied
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Annotated, Any
 
-from fastapi import Depends, Response
+from fastapi import Depends, Request, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel
 from sqlalchemy import bindparam, select
@@ -21,9 +21,9 @@ from starlette.concurrency import run_in_threadpool
 from app.auth.models import AuthSession, User, UserScope
 from app.core import context
 from app.core.actor import AREA_ROLES, CITY_WIDE_ROLES, NO_AREA, Actor, AreaScope, Role, Scope
-from app.core.config import Settings
+from app.core.config import Settings, get_settings
 from app.core.db import UnitOfWork
-from app.core.deps import ACCESS_RULE, SessionDep, SettingsDep
+from app.core.deps import ACCESS_RULE, OPENS_UNIT_OF_WORK, SessionDep, SettingsDep, request_unit_of_work
 from app.core.errors import Forbidden, Unauthorized
 from app.core.security import TokenInvalid, decode_access_token
 from app.core.types import utcnow
@@ -56,6 +56,10 @@ async def bearer_claims(
 ) -> dict[str, Any]:
     """The verified access token's claims (signature, algorithm, key id, issuer, audience, expiry, type).
     Async: CPU only, no hop to the thread pool."""
+    return verified_claims(settings, credentials)
+
+
+def verified_claims(settings: Settings, credentials: HTTPAuthorizationCredentials | None) -> dict[str, Any]:
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise Unauthorized(headers=BEARER_CHALLENGE)
     try:
@@ -219,15 +223,23 @@ def hop(*roles: Role, password_expired_ok: bool = False) -> Any:
     """Like `allow(...)`, for a route that does its work in one hop (`Hop.run`)."""
     allowed = frozenset(roles)
 
-    async def rule(session: SessionDep, settings: SettingsDep, claims: Claims) -> Hop:
-        # A pending password change is refused before the request's input is read, as `allow` does; the role and
-        # the rest are checked with the database, in the hop (a role refusal may follow an input refusal there).
-        if claims.get("pcr") and not password_expired_ok:
-            raise PasswordChangeRequired()
-        return Hop(session, settings, claims, allowed, password_expired_ok)
+    async def rule(request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+                   ) -> AsyncIterator[Hop]:
+        # One dependency where `allow` has four (the session, the settings, the claims and the rule): FastAPI's
+        # own work per dependency was a tenth of a phone's most frequent requests (docs/performance.md). The
+        # unit of work opens first, as with `allow`, so a refused token is audited the same way.
+        async with request_unit_of_work(request) as session:
+            settings = get_settings()
+            claims = verified_claims(settings, credentials)
+            # A pending password change is refused before the request's input is read, as `allow` does; the role
+            # and the rest are checked with the database, in the hop (a role refusal may follow an input refusal).
+            if claims.get("pcr") and not password_expired_ok:
+                raise PasswordChangeRequired()
+            yield Hop(session, settings, claims, allowed, password_expired_ok)
 
     setattr(rule, ACCESS_RULE, allowed)
-    return Depends(rule)
+    setattr(rule, OPENS_UNIT_OF_WORK, True)
+    return Depends(rule, scope="function")
 
 
 ALL_USERS = tuple(Role)

@@ -27,7 +27,7 @@ from fastapi import FastAPI
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
 
-from app.core.deps import ACCESS_RULE, get_session
+from app.core.deps import ACCESS_RULE, OPENS_UNIT_OF_WORK
 from app.core.routes import api_routes
 
 ERROR_REF = {"$ref": "#/components/schemas/Error"}
@@ -96,7 +96,7 @@ def statuses(method: str, path: str, route: APIRoute, op: dict[str, Any]) -> set
     """The error statuses an operation may answer, from its access rule, dependencies and inputs."""
     found = {422}
     guarded = any(getattr(d.call, ACCESS_RULE, None) not in (None, "public") for d in _below(route.dependant))
-    uses_db = any(d.call is get_session for d in _below(route.dependant))
+    uses_db = any(getattr(d.call, OPENS_UNIT_OF_WORK, False) for d in _below(route.dependant))
     body = op.get("requestBody")
     if guarded:
         found |= {401, 403}
