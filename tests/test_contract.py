@@ -17,7 +17,7 @@ import pytest
 from fastapi.routing import APIRoute
 
 from app.core.config import ROOT
-from app.core.deps import ACCESS_RULE, get_session
+from app.core.deps import ACCESS_RULE, OPENS_UNIT_OF_WORK, get_session
 from app.core.routes import api_routes
 from app.main import app
 from tests.conftest import Api
@@ -53,7 +53,15 @@ def dependencies(route: APIRoute) -> Iterator[Any]:
 
 
 def uses_database(route: APIRoute) -> bool:
-    return any(call is get_session for call in dependencies(route))
+    return any(call is get_session or getattr(call, OPENS_UNIT_OF_WORK, False) for call in dependencies(route))
+
+
+def test_hop_routes_are_seen_to_use_the_database() -> None:
+    """A hop's rule opens the unit of work itself: its routes count as using the database (and document 503)."""
+    me = next(r for _, p, r, _ in operations() if p == "/api/v1/auth/me")
+    assert not any(call is get_session for call in dependencies(me))
+    assert uses_database(me)
+    assert "503" in SPEC["paths"]["/api/v1/auth/me"]["get"]["responses"]
 
 
 def guarded(route: APIRoute) -> bool:
