@@ -71,8 +71,13 @@ class AreaScope:
             return cached[2]
         inside = or_(*(starts_with(column, p) for p in self.prefixes))
         districts = self.district_codes
-        condition = inside if district_column is None or districts is None else and_(district_column.in_(districts),
-                                                                                     inside)
+        if district_column is None or districts is None:
+            condition = inside
+        else:
+            # One district (nearly every worker and supervisor) as `=`: an IN list is an "expanding" parameter,
+            # which SQLAlchemy renders into the statement's text again on every execution.
+            named = district_column == districts[0] if len(districts) == 1 else district_column.in_(districts)
+            condition = and_(named, inside)
         if len(_filters) >= FILTERS_KEPT:
             _filters.clear()
         _filters[key] = (column, district_column, condition)

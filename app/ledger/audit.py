@@ -149,13 +149,15 @@ def row_hash(values: dict[str, Any], prev_hash: str, keys: ChainKeys | None = No
     return hmac.new(secret, payload, hashlib.sha256).hexdigest()
 
 
+# The chain's last link; built once (every audited request's commit reads it).
+_CHAIN_END = select(col(AuditEvent.id), col(AuditEvent.hash)).order_by(col(AuditEvent.id).desc()).limit(1)
+
+
 def append(session: Session, events: list[dict[str, Any]]) -> None:
     """Append queued events to the chain, in the current write transaction (the chain lock is held)."""
     if not events:
         return
-    last = session.execute(
-        select(col(AuditEvent.id), col(AuditEvent.hash)).order_by(col(AuditEvent.id).desc()).limit(1)
-    ).first()
+    last = session.execute(_CHAIN_END).first()
     next_id, prev = (last[0] + 1, last[1]) if last else (1, GENESIS)
     keys = chain_keys()
     rows = []
