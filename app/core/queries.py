@@ -31,8 +31,12 @@ SHORT_LIST = 32
 
 
 def among(column: Any, values: Iterable[Any]) -> ColumnElement[bool]:
-    """`column IN (values)`: a short list as a cached `IN`, a long one (a batch's ids) as `_Among`."""
+    """`column IN (values)`: one value as `=`, a short list as a cached `IN`, a long one (a batch's ids) as
+    `_Among`."""
     values = list(values)
+    if len(values) == 1:  # one visit's lookups: `=` builds faster than IN and is not re-rendered per execution
+        single: ColumnElement[bool] = column == values[0]
+        return single
     if len(values) <= SHORT_LIST:
         result: ColumnElement[bool] = column.in_(values)
         return result

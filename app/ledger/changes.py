@@ -27,7 +27,21 @@ from __future__ import annotations
 from functools import cache
 from typing import Any
 
-from sqlalchemy import BigInteger, ColumnElement, String, Table, func, insert, inspect, literal, select, text, update
+from sqlalchemy import (
+    BigInteger,
+    ColumnElement,
+    String,
+    Table,
+    Update,
+    bindparam,
+    func,
+    insert,
+    inspect,
+    literal,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.orm import Session as OrmSession
 from sqlmodel import Session, SQLModel
 
@@ -298,11 +312,16 @@ def stamp(session: Session, ledger: Ledger) -> None:
         session.execute(insert(log).from_select(LOG_COLUMNS, numbered))
     if ledger.staged:
         session.execute(update(log).where(log.c.seq.is_(None)).values(seq=seq))
-    for table in _stamped():
-        column = table.c[table.info["stamp"]]
-        session.execute(update(table).where(column.is_(None)).values({column.name: seq}))
+    for stmt in _stamped():
+        session.execute(stmt, {"stamp_seq": seq})
 
 
 @cache
-def _stamped() -> list[Table]:
-    return [t for t in SQLModel.metadata.sorted_tables if "stamp" in t.info]
+def _stamped() -> list[Update]:
+    """One statement per stamped table, built once (every write transaction runs them)."""
+    made = []
+    for table in SQLModel.metadata.sorted_tables:
+        if "stamp" in table.info:
+            column = table.c[table.info["stamp"]]
+            made.append(update(table).where(column.is_(None)).values({column.name: bindparam("stamp_seq")}))
+    return made
