@@ -50,6 +50,7 @@ async def get_session(request: Request) -> AsyncIterator[Session]:
 
 setattr(get_session, OPENS_UNIT_OF_WORK, True)
 
+
 @asynccontextmanager
 async def request_unit_of_work(request: Request) -> AsyncIterator[Session]:
     """`get_session`'s body, for a dependency that opens the unit of work itself (app.auth.deps.hop: one

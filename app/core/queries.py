@@ -34,7 +34,9 @@ def among(column: Any, values: Iterable[Any]) -> ColumnElement[bool]:
     """`column IN (values)`: one value as `=`, a short list as a cached `IN`, a long one (a batch's ids) as
     `_Among`."""
     values = list(values)
-    if len(values) == 1:  # one visit's lookups: `=` builds faster than IN and is not re-rendered per execution
+    # One value (a single visit's lookups) as `=`: built faster than IN and not re-rendered per execution. None
+    # stays IN: `= NULL` would turn into IS NULL and match.
+    if len(values) == 1 and values[0] is not None:
         single: ColumnElement[bool] = column == values[0]
         return single
     if len(values) <= SHORT_LIST:
@@ -86,7 +88,7 @@ def chunks(values: Iterable[str], size: int = CHUNK) -> Iterator[list[str]]:
 
 
 class Statements:
-    """Statements built once per key — an actor's area prefixes, an order — with every per-request value a bound
+    """Statements built once per key — an actor's scope, an order — with every per-request value a bound
     parameter. Building a statement of a few joins costs 0.1–0.5 ms of Python, more than running it on an index;
     the routes every phone calls build theirs once (docs/CONVENTIONS.md, hot paths). Bounded: past `size` keys
     it starts again (a city has a few thousand distinct scopes)."""

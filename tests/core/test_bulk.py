@@ -72,3 +72,7 @@ def test_among_finds_exactly_the_listed_rows(api: Api, world: World, engine: Eng
         # A condition like any other: combined, and negated
         both = select(col(Visit.id)).where(among(col(Visit.id), ids), col(Visit.id) != ids[0])
         assert sorted(session.execute(both).scalars()) == ids[1:]
+        # One value is `=`; a lone None still matches nothing (as IN (NULL) does), not every NULL.
+        assert list(session.execute(select(col(Visit.id)).where(among(col(Visit.id), [ids[1]]))).scalars()) == [ids[1]]
+        assert session.execute(select(col(Visit.id)).where(among(col(Visit.corrects_visit_id), [None]))).all() == []
+        assert session.execute(select(col(Visit.id)).where(col(Visit.corrects_visit_id).is_(None))).first() is not None

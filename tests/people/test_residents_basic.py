@@ -3,6 +3,7 @@ from __future__ import annotations
 from typing import Any
 
 from tests.conftest import Api, World
+from tests.factories import id_number
 
 URL = "/api/v1/residents"
 
@@ -35,3 +36,22 @@ def test_same_id_elsewhere_starts_transfer(api: Api, world: World) -> None:
     assert again.status_code == 409
     assert again.json()["code"] == "resident_registered_elsewhere"
     assert set(again.json()["details"]) == {"transfer_request_id"}
+
+
+def test_page_totals_hold_whether_or_not_the_list_is_counted(api: Api, world: World) -> None:
+    """`paginate` counts only when a page cannot tell the total: every kind of page gives the same total."""
+    names = [f"页{n}" for n in ("甲", "乙", "丙", "丁", "戊")]
+    for i, name in enumerate(names):
+        created = api.as_("worker1", "POST", URL, json=body(world, name=name, id_number=id_number(f"1990010{i + 1}")))
+        assert created.status_code == 201, created.text
+
+    def page(limit: int, offset: int) -> dict[str, Any]:
+        answer = api.as_("worker1", "GET", URL, params={"q": "页", "limit": limit, "offset": offset})
+        assert answer.status_code == 200, answer.text
+        return dict(answer.json())
+
+    assert [p["total"] for p in (page(2, 0), page(2, 4), page(2, 9), page(50, 0))] == [5, 5, 5, 5]
+    assert (len(page(2, 0)["items"]), len(page(2, 4)["items"]), len(page(2, 9)["items"])) == (2, 1, 0)
+    assert page(5, 0)["total"] == 5  # a full page that happens to be all of it: counted
+    nothing = api.as_("worker1", "GET", URL, params={"q": "无此人"}).json()
+    assert (nothing["total"], nothing["items"]) == (0, [])
