@@ -206,15 +206,17 @@ class Shape:
 def _epoch_ms(column: Column[Any], dialect: str) -> ColumnElement[int]:
     """Epoch milliseconds, truncated exactly like `to_ms` / `date_to_ms`.
 
-    SQLite stores SQLAlchemy timestamps as text 'YYYY-MM-DD HH:MM:SS.ffffff': whole seconds from strftime('%s')
-    plus the first three fraction digits (julianday's float arithmetic would round some values up)."""
+    SQLite stores SQLAlchemy timestamps as text 'YYYY-MM-DD HH:MM:SS.ffffff': whole seconds from strftime('%s') of
+    the text without its fraction, plus the fraction's first three digits. (julianday's float arithmetic would round
+    some values up, and so does strftime('%s') given the fraction: it reads the time to the millisecond, rounded,
+    so 10:00:00.9996 became 10:00:01 and a phone got a time one second late.)"""
     if dialect == "postgresql":
         if isinstance(column.type, Date):
             return cast(column - literal_column("DATE '1970-01-01'"), BigInteger) * EPOCH_DAY_MS
         return cast(func.floor(func.extract("epoch", column) * 1000), BigInteger)
     if isinstance(column.type, Date):
         return cast(func.round((func.julianday(column) - 2440587.5) * 86400000.0), BigInteger)
-    seconds = cast(func.strftime("%s", column), BigInteger)
+    seconds = cast(func.strftime("%s", func.substr(column, 1, 19)), BigInteger)
     return seconds * 1000 + cast(func.substr(column, 21, 3), BigInteger)
 
 

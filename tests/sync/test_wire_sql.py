@@ -48,3 +48,22 @@ def test_sql_epoch_conversion_matches_python(api: Api, world: World, engine: Eng
 def test_to_ms_truncates_to_the_millisecond() -> None:
     assert to_ms(datetime(2026, 11, 29, 10, 0, 0, 277_999, tzinfo=UTC)) % 1000 == 277
     assert to_ms(datetime(2026, 11, 29, 10, 0, 0, 0, tzinfo=UTC)) % 1000 == 0
+
+
+def test_sql_epoch_of_a_time_just_before_the_second_is_not_rounded_up(engine: Engine) -> None:
+    """SQLite's strftime('%s') reads the time to the millisecond, rounded: 10:00:00.9996 became 10:00:01, and the
+    pull sent a phone a time one second later than the server's (`to_ms`) — seen once as a flaky convergence test."""
+    from app.catalog.models import ServiceItem
+
+    with Session(engine) as session:
+        dialect = session.get_bind().dialect.name
+        item = session.execute(select(ServiceItem).limit(1)).scalar_one()
+        cases = [datetime(2026, 11, 29, 10, 0, 0, micro, tzinfo=UTC) for micro in (999_600, 999_999, 999_499, 500)]
+        s = shape("service_items")
+        table = ServiceItem.__table__  # type: ignore[attr-defined]
+        for moment in cases:
+            item.created_at = moment
+            session.add(item)
+            session.commit()
+            [row] = driver_rows(session, select(*s.select_list(dialect)).where(table.c.id == item.id))
+            assert s.record(row)["created_at"] == to_ms(moment), moment
