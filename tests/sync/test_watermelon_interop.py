@@ -39,7 +39,7 @@ from app.cycle.models import Task, TaskKind
 from app.cycle.verification.models import Verification
 from app.ledger.audit import verify_chain
 from app.people.models import Resident, ResidentStatus
-from app.sync.models import SyncConflict, SyncDevice
+from app.sync.models import SyncConflict, SyncDevice, SyncRejection
 from app.sync.pull import SUPPORTED_SCHEMA_VERSIONS
 from app.sync.wire import MODELS, shape
 from app.visits.models import ServiceDelivery, Visit
@@ -503,7 +503,11 @@ def test_push_retried_after_its_response_was_lost(server: Server, phones: Phones
     assert lost["unsynced"] is True  # the phone still thinks nothing was pushed
     applied = _visit_rows(server, mine["id"])  # ... but the server applied it
     version = server.scalar(select(col(Resident.version)).where(col(Resident.id) == mine["id"]))
-    assert version == mine["version"] + 1
+    # (Seen once under load, 2026-12-06: the update not applied. The refusals the server stored say why.)
+    with Session(server.engine) as session:
+        refused = list(session.execute(select(col(SyncRejection.code)).where(
+            col(SyncRejection.record_id) == mine["id"])).scalars())
+    assert version == mine["version"] + 1, (lost, refused)
     assert [len(x) - len(y) for x, y in zip(applied, before, strict=True)] == [1, 2, 1]
 
     retried = phones.synced(a)  # the same records again: accepted, and nothing doubles
