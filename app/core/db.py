@@ -234,10 +234,13 @@ async def admitted(engine: Engine) -> AsyncIterator[None]:
     gate = gates.get(id(engine))
     if gate is None:
         gate = gates[id(engine)] = asyncio.Semaphore(capacity(engine))
-    try:
-        await asyncio.wait_for(gate.acquire(), get_settings().db_queue_seconds)
-    except TimeoutError:
-        raise ServiceBusy({"reason": "queue"}) from None
+    if gate.locked():  # wait in line (wait_for wraps the wait in a task of its own: only when there is a line)
+        try:
+            await asyncio.wait_for(gate.acquire(), get_settings().db_queue_seconds)
+        except TimeoutError:
+            raise ServiceBusy({"reason": "queue"}) from None
+    else:
+        await gate.acquire()  # a free place: taken at once, without suspending
     try:
         yield
     finally:
