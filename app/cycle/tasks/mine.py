@@ -21,16 +21,8 @@ from app.core.errors import Unprocessable
 from app.core.queries import Statements
 from app.cycle.assistance import service as assistance
 from app.cycle.models import Task, TaskKind, TaskState
-from app.cycle.tasks.schemas import (
-    CoordSystem,
-    DerivedState,
-    DwellingPoint,
-    MyTask,
-    MyTasks,
-    MyTasksOrder,
-    ResidentSummary,
-)
-from app.people import rules
+from app.cycle.tasks.schemas import CoordSystem, DwellingPoint, MyTask, MyTasks, MyTasksOrder
+from app.cycle.tasks.service import resident_summary, state_on
 from app.people.models import Resident
 from app.places.models import Dwelling
 from app.visits import geo
@@ -68,7 +60,8 @@ def point_of(lat: float | None, lng: float | None, coord_system: CoordSystem) ->
 
 
 _COLUMNS: tuple[Any, ...] = (
-    col(Task.id), col(Task.kind), col(Task.period), col(Task.due_date), col(Task.reason), col(Task.note),
+    col(Task.id), col(Task.kind), col(Task.period), col(Task.state), col(Task.due_date), col(Task.reason),
+    col(Task.note),
     col(Task.community_id), col(Task.version),
     col(Resident.id), col(Resident.name), col(Resident.sex), col(Resident.birth_date), col(Resident.key_person),
     col(Resident.phone),
@@ -126,13 +119,10 @@ def my_tasks(session: Session, actor: Actor, *, on: date, upcoming_days: int, po
 
 
 def _item(row: Any, on: date, point: Point | None, coord_system: CoordSystem) -> MyTask:
-    (task_id, kind, period, due, reason, note, community_id, version,
+    (task_id, kind, period, state, due, reason, note, community_id, version,
      resident_id, name, sex, birth_date, key_person, phone, dwelling_id, address, lat, lng) = row
-    # Only open tasks are listed: the state is open, due or overdue by the date.
-    state = DerivedState.overdue if due < on else DerivedState.due if due == on else DerivedState.open
-    resident = None if resident_id is None else ResidentSummary(
-        id=resident_id, name=name, sex=sex, age=rules.age_on(birth_date, on), key_person=key_person,
-        phone_masked=rules.mask_phone(phone))
+    resident = None if resident_id is None else resident_summary(resident_id, name, sex, birth_date, key_person,
+                                                                 phone, on)
     dwelling = None
     distance = None
     if dwelling_id is not None:
@@ -143,6 +133,7 @@ def _item(row: Any, on: date, point: Point | None, coord_system: CoordSystem) ->
             if point is not None:
                 distance = round(geo.haversine_m(point.lat, point.lng, lat, lng), 1)
         dwelling = DwellingPoint(id=dwelling_id, address=address, lat=shown_lat, lng=shown_lng)
-    return MyTask(id=task_id, kind=TaskKind(kind), period=period, due_date=due, state=state, reason=reason, note=note,
+    return MyTask(id=task_id, kind=TaskKind(kind), period=period, due_date=due,
+                  state=state_on(state, due, on), reason=reason, note=note,
                   community_id=community_id, version=version, resident=resident, dwelling=dwelling,
                   distance_m=distance)

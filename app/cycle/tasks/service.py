@@ -291,11 +291,16 @@ class ResidentNotRegistered(Conflict):
 
 
 def derived_state(task: Task, on: date) -> DerivedState:
-    if task.state != TaskState.open.value:
-        return DerivedState(task.state)
-    if task.due_date < on:
+    return state_on(task.state, task.due_date, on)
+
+
+def state_on(state: str, due_date: date, on: date) -> DerivedState:
+    """A task's state as the API shows it: an open task is open, due or overdue by the date."""
+    if state != TaskState.open.value:
+        return DerivedState(state)
+    if due_date < on:
         return DerivedState.overdue
-    return DerivedState.due if task.due_date == on else DerivedState.open
+    return DerivedState.due if due_date == on else DerivedState.open
 
 
 def state_condition(state: DerivedState, on: date) -> ColumnElement[bool]:
@@ -343,9 +348,15 @@ def get_task(session: Session, actor: Actor, task_id: str, *, for_update: bool =
 
 
 def summary(resident: Resident, on: date) -> ResidentSummary:
-    return ResidentSummary(id=resident.id, name=resident.name, sex=resident.sex,
-                           age=rules.age_on(resident.birth_date, on), key_person=resident.key_person,
-                           phone_masked=rules.mask_phone(resident.phone))
+    return resident_summary(resident.id, resident.name, resident.sex, resident.birth_date, resident.key_person,
+                            resident.phone, on)
+
+
+def resident_summary(resident_id: str, name: str, sex: str, birth_date: date, key_person: bool, phone: str | None,
+                     on: date) -> ResidentSummary:
+    """What a task shows of its resident: age on the date, the phone masked."""
+    return ResidentSummary(id=resident_id, name=name, sex=sex, age=rules.age_on(birth_date, on),
+                           key_person=key_person, phone_masked=rules.mask_phone(phone))
 
 
 def task_out(task: Task, on: date, resident: Resident | None = None) -> TaskOut:
