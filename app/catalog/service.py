@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import bindparam, func, or_, select
 from sqlmodel import Session, col
 
 from app.catalog.models import CatalogVersion, ServiceItem
@@ -142,16 +142,20 @@ def _parse(version: int, items: str) -> Snapshot:
     return Snapshot(version, {e.code: e for e in entries}, {e.id: e for e in entries})
 
 
+_CATALOG = CatalogVersion.__table__  # type: ignore[attr-defined]
+_STAMP_COLUMNS = (_CATALOG.c.version, _CATALOG.c.published_at, _CATALOG.c.published_by, _CATALOG.c.note)
+_LATEST = _CATALOG.c.version == select(func.max(_CATALOG.c.version)).scalar_subquery()
+# Built once: every visit written reads the stamps.
+_STAMPS = select(*_STAMP_COLUMNS).where(_LATEST)
+_STAMPS_AND = select(*_STAMP_COLUMNS).where(or_(_LATEST, _CATALOG.c.version.in_(bindparam("wanted", expanding=True))))
+
+
 def snapshots(session: Session, versions: Iterable[int]) -> tuple[int, dict[int, Snapshot]]:
     """(the current version, the parsed snapshots of the current version and of those of `versions` that
     exist). One query for the version stamps; the items only for versions this process has not parsed yet."""
-    table = CatalogVersion.__table__  # type: ignore[attr-defined]
-    latest = select(func.max(table.c.version)).scalar_subquery()
+    table = _CATALOG
     wanted = sorted(set(versions))
-    where = or_(table.c.version == latest, table.c.version.in_(wanted)) if wanted else table.c.version == latest
-    stamps = session.execute(
-        select(table.c.version, table.c.published_at, table.c.published_by, table.c.note).where(where)
-    ).all()
+    stamps = session.execute(_STAMPS_AND, {"wanted": wanted}).all() if wanted else session.execute(_STAMPS).all()
     if not stamps:  # the migration seeds version 1; an empty table is a broken deployment
         raise CatalogVersionUnknown()
     found: dict[int, Snapshot] = {}

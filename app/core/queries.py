@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
-from typing import Any, TypeVar
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import Any, Generic, TypeVar
 
 from sqlalchemy import Boolean, ColumnElement, any_, bindparam
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.compiler import compiles
 
 T = TypeVar("T")
+S = TypeVar("S")
 
 
 def starts_with(column: Any, value: str) -> ColumnElement[bool]:
@@ -104,3 +105,26 @@ class Statements:
                 self._made.clear()
             found = self._made[key] = build()
         return found
+
+
+class ByKey(Generic[S]):
+    """A statement over a list of keys (`among` on one column), built once per form, with the keys bound.
+
+    `build(key)` makes the statement, with `key(column)` as the condition on the key column. Called with a chunk
+    of keys, it answers the statement and its parameters: one key as `column = :among_key`, a short list as a
+    cached expanding `IN`, a long one as `among` built for it (a batch's ids, where building is amortised over
+    the rows). The per-request lookups of a single visit or a resident then neither build nor derive a cache
+    key (docs/CONVENTIONS.md, hot paths).
+    """
+
+    def __init__(self, build: Callable[[Callable[[Any], ColumnElement[bool]]], S]) -> None:
+        self._build = build
+        self._one = build(lambda column: column == bindparam("among_key"))
+        self._short = build(lambda column: column.in_(bindparam("among_keys", expanding=True)))
+
+    def __call__(self, keys: Sequence[Any], **params: Any) -> tuple[S, dict[str, Any]]:
+        if len(keys) == 1 and keys[0] is not None:  # None stays IN, as in `among`
+            return self._one, {**params, "among_key": keys[0]}
+        if len(keys) <= SHORT_LIST:
+            return self._short, {**params, "among_keys": list(keys)}
+        return self._build(lambda column: among(column, keys)), params

@@ -45,6 +45,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Session as OrmSession
 from sqlmodel import Session, SQLModel
 
+from app.core.queries import ByKey
 from app.ledger.models import SyncLog, SyncOp
 from app.ledger.state import Ledger, ledger_of
 
@@ -147,6 +148,8 @@ def collect(session: OrmSession, ledger: Ledger) -> None:
         *((o, "delete") for o in session.deleted),
     ):
         table = getattr(obj, "__table__", None)
+        if table is not None and "stamp" in table.info:
+            ledger.staged = True  # numbered at commit (`stamp`)
         if not isinstance(obj, SQLModel) or table is None or not is_synced(table.name):
             continue
         state = inspect(obj)
@@ -235,6 +238,24 @@ def _log_dependents_move(session: OrmSession, table: Table, row_id: str,
 # --- bulk statements ---------------------------------------------------------------------------------------
 
 
+def _log_rows(table: Table, where: ColumnElement[bool], op: str, fields: list[str] | None) -> Any:
+    """INSERT INTO sync_log … SELECT of the rows of `table` matching `where`, with their current area; the
+    sequence number (`stamp_seq`) and the writing device (`log_writer`) are bound when it runs."""
+    seq, writer = bindparam("stamp_seq", type_=BigInteger), bindparam("log_writer", type_=String)
+    name, op_value, changed = literal(table.name), literal(str(op)), literal(_fields(fields))
+    via = _via(table)
+    if _everyone(table):
+        stmt = select(seq, name, table.c.id, literal(EVERYONE), literal(None), op_value, changed, writer).where(where)
+    elif via is not None:
+        parent, key = via
+        stmt = select(seq, name, table.c.id, parent.c[area_column(parent)], parent.c.district_code,
+                      op_value, changed, writer).join_from(table, parent, table.c[key] == parent.c.id).where(where)
+    else:
+        stmt = select(seq, name, table.c.id, table.c[area_column(table)], table.c.district_code, op_value,
+                      changed, writer).where(where)
+    return insert(_log_table()).from_select(LOG_COLUMNS, stmt)
+
+
 def mark_rows(session: Session, table: Table, where: ColumnElement[bool], op: str = SyncOp.upsert,
               fields: list[str] | None = None) -> None:
     """Log the rows of `table` matching `where` (call after a bulk UPDATE/INSERT; before a bulk DELETE with
@@ -242,25 +263,27 @@ def mark_rows(session: Session, table: Table, where: ColumnElement[bool], op: st
     if not is_synced(table.name):
         raise ValueError(f"{table.name} is not a synced table")
     ledger = ledger_of(session)
-    writer = literal(ledger.writer, type_=String)
-    name, op_value, changed = literal(table.name), literal(str(op)), literal(_fields(fields))
-    via = _via(table)
-    if _everyone(table):
-        stmt = select(literal(None), name, table.c.id, literal(EVERYONE), literal(None), op_value, changed,
-                      writer).where(where)
-    elif via is not None:
-        parent, key = via
-        stmt = select(literal(None), name, table.c.id, parent.c[area_column(parent)], parent.c.district_code,
-                      op_value, changed, writer).join_from(table, parent, table.c[key] == parent.c.id).where(where)
-    else:
-        stmt = select(literal(None), name, table.c.id, table.c[area_column(table)], table.c.district_code, op_value,
-                      changed, writer).where(where)
+    stmt = _log_rows(table, where, str(op), fields)
     if op == SyncOp.upsert:
         # The rows' state at commit is what phones must get: select them then, numbered directly.
-        ledger.selects.append(stmt)
+        ledger.selects.append((stmt, {"log_writer": ledger.writer}))
         return
-    session.execute(insert(_log_table()).from_select(LOG_COLUMNS, stmt))
+    session.execute(stmt, {"stamp_seq": None, "log_writer": ledger.writer})
     ledger.staged = True
+
+
+def mark_ids(session: Session, table: Table, ids: list[str]) -> None:
+    """`mark_rows` of the rows with these ids, new or rewritten whole (upsert, every column): the statement is
+    built once per table (every visit written logs itself and its deliveries this way)."""
+    if not is_synced(table.name):
+        raise ValueError(f"{table.name} is not a synced table")
+    ledger = ledger_of(session)
+    ledger.selects.append(_by_ids(table)(ids, log_writer=ledger.writer))
+
+
+@cache
+def _by_ids(table: Table) -> ByKey[Any]:
+    return ByKey(lambda key: _log_rows(table, key(table.c.id), str(SyncOp.upsert), None))
 
 
 def mark_area_move(session: Session, table: Table, old_prefix: str, new_prefix: str) -> None:
@@ -303,23 +326,26 @@ def stamp(session: Session, ledger: Ledger) -> None:
     """Give this transaction's log rows the next sequence number (under the chain lock)."""
     if not (ledger.staged or ledger.rows or ledger.selects):
         return
-    log = _log_table()
-    seq = session.execute(text("UPDATE sync_counter SET seq = seq + 1 WHERE id = 1 RETURNING seq")).scalar_one()
+    seq = session.execute(_NEXT_SEQ).scalar_one()
     if ledger.rows:
-        session.execute(insert(log), [{**row, "seq": seq} for row in ledger.rows])
-    for stmt in ledger.selects:
-        numbered = stmt.with_only_columns(literal(seq, type_=BigInteger), *list(stmt.selected_columns)[1:])
-        session.execute(insert(log).from_select(LOG_COLUMNS, numbered))
-    if ledger.staged:
-        session.execute(update(log).where(log.c.seq.is_(None)).values(seq=seq))
-    for stmt in _stamped():
-        session.execute(stmt, {"stamp_seq": seq})
+        session.execute(insert(_log_table()), [{**row, "seq": seq} for row in ledger.rows])
+    for stmt, params in ledger.selects:
+        session.execute(stmt, {**params, "stamp_seq": seq})
+    if ledger.staged:  # rows written with seq NULL: the log's, and those of the stamped tables
+        for stmt in _stamped():
+            session.execute(stmt, {"stamp_seq": seq})
+
+
+_NEXT_SEQ = text("UPDATE sync_counter SET seq = seq + 1 WHERE id = 1 RETURNING seq")
 
 
 @cache
 def _stamped() -> list[Update]:
-    """One statement per stamped table, built once (every write transaction runs them)."""
-    made = []
+    """The staged rows' numbering, one statement per table, built once: the log's rows with seq NULL, and each
+    stamped table's (`info={"stamp": column}`) where that column is NULL. Writing a row to a stamped table
+    stages the unit of work (`collect` sees it; a bulk writer calls `stage`)."""
+    log = _log_table()
+    made = [update(log).where(log.c.seq.is_(None)).values(seq=bindparam("stamp_seq"))]
     for table in SQLModel.metadata.sorted_tables:
         if "stamp" in table.info:
             column = table.c[table.info["stamp"]]

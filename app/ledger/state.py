@@ -26,8 +26,9 @@ class Ledger:
     events: list[dict[str, Any]] = field(default_factory=list)
     # Change-log rows kept aside until the transaction's sequence number is known.
     rows: list[dict[str, Any]] = field(default_factory=list)
-    # Change-log rows selected at commit (bulk writes: the rows' state then is what phones must get).
-    selects: list[Any] = field(default_factory=list)
+    # Change-log rows selected at commit (bulk writes: the rows' state then is what phones must get): INSERT …
+    # SELECT statements and their parameters, `stamp_seq` bound at commit.
+    selects: list[tuple[Any, dict[str, Any]]] = field(default_factory=list)
     # Rows were written with seq NULL (stamped by one UPDATE), or the commit must take a number anyway.
     staged: bool = False
     # The sync device whose push is being applied (its own edits are no conflict to it).

@@ -13,10 +13,11 @@
   earlier one that was created is a replay of it (or `visit_id_taken`), as if posted after it; a delivery id
   claimed by an earlier item is `delivery_id_taken`.
 
-How: a few queries for the whole batch (stored visits and deliveries by id, residents in scope, dwellings,
-the catalogue snapshots — parsed once per process —, the residents' open tasks), the check-in flags in
-Python, then the rows in bulk (app/core/bulk.py: executemany on SQLite, COPY on PostgreSQL). The audit
-events and the sync log (`changes.mark_rows`) are recorded explicitly, since bulk statements bypass the
+How: a few queries for the whole batch (stored visits and deliveries by id, residents in scope; in
+`visits.lookups` the dwellings, the catalogue snapshots — parsed once per process — and delivery ids; the
+residents' open tasks), each built once (`core.queries.ByKey`), the check-in flags in Python, then the rows in
+bulk (app/core/bulk.py: executemany on SQLite, COPY on PostgreSQL). The audit events and the sync log
+(`changes.mark_ids`) are recorded explicitly, since bulk statements bypass the
 listeners: one `visits.create` event per visit with the visit's field names and its deliveries'
 (`service_deliveries.<name>`), the delivery ids in its detail (a visit and its deliveries are one immutable
 record: one event, not one per row). Tasks are completed and created through the ORM (audited and logged
@@ -40,13 +41,12 @@ from app.core.actor import Actor, Role
 from app.core.bulk import BulkWriter, table_of
 from app.core.config import get_settings
 from app.core.errors import AppError, NotFound, StaleVersion
-from app.core.queries import among, chunks
+from app.core.queries import ByKey, Statements, chunks
 from app.core.types import city_date, new_id, utcnow
 from app.ledger import audit, changes
 from app.people.models import Resident, ResidentStatus
 from app.people.register import service as people
-from app.places.models import Dwelling
-from app.visits import errors, service
+from app.visits import errors, lookups, service
 from app.visits.checkin import CheckinFacts, assess
 from app.visits.events import VisitsWritten, Written
 from app.visits.geo import gcj02_to_wgs84
@@ -175,13 +175,9 @@ def _round(session: Session, actor: Actor, round_: list[tuple[int, VisitCreate, 
     stored: dict[str, Visit] = {}
     delivered: dict[str, list[tuple[str, str, int]]] = {}
     for chunk in chunks(client_ids):
-        stored.update((v.id, v) for v in session.execute(
-            select(Visit).where(among(col(Visit.id), chunk))).scalars())
+        stored.update((v.id, v) for v in session.execute(*_STORED(chunk)).scalars())
     for chunk in chunks(stored):
-        for visit_id, delivery_id, code, quantity in session.execute(
-            select(col(ServiceDelivery.visit_id), col(ServiceDelivery.id), col(ServiceDelivery.item_code),
-                   col(ServiceDelivery.quantity)).where(among(col(ServiceDelivery.visit_id), chunk))
-        ).all():
+        for visit_id, delivery_id, code, quantity in session.execute(*_STORED_DELIVERIES(chunk)).all():
             delivered.setdefault(visit_id, []).append((delivery_id, code, quantity))
 
     outcomes: dict[int, Outcome] = {}
@@ -217,18 +213,32 @@ def _round(session: Session, actor: Actor, round_: list[tuple[int, VisitCreate, 
     return outcomes
 
 
+# Built once (ByKey); those with the caller's area once per scope (and dialect, for the residents').
+_STORED = ByKey(lambda key: select(Visit).where(key(col(Visit.id))))
+_STORED_DELIVERIES = ByKey(lambda key: select(
+    col(ServiceDelivery.visit_id), col(ServiceDelivery.id), col(ServiceDelivery.item_code),
+    col(ServiceDelivery.quantity)).where(key(col(ServiceDelivery.visit_id))))
+_HOME_COLUMNS = (col(Resident.id), col(Resident.status), col(Resident.merged_into_id), col(Resident.anonymised_at),
+                 col(Resident.dwelling_id), col(Resident.community_id), col(Resident.area_path),
+                 col(Resident.district_code))
+_homes_by_scope = Statements()
+
+
+def _homes_statement(actor: Actor, dialect: str) -> ByKey[Any]:
+    # SQLite plans `id IN (…) AND district_code IN (…)` as a walk of the district index: name the districts on
+    # PostgreSQL only (shard pruning), where the primary key wins anyway.
+    district = None if dialect == "sqlite" else col(Resident.district_code)
+    return ByKey(lambda key: select(*_HOME_COLUMNS).where(
+        key(col(Resident.id)), actor.area_filter(col(Resident.area_path), district)))
+
+
 def _homes(session: Session, actor: Actor, resident_ids: list[str]) -> dict[str, Home | AppError]:
     """Each resident a visit names: in scope (else 404), followed through merges, not archived (else 422)."""
     homes: dict[str, Home | AppError] = {}
-    columns = (col(Resident.id), col(Resident.status), col(Resident.merged_into_id), col(Resident.anonymised_at),
-               col(Resident.dwelling_id), col(Resident.community_id), col(Resident.area_path),
-               col(Resident.district_code))
-    # SQLite plans `id IN (…) AND district_code IN (…)` as a walk of the district index: name the districts on
-    # PostgreSQL only (shard pruning), where the primary key wins anyway.
-    district = None if session.get_bind().dialect.name == "sqlite" else col(Resident.district_code)
+    dialect = session.get_bind().dialect.name
+    by_id = _homes_by_scope.get((actor.scope, dialect), lambda: _homes_statement(actor, dialect))
     for chunk in chunks(resident_ids):
-        for row in session.execute(select(*columns).where(
-                among(col(Resident.id), chunk), actor.area_filter(col(Resident.area_path), district))):
+        for row in session.execute(*by_id(chunk)):
             if row.merged_into_id is not None:  # rare: the single path follows the merges
                 try:
                     homes[row.id] = Home.of(visit_resident(session, actor, row.id))
@@ -246,49 +256,17 @@ def _homes(session: Session, actor: Actor, resident_ids: list[str]) -> dict[str,
 # --- writing --------------------------------------------------------------------------------------------
 
 
-@dataclass
-class _Known:
-    """What a batch of new visits is checked against, read once for the batch."""
-
-    scoped: dict[str, tuple[float | None, float | None]]  # dwellings named in bodies, in the caller's area
-    places: dict[str, tuple[float | None, float | None]]  # the residents' own dwellings, wherever they lie
-    current: int
-    snapshots: dict[int, catalog.Snapshot]
-    taken: set[str]  # delivery ids stored already
-    foreign: set[str]  # … by deliveries the actor may not see: 404, not 409
-
-
-def _known(session: Session, actor: Actor, items: list[Pending]) -> _Known:
-    chosen = {p.body.dwelling_id for p in items if p.body.dwelling_id is not None}
-    default = {p.home.dwelling_id for p in items if p.body.dwelling_id is None and p.home.dwelling_id is not None}
-    scoped: dict[str, tuple[float | None, float | None]] = {}
-    places: dict[str, tuple[float | None, float | None]] = {}
-    point = (col(Dwelling.id), col(Dwelling.lat), col(Dwelling.lng))
-    for chunk in chunks(chosen):
-        scoped.update((d, (lat, lng)) for d, lat, lng in session.execute(select(*point).where(
-            among(col(Dwelling.id), chunk), col(Dwelling.active), actor.area_filter(Dwelling.area_path))).all())
-    for chunk in chunks(default):
-        places.update((d, (lat, lng)) for d, lat, lng in session.execute(
-            select(*point).where(among(col(Dwelling.id), chunk))).all())
-    current, snapshots = catalog.snapshots(session, {p.body.catalog_version for p in items
-                                                     if p.body.catalog_version is not None})
-    known = _Known(scoped, places, current, snapshots, set(), set())
-    for chunk in chunks(s.id for p in items for s in p.body.services if s.id is not None):
-        stored = [(d, path, resident) for d, path, resident in session.execute(
-            select(col(ServiceDelivery.id), col(ServiceDelivery.area_path), col(ServiceDelivery.resident_id))
-            .where(among(col(ServiceDelivery.id), chunk))).all()]
-        known.taken.update(d for d, _, _ in stored)
-        known.foreign.update({d for d, _, _ in stored} - service.seen_records(session, actor, stored))
-    return known
-
-
 def write(session: Session, actor: Actor, items: list[Pending]) -> list[Written | AppError]:
     """Check and write new visits (resident already resolved): one result per item, in order."""
     if not items:
         return []
     settings = get_settings()
     received = utcnow()
-    known = _known(session, actor, items)
+    known = lookups.known(
+        session, actor, chosen={p.body.dwelling_id for p in items if p.body.dwelling_id is not None},
+        homes={p.home.dwelling_id for p in items if p.body.dwelling_id is None and p.home.dwelling_id is not None},
+        versions={p.body.catalog_version for p in items if p.body.catalog_version is not None},
+        claimed=[s.id for p in items for s in p.body.services if s.id is not None])
     results: list[Written | AppError] = []
     for p in items:
         try:
@@ -302,7 +280,7 @@ def write(session: Session, actor: Actor, items: list[Pending]) -> list[Written 
     return results
 
 
-def _checked(p: Pending, actor: Actor, known: _Known, received: datetime, settings: Any) -> Written:
+def _checked(p: Pending, actor: Actor, known: lookups.Known, received: datetime, settings: Any) -> Written:
     """One new visit checked against the batch's lookups (raises its refusal) and turned into rows."""
     body = p.body
     if body.started_at < received - timedelta(days=settings.visit_max_age_days):
@@ -389,9 +367,9 @@ def _insert(session: Session, written: list[Written]) -> None:
                      fields=visit_fields(w), detail={DELIVERIES: [d["id"] for d in w.deliveries]} if w.deliveries
                      else None)
     for chunk in chunks(w.visit["id"] for w in written):
-        changes.mark_rows(session, visits, among(visits.c.id, chunk))
+        changes.mark_ids(session, visits, chunk)
     for chunk in chunks(d["id"] for d in rows):
-        changes.mark_rows(session, deliveries, among(deliveries.c.id, chunk))
+        changes.mark_ids(session, deliveries, chunk)
 
 
 def visit_fields(w: Written) -> list[str]:

@@ -87,9 +87,11 @@ def superseded_ids(session: Session, visit_ids: Sequence[str]) -> dict[str, str]
     return {str(original): str(correction) for original, correction in rows}
 
 
+_LATER = aliased(Visit)  # made once: an alias builds its column collection anew each time
+
+
 def not_superseded(visit_id: Any) -> ColumnElement[bool]:
-    later = aliased(Visit)
-    return ~exists().where(col(later.corrects_visit_id) == visit_id)
+    return ~exists().where(col(_LATER.corrects_visit_id) == visit_id)
 
 
 # --- reading ------------------------------------------------------------------------------------------------

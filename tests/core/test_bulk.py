@@ -1,19 +1,19 @@
 """app/core/bulk.py and `among` on the real database: rows land as the ORM would store them, a clash is the
-IntegrityError every handler knows (409, never a 500), and `among` finds exactly the listed rows."""
+IntegrityError every handler knows (409, never a 500), and `among` and `ByKey` find exactly the listed rows."""
 
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
 
 import pytest
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, bindparam, select
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col
 
 from app.catalog.models import ServiceItem
 from app.core.bulk import BulkWriter, table_of
 from app.core.db import begin
-from app.core.queries import among
+from app.core.queries import SHORT_LIST, ByKey, among
 from app.core.types import new_id
 from app.visits.models import ServiceDelivery, Visit
 from tests.conftest import Api, World
@@ -76,3 +76,33 @@ def test_among_finds_exactly_the_listed_rows(api: Api, world: World, engine: Eng
         assert list(session.execute(select(col(Visit.id)).where(among(col(Visit.id), [ids[1]]))).scalars()) == [ids[1]]
         assert session.execute(select(col(Visit.id)).where(among(col(Visit.corrects_visit_id), [None]))).all() == []
         assert session.execute(select(col(Visit.id)).where(col(Visit.corrects_visit_id).is_(None))).first() is not None
+
+
+_BY_ID = ByKey(lambda key: select(col(Visit.id)).where(key(col(Visit.id)), col(Visit.id) != bindparam("not_this")))
+
+
+def test_by_key_finds_exactly_the_listed_rows_in_every_form(api: Api, world: World, engine: Engine) -> None:
+    """One statement object per form: one key (`=`), a short list (expanding IN), a long list (built anew); a
+    lone None matches nothing; other bound values go along."""
+    for skip in range(3):
+        post_visit(api, visit_body(resident(engine, world, skip=skip)))
+    with Session(engine) as session:
+        ids = list(session.execute(select(col(Visit.id)).order_by(col(Visit.id)).limit(3)).scalars())
+        assert len(ids) == 3
+
+        def found(keys: list[str | None], not_this: str = "-") -> list[str]:
+            stmt, params = _BY_ID(keys, not_this=not_this)
+            return sorted(session.execute(stmt, params).scalars())
+
+        assert found([ids[1]]) == [ids[1]]
+        assert found([*ids, "no-such-visit"]) == ids
+        assert found([*ids], not_this=ids[0]) == ids[1:]
+        assert found([]) == []
+        assert found([None]) == []
+        long = [*ids, *(f"absent-{n}" for n in range(SHORT_LIST))]
+        assert found(long) == ids
+        assert found(long, not_this=ids[2]) == ids[:2]
+        # The one-key and short forms are the same statement objects each time (SQLAlchemy reuses their cache key).
+        assert _BY_ID([ids[0]])[0] is _BY_ID([ids[1]])[0]
+        assert _BY_ID(ids)[0] is _BY_ID(ids[:2])[0]
+        assert _BY_ID(long)[0] is not _BY_ID(long)[0]

@@ -12,12 +12,12 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Protocol
 
-from sqlalchemy import and_, select
+from sqlalchemy import and_, or_, select
 from sqlmodel import Session, col
 
 from app.core import events
 from app.core.actor import Actor
-from app.core.queries import among, chunks
+from app.core.queries import ByKey, among, chunks
 from app.core.types import city_date, utcnow
 from app.cycle.models import Task, TaskKind, TaskState
 from app.cycle.periods import day_start, month_bounds, month_of
@@ -106,24 +106,27 @@ class Facts:
     started_at: datetime
 
 
+# The lookups of every visit written, built once (ByKey).
+_OPEN_TASKS = ByKey(lambda key: select(Task).where(
+    key(col(Task.resident_id)), col(Task.state) == TaskState.open.value,
+    or_(*(col(Task.kind) == kind for kind in COMPLETED_BY_VISITS)),
+).order_by(col(Task.due_date), col(Task.id)).with_for_update())
+_STARTED = ByKey(lambda key: select(col(Visit.id), col(Visit.started_at)).where(key(col(Visit.id))))
+
+
 def complete_and_follow_up(session: Session, actor: Actor, written: list[Written]) -> None:
     """Complete the open tasks the visits discharge and create the follow-ups asked for, in item order —
     the same outcome as recording the visits one by one."""
     met = {w.visit["resident_id"] for w in written if w.visit["outcome"] == VisitOutcome.met.value}
     open_tasks: dict[str, list[Task]] = {}
     for chunk in chunks(met):
-        for task in session.execute(
-            select(Task).where(among(col(Task.resident_id), chunk), col(Task.state) == TaskState.open.value,
-                               col(Task.kind).in_(COMPLETED_BY_VISITS))
-            .order_by(col(Task.due_date), col(Task.id)).with_for_update()
-        ).scalars():
+        for task in session.execute(*_OPEN_TASKS(chunk)).scalars():
             open_tasks.setdefault(task.resident_id, []).append(task)
     sources = {t.source_visit_id for ts in open_tasks.values() for t in ts
                if t.kind == TaskKind.follow_up.value and t.source_visit_id is not None}
     started: dict[str, datetime] = {}
     for chunk in chunks(s for s in sources if s is not None):
-        started.update((visit_id, at) for visit_id, at in session.execute(
-            select(col(Visit.id), col(Visit.started_at)).where(among(col(Visit.id), chunk))).all())
+        started.update((visit_id, at) for visit_id, at in session.execute(*_STARTED(chunk)).all())
     asks = [w for w in written if w.follow_up is not None and w.registered]
     existing, stored = _follow_up_context(session, asks, {w.visit["id"] for w in written})
     earlier: dict[str, list[Facts]] = {}  # met visits of this batch so far, by resident

@@ -201,7 +201,7 @@ def _commit(session: Session, actor: Actor, rows: list[Row], lang: str,
             chunk = fresh[start:start + FLUSH_EVERY]
             session.execute(residents.insert(), [values for values, _ in chunk])
             session.execute(tenancies.insert(), [tenancy for _, tenancy in chunk])
-            changes.mark_rows(session, residents, residents.c.id.in_([values["id"] for values, _ in chunk]))
+            changes.mark_ids(session, residents, [values["id"] for values, _ in chunk])
     except IntegrityError:
         raise ImportConflict() from None
     # Bulk statements bypass the automatic write audit: record the same events it would (ids, field names).
