@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Select, bindparam, select, update
+from sqlalchemy import Select, and_, bindparam, exists, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col
 
@@ -24,6 +24,7 @@ from app.core.actor import Actor, Role
 from app.core.errors import Forbidden, NotFound, Unprocessable
 from app.core.types import utcnow
 from app.ledger import audit, changes
+from app.ledger.models import SyncCounter
 from app.sync.models import SyncDevice, SyncRejection
 
 DEVICE_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
@@ -70,28 +71,30 @@ class DeviceState:
     register: bool = False  # the pull must register the device or settle its scope (a write)
 
 
-def _settles(device: SyncDevice, last_pulled_at: int) -> bool:
+def _settles(device: Any, last_pulled_at: int) -> bool:
     """Does this pull acknowledge the scope sent to the device earlier (so the device row must change)?"""
     pending_cursor, pending_from = device.pending_cursor, device.pending_from
     return (device.pending_scope is not None and pending_cursor is not None and pending_from is not None
             and last_pulled_at >= pending_cursor and last_pulled_at > pending_from)
 
 
-def pull_state(session: Session, actor: Actor, device_id: str, last_pulled_at: int) -> DeviceState:
-    """The device's state for a pull, read without writing (a pull is a read): what `open_device` would make
-    of it — a new device holds no scope; a scope the pull acknowledges is the one it holds. The pull's
-    bookkeeping (`open_device`, `record_pull`) is written after the read, unless the pull is quiet."""
-    device = session.execute(_DEVICE, {"user_id": actor.user_id, "device_id": device_id}).scalar_one_or_none()
-    if device is None:
-        return DeviceState(None, None, register=True)
-    if device.revoked_at is not None:
+def pull_state(session: Session, actor: Actor, device_id: str, last_pulled_at: int) -> tuple[DeviceState, int]:
+    """The device's state for a pull, and the pull's cursor (the change counter), read without writing (a pull
+    is a read): what `open_device` would make of the device — a new device holds no scope; a scope the pull
+    acknowledges is the one it holds. The pull's bookkeeping (`open_device`, `record_pull`) is written after the
+    read, unless the pull is quiet. One statement, built once: every phone polls with it."""
+    row = session.connection().execute(_PULL_STATE, {"user_id": actor.user_id, "device_id": device_id}).one()
+    cursor = int(row.cursor)
+    if row.id is None:
+        return DeviceState(None, None, register=True), cursor
+    if row.revoked_at is not None:
         raise DeviceRevoked()
-    state = _state(session, device, last_pulled_at)
-    if _settles(device, last_pulled_at):
-        assert device.pending_scope is not None
-        held = _prefixes(device.pending_scope)
-        return dataclasses.replace(state, held_scope=held, pending=False, register=True)
-    return state
+    state = _state_of(row, last_pulled_at, bool(row.open_rejections))
+    if _settles(row, last_pulled_at):
+        assert row.pending_scope is not None
+        held = _prefixes(row.pending_scope)
+        return dataclasses.replace(state, held_scope=held, pending=False, register=True), cursor
+    return state, cursor
 
 
 def open_device(session: Session, actor: Actor, device_id: str, last_pulled_at: int) -> DeviceState:
@@ -127,6 +130,17 @@ _DEVICE = select(SyncDevice).where(col(SyncDevice.user_id) == bindparam("user_id
 _DEVICE_LOCKED = _DEVICE.with_for_update()
 _OPEN_REJECTION = select(col(SyncRejection.id)).where(col(SyncRejection.device_row_id) == bindparam("device_row_id"),
                                                       col(SyncRejection.reconciled).is_(False)).limit(1)
+# A pull's first read: the counter's one row, the device (if registered) and whether it has an open rejection.
+_DEVICES = SyncDevice.__table__  # type: ignore[attr-defined]
+_PULL_STATE = select(
+    col(SyncCounter.seq).label("cursor"),
+    *(_DEVICES.c[name] for name in ("id", "revoked_at", "scope_prefixes", "last_pull_at", "last_cursor", "app_version",
+                                     "schema_version", "pending_scope", "pending_cursor", "pending_from")),
+    exists().where(col(SyncRejection.device_row_id) == _DEVICES.c.id, col(SyncRejection.reconciled).is_(False))
+    .label("open_rejections"),
+).select_from(SyncCounter).outerjoin(_DEVICES, and_(_DEVICES.c.user_id == bindparam("user_id"),
+                                                    _DEVICES.c.device_id == bindparam("device_id"))
+                                     ).where(col(SyncCounter.id) == 1)
 
 
 def _locked(session: Session, actor: Actor, device_id: str) -> SyncDevice | None:
@@ -135,6 +149,11 @@ def _locked(session: Session, actor: Actor, device_id: str) -> SyncDevice | None
 
 def _state(session: Session, device: SyncDevice, last_pulled_at: int) -> DeviceState:
     open_rejections = session.execute(_OPEN_REJECTION, {"device_row_id": device.id}).first() is not None
+    return _state_of(device, last_pulled_at, open_rejections)
+
+
+def _state_of(device: Any, last_pulled_at: int, open_rejections: bool) -> DeviceState:
+    """From a `SyncDevice`, or a row of its columns."""
     return DeviceState(device.id, _prefixes(device.scope_prefixes) if last_pulled_at else None,
                        device.last_pull_at, device.last_cursor, device.app_version, device.schema_version,
                        device.pending_scope is not None, open_rejections)

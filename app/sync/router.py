@@ -134,8 +134,7 @@ def _pull(session: Session, actor: Actor, req: PullRequest) -> Response:
     uow = UnitOfWork.of(session)
     assert uow is not None
     uow.snapshot()
-    state = devices.pull_state(session, actor, req.device_id, req.after)
-    cursor = read_cursor(session)
+    state, cursor = devices.pull_state(session, actor, req.device_id, req.after)
     if req.after > cursor:
         raise CursorAhead()
     # Nothing was stamped after a cursor that is the latest: the usual quiet poll reads no more.

@@ -12,13 +12,13 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Protocol
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import and_, bindparam, or_, select
 from sqlmodel import Session, col
 
 from app.core import events
 from app.core.actor import Actor
 from app.core.queries import ByKey, among, chunks
-from app.core.types import city_date, utcnow
+from app.core.types import UTCDateTime, city_date, utcnow
 from app.cycle.models import Task, TaskKind, TaskState
 from app.cycle.periods import day_start, month_bounds, month_of
 from app.visits.events import VisitsWritten, VisitTasksWanted, Written
@@ -112,6 +112,12 @@ _OPEN_TASKS = ByKey(lambda key: select(Task).where(
     or_(*(col(Task.kind) == kind for kind in COMPLETED_BY_VISITS)),
 ).order_by(col(Task.due_date), col(Task.id)).with_for_update())
 _STARTED = ByKey(lambda key: select(col(Visit.id), col(Visit.started_at)).where(key(col(Visit.id))))
+_FOLLOW_UPS = ByKey(lambda key: select(col(Task.resident_id), col(Task.period)).where(
+    col(Task.kind) == TaskKind.follow_up.value, key(col(Task.period))))
+_MET_SINCE = ByKey(lambda key: select(
+    col(Visit.id), col(Visit.resident_id), col(Visit.mode), col(Visit.outcome), col(Visit.started_at))
+    .where(key(col(Visit.resident_id)), col(Visit.outcome) == VisitOutcome.met.value,
+           col(Visit.started_at) > bindparam("since", type_=UTCDateTime), not_superseded(col(Visit.id))))
 
 
 def complete_and_follow_up(session: Session, actor: Actor, written: list[Written]) -> None:
@@ -164,19 +170,13 @@ def _follow_up_context(session: Session, asks: list[Written],
     before this batch that may complete them (not superseded, started after the earliest of them)."""
     if not asks:
         return set(), {}
-    kind = TaskKind.follow_up.value
     existing: set[tuple[str, str]] = set()  # (resident, period): the follow-up of a visit has its id as period
     for chunk in chunks(w.visit["id"] for w in asks):
-        existing.update((r, p) for r, p in session.execute(select(col(Task.resident_id), col(Task.period)).where(
-            col(Task.kind) == kind, among(col(Task.period), chunk))).all())
+        existing.update((r, p) for r, p in session.execute(*_FOLLOW_UPS(chunk)).all())
     since = min(w.visit["started_at"] for w in asks)
     stored: dict[str, list[Facts]] = {}
     for chunk in chunks(w.visit["resident_id"] for w in asks):
-        for visit_id, resident_id, mode, outcome, at in session.execute(
-            select(col(Visit.id), col(Visit.resident_id), col(Visit.mode), col(Visit.outcome), col(Visit.started_at))
-            .where(among(col(Visit.resident_id), chunk), col(Visit.outcome) == VisitOutcome.met.value,
-                   col(Visit.started_at) > since, not_superseded(col(Visit.id)))
-        ).all():
+        for visit_id, resident_id, mode, outcome, at in session.execute(*_MET_SINCE(chunk, since=since)).all():
             if visit_id not in batch_ids:
                 stored.setdefault(resident_id, []).append(Facts(visit_id, resident_id, mode, outcome, at))
     return existing, stored
