@@ -20,9 +20,13 @@ def starts_with(column: Any, value: str) -> ColumnElement[bool]:
     single bound pattern uses the index on both databases (SQLite runs with case_sensitive_like=ON,
     PostgreSQL's prefix indexes use varchar_pattern_ops).
     """
-    escaped = value.replace("/", "//").replace("%", "/%").replace("_", "/_")
-    result: ColumnElement[bool] = column.like(escaped + "%", escape="/")
+    result: ColumnElement[bool] = column.like(prefix_pattern(value), escape="/")
     return result
+
+
+def prefix_pattern(value: str) -> str:
+    """The LIKE pattern of `starts_with` (escaped with "/"), for a statement that binds it (`LIKE :p ESCAPE '/'`)."""
+    return value.replace("/", "//").replace("%", "/%").replace("_", "/_") + "%"
 
 
 # Up to this many values, `among` is SQLAlchemy's own `IN`: a cached statement (one "expanding" parameter),

@@ -55,3 +55,29 @@ def test_page_totals_hold_whether_or_not_the_list_is_counted(api: Api, world: Wo
     assert page(5, 0)["total"] == 5  # a full page that happens to be all of it: counted
     nothing = api.as_("worker1", "GET", URL, params={"q": "无此人"}).json()
     assert (nothing["total"], nothing["items"]) == (0, [])
+
+
+def test_search_filters_bind_their_values(api: Api, world: World) -> None:
+    """The search statement is built once per scope and set of filters: each request's values are its own, a
+    name prefix's `%` and `_` match only themselves, and filters combine."""
+    made = {}
+    for i, name in enumerate(("查_甲", "查%乙", "查丙")):
+        created = api.as_("worker1", "POST", URL, json=body(world, name=name, id_number=id_number(f"1985020{i + 1}"),
+                                                           phone=f"1390000000{i}"))
+        assert created.status_code == 201, created.text
+        made[name] = created.json()
+
+    def names(**params: Any) -> list[str]:
+        answer = api.as_("worker1", "GET", URL, params=params)
+        assert answer.status_code == 200, answer.text
+        return [item["name"] for item in answer.json()["items"]]
+
+    for name, resident in made.items():  # the same statement, each value in turn
+        assert names(id_number=resident["id_number"]) == [name]
+    assert names(q="查_") == ["查_甲"] and names(q="查%") == ["查%乙"]
+    assert sorted(names(q="查")) == sorted(made)  # (the order is the database's collation)
+    assert names(q="查", phone="13900000002") == ["查丙"]
+    assert names(q="查", phone="13900000002", id_number=made["查_甲"]["id_number"]) == []
+    key = made["查丙"]["key_person"]
+    assert "查丙" in names(q="查", key_person=str(key).lower())
+    assert "查丙" not in names(q="查", key_person=str(not key).lower())

@@ -55,10 +55,10 @@ async def search_residents(
     key_person: bool | None = None,
 ) -> Response:
     def work(session: Session, actor: Actor) -> Page[ResidentListItem]:
-        stmt = service.search(actor, q=q, id_number=id_number, phone=phone, dwelling_id=dwelling_id,
-                              community_id=community_id, status=status.value if status else None,
-                              key_person=key_person)
-        rows, total = paginate(session, stmt, page)
+        stmt, values = service.search(actor, q=q, id_number=id_number, phone=phone, dwelling_id=dwelling_id,
+                                      community_id=community_id, status=status.value if status else None,
+                                      key_person=key_person)
+        rows, total = paginate(session, stmt, page, values)
         if id_number or phone:
             # A lookup by identifier is a read of sensitive data, even though results are masked.
             service.audit_search(session, [r.id for r in rows], "id_number" if id_number else "phone")

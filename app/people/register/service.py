@@ -17,7 +17,8 @@ from sqlmodel import Session, col
 from app.core import events
 from app.core.actor import Actor, Role
 from app.core.errors import Forbidden, NotFound, StaleVersion, Unprocessable
-from app.core.queries import Statements, starts_with
+from app.core.pagination import Pageable
+from app.core.queries import Statements, prefix_pattern
 from app.core.types import city_today, utcnow
 from app.ledger import audit
 from app.people import rules
@@ -313,22 +314,38 @@ def flag_likely_duplicates(session: Session, resident: Resident) -> None:
 
 def search(actor: Actor, *, q: str | None = None, id_number: str | None = None, phone: str | None = None,
            dwelling_id: str | None = None, community_id: str | None = None, status: str | None = None,
-           key_person: bool | None = None) -> Select[Resident]:
-    stmt = scoped(actor)
+           key_person: bool | None = None) -> tuple[Pageable, dict[str, Any]]:
+    """The search's statement and its values. Built once per scope and set of filters given, every value bound
+    (a phone looks a person up by ID number on every doorstep: docs/CONVENTIONS.md, hot paths)."""
+    values: dict[str, Any] = {}
     if id_number:
-        stmt = stmt.where(col(Resident.id_number) == _normalised_id_for_search(id_number))
+        values["id_number"] = _normalised_id_for_search(id_number)
     if phone:
-        stmt = stmt.where(col(Resident.phone) == normalise_phone(phone))
+        values["phone"] = normalise_phone(phone)
     if q:
-        stmt = stmt.where(starts_with(col(Resident.name), q))
+        values["name_prefix"] = prefix_pattern(q)
     if dwelling_id:
-        stmt = stmt.where(col(Resident.dwelling_id) == dwelling_id)
+        values["dwelling_id"] = dwelling_id
     if community_id:
-        stmt = stmt.where(col(Resident.community_id) == community_id)
+        values["community_id"] = community_id
     if status:
-        stmt = stmt.where(col(Resident.status) == status)
+        values["status"] = status
     if key_person is not None:
-        stmt = stmt.where(col(Resident.key_person) == key_person)
+        values["key_person"] = key_person
+    names = tuple(values)
+    return _searches.get((actor.scope, names), lambda: Pageable.of(_search_statement(actor, names))), values
+
+
+_searches = Statements()
+
+
+def _search_statement(actor: Actor, names: tuple[str, ...]) -> Select[Resident]:
+    stmt = scoped(actor)
+    for name in names:
+        if name == "name_prefix":  # as `starts_with`: one bound pattern, which the index serves
+            stmt = stmt.where(col(Resident.name).like(bindparam(name), escape="/"))
+        else:
+            stmt = stmt.where(getattr(Resident, name) == bindparam(name))
     return stmt.order_by(Resident.name, Resident.id)
 
 
