@@ -19,12 +19,17 @@ def table_of(model: Any) -> Table:
     return cast(Table, model.__table__)
 
 
+# PostgreSQL: up to this many rows as INSERT, more by COPY (COPY's setup costs more than a few rows' INSERT: a
+# single visit's audit event and deliveries).
+COPY_FROM = 8
+
+
 class BulkWriter:
     """Append rows (tuples in a fixed column order) to a table in the session's transaction.
 
     SQLite: executemany of one prepared INSERT, values converted by the columns' own SQLAlchemy bind
     processors (so dates and timestamps are stored exactly as the ORM stores them). PostgreSQL: COPY FROM
-    STDIN through psycopg, several times faster than multi-row INSERTs.
+    STDIN through psycopg, several times faster than multi-row INSERTs; a few rows (`COPY_FROM`) by INSERT.
     """
 
     # (dialect, table, columns) → the bind processors by column position; shared: every audit seal writes
@@ -40,7 +45,7 @@ class BulkWriter:
         if not rows:
             return
         self.counts[table.name] = self.counts.get(table.name, 0) + len(rows)
-        if self.postgres:
+        if self.postgres and len(rows) > COPY_FROM:
             self._copy(table, columns, rows)
         else:
             self._insert(table, columns, rows)
@@ -69,7 +74,8 @@ class BulkWriter:
                     values[index] = processor(values[index])
             converted.append(tuple(values))
         # Table and column names come from our own metadata, never from input.
-        sql = f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"  # noqa: S608
+        marks = ", ".join(["%s" if self.postgres else "?"] * len(columns))
+        sql = f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES ({marks})"  # noqa: S608
         self.connection.exec_driver_sql(sql, cast(Any, converted))
 
     def _copy(self, table: Table, columns: Sequence[str], rows: list[tuple[Any, ...]]) -> None:

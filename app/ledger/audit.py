@@ -176,7 +176,10 @@ def lock_chain(session: Session) -> None:
     write lock. The lock is re-entrant within a transaction.
     """
     if session.get_bind().dialect.name == "postgresql":
-        session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": CHAIN_LOCK_KEY})
+        session.connection().execute(_LOCK_CHAIN, {"k": CHAIN_LOCK_KEY})
+
+
+_LOCK_CHAIN = text("SELECT pg_advisory_xact_lock(:k)")  # every write transaction on PostgreSQL takes it
 
 
 @dataclass
