@@ -355,8 +355,15 @@ def summary(resident: Resident, on: date) -> ResidentSummary:
 def resident_summary(resident_id: str, name: str, sex: str, birth_date: date, key_person: bool, phone: str | None,
                      on: date) -> ResidentSummary:
     """What a task shows of its resident: age on the date, the phone masked."""
-    return ResidentSummary(id=resident_id, name=name, sex=sex, age=rules.age_on(birth_date, on),
-                           key_person=key_person, phone_masked=rules.mask_phone(phone))
+    return ResidentSummary.model_validate(
+        resident_summary_values(resident_id, name, sex, birth_date, key_person, phone, on))
+
+
+def resident_summary_values(resident_id: str, name: str, sex: str, birth_date: date, key_person: bool,
+                            phone: str | None, on: date) -> dict[str, Any]:
+    """`resident_summary`'s fields (a long list validates them all at once: `GET /me/tasks`)."""
+    return {"id": resident_id, "name": name, "sex": sex, "age": rules.age_on(birth_date, on),
+            "key_person": key_person, "phone_masked": rules.mask_phone(phone)}
 
 
 def task_out(task: Task, on: date, resident: Resident | None = None) -> TaskOut:
