@@ -157,7 +157,7 @@ def append(session: Session, events: list[dict[str, Any]]) -> None:
     """Append queued events to the chain, in the current write transaction (the chain lock is held)."""
     if not events:
         return
-    last = session.execute(_CHAIN_END).first()
+    last = session.connection().execute(_CHAIN_END).first()  # the session has flushed (`seal`)
     next_id, prev = (last[0] + 1, last[1]) if last else (1, GENESIS)
     keys = chain_keys()
     rows = []

@@ -49,18 +49,19 @@ def known(session: Session, actor: Actor, *, chosen: Iterable[str], homes: Itera
           claimed: Iterable[str]) -> Known:
     """`chosen`: dwellings the bodies name (in scope, active); `homes`: the residents' own dwellings (for the
     check-in distance, wherever they lie); `versions`: catalogue versions the bodies name; `claimed`: delivery
-    ids the bodies bring."""
+    ids the bodies bring. Plain columns on the connection: the caller has flushed (`recording._round`)."""
+    conn = session.connection()
     scoped: dict[str, Point] = {}
     places: dict[str, Point] = {}
     in_area = _in_area.get(actor.scope, lambda: _dwellings_statement(actor))
     for chunk in chunks(chosen):
-        scoped.update((d, (lat, lng)) for d, lat, lng in session.execute(*in_area(chunk)).all())
+        scoped.update((d, (lat, lng)) for d, lat, lng in conn.execute(*in_area(chunk)).all())
     for chunk in chunks(homes):
-        places.update((d, (lat, lng)) for d, lat, lng in session.execute(*_PLACES(chunk)).all())
+        places.update((d, (lat, lng)) for d, lat, lng in conn.execute(*_PLACES(chunk)).all())
     current, snapshots = catalog.snapshots(session, versions)
     found = Known(scoped, places, current, snapshots, set(), set())
     for chunk in chunks(claimed):
-        stored = [(d, path, resident) for d, path, resident in session.execute(*_TAKEN_DELIVERIES(chunk)).all()]
+        stored = [(d, path, resident) for d, path, resident in conn.execute(*_TAKEN_DELIVERIES(chunk)).all()]
         found.taken.update(d for d, _, _ in stored)
         found.foreign.update({d for d, _, _ in stored} - service.seen_records(session, actor, stored))
     return found

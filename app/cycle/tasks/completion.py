@@ -132,7 +132,8 @@ def complete_and_follow_up(session: Session, actor: Actor, written: list[Written
                if t.kind == TaskKind.follow_up.value and t.source_visit_id is not None}
     started: dict[str, datetime] = {}
     for chunk in chunks(s for s in sources if s is not None):
-        started.update((visit_id, at) for visit_id, at in session.execute(*_STARTED(chunk)).all())
+        # Plain columns on the connection: the task query above has flushed, and nothing was written since.
+        started.update((visit_id, at) for visit_id, at in session.connection().execute(*_STARTED(chunk)).all())
     asks = [w for w in written if w.follow_up is not None and w.registered]
     existing, stored = _follow_up_context(session, asks, {w.visit["id"] for w in written})
     earlier: dict[str, list[Facts]] = {}  # met visits of this batch so far, by resident
@@ -170,13 +171,14 @@ def _follow_up_context(session: Session, asks: list[Written],
     before this batch that may complete them (not superseded, started after the earliest of them)."""
     if not asks:
         return set(), {}
+    conn = session.connection()  # flushed: nothing was written since the visits' insert
     existing: set[tuple[str, str]] = set()  # (resident, period): the follow-up of a visit has its id as period
     for chunk in chunks(w.visit["id"] for w in asks):
-        existing.update((r, p) for r, p in session.execute(*_FOLLOW_UPS(chunk)).all())
+        existing.update((r, p) for r, p in conn.execute(*_FOLLOW_UPS(chunk)).all())
     since = min(w.visit["started_at"] for w in asks)
     stored: dict[str, list[Facts]] = {}
     for chunk in chunks(w.visit["resident_id"] for w in asks):
-        for visit_id, resident_id, mode, outcome, at in session.execute(*_MET_SINCE(chunk, since=since)).all():
+        for visit_id, resident_id, mode, outcome, at in conn.execute(*_MET_SINCE(chunk, since=since)).all():
             if visit_id not in batch_ids:
                 stored.setdefault(resident_id, []).append(Facts(visit_id, resident_id, mode, outcome, at))
     return existing, stored

@@ -13,7 +13,7 @@ from app.core.deps import SessionDep
 from app.core.pagination import Page, PageDep, paginate
 from app.people import rules
 from app.people.models import Resident, ResidentStatus
-from app.people.register import service
+from app.people.register import search, service
 from app.people.register.schemas import LeaveIn, MoveIn, ResidentCreate, ResidentListItem, ResidentOut, ResidentUpdate
 
 router = APIRouter(prefix="/residents", tags=["residents"])
@@ -55,13 +55,13 @@ async def search_residents(
     key_person: bool | None = None,
 ) -> Response:
     def work(session: Session, actor: Actor) -> Page[ResidentListItem]:
-        stmt, values = service.search(actor, q=q, id_number=id_number, phone=phone, dwelling_id=dwelling_id,
+        stmt, values = search.search(actor, q=q, id_number=id_number, phone=phone, dwelling_id=dwelling_id,
                                       community_id=community_id, status=status.value if status else None,
                                       key_person=key_person)
         rows, total = paginate(session, stmt, page, values)
         if id_number or phone:
             # A lookup by identifier is a read of sensitive data, even though results are masked.
-            service.audit_search(session, [r.id for r in rows], "id_number" if id_number else "phone")
+            search.audit_search(session, [r.id for r in rows], "id_number" if id_number else "phone")
         return Page(items=[list_item(r) for r in rows], total=total, limit=page.limit, offset=page.offset)
 
     return await hop.run(work)
@@ -70,7 +70,7 @@ async def search_residents(
 @router.get("/{resident_id}", response_model=ResidentOut, summary="One resident, full record (audited)")
 async def get_resident(resident_id: str, hop: StaffHop, purpose: Annotated[str | None, PURPOSE] = None) -> Response:
     def work(session: Session, actor: Actor) -> Response:
-        resident = service.get_resident(session, actor, resident_id)
+        resident = service.read_resident(session, actor, resident_id)
         service.audit_read(session, resident, "identity", purpose)
         return model_response(ResidentOut.model_validate(resident), headers={"ETag": f'W/"{resident.version}"'})
 

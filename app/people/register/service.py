@@ -17,8 +17,7 @@ from sqlmodel import Session, col
 from app.core import events
 from app.core.actor import Actor, Role
 from app.core.errors import Forbidden, NotFound, StaleVersion, Unprocessable
-from app.core.pagination import Pageable
-from app.core.queries import Statements, prefix_pattern
+from app.core.queries import Statements
 from app.core.types import city_today, utcnow
 from app.ledger import audit
 from app.people import rules
@@ -123,6 +122,26 @@ def get_resident(session: Session, actor: Actor, resident_id: str, *, for_update
     if resident is None:
         raise NotFound()
     return resident
+
+
+_read_by_id = Statements()
+
+
+def _read_statement(actor: Actor) -> Select[Any]:
+    residents = Resident.__table__  # type: ignore[attr-defined]
+    return select(*residents.c).where(actor.area_filter(residents.c.area_path, residents.c.district_code),
+                                      residents.c.id == bindparam("resident_id"))
+
+
+def read_resident(session: Session, actor: Actor, resident_id: str) -> Any:
+    """`get_resident` for a read that changes nothing (`GET /residents/{id}`, the register's most frequent read):
+    the row's columns on the connection, no ORM entity (the session's own `execute` and the entity cost more
+    than the read). Nothing is pending at the start of a read, so nothing needs flushing first."""
+    row = session.connection().execute(_read_by_id.get(actor.scope, lambda: _read_statement(actor)),
+                                       {"resident_id": resident_id}).first()
+    if row is None:
+        raise NotFound()
+    return row
 
 
 def ids_in_scope(session: Session, actor: Actor, ids: set[str]) -> set[str]:
@@ -309,51 +328,6 @@ def flag_likely_duplicates(session: Session, resident: Resident) -> None:
                                       district_code=resident.district_code))
 
 
-# --- read and search ------------------------------------------------------------------------------------
-
-
-def search(actor: Actor, *, q: str | None = None, id_number: str | None = None, phone: str | None = None,
-           dwelling_id: str | None = None, community_id: str | None = None, status: str | None = None,
-           key_person: bool | None = None) -> tuple[Pageable, dict[str, Any]]:
-    """The search's statement and its values. Built once per scope and set of filters given, every value bound
-    (a phone looks a person up by ID number on every doorstep: docs/CONVENTIONS.md, hot paths)."""
-    values: dict[str, Any] = {}
-    if id_number:
-        values["id_number"] = _normalised_id_for_search(id_number)
-    if phone:
-        values["phone"] = normalise_phone(phone)
-    if q:
-        values["name_prefix"] = prefix_pattern(q)
-    if dwelling_id:
-        values["dwelling_id"] = dwelling_id
-    if community_id:
-        values["community_id"] = community_id
-    if status:
-        values["status"] = status
-    if key_person is not None:
-        values["key_person"] = key_person
-    names = tuple(values)
-    return _searches.get((actor.scope, names), lambda: Pageable.of(_search_statement(actor, names))), values
-
-
-_searches = Statements()
-
-
-def _search_statement(actor: Actor, names: tuple[str, ...]) -> Select[Resident]:
-    stmt = scoped(actor)
-    for name in names:
-        if name == "name_prefix":  # as `starts_with`: one bound pattern, which the index serves
-            stmt = stmt.where(col(Resident.name).like(bindparam(name), escape="/"))
-        else:
-            stmt = stmt.where(getattr(Resident, name) == bindparam(name))
-    return stmt.order_by(Resident.name, Resident.id)
-
-
-def _normalised_id_for_search(raw: str) -> str:
-    value = rules.normalise_digits(raw).upper()
-    return rules.upgrade_15(value) if rules.ID15.match(value) else value
-
-
 # --- update, move, leave ----------------------------------------------------------------------------------
 
 
@@ -469,16 +443,8 @@ def refresh_key_person(session: Session, resident: Resident) -> None:
             events.emit(session, BecameKeyPerson(resident))
 
 
-def audit_read(session: Session, resident: Resident, group: str, purpose: str | None) -> None:
-    """Every read of sensitive fields: who (from context), whose record and where it lies, which field group,
-    why."""
+def audit_read(session: Session, resident: Any, group: str, purpose: str | None) -> None:
+    """Every read of sensitive fields (of a `Resident`, or a row of its columns): who (from context), whose
+    record and where it lies, which field group, why."""
     audit.record(session, f"resident.read.{group}", target_type="residents", target_id=resident.id,
                  purpose=purpose or "case_work", area_path=resident.area_path, district_code=resident.district_code)
-
-
-SEARCH_IDS_KEPT = 20  # the records a lookup found, named in its audit record (the access review checks them)
-
-
-def audit_search(session: Session, resident_ids: list[str], criterion: str) -> None:
-    audit.record(session, "resident.search", target_type="residents", fields=[criterion],
-                 detail={"results": len(resident_ids), "ids": resident_ids[:SEARCH_IDS_KEPT]}, purpose="lookup")
