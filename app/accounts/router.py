@@ -16,6 +16,7 @@ from app.core.actor import Actor, Role
 from app.core.deps import SessionDep
 from app.core.errors import NotFound
 from app.core.pagination import Page, PageDep, paginate
+from app.core.queries import ByKey
 from app.places.models import Division
 
 router = APIRouter(prefix="/users", tags=["users"])
@@ -93,8 +94,8 @@ async def me(hop: MeHop) -> Response:
 
 # Built once: building a statement costs more than running it (100–200 µs each, py-spy 2026-12-06).
 _DISPLAY_NAME = select(col(User.display_name)).where(col(User.id) == bindparam("user_id"))
-_SCOPE = (select(col(Division.id), col(Division.code), col(Division.name), col(Division.level), col(Division.path))
-          .where(col(Division.path).in_(bindparam("paths", expanding=True))).order_by(col(Division.path)))
+_SCOPE = ByKey(lambda key: select(col(Division.id), col(Division.code), col(Division.name), col(Division.level),
+                                  col(Division.path)).where(key(col(Division.path))).order_by(col(Division.path)))
 
 
 def _me(session: Session, actor: Actor) -> MeOut:
@@ -105,7 +106,7 @@ def _me(session: Session, actor: Actor) -> MeOut:
     scope = None
     if actor.area_prefixes is not None:
         # Exactly the scope the actor is granted (an account whose role has no area sees nothing).
-        rows = conn.execute(_SCOPE, {"paths": list(actor.area_prefixes)}).all() if actor.area_prefixes else []
+        rows = conn.execute(*_SCOPE(actor.area_prefixes)).all() if actor.area_prefixes else []
         scope = [ScopeDivision(id=i, code=c, name=n, level=lv, path=p) for i, c, n, lv, p in rows]
     return MeOut(id=actor.user_id, username=actor.username, display_name=display_name, role=actor.role,
                  must_change_password=actor.must_change_password, scope=scope)
