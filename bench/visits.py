@@ -412,11 +412,7 @@ def run_batch(args: argparse.Namespace) -> None:
     import cProfile
     import pstats
 
-    from sqlmodel import Session
-
     from app.core import context
-    from app.core.db import begin
-    from app.ledger import audit
     from app.visits.recording import VisitItem, record_visits
     from app.visits.schemas import VisitCreate
 
@@ -444,11 +440,8 @@ def run_batch(args: argparse.Namespace) -> None:
             validated = (time.perf_counter_ns() - started) / 1e6
 
             def record(items: list[Any] = items) -> None:
-                with Session(engine) as session:
-                    begin(session, write=True)
+                with unit_of_work(engine=engine) as session:  # a write; sealed (audit, sync log) at commit
                     results = record_visits(session, actor, items)
-                    audit.seal_pending(session)
-                    session.commit()
                 bad = [r for r in results if r.status != "created"]
                 if bad:
                     raise SystemExit(f"record_visits: {len(bad)} not created, first {bad[0]}")

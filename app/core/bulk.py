@@ -8,11 +8,24 @@ records the audit events and sync-log rows that the ORM listeners would have (bu
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 from typing import Any, ClassVar, cast
 
 from sqlalchemy import Table
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
+
+from app.core.types import UTCDateTime
+
+
+def sqlite_utc_text(value: Any) -> str:
+    """A `UTCDateTime` as SQLite stores it (`UTCDateTime`'s bind processing, then SQLAlchemy's SQLite DATETIME
+    format `YYYY-MM-DD HH:MM:SS.ffffff`), for the bulk writer: a push converts thousands."""
+    if not isinstance(value, datetime):
+        raise TypeError("UTCDateTime needs a datetime")
+    if value.tzinfo is None:
+        raise ValueError("naive datetime given to a UTC column")
+    return value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
 
 
 def table_of(model: Any) -> Table:
@@ -63,6 +76,8 @@ class BulkWriter:
             processors = []
             for index, name in enumerate(columns):
                 processor: Any = table.c[name].type.dialect_impl(self.dialect).bind_processor(self.dialect)
+                if isinstance(table.c[name].type, UTCDateTime) and not self.postgres:
+                    processor = sqlite_utc_text  # the same text, in one C call instead of two processors
                 if processor is not None:
                     processors.append((index, processor))
             self._processors[key] = processors

@@ -3,18 +3,19 @@ IntegrityError every handler knows (409, never a 500), and `among` and `ByKey` f
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta, timezone
 
 import pytest
-from sqlalchemy import Engine, bindparam, select
+from sqlalchemy import DateTime, Engine, bindparam, select
+from sqlalchemy.dialects import sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col
 
 from app.catalog.models import ServiceItem
-from app.core.bulk import BulkWriter, table_of
+from app.core.bulk import BulkWriter, sqlite_utc_text, table_of
 from app.core.db import begin
 from app.core.queries import SHORT_LIST, ByKey, among
-from app.core.types import new_id
+from app.core.types import UTCDateTime, new_id
 from app.visits.models import ServiceDelivery, Visit
 from tests.conftest import Api, World
 from tests.factories import post_visit, visit_body
@@ -106,3 +107,21 @@ def test_by_key_finds_exactly_the_listed_rows_in_every_form(api: Api, world: Wor
         assert _BY_ID([ids[0]])[0] is _BY_ID([ids[1]])[0]
         assert _BY_ID(ids)[0] is _BY_ID(ids[:2])[0]
         assert _BY_ID(long)[0] is not _BY_ID(long)[0]
+
+
+def test_sqlite_timestamps_are_the_text_the_orm_stores() -> None:
+    """The bulk writer's one-call conversion of a `UTCDateTime` on SQLite gives exactly the text of the column's
+    own processors (`UTCDateTime`, then SQLAlchemy's SQLite DATETIME), and refuses what they refuse."""
+    dialect = sqlite.dialect()
+    column = UTCDateTime()
+    stored = DateTime().dialect_impl(dialect).bind_processor(dialect)
+    assert stored is not None
+    east8 = timezone(timedelta(hours=8))
+    for value in (datetime(2026, 12, 6, 8, 15, 30, 123456, tzinfo=UTC), datetime(2026, 12, 6, 8, 15, 30, tzinfo=UTC),
+                  datetime(2026, 12, 7, 0, 0, 0, 999999, tzinfo=east8), datetime(999, 1, 2, 3, 4, 5, 6, tzinfo=UTC),
+                  datetime(2026, 3, 1, 7, 59, 59, 1, tzinfo=timezone(timedelta(hours=-5, minutes=-30)))):
+        assert sqlite_utc_text(value) == stored(column.process_bind_param(value, dialect)), value
+    with pytest.raises(ValueError):
+        sqlite_utc_text(datetime(2026, 12, 6, 8, 0))  # naive
+    with pytest.raises(TypeError):
+        sqlite_utc_text("2026-12-06 08:00:00")
