@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from functools import cached_property
 from typing import Annotated, Any, Generic, TypeVar
 
 from fastapi import Depends, Query
@@ -38,19 +38,18 @@ async def page_params(  # async: no I/O, so no hop to the thread pool
 PageDep = Annotated[PageParams, Depends(page_params)]
 
 
-@dataclass(frozen=True)
 class Pageable:
-    """A list statement made ready for paging once, for a hot list built once (docs/CONVENTIONS.md, hot paths):
-    the page with its limit and offset bound, and the count. Its other values are bound too (`paginate`'s
-    `values`)."""
+    """A list statement made ready for paging: the page with its limit and offset bound, and the count (built
+    when a page first needs it). A hot list keeps its `Pageable` (built once: docs/CONVENTIONS.md, hot paths);
+    `paginate` makes one for any other statement. Its other values are bound too (`paginate`'s `values`)."""
 
-    page: Select[Any]
-    count: Select[Any]
+    def __init__(self, stmt: Select[Any]) -> None:
+        self.stmt = stmt
+        self.page = stmt.limit(bindparam("page_limit", type_=Integer)).offset(bindparam("page_offset", type_=Integer))
 
-    @classmethod
-    def of(cls, stmt: Select[Any]) -> Pageable:
-        return cls(stmt.limit(bindparam("page_limit", type_=Integer)).offset(bindparam("page_offset", type_=Integer)),
-                   select(func.count()).select_from(stmt.order_by(None).subquery()))
+    @cached_property
+    def count(self) -> Select[Any]:
+        return select(func.count()).select_from(self.stmt.order_by(None).subquery())
 
 
 def paginate(session: Session, stmt: Select[Any] | Pageable, params: PageParams,
@@ -58,15 +57,9 @@ def paginate(session: Session, stmt: Select[Any] | Pageable, params: PageParams,
     """The page, and the total: counted only when the page cannot tell it. A page that is not full and not empty,
     or empty at offset 0, ends the list, so the total is the offset plus its rows (a look-up by ID number, most
     searches and every short list skip the count, which joined and filtered the same rows again)."""
-    pageable = stmt if isinstance(stmt, Pageable) else None
-    if pageable is not None:
-        page = {**(values or {}), "page_limit": params.limit, "page_offset": params.offset}
-        rows = list(session.execute(pageable.page, page).scalars().all())
-    else:
-        assert isinstance(stmt, Select)
-        rows = list(session.execute(stmt.limit(params.limit).offset(params.offset), values).scalars().all())
+    pageable = stmt if isinstance(stmt, Pageable) else Pageable(stmt)
+    page = {**(values or {}), "page_limit": params.limit, "page_offset": params.offset}
+    rows = list(session.execute(pageable.page, page).scalars().all())
     if len(rows) < params.limit and (rows or params.offset == 0):
         return rows, params.offset + len(rows)
-    count = pageable.count if pageable is not None else select(func.count()).select_from(
-        stmt.order_by(None).subquery())  # type: ignore[union-attr]
-    return rows, session.execute(count, values).scalar_one()
+    return rows, session.execute(pageable.count, values).scalar_one()

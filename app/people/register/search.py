@@ -40,7 +40,7 @@ def search(actor: Actor, *, q: str | None = None, id_number: str | None = None, 
     if key_person is not None:
         values["key_person"] = key_person
     names = tuple(values)
-    return _searches.get((actor.scope, names), lambda: Pageable.of(_search_statement(actor, names))), values
+    return _searches.get((actor.scope, names), lambda: Pageable(_search_statement(actor, names))), values
 
 
 _searches = Statements()
