@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, Generic, TypeVar
 
-from sqlalchemy import Boolean, ColumnElement, any_, bindparam
+from sqlalchemy import Boolean, ColumnElement, any_, bindparam, literal
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.visitors import InternalTraversal
 
 T = TypeVar("T")
 S = TypeVar("S")
@@ -50,6 +51,14 @@ def among(column: Any, values: Iterable[Any]) -> ColumnElement[bool]:
     return _Among(column, values)
 
 
+def one_of(column: Any, constants: Iterable[Any]) -> ColumnElement[bool]:
+    """`column IN (constants)` for a fixed set of constants (states, kinds) in a statement built once: each value
+    its own bound parameter, so nothing is rendered again per execution, as SQLAlchemy's expanding `IN` is (0.1 ms
+    of a `/me/tasks` for two short lists)."""
+    result: ColumnElement[bool] = column.in_([literal(value, column.type) for value in constants])
+    return result
+
+
 class _Among(ColumnElement[bool]):
     """`column IN (values)` for a long list of values (a batch's ids).
 
@@ -79,6 +88,37 @@ def _among_postgresql(element: _Among, compiler: Any, **kw: Any) -> str:
     values = bindparam(None, element.values, type_=ARRAY(element.column.type))
     result: str = compiler.process(element.column == any_(values), **kw)
     return result
+
+
+def not_indexed(column: Any) -> ColumnElement[Any]:
+    """`column` that SQLite will not look up by an index (`+column`, SQLite's own idiom), elsewhere itself.
+
+    For a condition that is there for PostgreSQL (the district a Citus deployment routes by) where SQLite, which
+    plans without statistics, would pick that condition's index over a narrower one: a worker's open tasks by
+    their `district_code` scanned the whole district's (375 rows for 6 on the bench city; thousands in a real
+    one) where `ix_tasks_area_due` finds the community's own.
+    """
+    return _NotIndexed(column)
+
+
+class _NotIndexed(ColumnElement[Any]):
+    inherit_cache = True
+    _traverse_internals = [("column", InternalTraversal.dp_clauseelement)]  # noqa: RUF012 (SQLAlchemy's own form)
+
+    def __init__(self, column: Any) -> None:
+        self.column = column
+        self.type = column.type
+
+
+@compiles(_NotIndexed)
+def _not_indexed_default(element: _NotIndexed, compiler: Any, **kw: Any) -> str:
+    result: str = compiler.process(element.column, **kw)
+    return result
+
+
+@compiles(_NotIndexed, "sqlite")
+def _not_indexed_sqlite(element: _NotIndexed, compiler: Any, **kw: Any) -> str:
+    return "+" + str(compiler.process(element.column, **kw))
 
 
 # Ids per `among` list: one query per lookup for a push of thousands (SQLite allows 32,766 parameters).

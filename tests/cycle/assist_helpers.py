@@ -39,9 +39,10 @@ def act(api: Api, user: str, request: dict[str, Any], step: str, body: dict[str,
 
 
 def incoming(api: Api, subject_id: str, reference: str, received_on: date, *, partner: str = "411600",
-             topic: str = "fp_certificate", urgent: bool = False, status: int = 201) -> dict[str, Any]:
+             topic: str = "fp_certificate", urgent: bool = False, status: int = 201, name: str = "刘梅",
+             ) -> dict[str, Any]:
     response = api.as_("admin", "POST", f"{URL}/incoming", json={
-        "partner_city": partner, "partner_reference": reference, "id_number": subject_id, "name": "刘梅",
+        "partner_city": partner, "partner_reference": reference, "id_number": subject_id, "name": name,
         "topic": topic, "urgent": urgent, "received_on": received_on.isoformat()})
     assert response.status_code == status, response.text
     return dict(response.json())

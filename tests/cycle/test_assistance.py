@@ -138,7 +138,8 @@ def test_overdue_requests_show_in_the_workers_tasks(api: Api, world: World, monk
     late = woman(api, world, "114")
     fresh = woman(api, world, "116")
     # Received 40 days ago, normal: past its due date. Received today: due later, ours to answer.
-    overdue = incoming(api, late["id_number"], "ZK-2026-0004", today - timedelta(days=40), topic="residence")
+    overdue = incoming(api, late["id_number"], "ZK-2026-0004", today - timedelta(days=40), topic="residence",
+                       name="刘梅梅")
     pending = incoming(api, fresh["id_number"], "ZK-2026-0005", today, topic="residence")
     # Our own request, sent 20 days ago as urgent: the partner city is late.
     outgoing = draft(api, fresh["id"], topic="family_planning", urgent=True)
@@ -150,6 +151,10 @@ def test_overdue_requests_show_in_the_workers_tasks(api: Api, world: World, monk
     states = {t["id"]: t["state"] for t in mine["assistance"]}
     assert states == {overdue["id"]: "overdue", outgoing["id"]: "overdue"}
     assert all(t["due_on"] < today.isoformat() for t in mine["assistance"])
+    # An incoming request is named as the partner city sent it; our own, by the resident as registered.
+    names = {t["id"]: (t["direction"], t["subject_name"], t["topic"]) for t in mine["assistance"]}
+    assert names == {overdue["id"]: ("incoming", "刘梅梅", "residence"),
+                     outgoing["id"]: ("outgoing", "刘梅", "family_planning")}
     ahead = api.as_("worker1", "GET", ME, params={"upcoming_days": 31}).json()["assistance"]
     assert {t["id"] for t in ahead} == {overdue["id"], outgoing["id"], pending["id"]}
     assert api.as_("worker2", "GET", ME).json()["assistance"] == []

@@ -10,14 +10,14 @@ from collections.abc import Sequence
 from datetime import date, timedelta
 from typing import Any
 
-from sqlalchemy import BindParameter, ColumnElement, Date, Select, and_, bindparam, or_
-from sqlmodel import Session, col, select
+from sqlalchemy import BindParameter, ColumnElement, Date, Select, and_, bindparam, case, or_, select
+from sqlmodel import Session, col
 
 from app.core import events
 from app.core.actor import Actor, Role
 from app.core.config import get_settings
 from app.core.errors import NotFound, StaleVersion
-from app.core.queries import Statements
+from app.core.queries import Statements, not_indexed, one_of
 from app.core.types import city_today, utcnow
 from app.cycle.assistance import rules
 from app.cycle.assistance.errors import (
@@ -163,32 +163,35 @@ def audit_read(session: Session, request: AssistanceRequest, purpose: str | None
 def open_for_tasks(session: Session, actor: Actor, on: date, upcoming_days: int) -> list[AssistanceTask]:
     """For /me/tasks: incoming requests our side owes (matched, verifying) due by `on` + `upcoming_days`, and
     every overdue request in the caller's area (an outgoing one: chase the partner city)."""
-    # One statement per scope, the dates bound (app/core/queries.Statements): every phone asks at the shift's start.
+    # One Core statement per scope, the dates bound (app/core/queries.Statements), plain rows: every phone asks at
+    # the shift's start, and most days the list is empty.
     stmt = _task_statements.get(actor.scope, lambda: _tasks_statement(actor))
-    requests = list(session.execute(stmt, {"on": on, "due_by": on + timedelta(days=upcoming_days)}).scalars())
-    residents = _residents(session, requests)
-    tasks = []
-    for request in requests:
-        name, _ = _subject(request, residents.get(request.resident_id or ""))
-        assert request.due_on is not None  # open requests always have one
-        tasks.append(AssistanceTask(
-            id=request.id, direction=Direction(request.direction), state=rules.derived(request.state,
-                                                                                        request.due_on, on),
-            topic=Topic(request.topic), due_on=request.due_on, resident_id=request.resident_id,
-            community_id=request.community_id, subject_name=name))
-    return tasks
+    rows = session.connection().execute(stmt, {"on": on, "due_by": on + timedelta(days=upcoming_days)})
+    return [AssistanceTask(id=request_id, direction=Direction(direction), state=rules.derived(state, due_on, on),
+                           topic=Topic(topic), due_on=due_on, resident_id=resident_id, community_id=community_id,
+                           subject_name=name)
+            for request_id, direction, state, topic, due_on, resident_id, community_id, name in rows]
 
 
 _task_statements = Statements()
 
 
 def _tasks_statement(actor: Actor) -> Select[Any]:
-    ours = and_(col(AssistanceRequest.direction) == Direction.incoming.value,
-                col(AssistanceRequest.state).in_((State.matched.value, State.verifying.value)),
-                col(AssistanceRequest.due_on) <= bindparam("due_by", type_=Date))
-    overdue = state_condition(Derived.overdue, bindparam("on", type_=Date))
-    return scoped(actor).where(or_(ours, overdue)).order_by(
-        col(AssistanceRequest.due_on), col(AssistanceRequest.id)).limit(TASKS_LIMIT)
+    request = AssistanceRequest
+    stored, due = col(request.state), col(request.due_on)
+    ours = and_(col(request.direction) == Direction.incoming.value,
+                one_of(stored, (State.matched.value, State.verifying.value)), due <= bindparam("due_by", type_=Date))
+    overdue = and_(one_of(stored, OPEN_STATES), due < bindparam("on", type_=Date))  # state_condition(overdue)
+    # `_subject`: an outgoing request names its resident as registered now, an incoming one what the partner sent.
+    name = case((and_(col(request.direction) == Direction.outgoing.value, col(Resident.id).is_not(None)),
+                 col(Resident.name)), else_=col(request.subject_name))
+    return (select(col(request.id), col(request.direction), stored, col(request.topic), due, col(request.resident_id),
+                   col(request.community_id), name)
+            .outerjoin(Resident, col(Resident.id) == col(request.resident_id))
+            # The area's own index (`ix_assistance_area_state_due`), not the district's, on SQLite too.
+            .where(actor.area_filter(col(request.area_path), not_indexed(col(request.district_code))),
+                   or_(ours, overdue))
+            .order_by(due, col(request.id)).limit(TASKS_LIMIT))
 
 
 # --- writes --------------------------------------------------------------------------------------------------

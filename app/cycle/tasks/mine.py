@@ -19,7 +19,7 @@ from sqlmodel import Session, col
 
 from app.core.actor import Actor
 from app.core.errors import Unprocessable
-from app.core.queries import Statements
+from app.core.queries import Statements, not_indexed
 from app.cycle.assistance import service as assistance
 from app.cycle.models import Task, TaskState
 from app.cycle.tasks.schemas import CoordSystem, MyTask, MyTasks, MyTasksOrder
@@ -78,7 +78,8 @@ def _base(actor: Actor) -> Select[Any]:
         # A reported arrival has no resident yet: its place is the dwelling the station reported.
         .outerjoin(Resident, col(Resident.id) == col(Task.resident_id))
         .outerjoin(Dwelling, col(Dwelling.id) == func.coalesce(col(Resident.dwelling_id), col(Task.dwelling_id)))
-        .where(actor.area_filter(col(Task.area_path), col(Task.district_code)),
+        # The area's own index (`ix_tasks_area_due`), not the district's, on SQLite too (`not_indexed`).
+        .where(actor.area_filter(col(Task.area_path), not_indexed(col(Task.district_code))),
                col(Task.state) == TaskState.open.value,
                col(Task.due_date) <= bindparam("due_by", type_=Date))
     )
