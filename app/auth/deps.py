@@ -7,6 +7,7 @@ not); what the caller may *see* is the actor's scope (`app.core.actor`), applied
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
+from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Annotated, Any
@@ -26,6 +27,7 @@ from app.core.db import UnitOfWork
 from app.core.deps import ACCESS_RULE, OPENS_UNIT_OF_WORK, SessionDep, SettingsDep, request_unit_of_work
 from app.core.errors import Forbidden, Unauthorized
 from app.core.security import TokenInvalid, decode_access_token
+from app.core.threads import durable, run_short
 from app.core.types import utcnow
 from app.ledger import audit
 
@@ -199,18 +201,25 @@ class Hop:
     allowed: frozenset[Role]
     password_expired_ok: bool
 
-    async def run(self, work: Work, status: int = 200, headers: dict[str, str] | None = None) -> Response:
-        return await run_in_threadpool(self._run, work, status, headers)
+    async def run(self, work: Work, status: int = 200, headers: dict[str, str] | None = None, *,
+                  long: bool = False) -> Response:
+        """The hop, on the short lane (app.core.threads); `long=True` for work that may hold its thread for a
+        good part of a second (a push), which runs on the common pool instead."""
+        hop_ = run_in_threadpool if long else run_short
+        response, pending = await hop_(self._run, work, status, headers)
+        await durable(pending)  # a read's audit record, if another request's thread is committing it
+        return response
 
-    def _run(self, work: Work, status: int, headers: dict[str, str] | None) -> Response:
+    def _run(self, work: Work, status: int, headers: dict[str, str] | None) -> tuple[Response, Future[None] | None]:
         actor = check_rule(load_actor(self.session, self.settings, self.claims), self.allowed,
                            self.password_expired_ok)
         result = work(self.session, actor)
         response = result if isinstance(result, Response) else model_response(result, status, headers)
         uow = UnitOfWork.of(self.session)
         assert uow is not None
-        uow.finish()  # here, in this thread: committed (or the read ended) before the response leaves
-        return response
+        # Here, in this thread: committed (or the read ended) before the response leaves. A read's audit record
+        # that joined another request's group commit is awaited in the event loop, not in this thread.
+        return response, uow.finish(wait=False)
 
 
 def model_response(model: BaseModel, status: int = 200, headers: dict[str, str] | None = None) -> Response:

@@ -24,6 +24,7 @@ import sqlite3
 import threading
 import weakref
 from collections.abc import AsyncIterator, Callable, Iterator
+from concurrent.futures import Future
 from contextlib import asynccontextmanager, contextmanager
 from functools import lru_cache
 from pathlib import Path
@@ -264,10 +265,12 @@ class CommitHook(Protocol):
     def discard(self, session: Session) -> None:
         """Forget it: the work it belonged to was rolled back."""
 
-    def write_alone(self, session: Session, write: Callable[[Callable[[Session], None]], None]) -> bool:
-        """A read's leftovers when nothing else must be written: write them now (returns True), possibly
-        together with other requests' (`write(fn)` runs fn in a write transaction on this session and commits),
-        or return False to have them sealed in an ordinary write transaction."""
+    def write_alone(self, session: Session,
+                    write: Callable[[Callable[[Session], None]], None]) -> Future[None] | None:
+        """A read's leftovers when nothing else must be written: hand them in to be written, possibly together
+        with other requests' (`write(fn)` runs fn in a write transaction on this session and commits), and
+        return the future of their commit (done already if this thread wrote them); or return None to have them
+        sealed in an ordinary write transaction."""
 
 
 _hooks: list[CommitHook] = []
@@ -314,19 +317,28 @@ class UnitOfWork:
         else:
             self._deferred.append(work)
 
-    def finish(self) -> None:
-        """Success: commit a write; end a read, then write what it deferred and what it must leave behind."""
+    def finish(self, *, wait: bool = True) -> Future[None] | None:
+        """Success: commit a write; end a read, then write what it deferred and what it must leave behind.
+
+        A read's audit record may be committed by another request's thread, together with its own (a group
+        commit). `wait=False` returns that commit's future instead of waiting for it here: a request awaits it
+        in the event loop (`app.core.threads.durable`), and its thread goes on to the next request."""
         if self.finished:
-            return
+            return None
         self.finished = True
+        pending: Future[None] | None = None
         try:
             if self.write:
                 self._commit()
             elif self._deferred or any(hook.pending(self.session) for hook in _hooks):
                 self.session.rollback()  # read-only: ends the snapshot, gives the connection back
-                self._write_deferred()
+                pending = self._write_deferred()
         finally:
             self.close()  # a read with nothing to write: the close ends its snapshot (one rollback, not two)
+        if wait and pending is not None:
+            pending.result()
+            return None
+        return pending
 
     def commit_and_release(self) -> None:
         """A write unit of work commits what it wrote so far and gives its connection back; its next statement
@@ -347,9 +359,11 @@ class UnitOfWork:
                     hook.discard(self.session)
             if then is not None:
                 self._deferred.append(then)
-            self._write_deferred()
+            pending = self._write_deferred()
         finally:
             self.close()
+        if pending is not None:
+            pending.result()
 
     def close(self) -> None:
         self.session.close()  # rolls back whatever was not committed; gives the connection back
@@ -360,12 +374,14 @@ class UnitOfWork:
             hook.seal(self.session)
         self.session.commit()
 
-    def _write_deferred(self) -> None:
+    def _write_deferred(self) -> Future[None] | None:
         pending = [hook for hook in _hooks if hook.pending(self.session)]
         if not self._deferred and not pending:
-            return
-        if not self._deferred and len(pending) == 1 and pending[0].write_alone(self.session, self._write):
-            return  # e.g. a sensitive read's audit record, committed together with other requests' (group commit)
+            return None
+        if not self._deferred and len(pending) == 1:
+            handed_in = pending[0].write_alone(self.session, self._write)
+            if handed_in is not None:
+                return handed_in  # a sensitive read's audit record, committed with other requests' (group commit)
         work, self._deferred = self._deferred, []
 
         def everything(session: Session) -> None:
@@ -373,6 +389,7 @@ class UnitOfWork:
                 item(session)
 
         self._write(everything)
+        return None
 
     def _write(self, work: Callable[[Session], None]) -> None:
         """`work` in a short write transaction on this unit of work's session, sealed and committed."""

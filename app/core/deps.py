@@ -18,6 +18,7 @@ from app.core import events
 from app.core.config import Settings, get_settings
 from app.core.db import UnitOfWork, admitted, get_engine
 from app.core.errors import AppError
+from app.core.threads import durable
 
 T = TypeVar("T")
 SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
@@ -70,7 +71,7 @@ async def request_unit_of_work(request: Request) -> AsyncIterator[Session]:
             raise
         else:
             if not uow.finished:  # a one-hop route (app.auth.deps.Hop) finished it in its own thread
-                await run_in_threadpool(uow.finish)
+                await durable(await run_in_threadpool(uow.finish, wait=False))
 
 
 async def in_unit_of_work(request: Request, work: Callable[[Session], T], *, write: bool = True) -> T:

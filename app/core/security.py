@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import hmac
 import os
@@ -10,7 +9,6 @@ import re
 import secrets
 import time
 import unicodedata
-import weakref
 from datetime import datetime, timedelta
 from functools import lru_cache
 from importlib import resources
@@ -22,6 +20,7 @@ from pwdlib import PasswordHash
 from pwdlib.hashers.argon2 import Argon2Hasher
 
 from app.core.config import Settings, get_settings
+from app.core.threads import limiter
 from app.core.types import new_id
 
 ALGORITHM = "HS256"
@@ -75,19 +74,13 @@ def verify_and_update_password(password: str, password_hash: str | None) -> tupl
         return False, None
 
 
-# Threads for argon2 checks, per event loop: one per core. argon2 is CPU and memory (64 MiB a check): more at once
-# only queues them in the kernel, and on the request threads (anyio's default pool) a morning of sign-ins would
-# take every thread and keep the requests that hold database connections from finishing (bench/load.py).
-_checkers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, anyio.CapacityLimiter] = weakref.WeakKeyDictionary()
-
-
 async def check_password(password: str, password_hash: str | None) -> tuple[bool, str | None]:
-    """`verify_and_update_password` off the event loop, on the argon2 threads (at most one check per core)."""
-    loop = asyncio.get_running_loop()
-    limiter = _checkers.get(loop)
-    if limiter is None:
-        limiter = _checkers[loop] = anyio.CapacityLimiter(os.cpu_count() or 1)
-    return await anyio.to_thread.run_sync(verify_and_update_password, password, password_hash, limiter=limiter)
+    """`verify_and_update_password` off the event loop, on the argon2 threads: one per core, per event loop.
+    argon2 is CPU and memory (64 MiB a check): more at once only queues them in the kernel, and on the request
+    threads (anyio's default pool) a morning of sign-ins would take every thread and keep the requests that hold
+    database connections from finishing (bench/load.py)."""
+    return await anyio.to_thread.run_sync(verify_and_update_password, password, password_hash,
+                                          limiter=limiter("argon2", os.cpu_count() or 1))
 
 
 _LEET = str.maketrans({"@": "a", "4": "a", "0": "o", "1": "i", "!": "i", "3": "e", "$": "s", "5": "s",

@@ -44,8 +44,9 @@ class GroupCommit:
     A read that leaves only audit events behind (a sensitive read) hands them in here from its worker thread,
     after its read has ended. The first request to arrive while no write is under way leads: on its own
     connection it writes every batch handed in meanwhile in one transaction (one fsync), until the queue is
-    empty. The others wait, holding no connection, until the batch with their events has committed (or failed:
-    then each of them fails as it would have alone). One leader at a time per process.
+    empty. The others wait, holding no connection and (a request, `UnitOfWork.finish(wait=False)`) no thread,
+    until the batch with their events has committed (or failed: then each of them fails as it would have alone).
+    One leader at a time per process.
     """
 
     def __init__(self) -> None:
@@ -53,7 +54,9 @@ class GroupCommit:
         self._queue: list[tuple[list[dict[str, Any]], Future[None]]] = []
         self._leading = False
 
-    def submit(self, events: list[dict[str, Any]], write: Callable[[Callable[[Session], None]], None]) -> None:
+    def submit(self, events: list[dict[str, Any]],
+               write: Callable[[Callable[[Session], None]], None]) -> Future[None]:
+        """Hand the events in; the future is done once they are durable (at once if this thread led)."""
         done: Future[None] = Future()
         with self._lock:
             self._queue.append((events, done))
@@ -61,7 +64,7 @@ class GroupCommit:
             self._leading = True
         if lead:
             self._lead(write)
-        done.result()
+        return done
 
     def _lead(self, write: Callable[[Callable[[Session], None]], None]) -> None:
         while True:
@@ -93,13 +96,13 @@ GROUP = GroupCommit()
 class _Hook:
     """The ledger's commit hook (app.core.db.CommitHook)."""
 
-    def write_alone(self, session: Session, write: Callable[[Callable[[Session], None]], None]) -> bool:
+    def write_alone(self, session: Session,
+                    write: Callable[[Callable[[Session], None]], None]) -> Future[None] | None:
         ledger = peek(session)
         if ledger is None or not ledger.events or ledger.rows or ledger.selects or ledger.staged:
-            return False
+            return None
         events, ledger.events = ledger.events, []
-        GROUP.submit(events, write)
-        return True
+        return GROUP.submit(events, write)
 
     def pending(self, session: Session) -> bool:
         ledger = peek(session)

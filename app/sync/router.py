@@ -275,7 +275,7 @@ async def push_changes(
         devices.record_push(session, state.row_id, x_app_version, x_device_time, outcome.counts())
         return PushOut.model_validate(outcome.body())
 
-    return await hop.run(work)
+    return await hop.run(work, long=True)  # up to 5,000 records: not on the short lane (app.core.threads)
 
 
 # --- conflicts -------------------------------------------------------------------------------------------

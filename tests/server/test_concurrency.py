@@ -16,9 +16,20 @@ from typing import Any
 import pytest
 
 from tests.conftest import PASSWORD, World
+from tests.factories import phone_visit_body
 from tests.server.conftest import assert_chain_intact, pool_capacity
 from tests.server.harness import Outcome, Server, burst
-from tests.server.phone import V1, acknowledged_cursor, login, residents_of, sync_headers, visits_changes
+from tests.server.phone import (
+    V1,
+    acknowledged_cursor,
+    count_in,
+    login,
+    residents_of,
+    scalar,
+    sync_headers,
+    visits_changes,
+    wid,
+)
 
 Requests = list[tuple[str, str, dict[str, Any]]]
 
@@ -111,4 +122,51 @@ def test_a_burst_of_four_times_the_pool_gets_no_5xx(kind: str, server_db: str, s
         assert all('"rejected":[]' in o.detail.replace(" ", "") for o in outcomes), "a concurrent push was rejected"
     assert server.wait_healthy(5), "the server does not answer /healthz after the burst"
     server.stop()
+    assert_chain_intact(server_db)
+
+
+def test_a_mixed_burst_on_a_short_lane_of_one_thread_gets_no_5xx_and_loses_nothing(
+        server_db: str, servers: Callable[..., Server], world: World) -> None:
+    """HOP_THREADS=1 (app/core/threads.py): the phones' frequent requests take turns on one thread, pushes run on the
+    common pool, and audited reads wait for their group commit in the event loop, holding no thread. Everything
+    finishes; every visit and every read's audit record is stored once."""
+    server = servers(server_db, HOP_THREADS="1")
+    n = pool_capacity(server_db)
+    token = login(server.base, "worker1", PASSWORD)["access_token"]
+    bearer = {"Authorization": "Bearer " + token}
+    cursor = acknowledged_cursor(server.base, token, "phone-0001")
+    residents = residents_of(server_db, world.community("c1")["id"])
+    pushed: list[str] = []
+    requests: Requests = []
+    expected: list[int] = []
+    for i in range(n):
+        changes, visit_ids, _ = visits_changes(residents[i:] + residents[:i], 3)
+        pushed += visit_ids
+        posted = phone_visit_body(residents[i % len(residents)], id=wid())
+        pushed.append(posted["id"])
+        requests += [
+            ("GET", f"{V1}/residents/{residents[i % len(residents)]}", {"headers": bearer}),
+            ("GET", f"{V1}/residents/{residents[(i + 1) % len(residents)]}", {"headers": bearer}),
+            ("GET", V1 + "/sync/pull", {"params": {"schema_version": 1, "last_pulled_at": cursor},
+                                        "headers": sync_headers(token, "phone-0001")}),
+            ("POST", V1 + "/sync/push", {"params": {"last_pulled_at": cursor}, "json": changes,
+                                         "headers": sync_headers(token, f"lane-device-{i:04d}")}),
+            ("POST", V1 + "/visits", {"json": posted, "headers": bearer}),
+            ("GET", V1 + "/me/tasks", {"headers": bearer}),
+            ("GET", V1 + "/auth/me", {"headers": bearer}),
+        ]
+        expected += [200, 200, 200, 200, 201, 200, 200]
+    reads_before = scalar(server_db, "SELECT count(*) FROM audit_events WHERE action LIKE 'resident.read.%'")
+
+    outcomes = burst(server.base, requests)
+
+    failed = [(o, want) for o, want in zip(outcomes, expected, strict=True) if o.status != want]
+    if failed:
+        pytest.fail(f"{len(failed)} of {len(requests)} requests answered otherwise ({_summary(outcomes)}); first: "
+                    f"{failed[0][0].detail}; the server logged: {server.logged_errors()}", pytrace=False)
+    assert server.wait_healthy(5), "the server does not answer /healthz after the burst"
+    server.stop()
+    assert count_in(server_db, "visits", "id", pushed) == len(pushed)  # each once: ids are the primary key
+    reads = scalar(server_db, "SELECT count(*) FROM audit_events WHERE action LIKE 'resident.read.%'")
+    assert reads - reads_before == 2 * n  # every audited read's record is durable
     assert_chain_intact(server_db)
