@@ -5,9 +5,9 @@
     .venv/bin/python bench/cpu.py --pg             # own database bench_cpu on the local PostgreSQL
 
 Requests per second swing ±30 % from run to run while other jobs share the cores; the CPU the server process
-spends on a request does not (much). For each route of bench/floor.py (POST /visits aside): a warm-up, then wrk
-at `--connections` for `--seconds`, with the process's user + system time (/proc/<pid>/stat) read before and
-after; CPU ms per request = that time / the requests answered. The floor app (bench/floor_app.py) is measured
+spends on a request does not (much). For each route of bench/floor.py (POST /visits only when `--only` names
+it: it adds visits to the city): a warm-up, then wrk at `--connections` for `--seconds`, with the process's user +
+system time (/proc/<pid>/stat) read before and after; CPU ms per request = that time / the requests answered. The floor app (bench/floor_app.py) is measured
 the same way. Run the same city against two builds of the code (`PYTHONPATH=<other checkout>`) to compare.
 """
 
@@ -97,7 +97,7 @@ def main() -> None:
             specs = floor_specs(data)[:1] if name == "floor" else app_specs(data, server.base, 0)
             for make in specs:
                 spec = make()
-                if spec.method != "GET" or (wanted and not any(w in spec.label for w in wanted)):
+                if (spec.method != "GET" and not wanted) or (wanted and not any(w in spec.label for w in wanted)):
                     continue
                 cells = [measure(args, tool, server.process.pid, server.base, spec) for _ in range(args.rounds)]
                 print(f"  {spec.label:<28}" + "  ".join(f"{ms:6.2f} ms ({n:>5} req, {rps:5.0f}/s)"

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import os
 import re
 import secrets
 import time
@@ -20,7 +19,7 @@ from pwdlib import PasswordHash
 from pwdlib.hashers.argon2 import Argon2Hasher
 
 from app.core.config import Settings, get_settings
-from app.core.threads import limiter
+from app.core.threads import limiter, one_per_core
 from app.core.types import new_id
 
 ALGORITHM = "HS256"
@@ -80,7 +79,7 @@ async def check_password(password: str, password_hash: str | None) -> tuple[bool
     threads (anyio's default pool) a morning of sign-ins would take every thread and keep the requests that hold
     database connections from finishing (bench/load.py)."""
     return await anyio.to_thread.run_sync(verify_and_update_password, password, password_hash,
-                                          limiter=limiter("argon2", os.cpu_count() or 1))
+                                          limiter=limiter("argon2", one_per_core))
 
 
 _LEET = str.maketrans({"@": "a", "4": "a", "0": "o", "1": "i", "!": "i", "3": "e", "$": "s", "5": "s",

@@ -32,14 +32,19 @@ _limiters: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, anyio.
     weakref.WeakKeyDictionary()
 
 
-def limiter(name: str, size: int) -> anyio.CapacityLimiter:
-    """The running event loop's limiter called `name`, made with `size` places the first time it is asked for (an
-    anyio limiter belongs to one event loop: tests run several)."""
+def limiter(name: str, size: Callable[[], int]) -> anyio.CapacityLimiter:
+    """The running event loop's limiter called `name`, made with `size()` places the first time it is asked for (an
+    anyio limiter belongs to one event loop: tests run several). `size` is called only then: `os.cpu_count()` reads
+    a file under /sys each time."""
     limiters = _limiters.setdefault(asyncio.get_running_loop(), {})
     found = limiters.get(name)
     if found is None:
-        found = limiters[name] = anyio.CapacityLimiter(size)
+        found = limiters[name] = anyio.CapacityLimiter(size())
     return found
+
+
+def one_per_core() -> int:
+    return os.cpu_count() or 1
 
 
 def short_lane_size() -> int:
@@ -50,12 +55,12 @@ def short_lane_size() -> int:
     if settings.hop_threads:
         return settings.hop_threads
     per_core = 1 if settings.database_url.startswith("sqlite") else 2
-    return per_core * (os.cpu_count() or 1)
+    return per_core * one_per_core()
 
 
 async def run_short(func: Callable[[*Ts], T], *args: *Ts) -> T:
     """`func(*args)` in a worker thread of the short lane (waiting in the event loop for a place)."""
-    return await anyio.to_thread.run_sync(func, *args, limiter=limiter("short", short_lane_size()))
+    return await anyio.to_thread.run_sync(func, *args, limiter=limiter("short", short_lane_size))
 
 
 async def durable(pending: Future[None] | None) -> None:
