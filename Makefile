@@ -8,12 +8,13 @@ STAMP := $(VENV)/.installed-stamp
 PYTEST_WORKERS ?= 2
 PG_TEST_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/postgres
 
-.PHONY: install interop-deps run test test-pg lint format openapi fuzz browser-deps bench clean
+.PHONY: install interop-deps run test test-pg lint format openapi fuzz browser-deps bench clean lock
 
-$(STAMP): pyproject.toml
+# Exact versions from constraints.txt (the ranges are pyproject.toml's; `make lock` refreshes the versions).
+$(STAMP): pyproject.toml constraints.txt
 	$(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -70,3 +71,14 @@ browser-deps:
 
 clean:
 	rm -rf $(VENV) $(INTEROP)/node_modules data/*.db data/*.db-* .mypy_cache .ruff_cache
+
+# The newest versions pyproject.toml allows, resolved in a fresh environment and written to constraints.txt (then
+# run `make test` and .ci/run before committing it).
+lock:
+	rm -rf .lock-venv
+	$(PY) -m venv .lock-venv
+	.lock-venv/bin/python -m pip install --quiet --upgrade pip
+	.lock-venv/bin/python -m pip install --quiet '.[dev]'
+	{ grep '^#' constraints.txt; .lock-venv/bin/python -m pip freeze --exclude-editable | grep -v '^migrant-services'; } > constraints.new
+	mv constraints.new constraints.txt
+	rm -rf .lock-venv
