@@ -7,8 +7,9 @@
 Requests per second swing ±30 % from run to run while other jobs share the cores; the CPU the server process
 spends on a request does not (much). For each route of bench/floor.py (POST /visits only when `--only` names
 it: it adds visits to the city): a warm-up, then wrk at `--connections` for `--seconds`, with the process's user +
-system time (/proc/<pid>/stat) read before and after; CPU ms per request = that time / the requests answered. The floor app (bench/floor_app.py) is measured
-the same way. Run the same city against two builds of the code (`PYTHONPATH=<other checkout>`) to compare.
+system time (/proc/<pid>/stat) read before and after; CPU ms per request = that time / the requests answered.
+The floor app (bench/floor_app.py) is measured the same way. Run the same city against two builds of the code
+(`PYTHONPATH=<other checkout>`) to compare.
 """
 
 from __future__ import annotations
