@@ -87,7 +87,7 @@ def load_actor(session: Session, settings: Settings, claims: dict[str, Any]) -> 
     rows = session.connection().execute(ACTOR_QUERY, {"user_id": claims["sub"], "session_id": claims["sid"]}).all()
     if not rows:
         raise Unauthorized(headers=BEARER_CHALLENGE)
-    user_id, username, role_name, active, must_change, revoked_at, expires_at, last_seen_at, _ = rows[0]
+    user_id, username, display_name, role_name, active, must_change, revoked_at, expires_at, last_seen_at, _ = rows[0]
     _check_login(session, settings.idle_timeout_minutes, claims["sid"], active, revoked_at, expires_at, last_seen_at)
     try:
         role = Role(role_name)
@@ -103,7 +103,7 @@ def load_actor(session: Session, settings: Settings, claims: dict[str, Any]) -> 
         scope = builder(session, user_id) if builder is not None else NO_AREA
     ctx = context.current()
     ctx.actor_id, ctx.actor_role = user_id, role.value
-    return Actor(user_id, username, role, claims["sid"], scope, bool(must_change))
+    return Actor(user_id, username, role, claims["sid"], scope, bool(must_change), display_name)
 
 
 # A partner role's scope (a landlord's own dwellings, a police station's jurisdiction) comes from the sharing
@@ -120,7 +120,8 @@ def register_partner_scope(role: Role, builder: ScopeBuilder) -> None:
 
 # The user, the login session and the scope in one statement.
 ACTOR_QUERY = (
-    select(col(User.id), col(User.username), col(User.role), col(User.active), col(User.must_change_password),
+    select(col(User.id), col(User.username), col(User.display_name), col(User.role), col(User.active),
+           col(User.must_change_password),
            col(AuthSession.revoked_at), col(AuthSession.expires_at), col(AuthSession.last_seen_at),
            col(UserScope.area_path))
     .join(AuthSession, col(AuthSession.user_id) == col(User.id))

@@ -119,6 +119,7 @@ class Actor:
     session_id: str
     scope: Scope = field(default=NO_AREA)
     must_change_password: bool = False
+    display_name: str = ""  # read with the rest (`GET /auth/me` shows it); never logged
 
     # The area questions every domain asks, answered by the scope; the prefixes are an area scope's (a
     # partner scope has none: no area).

@@ -278,3 +278,15 @@ def test_list_filters_and_paging(api: Api, world: World) -> None:
 )
 def test_list_rejects_bad_parameters(api: Api, params: dict[str, Any]) -> None:
     assert_error(api.as_("admin", "GET", USERS, params=params), 422, "validation_error")
+
+
+def test_a_renamed_user_sees_the_new_name_on_the_next_request(api: Api, world: World) -> None:
+    before = api.as_("worker1", "GET", "/api/v1/auth/me").json()
+    renamed = api.as_("admin", "PATCH", f"{USERS}/{world.users['worker1']}",
+                      json={"display_name": "王小明 (renamed)", "version": 1})
+    assert renamed.status_code == 200, renamed.text
+    after = api.as_("worker1", "GET", "/api/v1/auth/me").json()  # the same token: read with the actor each time
+    assert before["display_name"] != "王小明 (renamed)"
+    assert after["display_name"] == "王小明 (renamed)"
+    assert {k: v for k, v in after.items() if k != "display_name"} == \
+        {k: v for k, v in before.items() if k != "display_name"}
