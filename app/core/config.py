@@ -38,7 +38,7 @@ class Settings(BaseSettings):
     db_pool_size: int = Field(default=20, ge=1, le=400)
     db_queue_seconds: float = Field(default=15.0, ge=0.1, le=120)
     # Threads that run the phones' frequent requests at once, per process (app/core/threads.py); 0: one per core on
-    # SQLite, two per core on PostgreSQL.
+    # SQLite, four per core on PostgreSQL.
     hop_threads: int = Field(default=0, ge=0, le=256)
 
     # Tokens. JWT_KEYS is "kid:secret[,kid:secret…]"; the first signs, all verify (rotation).

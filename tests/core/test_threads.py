@@ -1,5 +1,5 @@
 """The short lane (`app.core.threads`): at most HOP_THREADS of its calls run at once, the others wait their turn in
-the event loop; 0 means one thread per core on SQLite and two on PostgreSQL. A group commit's future is awaited
+the event loop; 0 means one thread per core on SQLite and four on PostgreSQL. A group commit's future is awaited
 in the event loop, and its failure reaches the request that waits for it."""
 
 from __future__ import annotations
@@ -44,14 +44,14 @@ def test_no_more_than_hop_threads_calls_run_at_once(threads: int, monkeypatch: p
     assert threading.current_thread().name not in names  # never on the event loop's thread
 
 
-def test_the_lane_is_one_thread_per_core_on_sqlite_and_two_on_postgresql(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_lane_is_one_thread_per_core_on_sqlite_and_four_on_postgresql(monkeypatch: pytest.MonkeyPatch) -> None:
     settings = get_settings()
     monkeypatch.setattr(settings, "hop_threads", 0)
     cores = os.cpu_count() or 1
     monkeypatch.setattr(settings, "database_url", "sqlite:///x.db")
     assert short_lane_size() == cores
     monkeypatch.setattr(settings, "database_url", "postgresql+psycopg://u@h/db")
-    assert short_lane_size() == 2 * cores
+    assert short_lane_size() == 4 * cores
     monkeypatch.setattr(settings, "hop_threads", 5)
     assert short_lane_size() == 5
 
