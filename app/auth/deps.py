@@ -218,8 +218,8 @@ class Hop:
         response = result if isinstance(result, Response) else model_response(result, status, headers)
         uow = UnitOfWork.of(self.session)
         assert uow is not None
-        # Here, in this thread: committed (or the read ended) before the response leaves. A read's audit record
-        # that joined another request's group commit is awaited in the event loop, not in this thread.
+        # Here, in this thread: committed (or the read ended) before the response leaves. A read's audit record,
+        # handed in to the group commit (a committer thread writes it), is awaited in the event loop, not here.
         return response, uow.finish(wait=False)
 
 

@@ -265,12 +265,10 @@ class CommitHook(Protocol):
     def discard(self, session: Session) -> None:
         """Forget it: the work it belonged to was rolled back."""
 
-    def write_alone(self, session: Session,
-                    write: Callable[[Callable[[Session], None]], None]) -> Future[None] | None:
-        """A read's leftovers when nothing else must be written: hand them in to be written, possibly together
-        with other requests' (`write(fn)` runs fn in a write transaction on this session and commits), and
-        return the future of their commit (done already if this thread wrote them); or return None to have them
-        sealed in an ordinary write transaction."""
+    def write_alone(self, session: Session) -> Future[None] | None:
+        """A read's leftovers when nothing else must be written, after its read has ended: hand them in to be
+        written elsewhere, possibly together with other requests' (a group commit), and return the future of
+        their commit; or return None to have them sealed in an ordinary write transaction on this session."""
 
 
 _hooks: list[CommitHook] = []
@@ -320,9 +318,9 @@ class UnitOfWork:
     def finish(self, *, wait: bool = True) -> Future[None] | None:
         """Success: commit a write; end a read, then write what it deferred and what it must leave behind.
 
-        A read's audit record may be committed by another request's thread, together with its own (a group
-        commit). `wait=False` returns that commit's future instead of waiting for it here: a request awaits it
-        in the event loop (`app.core.threads.durable`), and its thread goes on to the next request."""
+        A read's audit record may be committed elsewhere, together with other requests' (a group commit).
+        `wait=False` returns that commit's future instead of waiting for it here: a request awaits it in the event
+        loop (`app.core.threads.durable`), and its thread goes on to the next request."""
         if self.finished:
             return None
         self.finished = True
@@ -379,7 +377,7 @@ class UnitOfWork:
         if not self._deferred and not pending:
             return None
         if not self._deferred and len(pending) == 1:
-            handed_in = pending[0].write_alone(self.session, self._write)
+            handed_in = pending[0].write_alone(self.session)
             if handed_in is not None:
                 return handed_in  # a sensitive read's audit record, committed with other requests' (group commit)
         work, self._deferred = self._deferred, []

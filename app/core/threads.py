@@ -9,7 +9,8 @@ of a day's records) stays on the common pool, so it never holds back the short r
 
 Nothing a short-lane thread waits for is held by a request that waits for the lane: a request takes no
 connection, lock or transaction before its thread runs (`admitted` only counts places), and everything a thread
-may wait for (SQLite's write lock, a row lock, a group commit's leader) belongs to a thread that is running.
+may wait for (SQLite's write lock, a row lock, a free pooled connection) belongs to a thread that is running; a
+sensitive read's audit record is written by the ledger's committer thread and awaited in the event loop.
 """
 
 from __future__ import annotations
@@ -65,8 +66,8 @@ async def run_short(func: Callable[[*Ts], T], *args: *Ts) -> T:
 
 
 async def durable(pending: Future[None] | None) -> None:
-    """Wait, in the event loop, for a commit another request's thread leads (a group commit, app.ledger.service);
-    its failure is raised here, as if this request had committed alone."""
+    """Wait, in the event loop, for the commit of a read's audit record (the group commit, app.ledger.service); its
+    failure is raised here, as if this request had committed alone."""
     if pending is None:
         return
     if pending.done():
