@@ -50,9 +50,8 @@ def one_per_core() -> int:
 
 def short_lane_size() -> int:
     """`HOP_THREADS`; when it is 0, one thread per core on SQLite, whose work is the process's own CPU, and four per
-    core on PostgreSQL, where a thread also waits for the server's answers, and a group commit's leader for its
-    flush while it keeps its place (on two cores, audited reads ran 10–25 % faster with eight threads than with
-    four, and a third faster with four than with two; docs/performance.md)."""
+    core on PostgreSQL, where a thread also waits for the server's answers (on two cores, eight threads against
+    four: audited reads 10–25 % faster in one run, the rest within the noise; docs/performance.md)."""
     settings = get_settings()
     if settings.hop_threads:
         return settings.hop_threads
