@@ -208,7 +208,7 @@ class Hop:
         good part of a second (a push), which runs on the common pool instead."""
         hop_ = run_in_threadpool if long else run_short
         response, pending = await hop_(self._run, work, status, headers)
-        await durable(pending)  # a read's audit record, if another request's thread is committing it
+        await durable(pending)  # a read's audit record, until the group commit has written it
         return response
 
     def _run(self, work: Work, status: int, headers: dict[str, str] | None) -> tuple[Response, Future[None] | None]:
