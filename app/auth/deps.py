@@ -219,7 +219,8 @@ class Hop:
         uow = UnitOfWork.of(self.session)
         assert uow is not None
         # Here, in this thread: committed (or the read ended) before the response leaves. A read's audit record,
-        # handed in to the group commit (a committer thread writes it), is awaited in the event loop, not here.
+        # handed in to the group commit, is awaited in the event loop, not here (on SQLite this thread may have
+        # written it already: app.ledger.service.GroupCommit).
         return response, uow.finish(wait=False)
 
 

@@ -10,7 +10,8 @@ of a day's records) stays on the common pool, so it never holds back the short r
 Nothing a short-lane thread waits for is held by a request that waits for the lane: a request takes no
 connection, lock or transaction before its thread runs (`admitted` only counts places), and everything a thread
 may wait for (SQLite's write lock, a row lock, a free pooled connection) belongs to a thread that is running; a
-sensitive read's audit record is written by the ledger's committer thread and awaited in the event loop.
+sensitive read's audit record is awaited in the event loop (PostgreSQL's committer thread writes it; on SQLite
+the request that starts a group commit writes it before its thread returns).
 """
 
 from __future__ import annotations
