@@ -8,6 +8,7 @@ Requests per second swing ±30 % from run to run while other jobs share the core
 spends on a request does not (much). For each route of bench/floor.py (POST /visits only when `--only` names
 it: it adds visits to the city): a warm-up, then wrk at `--connections` for `--seconds`, with the process's user +
 system time (/proc/<pid>/stat) read before and after; CPU ms per request = that time / the requests answered.
+With `--pg`, the PostgreSQL processes' CPU per request is printed too ("db"): a round trip saved shows there.
 The floor app (bench/floor_app.py) is measured the same way. Run the same city against two builds of the code
 (`PYTHONPATH=<other checkout>`) to compare.
 """
@@ -37,7 +38,25 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / TICK  # utime, stime
 
 
-def measure(args: argparse.Namespace, tool: str, pid: int, base: str, make: wrk.Spec) -> tuple[float, int, float]:
+def database_cpu_seconds() -> float:
+    """User + system time of every PostgreSQL process on the machine (its backends answer the server's
+    statements: on PostgreSQL, a round trip less is CPU saved there, which the server's own time does not show).
+    Other clients of the same PostgreSQL count too: compare runs, not absolute figures."""
+    total = 0.0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if (entry / "comm").read_text().strip() != "postgres":
+                continue
+            total += cpu_seconds(int(entry.name))
+        except (OSError, ValueError, IndexError):
+            continue  # gone meanwhile
+    return total
+
+
+def measure(args: argparse.Namespace, tool: str, pid: int, base: str,
+            make: wrk.Spec) -> tuple[float, float, int, float]:
     wrk.run(tool, base, make, connections=args.connections, threads=2, seconds=1, timeout=4, prefix="w")
     spy = None
     if args.spy:
@@ -45,16 +64,18 @@ def measure(args: argparse.Namespace, tool: str, pid: int, base: str, make: wrk.
         spy = subprocess.Popen([args.spy, "record", "-r", "250", "--format", "raw", "-o", str(out), "--pid", str(pid),
                                 "-d", str(args.seconds), "--nonblocking"] + (["--gil"] if args.gil else []),
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    before = cpu_seconds(pid)
+    before, db_before = cpu_seconds(pid), database_cpu_seconds() if args.pg else 0.0
     figure = wrk.run(tool, base, make, connections=args.connections, threads=2, seconds=args.seconds, timeout=4,
                      prefix=secrets.token_hex(4))
     spent = cpu_seconds(pid) - before
+    db_spent = database_cpu_seconds() - db_before if args.pg else 0.0
     if spy is not None:
         spy.wait(timeout=60)
     bad = figure.non_2xx + figure.timeouts
     if bad or figure.failure:
         print(f"  {make.label}: {bad} non-2xx/timeouts {figure.statuses} {figure.failure}", flush=True)
-    return spent * 1000 / max(figure.requests, 1), figure.requests, figure.rps
+    answered = max(figure.requests, 1)
+    return spent * 1000 / answered, db_spent * 1000 / answered, figure.requests, figure.rps
 
 
 def city_of(args: argparse.Namespace) -> City:
@@ -101,8 +122,9 @@ def main() -> None:
                 if (spec.method != "GET" and not wanted) or (wanted and not any(w in spec.label for w in wanted)):
                     continue
                 cells = [measure(args, tool, server.process.pid, server.base, spec) for _ in range(args.rounds)]
-                print(f"  {spec.label:<28}" + "  ".join(f"{ms:6.2f} ms ({n:>5} req, {rps:5.0f}/s)"
-                                                        for ms, n, rps in cells)
+                print(f"  {spec.label:<28}" + "  ".join(
+                    f"{ms:6.2f} ms" + (f" + db {db_ms:4.2f} ms" if args.pg else "") + f" ({n:>5} req, {rps:5.0f}/s)"
+                    for ms, db_ms, n, rps in cells)
                       + f"   load {load_average()}", flush=True)
 
 

@@ -7,9 +7,12 @@ So side work runs on the unit of work's own session — inside its transaction (
 transaction after its read transaction has ended and given the connection back (`side_write`). A test pool
 guard (`guard_single_checkout`) makes a nested checkout fail loudly.
 
-Writes begin with BEGIN IMMEDIATE on SQLite, so a read-then-write never fails half-way on a stale snapshot;
-reads run in a deferred transaction on SQLite and in one REPEATABLE READ READ ONLY snapshot on PostgreSQL
-(counts, pages and the sync cursor agree with each other). Services flush, never commit.
+Writes begin with BEGIN IMMEDIATE on SQLite, so a read-then-write never fails half-way on a stale snapshot.
+A request's reads run statement by statement, with no transaction of their own (SQLite: the driver in
+autocommit; PostgreSQL: AUTOCOMMIT, so neither a BEGIN nor a ROLLBACK goes to the server); a route whose reads
+must agree with each other (the sync cursor and the tables a pull reads, the chain's walk, a report's figures)
+asks for one snapshot with `UnitOfWork.snapshot()`: a read transaction on SQLite, REPEATABLE READ READ ONLY on
+PostgreSQL. Services flush, never commit.
 
 What every write leaves behind (the audit chain, the sync change log) is not the unit of work's business:
 the ledger registers a `CommitHook` (`on_commit`) when the application is wired, and the unit of work runs
@@ -30,6 +33,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Protocol
 
+from psycopg.pq import TransactionStatus
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlmodel import Session
@@ -39,7 +43,7 @@ from app.core.config import get_settings
 from app.core.errors import ServiceBusy
 
 IMMEDIATE = "app_begin_immediate"
-# SQLite: a read whose statements each see the latest commit, with no BEGIN (and so no ROLLBACK) of its own;
+# A read whose statements each see the latest commit, with no BEGIN (and so no ROLLBACK) of its own;
 # `UnitOfWork.snapshot()` turns it into one snapshot when the reads must agree with each other.
 STATEMENT_READS = "app_statement_reads"
 UOW = "unit_of_work"  # session.info: the session's UnitOfWork (the ledger keeps its own key)
@@ -205,11 +209,13 @@ def reading(engine: Engine) -> Engine:
 
 
 def statement_reads(engine: Engine) -> Engine:
-    """A request's reads: on SQLite each statement reads the latest commit, with no transaction of its own (a
-    BEGIN and a ROLLBACK fewer, each a trip through the GIL); PostgreSQL reads one REPEATABLE READ snapshot."""
+    """A request's reads: each statement reads the latest commit, with no transaction of its own. A BEGIN and a
+    ROLLBACK fewer: on SQLite each is a trip through the GIL; on PostgreSQL each is a round trip to the server,
+    and of a `GET /auth/me`'s four (the pool's ping, BEGIN, the actor, ROLLBACK) leaves two
+    (docs/performance.md). `UnitOfWork.snapshot()` makes them one snapshot where they must agree."""
     if engine.dialect.name == "sqlite":
         return _variant(engine, "statements", lambda: engine.execution_options(**{STATEMENT_READS: True}))
-    return reading(engine)
+    return _variant(engine, "statements", lambda: engine.execution_options(isolation_level="AUTOCOMMIT"))
 
 
 def begin(session: Session, *, write: bool) -> None:
@@ -293,13 +299,19 @@ class UnitOfWork:
         self.finished = False
 
     def snapshot(self) -> None:
-        """From here on, the reads of this unit of work agree with each other: one snapshot (SQLite: BEGIN now, if
-        its reads run statement by statement; PostgreSQL: every read unit of work is one snapshot already)."""
-        if self.engine.dialect.name != "sqlite" or self.write:
+        """From here on, the reads of this unit of work agree with each other: one snapshot, begun now if its reads
+        ran statement by statement (SQLite: a read transaction; PostgreSQL: REPEATABLE READ READ ONLY, which the
+        close's ROLLBACK ends). A write, or a read made a snapshot from the start, is one already."""
+        if self.write:
             return
-        driver = self.session.connection().connection.driver_connection
-        if driver is not None and not driver.in_transaction:
-            driver.execute("BEGIN")
+        driver: Any = self.session.connection().connection.driver_connection
+        if driver is None:
+            return
+        if self.engine.dialect.name == "sqlite":
+            if not driver.in_transaction:
+                driver.execute("BEGIN")
+        elif driver.autocommit and driver.info.transaction_status == TransactionStatus.IDLE:
+            driver.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
 
     @staticmethod
     def of(session: Session) -> UnitOfWork | None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, select, text
 from sqlmodel import Session
 
 from app.core.db import writing
@@ -50,6 +50,44 @@ def test_write_sessions_begin_immediate_and_reads_deferred(engine: Engine) -> No
         assert _in_transaction(uow.session)
     finally:
         uow.close()
+
+
+def _seq(session: Session) -> int:
+    return int(session.execute(text("SELECT seq FROM sync_counter WHERE id = 1")).scalar_one())
+
+
+def _bump(engine: Engine) -> None:
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE sync_counter SET seq = seq + 1 WHERE id = 1"))
+
+
+def test_a_requests_reads_see_each_commit_until_it_asks_for_a_snapshot(engine: Engine) -> None:
+    """On both databases a request's reads run statement by statement (no BEGIN, no ROLLBACK: PostgreSQL in
+    AUTOCOMMIT), each seeing the latest commit; after `snapshot()` they read one state, whatever commits
+    meanwhile. The connection goes back to the pool as it came: the next unit of work writes in a transaction."""
+    from app.core.db import UnitOfWork
+
+    uow = UnitOfWork(engine, write=False, snapshot=False)
+    try:
+        first = _seq(uow.session)
+        _bump(engine)
+        assert _seq(uow.session) == first + 1  # statement by statement: the commit is seen at once
+        uow.snapshot()
+        uow.snapshot()  # a second call keeps the snapshot it has
+        seen = _seq(uow.session)
+        _bump(engine)
+        assert _seq(uow.session) == seen  # one snapshot: the later commit is not
+    finally:
+        uow.close()
+    with Session(engine) as after:
+        assert _seq(after) == seen + 1
+    writer = UnitOfWork(engine, write=True)
+    try:
+        _seq(writer.session)
+        assert _in_transaction(writer.session) if engine.dialect.name == "sqlite" else \
+            not writer.session.connection().connection.driver_connection.autocommit  # type: ignore[union-attr]
+    finally:
+        writer.close()
 
 
 # --- one connection per request ----------------------------------------------------------------------------
