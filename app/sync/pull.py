@@ -184,7 +184,7 @@ def pull(session: Session, actor: Actor, *, last_pulled_at: int, cursor: int, he
     version declares."""
     scope = actor.area_prefixes
     first = last_pulled_at == 0
-    scope_changed = not first and (held_scope is None or set(held_scope) != set(scope or ()))
+    scope_changed = _scope_changed(actor, last_pulled_at, held_scope)
     tables = TABLES_OF_VERSION[schema_version]
     full = set(tables) if first or scope_changed else migration
     window = Window.now(schema_version)
@@ -220,6 +220,18 @@ def pull(session: Session, actor: Actor, *, last_pulled_at: int, cursor: int, he
             gone |= _documents_of(session, result.changes["residents"]["deleted"]) - seen
         result.changes[name] = {"created": [], "updated": updated, "deleted": sorted(gone)}
     return result
+
+
+def _scope_changed(actor: Actor, last_pulled_at: int, held_scope: tuple[str, ...] | None) -> bool:
+    return last_pulled_at != 0 and (held_scope is None or set(held_scope) != set(actor.area_prefixes or ()))
+
+
+def reads_more(actor: Actor, *, last_pulled_at: int, cursor: int, held_scope: tuple[str, ...] | None,
+               migration: set[str]) -> bool:
+    """Does `pull` read anything beyond the device's state and the cursor (one statement, `devices.pull_state`)?
+    Not for the usual poll: a cursor that is the latest, the scope the device holds, no migration."""
+    return (last_pulled_at == 0 or last_pulled_at < cursor or bool(migration)
+            or _scope_changed(actor, last_pulled_at, held_scope))
 
 
 def _documents_of(session: Session, resident_ids: list[str]) -> set[str]:

@@ -35,6 +35,7 @@ from app.sync.pull import (
     migration_tables,
     pull,
     read_cursor,
+    reads_more,
 )
 from app.sync.push.errors import PushInvalid
 from app.sync.push.schemas import parse
@@ -129,14 +130,19 @@ class PullRequest:
 
 
 def _pull(session: Session, actor: Actor, req: PullRequest) -> Response:
-    # One snapshot (REPEATABLE READ READ ONLY on PostgreSQL, a read transaction on SQLite): the device, the
-    # counter and every table are read in it, on the request's one connection.
+    # The device and the cursor are one statement. A pull that reads more (a cursor behind the latest, a first
+    # pull, a new scope, a migration) reads them again in one snapshot (REPEATABLE READ READ ONLY on PostgreSQL,
+    # a read transaction on SQLite) and every table in the same, on the request's one connection. The usual
+    # quiet poll needs no snapshot: neither a BEGIN nor a ROLLBACK (on PostgreSQL, two round trips fewer).
     uow = UnitOfWork.of(session)
     assert uow is not None
-    uow.snapshot()
     state, cursor = devices.pull_state(session, actor, req.device_id, req.after)
     if req.after > cursor:
         raise CursorAhead()
+    if reads_more(actor, last_pulled_at=req.after, cursor=cursor, held_scope=state.held_scope,
+                  migration=req.full_tables):
+        uow.snapshot()
+        state, cursor = devices.pull_state(session, actor, req.device_id, req.after)
     # Nothing was stamped after a cursor that is the latest: the usual quiet poll reads no more.
     rejected = devices.pending_rejections(session, state.row_id, req.after, cursor) \
         if state.row_id is not None and req.after < cursor else []

@@ -50,3 +50,35 @@ def test_a_pull_with_changes_is_always_recorded(api: Api, engine: Engine) -> Non
     step = pull(api, "worker1", cursor)
     assert step["timestamp"] > cursor
     assert pulls(engine) == (before[0] + 1, before[1] + 1)
+
+
+def test_a_quiet_poll_reads_the_device_and_the_cursor_only(api: Api, engine: Engine) -> None:
+    """The usual poll reads two statements (the caller, then the device with the cursor) and opens no snapshot;
+    a pull behind the cursor reads them again in its snapshot, then the changes, and sends the change."""
+    from sqlalchemy import event
+
+    first = pull(api, "worker1")
+    cursor = pull(api, "worker1", first["timestamp"])["timestamp"]
+    pull(api, "worker1", cursor)  # recorded: the next ones within the minute are quiet
+    seen: list[str] = []
+
+    def statement(_conn: object, _cursor: object, sql: str, *_args: object) -> None:
+        seen.append(" ".join(sql.split()))
+
+    event.listen(engine, "before_cursor_execute", statement)
+    try:
+        quiet = pull(api, "worker1", cursor)
+        quiet_statements = list(seen)
+        changed = api.as_("worker1", "GET", "/api/v1/residents", params={"limit": 1}).json()["items"][0]
+        assert api.as_("worker1", "PATCH", f"/api/v1/residents/{changed['id']}",
+                       json={"version": changed["version"], "occupation": "保安"}).status_code == 200
+        seen.clear()
+        step = pull(api, "worker1", cursor)
+    finally:
+        event.remove(engine, "before_cursor_execute", statement)
+    assert quiet["timestamp"] == cursor
+    assert len(quiet_statements) == 2, quiet_statements
+    assert "FROM users" in quiet_statements[0] and "sync_counter.seq AS cursor" in quiet_statements[1]
+    assert step["timestamp"] > cursor
+    assert [r["id"] for r in step["changes"]["residents"]["updated"]] == [changed["id"]]
+    assert sum("sync_counter.seq AS cursor" in s for s in seen) == 2  # again, in the snapshot of the changes
