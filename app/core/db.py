@@ -340,9 +340,11 @@ class UnitOfWork:
         try:
             if self.write:
                 self._commit()
-            elif self._deferred or any(hook.pending(self.session) for hook in _hooks):
-                self.session.rollback()  # read-only: ends the snapshot, gives the connection back
-                pending = self._write_deferred()
+            else:
+                self._end_snapshot()
+                if self._deferred or any(hook.pending(self.session) for hook in _hooks):
+                    self.session.rollback()  # read-only: gives the connection back
+                    pending = self._write_deferred()
         finally:
             self.close()  # a read with nothing to write: the close ends its snapshot (one rollback, not two)
         if wait and pending is not None:
@@ -377,6 +379,17 @@ class UnitOfWork:
 
     def close(self) -> None:
         self.session.close()  # rolls back whatever was not committed; gives the connection back
+
+    def _end_snapshot(self) -> None:
+        """A read that succeeded ends its PostgreSQL snapshot with COMMIT: to a read-only transaction the same as
+        ROLLBACK, but at a ROLLBACK psycopg forgets every statement it prepared on the connection (and sends
+        DEALLOCATE ALL), so the next requests on it would plan their statements again (docs/performance.md).
+        Straight to the driver: nothing the session holds is flushed."""
+        if self.engine.dialect.name != "postgresql" or not self.session.in_transaction():
+            return
+        driver: Any = self.session.connection().connection.driver_connection
+        if driver is not None and driver.info.transaction_status == TransactionStatus.INTRANS:
+            driver.commit()
 
     def _commit(self) -> None:
         self.session.flush()

@@ -90,6 +90,33 @@ def test_a_requests_reads_see_each_commit_until_it_asks_for_a_snapshot(engine: E
         writer.close()
 
 
+def test_a_read_keeps_the_statements_postgresql_prepared_on_its_connection(engine: Engine) -> None:
+    """psycopg prepares a statement run five times on a connection, and forgets them all at a ROLLBACK: a read's
+    snapshot ends with COMMIT, so the connection's next requests skip the planning."""
+    from sqlalchemy import create_engine
+
+    from app.core.db import UnitOfWork
+
+    if engine.dialect.name != "postgresql":
+        pytest.skip("prepared statements are psycopg's (PostgreSQL)")
+    one = create_engine(engine.url.render_as_string(hide_password=False), pool_size=1, max_overflow=0)
+    try:
+        for _ in range(6):
+            uow = UnitOfWork(one, write=False, snapshot=False)
+            uow.snapshot()
+            _seq(uow.session)
+            uow.finish()
+        uow = UnitOfWork(one, write=False, snapshot=False)
+        try:
+            prepared = uow.session.execute(text(
+                "SELECT count(*) FROM pg_prepared_statements WHERE statement LIKE '%FROM sync_counter%'")).scalar_one()
+        finally:
+            uow.close()
+    finally:
+        one.dispose()
+    assert prepared == 1
+
+
 # --- one connection per request ----------------------------------------------------------------------------
 
 
