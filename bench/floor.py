@@ -16,7 +16,11 @@ In one run on one machine, against one database:
    a last empty-pull figure at `--stress` connections (the issue's "no 5xx, no stall" run);
 5. prints req/s (2xx only) side by side, each ratio to the floor read (POST /visits to the floor insert) with
    the issue's target, 5xx and other non-2xx answers, timeouts, stalls and logged errors; then a push of
-   `--push-visits` visits against the raw insert of the same rows (bench/sync.py's `push_round`).
+   `--push-visits` visits against the raw insert of the same rows (bench/sync.py's `push_round`);
+6. with `--paired N`: the floor and the app (one worker) run side by side, and each route is measured N times
+   right after its floor figure (the floor read, or the floor insert for POST /visits); the median of the N
+   ratios is printed with each one. The host's speed drifts by half within minutes on a shared machine, and a
+   ratio to a floor measured minutes earlier drifts with it; a ratio to the figure just before it does not.
 No assertions on time; the load average is printed with the figures.
 """
 
@@ -26,6 +30,7 @@ import argparse
 import json
 import random
 import secrets
+import statistics
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -201,6 +206,31 @@ def push_vs_raw(args: argparse.Namespace, city: City, base: str, say: Callable[[
         say(f"(a) push: failed: {exc}")
 
 
+def paired(args: argparse.Namespace, tool: str, url: str, data: Inputs) -> None:
+    """Each route `--paired` times right after its floor figure, the floor and the app (one worker) up side by
+    side (each idle while the other is driven); the median ratio and every ratio, in the order measured."""
+    print(f"\n  paired ratios, {args.paired} rounds per route (each to a floor figure taken just before it); "
+          f"load average {load_average()} at the start", flush=True)
+    with floor_server(url, free_port()) as floor, app_server(url, free_port()) as app:
+        read, insert = (make() for make in floor_specs(data))
+        for make in app_specs(data, app.base, 0):
+            spec = make()
+            if spec.label not in TARGETS:
+                continue
+            target, base_name = TARGETS[spec.label]
+            ratios: list[float] = []
+            for _ in range(args.paired):
+                figures = [wrk.run(tool, server.base, s, connections=args.connections, threads=args.threads,
+                                   seconds=args.seconds, timeout=args.timeout, prefix=secrets.token_hex(4))
+                           for server, s in ((floor, insert if base_name == "floor insert" else read), (app, spec))]
+                if figures[1].server_errors or figures[1].timeouts or figures[1].failure:
+                    print(f"    {spec.label}: {figures[1].server_errors} 5xx, {figures[1].timeouts} timeouts "
+                          f"{figures[1].failure}", flush=True)
+                ratios.append(figures[1].rps / figures[0].rps if figures[0].rps else 0.0)
+            print(f"  {spec.label:<28} median {statistics.median(ratios):5.2f}  (target ≥ {target}; "
+                  + ", ".join(f"{r:.2f}" for r in ratios) + ")", flush=True)
+
+
 def report(db: str, figures: dict[str, dict[str, wrk.Figure]], args: argparse.Namespace) -> None:
     floor = figures.get("floor", {})
     servers = [k for k in figures if k.startswith("app")]
@@ -254,9 +284,14 @@ def main() -> None:
     parser.add_argument("--pushes", type=int, default=3, help="timed pushes (bench/sync.py); 0: none")
     parser.add_argument("--push-visits", type=int, default=1_000)
     parser.add_argument("--seed", type=int, default=20261129)
+    parser.add_argument("--paired", type=int, default=0, metavar="N",
+                        help="afterwards, N ratios per route, each to a floor figure taken just before it (median)")
+    parser.add_argument("--paired-only", action="store_true", help="only the paired ratios (needs --paired N)")
     parser.add_argument("--keep", action="store_true", help="keep the PostgreSQL database afterwards")
     parser.add_argument("--no-install", action="store_true", help="do not apt-get install wrk when it is missing")
     args = parser.parse_args()
+    if args.paired_only and not args.paired:
+        parser.error("--paired-only needs --paired N")
     tool = wrk.ensure_wrk(install=not args.no_install)
     db = "postgres" if args.pg else "sqlite"
     url = bench_url(db, "floor")
@@ -267,6 +302,9 @@ def main() -> None:
     notes: list[str] = []
     print(f"\n{db}: load average {load_average()} at the start", flush=True)
     try:
+        if args.paired_only:
+            paired(args, tool, url, data)
+            return
         with floor_server(url, free_port()) as server:
             figures["floor"] = drive(args, tool, server, floor_specs(data), notes)
         for n in (1, 2) if args.pg else (1,):
@@ -278,8 +316,11 @@ def main() -> None:
                     push_vs_raw(args, city, server.base, lambda line: notes.append(line.strip()))
         with floor_server(url, free_port()) as server:
             figures["floor end"] = drive(args, tool, server, floor_specs(data)[:1], notes)
+        if args.paired:
+            paired(args, tool, url, data)
     finally:
-        report(db, figures, args)
+        if figures:
+            report(db, figures, args)
         for note in notes:
             print("  " + note)
         if db == "postgres" and not args.keep:
