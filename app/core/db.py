@@ -301,7 +301,8 @@ class UnitOfWork:
     def snapshot(self) -> None:
         """From here on, the reads of this unit of work agree with each other: one snapshot, begun now if its reads
         ran statement by statement (SQLite: a read transaction; PostgreSQL: REPEATABLE READ READ ONLY, which the
-        close's ROLLBACK ends). A write, or a read made a snapshot from the start, is one already."""
+        unit of work's end commits: `_end_snapshot`). A write, or a read made a snapshot from the start, is one
+        already."""
         if self.write:
             return
         driver: Any = self.session.connection().connection.driver_connection
@@ -346,7 +347,7 @@ class UnitOfWork:
                     self.session.rollback()  # read-only: gives the connection back
                     pending = self._write_deferred()
         finally:
-            self.close()  # a read with nothing to write: the close ends its snapshot (one rollback, not two)
+            self.close()  # gives the connection back (a SQLite read snapshot still open ends here)
         if wait and pending is not None:
             pending.result()
             return None
