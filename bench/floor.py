@@ -227,7 +227,8 @@ def paired(args: argparse.Namespace, tool: str, url: str, data: Inputs) -> None:
                     print(f"    {spec.label}: {figures[1].server_errors} 5xx, {figures[1].timeouts} timeouts "
                           f"{figures[1].failure}", flush=True)
                 ratios.append(figures[1].rps / figures[0].rps if figures[0].rps else 0.0)
-            print(f"  {spec.label:<28} median {statistics.median(ratios):5.2f}  (target ≥ {target}; "
+            goal = f"target ≥ {target}" if target else "no target"
+            print(f"  {spec.label:<28} median {statistics.median(ratios):5.2f}  ({goal}; "
                   + ", ".join(f"{r:.2f}" for r in ratios) + ")", flush=True)
 
 
