@@ -119,7 +119,7 @@ class Actor:
     session_id: str
     scope: Scope = field(default=NO_AREA)
     must_change_password: bool = False
-    display_name: str = ""  # read with the rest (`GET /auth/me` shows it); never logged
+    display_name: str = field(default="", repr=False)  # `GET /auth/me` shows it; never in a log or a traceback
 
     # The area questions every domain asks, answered by the scope; the prefixes are an area scope's (a
     # partner scope has none: no area).

@@ -305,7 +305,7 @@ class UnitOfWork:
         already."""
         if self.write:
             return
-        driver: Any = self.session.connection().connection.driver_connection
+        driver = self._driver()
         if driver is None:
             return
         if self.engine.dialect.name == "sqlite":
@@ -388,9 +388,13 @@ class UnitOfWork:
         Straight to the driver: nothing the session holds is flushed."""
         if self.engine.dialect.name != "postgresql" or not self.session.in_transaction():
             return
-        driver: Any = self.session.connection().connection.driver_connection
+        driver = self._driver()
         if driver is not None and driver.info.transaction_status == TransactionStatus.INTRANS:
             driver.commit()
+
+    def _driver(self) -> Any:
+        """The driver's connection under the session's (sqlite3's or psycopg's; None once it is detached)."""
+        return self.session.connection().connection.driver_connection
 
     def _commit(self) -> None:
         self.session.flush()
