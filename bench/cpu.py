@@ -116,7 +116,7 @@ def main() -> None:
     for name, start, _ in servers:
         with start(city.url, free_port()) as server:
             assert server.process is not None
-            specs = floor_specs(data)[:1] if name == "floor" else app_specs(data, server.base, 0)
+            specs = floor_specs(data) if name == "floor" else app_specs(data, server.base, 0)
             for make in specs:
                 spec = make()
                 if (spec.method != "GET" and not wanted) or (wanted and not any(w in spec.label for w in wanted)):

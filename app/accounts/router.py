@@ -14,6 +14,7 @@ from app.auth.deps import ALL_USERS, AdminActor, Hop, hop
 from app.auth.models import User
 from app.core.actor import Actor, Role
 from app.core.deps import SessionDep
+from app.core.lean import run
 from app.core.pagination import Page, PageDep, paginate
 from app.core.queries import ByKey
 from app.places.models import Division
@@ -93,7 +94,8 @@ async def me(hop: MeHop) -> Response:
 
 # Built once: building a statement costs more than running it (100–200 µs each, py-spy 2026-12-06).
 _SCOPE = ByKey(lambda key: select(col(Division.id), col(Division.code), col(Division.name), col(Division.level),
-                                  col(Division.path)).where(key(col(Division.path))).order_by(col(Division.path)))
+                                  col(Division.path)).where(key(col(Division.path))).order_by(col(Division.path)),
+               lean=True)
 
 
 def _me(session: Session, actor: Actor) -> MeOut:
@@ -101,7 +103,7 @@ def _me(session: Session, actor: Actor) -> MeOut:
     if actor.area_prefixes is not None:
         # Exactly the scope the actor is granted (an account whose role has no area sees nothing). Plain rows:
         # every phone asks this at start-up. The display name came with the actor (one statement fewer).
-        rows = session.connection().execute(*_SCOPE(actor.area_prefixes)).all() if actor.area_prefixes else []
+        rows = run(session.connection(), *_SCOPE(actor.area_prefixes)) if actor.area_prefixes else []
         scope = [ScopeDivision(id=i, code=c, name=n, level=lv, path=p) for i, c, n, lv, p in rows]
     return MeOut(id=actor.user_id, username=actor.username, display_name=actor.display_name, role=actor.role,
                  must_change_password=actor.must_change_password, scope=scope)

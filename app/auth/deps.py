@@ -26,6 +26,7 @@ from app.core.config import Settings, get_settings
 from app.core.db import UnitOfWork
 from app.core.deps import ACCESS_RULE, OPENS_UNIT_OF_WORK, SessionDep, SettingsDep, request_unit_of_work
 from app.core.errors import Forbidden, Unauthorized
+from app.core.lean import Lean
 from app.core.security import TokenInvalid, decode_access_token
 from app.core.threads import durable, run_short
 from app.core.types import utcnow
@@ -84,7 +85,7 @@ def load_actor(session: Session, settings: Settings, claims: dict[str, Any]) -> 
     account, changing a role or an assignment takes effect on the very next request.
     """
     # Core, not ORM entities: this runs on every request (one cached statement, plain rows).
-    rows = session.connection().execute(ACTOR_QUERY, {"user_id": claims["sub"], "session_id": claims["sid"]}).all()
+    rows = ACTOR_QUERY.rows(session.connection(), {"user_id": claims["sub"], "session_id": claims["sid"]})
     if not rows:
         raise Unauthorized(headers=BEARER_CHALLENGE)
     user_id, username, display_name, role_name, active, must_change, revoked_at, expires_at, last_seen_at, _ = rows[0]
@@ -119,7 +120,7 @@ def register_partner_scope(role: Role, builder: ScopeBuilder) -> None:
 
 
 # The user, the login session and the scope in one statement.
-ACTOR_QUERY = (
+ACTOR_QUERY = Lean(
     select(col(User.id), col(User.username), col(User.display_name), col(User.role), col(User.active),
            col(User.must_change_password),
            col(AuthSession.revoked_at), col(AuthSession.expires_at), col(AuthSession.last_seen_at),

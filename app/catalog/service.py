@@ -21,6 +21,7 @@ from app.catalog.models import CatalogVersion, ServiceItem
 from app.catalog.schemas import ItemCreate, ItemRetire, ItemUpdate
 from app.core.actor import Actor
 from app.core.errors import Conflict, NotFound, StaleVersion, Unprocessable
+from app.core.lean import Lean
 from app.core.types import utcnow
 
 # --- errors ---------------------------------------------------------------------------------------------
@@ -146,7 +147,7 @@ _CATALOG = CatalogVersion.__table__  # type: ignore[attr-defined]
 _STAMP_COLUMNS = (_CATALOG.c.version, _CATALOG.c.published_at, _CATALOG.c.published_by, _CATALOG.c.note)
 _LATEST = _CATALOG.c.version == select(func.max(_CATALOG.c.version)).scalar_subquery()
 # Built once: every visit written reads the stamps.
-_STAMPS = select(*_STAMP_COLUMNS).where(_LATEST)
+_STAMPS = Lean(select(*_STAMP_COLUMNS).where(_LATEST))
 _STAMPS_AND = select(*_STAMP_COLUMNS).where(or_(_LATEST, _CATALOG.c.version.in_(bindparam("wanted", expanding=True))))
 
 
@@ -155,7 +156,7 @@ def snapshots(session: Session, versions: Iterable[int]) -> tuple[int, dict[int,
     exist). One query for the version stamps; the items only for versions this process has not parsed yet."""
     table = _CATALOG
     wanted = sorted(set(versions))
-    stamps = session.execute(_STAMPS_AND, {"wanted": wanted}).all() if wanted else session.execute(_STAMPS).all()
+    stamps = session.execute(_STAMPS_AND, {"wanted": wanted}).all() if wanted else _STAMPS.rows(session.connection())
     if not stamps:  # the migration seeds version 1; an empty table is a broken deployment
         raise CatalogVersionUnknown()
     found: dict[int, Snapshot] = {}

@@ -15,6 +15,7 @@ from sqlalchemy import Table
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
+from app.core.lean import run_driver
 from app.core.types import UTCDateTime
 
 
@@ -91,7 +92,7 @@ class BulkWriter:
         # Table and column names come from our own metadata, never from input.
         marks = ", ".join(["%s" if self.postgres else "?"] * len(columns))
         sql = f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES ({marks})"  # noqa: S608
-        self.connection.exec_driver_sql(sql, cast(Any, converted))
+        run_driver(self.connection, sql, converted, many=True)
 
     def _copy(self, table: Table, columns: Sequence[str], rows: list[tuple[Any, ...]]) -> None:
         import psycopg

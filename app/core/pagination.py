@@ -11,6 +11,7 @@ from sqlalchemy import Integer, Select, bindparam, func, select
 from sqlmodel import Session
 
 from app.core.config import get_settings
+from app.core.lean import Lean
 
 T = TypeVar("T")
 MAX_OFFSET = 1_000_000
@@ -43,9 +44,11 @@ class Pageable:
     when a page first needs it). A hot list keeps its `Pageable` (built once: docs/CONVENTIONS.md, hot paths);
     `paginate` makes one for any other statement. Its other values are bound too (`paginate`'s `values`)."""
 
-    def __init__(self, stmt: Select[Any]) -> None:
+    def __init__(self, stmt: Select[Any], *, lean: bool = False) -> None:
         self.stmt = stmt
-        self.page = stmt.limit(bindparam("page_limit", type_=Integer)).offset(bindparam("page_offset", type_=Integer))
+        page = stmt.limit(bindparam("page_limit", type_=Integer)).offset(bindparam("page_offset", type_=Integer))
+        # `lean`: a statement of plain columns, whose page runs on the driver (app.core.lean) and answers named tuples
+        self.page: Any = Lean(page) if lean else page
 
     @cached_property
     def count(self) -> Select[Any]:
@@ -59,7 +62,10 @@ def paginate(session: Session, stmt: Select[Any] | Pageable, params: PageParams,
     searches and every short list skip the count, which joined and filtered the same rows again)."""
     pageable = stmt if isinstance(stmt, Pageable) else Pageable(stmt)
     page = {**(values or {}), "page_limit": params.limit, "page_offset": params.offset}
-    rows = list(session.execute(pageable.page, page).scalars().all())
+    if isinstance(pageable.page, Lean):  # a read's start: nothing ORM pending to flush
+        rows = pageable.page.rows(session.connection(), page)
+    else:
+        rows = list(session.execute(pageable.page, page).scalars().all())
     if len(rows) < params.limit and (rows or params.offset == 0):
         return rows, params.offset + len(rows)
     return rows, session.execute(pageable.count, values).scalar_one()

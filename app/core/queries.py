@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar, cast
 
 from sqlalchemy import Boolean, ColumnElement, any_, bindparam, literal
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.base import Executable
 from sqlalchemy.sql.visitors import InternalTraversal
+
+from app.core.lean import Lean
 
 T = TypeVar("T")
 S = TypeVar("S")
@@ -161,12 +164,14 @@ class ByKey(Generic[S]):
     key (docs/CONVENTIONS.md, hot paths).
     """
 
-    def __init__(self, build: Callable[[Callable[[Any], ColumnElement[bool]]], S]) -> None:
+    def __init__(self, build: Callable[[Callable[[Any], ColumnElement[bool]]], S], *, lean: bool = False) -> None:
         self._build = build
-        self._one = build(lambda column: column == bindparam("among_key"))
+        one = build(lambda column: column == bindparam("among_key"))
+        # `lean`: the single-key form runs on the driver (app.core.lean; Core statements only, run with `lean.run`)
+        self._one: Any = Lean(cast(Executable, one)) if lean else one
         self._short = build(lambda column: column.in_(bindparam("among_keys", expanding=True)))
 
-    def __call__(self, keys: Sequence[Any], **params: Any) -> tuple[S, dict[str, Any]]:
+    def __call__(self, keys: Sequence[Any], **params: Any) -> tuple[Any, dict[str, Any]]:
         if len(keys) == 1 and keys[0] is not None:  # None stays IN, as in `among`
             return self._one, {**params, "among_key": keys[0]}
         if len(keys) <= SHORT_LIST:

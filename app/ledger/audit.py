@@ -43,6 +43,7 @@ from app.core.bulk import BulkWriter, table_of
 from app.core.config import Settings, get_settings, parse_keys
 from app.core.db import begin, get_engine, reading
 from app.core.errors import Unprocessable
+from app.core.lean import Lean
 from app.core.types import utcnow
 from app.ledger.models import AuditEvent
 from app.ledger.state import ledger_of
@@ -150,14 +151,14 @@ def row_hash(values: dict[str, Any], prev_hash: str, keys: ChainKeys | None = No
 
 
 # The chain's last link; built once (every audited request's commit reads it).
-_CHAIN_END = select(col(AuditEvent.id), col(AuditEvent.hash)).order_by(col(AuditEvent.id).desc()).limit(1)
+_CHAIN_END = Lean(select(col(AuditEvent.id), col(AuditEvent.hash)).order_by(col(AuditEvent.id).desc()).limit(1))
 
 
 def append(session: Session, events: list[dict[str, Any]]) -> None:
     """Append queued events to the chain, in the current write transaction (the chain lock is held)."""
     if not events:
         return
-    last = session.connection().execute(_CHAIN_END).first()  # the session has flushed (`seal`)
+    last = _CHAIN_END.first(session.connection())  # the session has flushed (`seal`)
     next_id, prev = (last[0] + 1, last[1]) if last else (1, GENESIS)
     keys = chain_keys()
     rows = []
@@ -176,10 +177,10 @@ def lock_chain(session: Session) -> None:
     write lock. The lock is re-entrant within a transaction.
     """
     if session.get_bind().dialect.name == "postgresql":
-        session.connection().execute(_LOCK_CHAIN, {"k": CHAIN_LOCK_KEY})
+        _LOCK_CHAIN.rows(session.connection(), {"k": CHAIN_LOCK_KEY})
 
 
-_LOCK_CHAIN = text("SELECT pg_advisory_xact_lock(:k)")  # every write transaction on PostgreSQL takes it
+_LOCK_CHAIN = Lean(text("SELECT pg_advisory_xact_lock(:k)"))  # every write transaction on PostgreSQL takes it
 
 
 @dataclass

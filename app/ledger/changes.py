@@ -45,6 +45,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Session as OrmSession
 from sqlmodel import Session, SQLModel
 
+from app.core.lean import Lean, run
 from app.core.queries import ByKey
 from app.ledger.models import SyncLog, SyncOp
 from app.ledger.state import Ledger, ledger_of
@@ -283,7 +284,7 @@ def mark_ids(session: Session, table: Table, ids: list[str]) -> None:
 
 @cache
 def _by_ids(table: Table) -> ByKey[Any]:
-    return ByKey(lambda key: _log_rows(table, key(table.c.id), str(SyncOp.upsert), None))
+    return ByKey(lambda key: _log_rows(table, key(table.c.id), str(SyncOp.upsert), None), lean=True)
 
 
 def mark_area_move(session: Session, table: Table, old_prefix: str, new_prefix: str) -> None:
@@ -329,17 +330,17 @@ def stamp(session: Session, ledger: Ledger) -> None:
     # On the connection: the session has flushed (`seal`), and the session's own `execute` costs ~40 µs more a
     # statement (every write transaction runs these).
     conn = session.connection()
-    seq = conn.execute(_NEXT_SEQ).scalar_one()
+    seq = _NEXT_SEQ.scalar(conn)
     if ledger.rows:
         conn.execute(insert(_log_table()), [{**row, "seq": seq} for row in ledger.rows])
     for stmt, params in ledger.selects:
-        conn.execute(stmt, {**params, "stamp_seq": seq})
+        run(conn, stmt, {**params, "stamp_seq": seq})
     if ledger.staged:  # rows written with seq NULL: the log's, and those of the stamped tables
         for stmt in _stamped():
             conn.execute(stmt, {"stamp_seq": seq})
 
 
-_NEXT_SEQ = text("UPDATE sync_counter SET seq = seq + 1 WHERE id = 1 RETURNING seq")
+_NEXT_SEQ = Lean(text("UPDATE sync_counter SET seq = seq + 1 WHERE id = 1 RETURNING seq"))
 
 
 @cache

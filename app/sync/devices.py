@@ -22,6 +22,7 @@ from sqlmodel import Session, col
 from app.auth.models import User
 from app.core.actor import Actor, Role
 from app.core.errors import Forbidden, NotFound, Unprocessable
+from app.core.lean import Lean
 from app.core.types import utcnow
 from app.ledger import audit, changes
 from app.ledger.models import SyncCounter
@@ -83,7 +84,8 @@ def pull_state(session: Session, actor: Actor, device_id: str, last_pulled_at: i
     is a read): what `open_device` would make of the device — a new device holds no scope; a scope the pull
     acknowledges is the one it holds. The pull's bookkeeping (`open_device`, `record_pull`) is written after the
     read, unless the pull is quiet. One statement, built once: every phone polls with it."""
-    row = session.connection().execute(_PULL_STATE, {"user_id": actor.user_id, "device_id": device_id}).one()
+    row = _PULL_STATE.first(session.connection(), {"user_id": actor.user_id, "device_id": device_id})
+    assert row is not None, "sync_counter has its one row from the first migration"
     cursor = int(row.cursor)
     if row.id is None:
         return DeviceState(None, None, register=True), cursor
@@ -132,7 +134,7 @@ _OPEN_REJECTION = select(col(SyncRejection.id)).where(col(SyncRejection.device_r
                                                       col(SyncRejection.reconciled).is_(False)).limit(1)
 # A pull's first read: the counter's one row, the device (if registered) and whether it has an open rejection.
 _DEVICES = SyncDevice.__table__  # type: ignore[attr-defined]
-_PULL_STATE = select(
+_PULL_STATE = Lean(select(
     col(SyncCounter.seq).label("cursor"),
     *(_DEVICES.c[name] for name in ("id", "revoked_at", "scope_prefixes", "last_pull_at", "last_cursor", "app_version",
                                      "schema_version", "pending_scope", "pending_cursor", "pending_from")),
@@ -140,7 +142,7 @@ _PULL_STATE = select(
     .label("open_rejections"),
 ).select_from(SyncCounter).outerjoin(_DEVICES, and_(_DEVICES.c.user_id == bindparam("user_id"),
                                                     _DEVICES.c.device_id == bindparam("device_id"))
-                                     ).where(col(SyncCounter.id) == 1)
+                                     ).where(col(SyncCounter.id) == 1))
 
 
 def _locked(session: Session, actor: Actor, device_id: str) -> SyncDevice | None:

@@ -15,6 +15,7 @@ from sqlmodel import Session, col
 
 from app.catalog import service as catalog
 from app.core.actor import Actor
+from app.core.lean import run
 from app.core.queries import ByKey, Statements, chunks
 from app.places.models import Dwelling
 from app.visits import service
@@ -23,16 +24,16 @@ from app.visits.models import ServiceDelivery
 Point = tuple[float | None, float | None]
 
 _DWELLING_POINT = (col(Dwelling.id), col(Dwelling.lat), col(Dwelling.lng))
-_PLACES = ByKey(lambda key: select(*_DWELLING_POINT).where(key(col(Dwelling.id))))
+_PLACES = ByKey(lambda key: select(*_DWELLING_POINT).where(key(col(Dwelling.id))), lean=True)
 _TAKEN_DELIVERIES = ByKey(lambda key: select(
     col(ServiceDelivery.id), col(ServiceDelivery.area_path), col(ServiceDelivery.resident_id))
-    .where(key(col(ServiceDelivery.id))))
+    .where(key(col(ServiceDelivery.id))), lean=True)
 _in_area = Statements()
 
 
 def _dwellings_statement(actor: Actor) -> ByKey[Any]:
     return ByKey(lambda key: select(*_DWELLING_POINT).where(
-        key(col(Dwelling.id)), col(Dwelling.active), actor.area_filter(col(Dwelling.area_path))))
+        key(col(Dwelling.id)), col(Dwelling.active), actor.area_filter(col(Dwelling.area_path))), lean=True)
 
 
 @dataclass
@@ -55,13 +56,13 @@ def known(session: Session, actor: Actor, *, chosen: Iterable[str], homes: Itera
     places: dict[str, Point] = {}
     in_area = _in_area.get(actor.scope, lambda: _dwellings_statement(actor))
     for chunk in chunks(chosen):
-        scoped.update((d, (lat, lng)) for d, lat, lng in conn.execute(*in_area(chunk)).all())
+        scoped.update((d, (lat, lng)) for d, lat, lng in run(conn, *in_area(chunk)))
     for chunk in chunks(homes):
-        places.update((d, (lat, lng)) for d, lat, lng in conn.execute(*_PLACES(chunk)).all())
+        places.update((d, (lat, lng)) for d, lat, lng in run(conn, *_PLACES(chunk)))
     current, snapshots = catalog.snapshots(session, versions)
     found = Known(scoped, places, current, snapshots, set(), set())
     for chunk in chunks(claimed):
-        stored = [(d, path, resident) for d, path, resident in conn.execute(*_TAKEN_DELIVERIES(chunk)).all()]
+        stored = [(d, path, resident) for d, path, resident in run(conn, *_TAKEN_DELIVERIES(chunk))]
         found.taken.update(d for d, _, _ in stored)
         found.foreign.update({d for d, _, _ in stored} - service.seen_records(session, actor, stored))
     return found

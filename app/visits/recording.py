@@ -41,6 +41,7 @@ from app.core.actor import Actor, Role
 from app.core.bulk import BulkWriter, table_of
 from app.core.config import get_settings
 from app.core.errors import AppError, NotFound, StaleVersion
+from app.core.lean import run
 from app.core.queries import ByKey, Statements, chunks
 from app.core.types import city_date, new_id, utcnow
 from app.ledger import audit, changes
@@ -178,10 +179,12 @@ def _round(session: Session, actor: Actor, round_: list[tuple[int, VisitCreate, 
     client_ids = [vid for _, body, vid in round_ if body.id is not None]
     stored: dict[str, Visit] = {}
     delivered: dict[str, list[tuple[str, str, int]]] = {}
-    for chunk in chunks(client_ids):
-        stored.update((v.id, v) for v in session.execute(*_STORED(chunk)).scalars())
+    for chunk in chunks(client_ids):  # ids first (lean): a new visit's id is not stored yet
+        taken = [visit_id for visit_id, in run(conn, *_STORED_IDS(chunk))]
+        if taken:
+            stored.update((v.id, v) for v in session.execute(*_STORED(taken)).scalars())
     for chunk in chunks(stored):
-        for visit_id, delivery_id, code, quantity in conn.execute(*_STORED_DELIVERIES(chunk)).all():
+        for visit_id, delivery_id, code, quantity in run(conn, *_STORED_DELIVERIES(chunk)):
             delivered.setdefault(visit_id, []).append((delivery_id, code, quantity))
 
     outcomes: dict[int, Outcome] = {}
@@ -218,10 +221,11 @@ def _round(session: Session, actor: Actor, round_: list[tuple[int, VisitCreate, 
 
 
 # Built once (ByKey); those with the caller's area once per scope (and dialect, for the residents').
+_STORED_IDS = ByKey(lambda key: select(col(Visit.id)).where(key(col(Visit.id))), lean=True)
 _STORED = ByKey(lambda key: select(Visit).where(key(col(Visit.id))))
 _STORED_DELIVERIES = ByKey(lambda key: select(
     col(ServiceDelivery.visit_id), col(ServiceDelivery.id), col(ServiceDelivery.item_code),
-    col(ServiceDelivery.quantity)).where(key(col(ServiceDelivery.visit_id))))
+    col(ServiceDelivery.quantity)).where(key(col(ServiceDelivery.visit_id))), lean=True)
 _HOME_COLUMNS = (col(Resident.id), col(Resident.status), col(Resident.merged_into_id), col(Resident.anonymised_at),
                  col(Resident.dwelling_id), col(Resident.community_id), col(Resident.area_path),
                  col(Resident.district_code))
@@ -233,7 +237,7 @@ def _homes_statement(actor: Actor, dialect: str) -> ByKey[Any]:
     # PostgreSQL only (shard pruning), where the primary key wins anyway.
     district = None if dialect == "sqlite" else col(Resident.district_code)
     return ByKey(lambda key: select(*_HOME_COLUMNS).where(
-        key(col(Resident.id)), actor.area_filter(col(Resident.area_path), district)))
+        key(col(Resident.id)), actor.area_filter(col(Resident.area_path), district)), lean=True)
 
 
 def _homes(session: Session, actor: Actor, resident_ids: list[str]) -> dict[str, Home | AppError]:
@@ -242,7 +246,7 @@ def _homes(session: Session, actor: Actor, resident_ids: list[str]) -> dict[str,
     dialect = session.get_bind().dialect.name
     by_id = _homes_by_scope.get((actor.scope, dialect), lambda: _homes_statement(actor, dialect))
     for chunk in chunks(resident_ids):
-        for row in session.connection().execute(*by_id(chunk)):  # flushed (`_round`)
+        for row in run(session.connection(), *by_id(chunk)):  # flushed (`_round`)
             if row.merged_into_id is not None:  # rare: the single path follows the merges
                 try:
                     homes[row.id] = Home.of(visit_resident(session, actor, row.id))

@@ -17,6 +17,7 @@ from app.core import events
 from app.core.actor import Actor, Role
 from app.core.config import get_settings
 from app.core.errors import NotFound, StaleVersion
+from app.core.lean import Lean
 from app.core.queries import Statements, not_indexed, one_of
 from app.core.types import city_today, utcnow
 from app.cycle.assistance import rules
@@ -165,8 +166,8 @@ def open_for_tasks(session: Session, actor: Actor, on: date, upcoming_days: int)
     every overdue request in the caller's area (an outgoing one: chase the partner city)."""
     # One Core statement per scope, the dates bound (app/core/queries.Statements), plain rows: every phone asks at
     # the shift's start, and most days the list is empty.
-    stmt = _task_statements.get(actor.scope, lambda: _tasks_statement(actor))
-    rows = session.connection().execute(stmt, {"on": on, "due_by": on + timedelta(days=upcoming_days)})
+    stmt = _task_statements.get(actor.scope, lambda: Lean(_tasks_statement(actor)))
+    rows = stmt.rows(session.connection(), {"on": on, "due_by": on + timedelta(days=upcoming_days)})
     return [AssistanceTask(id=request_id, direction=Direction(direction), state=rules.derived(state, due_on, on),
                            topic=Topic(topic), due_on=due_on, resident_id=resident_id, community_id=community_id,
                            subject_name=name)

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 from sqlalchemy import and_, bindparam, or_, select
 from sqlmodel import Session, col
 
 from app.core import events
 from app.core.actor import Actor
+from app.core.lean import run
 from app.core.queries import ByKey, among, chunks
 from app.core.types import UTCDateTime, city_date, utcnow
 from app.cycle.models import Task, TaskKind, TaskState
@@ -107,17 +108,21 @@ class Facts:
 
 
 # The lookups of every visit written, built once (ByKey).
-_OPEN_TASKS = ByKey(lambda key: select(Task).where(
-    key(col(Task.resident_id)), col(Task.state) == TaskState.open.value,
-    or_(*(col(Task.kind) == kind for kind in COMPLETED_BY_VISITS)),
-).order_by(col(Task.due_date), col(Task.id)).with_for_update())
-_STARTED = ByKey(lambda key: select(col(Visit.id), col(Visit.started_at)).where(key(col(Visit.id))))
+def _open_tasks(what: Any, key: Any) -> Any:
+    return select(what).where(key(col(Task.resident_id)), col(Task.state) == TaskState.open.value,
+                              or_(*(col(Task.kind) == kind for kind in COMPLETED_BY_VISITS)))
+
+
+# Whether any is open (lean), before the entities are read and locked: most visits have none to complete.
+_ANY_OPEN = ByKey(lambda key: _open_tasks(col(Task.resident_id), key).limit(1), lean=True)
+_OPEN_TASKS = ByKey(lambda key: _open_tasks(Task, key).order_by(col(Task.due_date), col(Task.id)).with_for_update())
+_STARTED = ByKey(lambda key: select(col(Visit.id), col(Visit.started_at)).where(key(col(Visit.id))), lean=True)
 _FOLLOW_UPS = ByKey(lambda key: select(col(Task.resident_id), col(Task.period)).where(
-    col(Task.kind) == TaskKind.follow_up.value, key(col(Task.period))))
+    col(Task.kind) == TaskKind.follow_up.value, key(col(Task.period))), lean=True)
 _MET_SINCE = ByKey(lambda key: select(
     col(Visit.id), col(Visit.resident_id), col(Visit.mode), col(Visit.outcome), col(Visit.started_at))
     .where(key(col(Visit.resident_id)), col(Visit.outcome) == VisitOutcome.met.value,
-           col(Visit.started_at) > bindparam("since", type_=UTCDateTime), not_superseded(col(Visit.id))))
+           col(Visit.started_at) > bindparam("since", type_=UTCDateTime), not_superseded(col(Visit.id))), lean=True)
 
 
 def complete_and_follow_up(session: Session, actor: Actor, written: list[Written]) -> None:
@@ -126,14 +131,16 @@ def complete_and_follow_up(session: Session, actor: Actor, written: list[Written
     met = {w.visit["resident_id"] for w in written if w.visit["outcome"] == VisitOutcome.met.value}
     open_tasks: dict[str, list[Task]] = {}
     for chunk in chunks(met):
-        for task in session.execute(*_OPEN_TASKS(chunk)).scalars():
-            open_tasks.setdefault(task.resident_id, []).append(task)
+        # Nothing ORM is pending (`recording._round` and `_insert` flushed; the visits are bulk rows).
+        if len(chunk) > 1 or run(session.connection(), *_ANY_OPEN(chunk)):
+            for task in session.execute(*_OPEN_TASKS(chunk)).scalars():
+                open_tasks.setdefault(task.resident_id, []).append(task)
     sources = {t.source_visit_id for ts in open_tasks.values() for t in ts
                if t.kind == TaskKind.follow_up.value and t.source_visit_id is not None}
     started: dict[str, datetime] = {}
     for chunk in chunks(s for s in sources if s is not None):
         # Plain columns on the connection: the task query above has flushed, and nothing was written since.
-        started.update((visit_id, at) for visit_id, at in session.connection().execute(*_STARTED(chunk)).all())
+        started.update((visit_id, at) for visit_id, at in run(session.connection(), *_STARTED(chunk)))
     asks = [w for w in written if w.follow_up is not None and w.registered]
     existing, stored = _follow_up_context(session, asks, {w.visit["id"] for w in written})
     earlier: dict[str, list[Facts]] = {}  # met visits of this batch so far, by resident
@@ -174,11 +181,11 @@ def _follow_up_context(session: Session, asks: list[Written],
     conn = session.connection()  # flushed: nothing was written since the visits' insert
     existing: set[tuple[str, str]] = set()  # (resident, period): the follow-up of a visit has its id as period
     for chunk in chunks(w.visit["id"] for w in asks):
-        existing.update((r, p) for r, p in conn.execute(*_FOLLOW_UPS(chunk)).all())
+        existing.update((r, p) for r, p in run(conn, *_FOLLOW_UPS(chunk)))
     since = min(w.visit["started_at"] for w in asks)
     stored: dict[str, list[Facts]] = {}
     for chunk in chunks(w.visit["resident_id"] for w in asks):
-        for visit_id, resident_id, mode, outcome, at in conn.execute(*_MET_SINCE(chunk, since=since)).all():
+        for visit_id, resident_id, mode, outcome, at in run(conn, *_MET_SINCE(chunk, since=since)):
             if visit_id not in batch_ids:
                 stored.setdefault(resident_id, []).append(Facts(visit_id, resident_id, mode, outcome, at))
     return existing, stored

@@ -19,6 +19,7 @@ from sqlmodel import Session, col
 
 from app.core.actor import Actor
 from app.core.errors import Unprocessable
+from app.core.lean import Lean
 from app.core.queries import Statements, not_indexed
 from app.cycle.assistance import service as assistance
 from app.cycle.models import Task, TaskState
@@ -109,10 +110,10 @@ def my_tasks(session: Session, actor: Actor, *, on: date, upcoming_days: int, po
     # Keyed by the scope itself (frozen, compared by value): the statement's area condition is the scope's. The
     # very same statement object each time: SQLAlchemy then reuses its cache key and result map as well.
     limit = MY_TASKS_LIMIT
-    stmt = _statements.get((actor.scope, order, limit), lambda: _ordered(actor, order, limit))
+    stmt = _statements.get((actor.scope, order, limit), lambda: Lean(_ordered(actor, order, limit)))
     conn = session.connection()
     # One validation of the whole list (pydantic's core, once) rather than three models built per task.
-    items = _ITEMS.validate_python([_item(row, on, point, coord_system) for row in conn.execute(stmt, params)])
+    items = _ITEMS.validate_python([_item(row, on, point, coord_system) for row in stmt.rows(conn, params)])
     # Counted only when the list is cut: a worker's day is well under the limit.
     total = len(items) if len(items) < limit else conn.execute(
         select(func.count()).select_from(_base(actor).subquery()), params).scalar_one()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response
 from sqlmodel import Session
@@ -21,11 +21,12 @@ router = APIRouter(prefix="/residents", tags=["residents"])
 PURPOSE = Query(max_length=60, pattern=r"^[a-z_]+$", description="Why the record is read (audited)")
 
 
-def list_item(resident: Resident) -> ResidentListItem:
+def list_item(resident: Resident | Any) -> ResidentListItem:
+    """A resident (an entity, or the row of its columns a search reads) as a list shows it: IDs masked."""
+    values = resident.model_dump() if isinstance(resident, Resident) else resident._asdict()
     return ResidentListItem.model_validate(
-        {**resident.model_dump(), "id_number_masked": rules.mask_id(resident.id_number),
-         "phone_masked": rules.mask_phone(resident.phone)}
-    )
+        {**values, "id_number_masked": rules.mask_id(values["id_number"]),
+         "phone_masked": rules.mask_phone(values["phone"])})
 
 
 @router.post("", response_model=ResidentOut, status_code=201, summary="Register a resident",

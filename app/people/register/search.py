@@ -5,16 +5,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Select, bindparam
-from sqlmodel import Session, col
+from sqlalchemy import Select, bindparam, select
+from sqlmodel import Session
 
 from app.core.actor import Actor
+from app.core.bulk import table_of
 from app.core.pagination import Pageable
 from app.core.queries import Statements, prefix_pattern
 from app.ledger import audit
 from app.people import rules
 from app.people.models import Resident
-from app.people.register.service import normalise_phone, scoped
+from app.people.register.service import normalise_phone
 
 SEARCH_IDS_KEPT = 20  # the records a lookup found, named in its audit record (the access review checks them)
 
@@ -40,20 +41,22 @@ def search(actor: Actor, *, q: str | None = None, id_number: str | None = None, 
     if key_person is not None:
         values["key_person"] = key_person
     names = tuple(values)
-    return _searches.get((actor.scope, names), lambda: Pageable(_search_statement(actor, names))), values
+    return _searches.get((actor.scope, names), lambda: Pageable(_search_statement(actor, names), lean=True)), values
 
 
 _searches = Statements()
 
 
-def _search_statement(actor: Actor, names: tuple[str, ...]) -> Select[Resident]:
-    stmt = scoped(actor)
+def _search_statement(actor: Actor, names: tuple[str, ...]) -> Select[Any]:
+    """The residents' columns, not entities (a lean page: the list's items are built from the columns)."""
+    residents = table_of(Resident)
+    stmt = select(*residents.c).where(actor.area_filter(residents.c.area_path, residents.c.district_code))
     for name in names:
         if name == "name_prefix":  # as `starts_with`: one bound pattern, which the index serves
-            stmt = stmt.where(col(Resident.name).like(bindparam(name), escape="/"))
+            stmt = stmt.where(residents.c.name.like(bindparam(name), escape="/"))
         else:
-            stmt = stmt.where(getattr(Resident, name) == bindparam(name))
-    return stmt.order_by(Resident.name, Resident.id)
+            stmt = stmt.where(residents.c[name] == bindparam(name))
+    return stmt.order_by(residents.c.name, residents.c.id)
 
 
 def _normalised_id_for_search(raw: str) -> str:

@@ -17,6 +17,7 @@ from sqlmodel import Session, col
 from app.core import events
 from app.core.actor import Actor, Role
 from app.core.errors import Forbidden, NotFound, StaleVersion, Unprocessable
+from app.core.lean import Lean
 from app.core.queries import Statements
 from app.core.types import city_today, utcnow
 from app.ledger import audit
@@ -137,8 +138,8 @@ def read_resident(session: Session, actor: Actor, resident_id: str) -> Any:
     """`get_resident` for a read that changes nothing (`GET /residents/{id}`, the register's most frequent read):
     the row's columns on the connection, no ORM entity (the session's own `execute` and the entity cost more
     than the read). Nothing is pending at the start of a read, so nothing needs flushing first."""
-    row = session.connection().execute(_read_by_id.get(actor.scope, lambda: _read_statement(actor)),
-                                       {"resident_id": resident_id}).first()
+    row = _read_by_id.get(actor.scope, lambda: Lean(_read_statement(actor))).first(
+        session.connection(), {"resident_id": resident_id})
     if row is None:
         raise NotFound()
     return row
