@@ -9,8 +9,8 @@ spends on a request does not (much). For each route of bench/floor.py (POST /vis
 it: it adds visits to the city): a warm-up, then wrk at `--connections` for `--seconds`, with the process's user +
 system time (/proc/<pid>/stat) read before and after; CPU ms per request = that time / the requests answered.
 With `--pg`, the PostgreSQL processes' CPU per request is printed too ("db"): a round trip saved shows there.
-The floor app (bench/floor_app.py) is measured the same way. Run the same city against two builds of the code
-(`PYTHONPATH=<other checkout>`) to compare.
+The floor app (bench/floor_app.py) is measured the same way (its insert, like POST /visits, when `--only` names
+it). Run the same city against two builds of the code (`PYTHONPATH=<other checkout>`) to compare.
 """
 
 from __future__ import annotations
