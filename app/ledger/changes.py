@@ -24,6 +24,7 @@ skips a write. Tables with `info={"stamp": "<column>"}` get the number too, in t
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from functools import cache
 from typing import Any
 
@@ -282,6 +283,18 @@ def mark_ids(session: Session, table: Table, ids: list[str]) -> None:
     ledger.selects.append(_by_ids(table)(ids, log_writer=ledger.writer))
 
 
+def mark_new(session: Session, table: Table, rows: Iterable[tuple[str, str, str | None]]) -> None:
+    """The log rows of records just inserted, given as (id, area path, district) from the values in hand, for a
+    table whose rows carry their own area: written at the stamp in one insert with the transaction's other log
+    rows, where `mark_ids` would select each table's rows again (a visit and its deliveries: one statement)."""
+    if not is_synced(table.name) or _everyone(table) or _via(table) is not None:
+        raise ValueError(f"{table.name} is not a synced table with an area of its own")
+    ledger = ledger_of(session)
+    ledger.rows.extend({"seq": None, "table_name": table.name, "record_id": record_id, "area_path": area,
+                        "district_code": district, "op": str(SyncOp.upsert), "fields": None,
+                        "device_row_id": ledger.writer} for record_id, area, district in rows)
+
+
 @cache
 def _by_ids(table: Table) -> ByKey[Any]:
     return ByKey(lambda key: _log_rows(table, key(table.c.id), str(SyncOp.upsert), None), lean=True)
@@ -332,12 +345,18 @@ def stamp(session: Session, ledger: Ledger) -> None:
     conn = session.connection()
     seq = _NEXT_SEQ.scalar(conn)
     if ledger.rows:
-        conn.execute(insert(_log_table()), [{**row, "seq": seq} for row in ledger.rows])
+        _log_insert().many(conn, [{**row, "seq": seq} for row in ledger.rows])
     for stmt, params in ledger.selects:
         run(conn, stmt, {**params, "stamp_seq": seq})
     if ledger.staged:  # rows written with seq NULL: the log's, and those of the stamped tables
         for stmt in _stamped():
             conn.execute(stmt, {"stamp_seq": seq})
+
+
+@cache
+def _log_insert() -> Lean:
+    log = _log_table()
+    return Lean(insert(log).values({name: bindparam(name, type_=log.c[name].type) for name in LOG_COLUMNS}))
 
 
 _NEXT_SEQ = Lean(text("UPDATE sync_counter SET seq = seq + 1 WHERE id = 1 RETURNING seq"))

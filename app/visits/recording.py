@@ -15,9 +15,10 @@
 
 How: a few queries for the whole batch (stored visits and deliveries by id, residents in scope; in
 `visits.lookups` the dwellings, the catalogue snapshots — parsed once per process — and delivery ids; the
-residents' open tasks), each built once (`core.queries.ByKey`), the check-in flags in Python, then the rows in
-bulk (app/core/bulk.py: executemany on SQLite, COPY on PostgreSQL). The audit events and the sync log
-(`changes.mark_ids`) are recorded explicitly, since bulk statements bypass the
+residents' open tasks), each built once (`core.queries.ByKey`, lean: app/core/lean.py) — the residents with
+their home dwelling's point — the check-in flags in Python, then the rows in bulk (app/core/bulk.py:
+executemany on SQLite, COPY on PostgreSQL). The audit events and the sync log (`changes.mark_new`, from the
+values written) are recorded explicitly, since bulk statements bypass the
 listeners: one `visits.create` event per visit with the visit's field names and its deliveries'
 (`service_deliveries.<name>`), the delivery ids in its detail (a visit and its deliveries are one immutable
 record: one event, not one per row). Tasks are completed and created through the ORM (audited and logged
@@ -47,6 +48,7 @@ from app.core.types import city_date, new_id, utcnow
 from app.ledger import audit, changes
 from app.people.models import Resident, ResidentStatus
 from app.people.register import service as people
+from app.places.models import Dwelling
 from app.visits import errors, lookups, service
 from app.visits.checkin import CheckinFacts, assess
 from app.visits.events import VisitsWritten, Written
@@ -99,6 +101,9 @@ class Home:
     dwelling_id: str | None
     registered: bool  # may be given a follow-up task
     area: tuple[str, str, str]  # the resident's community_id, area_path, district_code
+    # The home dwelling's point, when it was read with the resident (`_homes`); `lookups.known` reads the others.
+    place: lookups.Point | None = None
+    place_read: bool = False
 
     @classmethod
     def of(cls, resident: Any) -> Home:
@@ -106,6 +111,13 @@ class Home:
                       and resident.anonymised_at is None)
         return cls(resident.id, resident.dwelling_id, registered,
                    (resident.community_id, resident.area_path, resident.district_code))
+
+    @classmethod
+    def of_row(cls, row: Any) -> Home:
+        """From a row of `_homes`, with its home dwelling's point (none: no dwelling, or not stored)."""
+        home = cls.of(row)
+        place = (row.home_lat, row.home_lng) if row.home_dwelling is not None else None
+        return cls(home.resident_id, home.dwelling_id, home.registered, home.area, place, place_read=True)
 
 
 @dataclass
@@ -229,6 +241,9 @@ _STORED_DELIVERIES = ByKey(lambda key: select(
 _HOME_COLUMNS = (col(Resident.id), col(Resident.status), col(Resident.merged_into_id), col(Resident.anonymised_at),
                  col(Resident.dwelling_id), col(Resident.community_id), col(Resident.area_path),
                  col(Resident.district_code))
+# The home dwelling's point with the resident (one statement fewer a visit: `lookups.known` reads the others).
+_HOME_PLACE: tuple[Any, ...] = (col(Dwelling.id).label("home_dwelling"), col(Dwelling.lat).label("home_lat"),
+               col(Dwelling.lng).label("home_lng"))
 _homes_by_scope = Statements()
 
 
@@ -236,8 +251,9 @@ def _homes_statement(actor: Actor, dialect: str) -> ByKey[Any]:
     # SQLite plans `id IN (…) AND district_code IN (…)` as a walk of the district index: name the districts on
     # PostgreSQL only (shard pruning), where the primary key wins anyway.
     district = None if dialect == "sqlite" else col(Resident.district_code)
-    return ByKey(lambda key: select(*_HOME_COLUMNS).where(
-        key(col(Resident.id)), actor.area_filter(col(Resident.area_path), district)), lean=True)
+    return ByKey(lambda key: select(*_HOME_COLUMNS, *_HOME_PLACE)
+                 .outerjoin(Dwelling, col(Dwelling.id) == col(Resident.dwelling_id))
+                 .where(key(col(Resident.id)), actor.area_filter(col(Resident.area_path), district)), lean=True)
 
 
 def _homes(session: Session, actor: Actor, resident_ids: list[str]) -> dict[str, Home | AppError]:
@@ -255,7 +271,7 @@ def _homes(session: Session, actor: Actor, resident_ids: list[str]) -> dict[str,
             elif row.status == ResidentStatus.archived.value:
                 homes[row.id] = errors.VisitResidentNotActive()
             else:
-                homes[row.id] = Home.of(row)
+                homes[row.id] = Home.of_row(row)
     for resident_id in resident_ids:
         homes.setdefault(resident_id, NotFound())
     return homes
@@ -272,9 +288,13 @@ def write(session: Session, actor: Actor, items: list[Pending]) -> list[Written 
     received = utcnow()
     known = lookups.known(
         session, actor, chosen={p.body.dwelling_id for p in items if p.body.dwelling_id is not None},
-        homes={p.home.dwelling_id for p in items if p.body.dwelling_id is None and p.home.dwelling_id is not None},
+        homes={p.home.dwelling_id for p in items
+               if p.body.dwelling_id is None and p.home.dwelling_id is not None and not p.home.place_read},
         versions={p.body.catalog_version for p in items if p.body.catalog_version is not None},
         claimed=[s.id for p in items for s in p.body.services if s.id is not None])
+    for p in items:
+        if p.home.place is not None and p.home.dwelling_id is not None:
+            known.places[p.home.dwelling_id] = p.home.place
     results: list[Written | AppError] = []
     for p in items:
         try:
@@ -374,10 +394,13 @@ def _insert(session: Session, written: list[Written]) -> None:
         audit.record(session, "visits.create", target_type="visits", target_id=w.visit["id"],
                      fields=visit_fields(w), detail={DELIVERIES: [d["id"] for d in w.deliveries]} if w.deliveries
                      else None)
-    for chunk in chunks(w.visit["id"] for w in written):
-        changes.mark_ids(session, visits, chunk)
-    for chunk in chunks(d["id"] for d in rows):
-        changes.mark_ids(session, deliveries, chunk)
+    # New rows with their area in hand: logged from these values, in one insert at the stamp.
+    changes.mark_new(session, visits, [_located(w.visit) for w in written])
+    changes.mark_new(session, deliveries, [_located(d) for d in rows])
+
+
+def _located(row: dict[str, Any]) -> tuple[str, str, str | None]:
+    return row["id"], row["area_path"], row["district_code"]
 
 
 def visit_fields(w: Written) -> list[str]:
