@@ -1,11 +1,13 @@
-"""The ledger's stamp at commit: rows logged by id (`mark_ids`, the form every visit written uses) take the
-commit's sequence number, in every form of the id list; a row of a stamped table written through the ORM is
-numbered even when its writer did not `stage` the unit of work."""
+"""The ledger's stamp at commit: rows logged by id (`mark_ids`) or from values in hand (`mark_new`, the form every
+visit written uses) take the commit's sequence number, in every form of the id list; a row of a stamped table
+written through the ORM is numbered even when its writer did not `stage` the unit of work."""
 
 from __future__ import annotations
 
+import pytest
 from sqlalchemy import Engine, select, text
 
+from app.catalog.models import ServiceItem
 from app.core.db import unit_of_work
 from app.ledger import changes
 from app.ledger.models import SyncLog
@@ -44,3 +46,21 @@ def test_a_stamped_row_is_numbered_without_stage(api: Api, engine: Engine, world
                                   kind="update", code="test"))
     seq_at = rows(engine, select(SyncRejection.seq_at).where(SyncRejection.record_id == "rejected-0000000001"))[0][0]
     assert seq_at == _counter(engine) == before + 1
+
+
+def test_mark_new_logs_the_values_given_with_the_commit_number(engine: Engine, world: World) -> None:
+    """`mark_new` (a visit and its deliveries): the rows as given, numbered with the commit, in one insert with the
+    transaction's other log rows; refused for a table without an area of its own."""
+    one, two = world.dwellings[world.community("c1")["id"]][:2]
+    with unit_of_work(engine=engine) as session:
+        changes.mark_new(session, DWELLINGS, [(one, "/given/path/", "410102"), (two, "/other/", None)])
+        changes.mark_ids(session, DWELLINGS, [one])
+    seq = _counter(engine)
+    logged = rows(engine, select(SyncLog.record_id, SyncLog.op, SyncLog.area_path, SyncLog.district_code,
+                                 SyncLog.fields).where(SyncLog.seq == seq).order_by(SyncLog.id))
+    area, district = rows(engine, select(Dwelling.area_path, Dwelling.district_code).where(Dwelling.id == one))[0]
+    assert sorted(tuple(r) for r in logged) == sorted([(one, "upsert", "/given/path/", "410102", None),
+                                                       (two, "upsert", "/other/", None, None),
+                                                       (one, "upsert", area, district, None)])
+    with pytest.raises(ValueError, match="area of its own"), unit_of_work(engine=engine) as session:
+        changes.mark_new(session, ServiceItem.__table__, [("x", "/", None)])  # type: ignore[attr-defined]
