@@ -1,4 +1,5 @@
-"""What a batch of new visits is checked against, read once for the batch (`visits.recording.write`).
+"""What a batch of new visits is checked against, read once for the batch (`visits.recording`): the residents
+they name with their home dwelling's point (`Home`, `homes_statement`), then the rest (`known`).
 
 Every statement is built once (`core.queries.ByKey`; the dwellings in the caller's area once per scope): a
 single POST /visits runs each of them with one id (docs/CONVENTIONS.md, hot paths).
@@ -17,6 +18,7 @@ from app.catalog import service as catalog
 from app.core.actor import Actor
 from app.core.lean import run
 from app.core.queries import ByKey, Statements, chunks
+from app.people.models import Resident, ResidentStatus
 from app.places.models import Dwelling
 from app.visits import service
 from app.visits.models import ServiceDelivery
@@ -34,6 +36,58 @@ _in_area = Statements()
 def _dwellings_statement(actor: Actor) -> ByKey[Any]:
     return ByKey(lambda key: select(*_DWELLING_POINT).where(
         key(col(Dwelling.id)), col(Dwelling.active), actor.area_filter(col(Dwelling.area_path))), lean=True)
+
+
+@dataclass(frozen=True)
+class Home:
+    """The resident a new visit is recorded on (after merges) and where the visit lies."""
+
+    resident_id: str
+    dwelling_id: str | None
+    registered: bool  # may be given a follow-up task
+    area: tuple[str, str, str]  # the resident's community_id, area_path, district_code
+    # The home dwelling's point, when it was read with the resident (`homes_statement`); `known` the others.
+    place: Point | None = None
+    place_read: bool = False
+
+    @classmethod
+    def of(cls, resident: Any) -> Home:
+        registered = (resident.status == ResidentStatus.registered.value and resident.merged_into_id is None
+                      and resident.anonymised_at is None)
+        return cls(resident.id, resident.dwelling_id, registered,
+                   (resident.community_id, resident.area_path, resident.district_code))
+
+    @classmethod
+    def of_row(cls, row: Any) -> Home:
+        """From a row of `homes_statement`, with its home dwelling's point (none: no dwelling, or not stored)."""
+        home = cls.of(row)
+        place = (row.home_lat, row.home_lng) if row.home_dwelling is not None else None
+        return cls(home.resident_id, home.dwelling_id, home.registered, home.area, place, place_read=True)
+
+
+_HOME_COLUMNS = (col(Resident.id), col(Resident.status), col(Resident.merged_into_id), col(Resident.anonymised_at),
+                 col(Resident.dwelling_id), col(Resident.community_id), col(Resident.area_path),
+                 col(Resident.district_code))
+# The home dwelling's point with the resident (one statement fewer a visit: `known` reads the others).
+_HOME_PLACE: tuple[Any, ...] = (col(Dwelling.id).label("home_dwelling"), col(Dwelling.lat).label("home_lat"),
+                                col(Dwelling.lng).label("home_lng"))
+_homes_by_scope = Statements()
+
+
+def homes_statement(actor: Actor, dialect: str) -> ByKey[Any]:
+    """The residents a batch of visits names, in the caller's area, with their home dwelling's point (built once
+    per scope and dialect; `recording._homes`)."""
+    return _homes_by_scope.get((actor.scope, dialect), lambda: _homes_statement(actor, dialect))
+
+
+def _homes_statement(actor: Actor, dialect: str) -> ByKey[Any]:
+    # SQLite plans `id IN (…) AND district_code IN (…)` as a walk of the district index: name the districts on
+    # PostgreSQL only (shard pruning), where the primary key wins anyway.
+    district = None if dialect == "sqlite" else col(Resident.district_code)
+    return ByKey(lambda key: select(*_HOME_COLUMNS, *_HOME_PLACE)
+                 .outerjoin(Dwelling, col(Dwelling.id) == col(Resident.dwelling_id))
+                 .where(key(col(Resident.id)), actor.area_filter(col(Resident.area_path), district)), lean=True)
+
 
 
 @dataclass

@@ -43,16 +43,16 @@ from app.core.bulk import BulkWriter, table_of
 from app.core.config import get_settings
 from app.core.errors import AppError, NotFound, StaleVersion
 from app.core.lean import run
-from app.core.queries import ByKey, Statements, chunks
+from app.core.queries import ByKey, chunks
 from app.core.types import city_date, new_id, utcnow
 from app.ledger import audit, changes
 from app.people.models import Resident, ResidentStatus
 from app.people.register import service as people
-from app.places.models import Dwelling
 from app.visits import errors, lookups, service
 from app.visits.checkin import CheckinFacts, assess
 from app.visits.events import VisitsWritten, Written
 from app.visits.geo import gcj02_to_wgs84
+from app.visits.lookups import Home
 from app.visits.models import FOLLOW_UP_MAX_DAYS, ReviewState, ServiceDelivery, Visit, VisitReview
 from app.visits.schemas import (
     CoordSystem,
@@ -91,33 +91,6 @@ def record_visits(session: Session, actor: Actor, items: list[VisitItem], *, lan
 
 
 # --- internal shapes ------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Home:
-    """The resident a new visit is recorded on (after merges) and where the visit lies."""
-
-    resident_id: str
-    dwelling_id: str | None
-    registered: bool  # may be given a follow-up task
-    area: tuple[str, str, str]  # the resident's community_id, area_path, district_code
-    # The home dwelling's point, when it was read with the resident (`_homes`); `lookups.known` reads the others.
-    place: lookups.Point | None = None
-    place_read: bool = False
-
-    @classmethod
-    def of(cls, resident: Any) -> Home:
-        registered = (resident.status == ResidentStatus.registered.value and resident.merged_into_id is None
-                      and resident.anonymised_at is None)
-        return cls(resident.id, resident.dwelling_id, registered,
-                   (resident.community_id, resident.area_path, resident.district_code))
-
-    @classmethod
-    def of_row(cls, row: Any) -> Home:
-        """From a row of `_homes`, with its home dwelling's point (none: no dwelling, or not stored)."""
-        home = cls.of(row)
-        place = (row.home_lat, row.home_lng) if row.home_dwelling is not None else None
-        return cls(home.resident_id, home.dwelling_id, home.registered, home.area, place, place_read=True)
 
 
 @dataclass
@@ -238,29 +211,11 @@ _STORED = ByKey(lambda key: select(Visit).where(key(col(Visit.id))))
 _STORED_DELIVERIES = ByKey(lambda key: select(
     col(ServiceDelivery.visit_id), col(ServiceDelivery.id), col(ServiceDelivery.item_code),
     col(ServiceDelivery.quantity)).where(key(col(ServiceDelivery.visit_id))), lean=True)
-_HOME_COLUMNS = (col(Resident.id), col(Resident.status), col(Resident.merged_into_id), col(Resident.anonymised_at),
-                 col(Resident.dwelling_id), col(Resident.community_id), col(Resident.area_path),
-                 col(Resident.district_code))
-# The home dwelling's point with the resident (one statement fewer a visit: `lookups.known` reads the others).
-_HOME_PLACE: tuple[Any, ...] = (col(Dwelling.id).label("home_dwelling"), col(Dwelling.lat).label("home_lat"),
-               col(Dwelling.lng).label("home_lng"))
-_homes_by_scope = Statements()
-
-
-def _homes_statement(actor: Actor, dialect: str) -> ByKey[Any]:
-    # SQLite plans `id IN (…) AND district_code IN (…)` as a walk of the district index: name the districts on
-    # PostgreSQL only (shard pruning), where the primary key wins anyway.
-    district = None if dialect == "sqlite" else col(Resident.district_code)
-    return ByKey(lambda key: select(*_HOME_COLUMNS, *_HOME_PLACE)
-                 .outerjoin(Dwelling, col(Dwelling.id) == col(Resident.dwelling_id))
-                 .where(key(col(Resident.id)), actor.area_filter(col(Resident.area_path), district)), lean=True)
-
-
 def _homes(session: Session, actor: Actor, resident_ids: list[str]) -> dict[str, Home | AppError]:
     """Each resident a visit names: in scope (else 404), followed through merges, not archived (else 422)."""
     homes: dict[str, Home | AppError] = {}
     dialect = session.get_bind().dialect.name
-    by_id = _homes_by_scope.get((actor.scope, dialect), lambda: _homes_statement(actor, dialect))
+    by_id = lookups.homes_statement(actor, dialect)
     for chunk in chunks(resident_ids):
         for row in run(session.connection(), *by_id(chunk)):  # flushed (`_round`)
             if row.merged_into_id is not None:  # rare: the single path follows the merges
