@@ -8,7 +8,7 @@ single POST /visits runs each of them with one id (docs/CONVENTIONS.md, hot path
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from sqlalchemy import select
@@ -60,9 +60,8 @@ class Home:
     @classmethod
     def of_row(cls, row: Any) -> Home:
         """From a row of `homes_statement`, with its home dwelling's point (none: no dwelling, or not stored)."""
-        home = cls.of(row)
         place = (row.home_lat, row.home_lng) if row.home_dwelling is not None else None
-        return cls(home.resident_id, home.dwelling_id, home.registered, home.area, place, place_read=True)
+        return replace(cls.of(row), place=place, place_read=True)
 
 
 _HOME_COLUMNS = (col(Resident.id), col(Resident.status), col(Resident.merged_into_id), col(Resident.anonymised_at),
@@ -87,7 +86,6 @@ def _homes_statement(actor: Actor, dialect: str) -> ByKey[Any]:
     return ByKey(lambda key: select(*_HOME_COLUMNS, *_HOME_PLACE)
                  .outerjoin(Dwelling, col(Dwelling.id) == col(Resident.dwelling_id))
                  .where(key(col(Resident.id)), actor.area_filter(col(Resident.area_path), district)), lean=True)
-
 
 
 @dataclass

@@ -205,12 +205,14 @@ def _round(session: Session, actor: Actor, round_: list[tuple[int, VisitCreate, 
     return outcomes
 
 
-# Built once (ByKey); those with the caller's area once per scope (and dialect, for the residents').
+# Built once (ByKey); the residents' with the caller's area once per scope and dialect (`lookups.homes_statement`).
 _STORED_IDS = ByKey(lambda key: select(col(Visit.id)).where(key(col(Visit.id))), lean=True)
 _STORED = ByKey(lambda key: select(Visit).where(key(col(Visit.id))))
 _STORED_DELIVERIES = ByKey(lambda key: select(
     col(ServiceDelivery.visit_id), col(ServiceDelivery.id), col(ServiceDelivery.item_code),
     col(ServiceDelivery.quantity)).where(key(col(ServiceDelivery.visit_id))), lean=True)
+
+
 def _homes(session: Session, actor: Actor, resident_ids: list[str]) -> dict[str, Home | AppError]:
     """Each resident a visit names: in scope (else 404), followed through merges, not archived (else 422)."""
     homes: dict[str, Home | AppError] = {}
