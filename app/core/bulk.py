@@ -43,7 +43,8 @@ class BulkWriter:
 
     SQLite: executemany of one prepared INSERT, values converted by the columns' own SQLAlchemy bind
     processors (so dates and timestamps are stored exactly as the ORM stores them). PostgreSQL: COPY FROM
-    STDIN through psycopg, several times faster than multi-row INSERTs; a few rows (`COPY_FROM`) by INSERT.
+    STDIN through psycopg, several times faster than multi-row INSERTs; a few rows (`COPY_FROM`) by one
+    multi-row INSERT.
     """
 
     # (dialect, table, columns) → the bind processors by column position; shared: every audit seal writes
@@ -90,9 +91,15 @@ class BulkWriter:
                     values[index] = processor(values[index])
             converted.append(tuple(values))
         # Table and column names come from our own metadata, never from input.
-        marks = ", ".join(["%s" if self.postgres else "?"] * len(columns))
-        sql = f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES ({marks})"  # noqa: S608
-        run_driver(self.connection, sql, converted, many=True)
+        head = f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES "  # noqa: S608
+        if self.postgres:
+            # One statement with a row of values each: psycopg's executemany runs in pipeline mode, whose
+            # setup and sync cost more than these few rows (a visit and its deliveries).
+            row_marks = "(" + ", ".join(["%s"] * len(columns)) + ")"
+            sql = head + ", ".join([row_marks] * len(converted))
+            run_driver(self.connection, sql, [value for row in converted for value in row])
+        else:
+            run_driver(self.connection, head + "(" + ", ".join(["?"] * len(columns)) + ")", converted, many=True)
 
     def _copy(self, table: Table, columns: Sequence[str], rows: list[tuple[Any, ...]]) -> None:
         import psycopg

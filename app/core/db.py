@@ -23,6 +23,7 @@ while its hook is not installed, rather than lose it).
 from __future__ import annotations
 
 import asyncio
+import select
 import sqlite3
 import threading
 import weakref
@@ -36,6 +37,7 @@ from typing import Any, Protocol
 from psycopg.pq import TransactionStatus
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DisconnectionError
 from sqlmodel import Session
 
 from app.core import context
@@ -80,7 +82,23 @@ def create_db_engine(url: str) -> Engine:
         return engine
     # No overflow: an overflow connection is closed when it comes back, so under load every request would pay
     # for a new one; the admission gate (`admitted`) keeps requests to the pool's size instead.
-    return create_engine(url, pool_size=settings.db_pool_size, max_overflow=0, pool_pre_ping=True)
+    engine = create_engine(url, pool_size=settings.db_pool_size, max_overflow=0)
+    event.listen(engine, "checkout", _check_alive)
+    return engine
+
+
+def _check_alive(driver: Any, record: Any, proxy: Any) -> None:
+    """A pooled PostgreSQL connection is checked before a request gets it, without a round trip (SQLAlchemy's
+    `pool_pre_ping` sends a `SELECT 1` at every checkout: one more round trip for every request). An idle
+    connection has nothing to read: a server that restarted or ended the backend has left its FATAL message
+    and end-of-file on the socket, so a readable socket (or a connection psycopg knows is closed) means a dead
+    one. `DisconnectionError` makes the pool drop it and check out another, up to three times. A connection
+    that dies silently (a network cut) is found by its first statement, whose disconnect error invalidates
+    the pool (SQLAlchemy), and the request answers 503 `service_busy` (docs/architecture.md)."""
+    if driver.closed or driver.broken:
+        raise DisconnectionError("connection closed")
+    if select.select([driver.fileno()], [], [], 0)[0]:
+        raise DisconnectionError("unexpected data on an idle connection (the server ended it)")
 
 
 def capacity(engine: Engine) -> int:

@@ -126,12 +126,25 @@ class Lean:
             _run(conn, form.sql, [form.parameters(row) for row in rows], many=True)
 
 
+def _cursor(conn: Connection) -> Any:
+    """The pooled connection's own cursor, made once and used by every lean statement on it: a psycopg cursor
+    costs ~25 µs to make (it copies the connection's adapters), a third of a prepared statement's round trip.
+    Every execution fetches all its rows, so nothing is left on it. After a driver error (whose handler closes
+    it) or on a replaced driver connection (after an invalidation) a new one is made."""
+    fairy: Any = conn.connection
+    driver = fairy.dbapi_connection
+    cursor = fairy.info.get("lean_cursor")
+    if cursor is None or cursor.connection is not driver:
+        cursor = fairy.info["lean_cursor"] = driver.cursor()
+    return cursor
+
+
 def _run(conn: Connection, sql: str, parameters: Any, *, many: bool) -> tuple[list[Any], Any]:
     """(the rows, the cursor's description)"""
     events: Any = conn._has_events or conn.engine._has_events
     cursor: Any = None
     try:
-        cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+        cursor = _cursor(conn)
         if events:
             for listener in conn.dispatch.before_cursor_execute:
                 sql, parameters = listener(conn, cursor, sql, parameters, None, many)
@@ -143,8 +156,9 @@ def _run(conn: Connection, sql: str, parameters: Any, *, many: bool) -> tuple[li
         rows = cursor.fetchall() if description is not None else []
         if events:
             conn.dispatch.after_cursor_execute(conn, cursor, sql, parameters, None, many)
-        cursor.close()
     except Exception as exc:  # raised as SQLAlchemy raises it; a lost connection is invalidated
+        if cursor is not None:  # the handler closes it
+            cast(Any, conn.connection).info.pop("lean_cursor", None)
         conn._handle_dbapi_exception(exc, sql, parameters, cursor, None)
     return rows, description
 

@@ -180,3 +180,33 @@ def test_read_request_defers_its_writes_until_its_connection_is_back(api: Any, w
         reads = list(session.execute(select(AuditEvent.action).where(AuditEvent.target_id == resident["id"]))
                      .scalars())
         assert any(action.startswith("resident.read.") for action in reads), reads
+
+
+def test_pooled_postgresql_connections_the_server_ended_are_replaced_at_checkout(engine: Engine) -> None:
+    """A restarted server ends every idle pooled connection. The pool checks each one at checkout without a round
+    trip (a readable idle socket is the server's FATAL message and end-of-file) and hands out a live one, so
+    the first request after the restart needs neither a `SELECT 1` nor a 503; live connections are kept."""
+    from sqlalchemy import create_engine
+
+    from app.core.db import create_db_engine
+
+    if engine.dialect.name != "postgresql":
+        pytest.skip("a SQLite file has no server to lose")
+    app_engine = create_db_engine(engine.url.render_as_string(hide_password=False))
+    killer = create_engine(engine.url, isolation_level="AUTOCOMMIT")
+    try:
+        with app_engine.connect() as first, app_engine.connect() as second:  # two pooled connections
+            pids = {first.execute(text("SELECT pg_backend_pid()")).scalar_one(),
+                    second.execute(text("SELECT pg_backend_pid()")).scalar_one()}
+        with app_engine.connect() as conn:  # an idle connection stays (nothing to read on it)
+            assert conn.execute(text("SELECT pg_backend_pid()")).scalar_one() in pids
+        with killer.connect() as other:
+            for pid in pids:
+                other.execute(text("SELECT pg_terminate_backend(:pid, 5000)"), {"pid": pid})  # waits for its end
+        with app_engine.connect() as first, app_engine.connect() as second:
+            fresh = {first.execute(text("SELECT pg_backend_pid()")).scalar_one(),
+                     second.execute(text("SELECT pg_backend_pid()")).scalar_one()}
+        assert len(fresh) == 2 and not fresh & pids
+    finally:
+        killer.dispose()
+        app_engine.dispose()
