@@ -1,9 +1,9 @@
 """The hash-chained audit log: recording, appending, verifying, purging.
 
 Events are queued on the unit of work's ledger (`record`) and appended to the chain when it commits
-(`append`, from the ledger's commit hook), under a chain lock: PostgreSQL takes a transaction-level advisory
-lock; SQLite already holds its single write lock (write transactions begin IMMEDIATE). Holding the lock only
-for the final inserts keeps it short.
+(`append`, from the ledger's commit hook), under a chain lock: PostgreSQL locks the change log's counter row
+(`lock_chain`), which a transaction that stamps change-log rows holds already; SQLite already holds its single
+write lock (write transactions begin IMMEDIATE). Holding the lock only for the final statements keeps it short.
 
 Every ORM write is recorded automatically (table, record id, changed field names — never values, and the
 row's area) by the ledger's flush listener (`collect`), so no service can forget; a table opts out with
@@ -49,7 +49,6 @@ from app.ledger.models import AuditEvent
 from app.ledger.state import ledger_of
 
 GENESIS = "0" * 64
-CHAIN_LOCK_KEY = 7_301_042  # advisory lock id for the chain on PostgreSQL
 MIN_RETENTION_DAYS = 180  # Cybersecurity Law art. 21; the database guards enforce the same figure
 CHAIN_VERSION = 3  # what new rows are written with
 KEYED_FROM = 3  # versions from this one on are HMACs
@@ -171,16 +170,19 @@ def append(session: Session, events: list[dict[str, Any]]) -> None:
 
 
 def lock_chain(session: Session) -> None:
-    """PostgreSQL: serialise appends (and purges) with a transaction-level advisory lock.
+    """PostgreSQL: serialise appends (and purges) with the row lock of the change log's counter (`sync_counter`),
+    held until the transaction ends. A transaction that stamps change-log rows takes that lock by updating the
+    counter (`changes.stamp`), with no statement of its own: `ledger.service.seal` calls this only for one that
+    does not (an audited read's group commit, a sign-in's record, a purge, a checkpoint).
 
     SQLite needs nothing: write transactions begin IMMEDIATE and so already hold the database's single
     write lock. The lock is re-entrant within a transaction.
     """
     if session.get_bind().dialect.name == "postgresql":
-        _LOCK_CHAIN.rows(session.connection(), {"k": CHAIN_LOCK_KEY})
+        _LOCK_CHAIN.rows(session.connection())
 
 
-_LOCK_CHAIN = Lean(text("SELECT pg_advisory_xact_lock(:k)"))  # every write transaction on PostgreSQL takes it
+_LOCK_CHAIN = Lean(text("SELECT seq FROM sync_counter WHERE id = 1 FOR UPDATE"))
 
 
 @dataclass

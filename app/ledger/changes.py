@@ -337,10 +337,11 @@ def set_writer(session: Session, device_row_id: str | None) -> None:
 # --- stamping at commit ------------------------------------------------------------------------------------
 
 
-def stamp(session: Session, ledger: Ledger) -> None:
-    """Give this transaction's log rows the next sequence number (under the chain lock)."""
+def stamp(session: Session, ledger: Ledger) -> bool:
+    """Give this transaction's log rows the next sequence number; whether there were any. Updating the counter
+    takes its row lock, which is the chain lock (`audit.lock_chain`), until the transaction ends."""
     if not (ledger.staged or ledger.rows or ledger.selects):
-        return
+        return False
     # On the connection: the session has flushed (`seal`), and the session's own `execute` costs ~40 µs more a
     # statement (every write transaction runs these).
     conn = session.connection()
@@ -353,6 +354,7 @@ def stamp(session: Session, ledger: Ledger) -> None:
     if ledger.staged:  # rows written with seq NULL: the log's, and those of the stamped tables
         for stmt in _stamped():
             conn.execute(stmt, {"stamp_seq": seq})
+    return True
 
 
 _NEXT_SEQ = Lean(text("UPDATE sync_counter SET seq = seq + 1 WHERE id = 1 RETURNING seq"))

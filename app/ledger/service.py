@@ -4,9 +4,10 @@
 hook with the unit of work and the flush listeners with SQLAlchemy's Session class. Nothing happens at
 import.
 
-At commit (`seal`), under the chain lock: the change log's rows get the transaction's sequence number, then
-the audit events join the chain. A savepoint (`savepoint`) snapshots the database *and* the ledger
-together, so a rolled-back record leaves neither a change-log row nor an audit event behind.
+At commit (`seal`), under the chain lock: the change log's rows get the transaction's sequence number (its
+counter's update takes the lock), then the audit events join the chain. A savepoint (`savepoint`) snapshots
+the database *and* the ledger together, so a rolled-back record leaves neither a change-log row nor an audit
+event behind.
 """
 
 from __future__ import annotations
@@ -33,8 +34,8 @@ def seal(session: Session) -> None:
     ledger = peek(session)
     if ledger is None or not ledger.pending:
         return
-    audit.lock_chain(session)
-    changes.stamp(session, ledger)
+    if not changes.stamp(session, ledger):  # stamping takes the chain lock (it updates the counter's row)
+        audit.lock_chain(session)
     audit.append(session, ledger.events)
     ledger.clear()
 

@@ -64,13 +64,14 @@ def finish(thread: threading.Thread, out: dict[str, Any]) -> Any:
 
 
 def wait_for_lock_waiters(engine: Engine, count: int) -> None:
-    """Until `count` backends wait on an advisory lock (the audit chain lock), bounded."""
+    """Until `count` backends wait on the audit chain lock (the change log counter's row lock, which a stamp's
+    update takes and an audit-only append asks for with FOR UPDATE), bounded."""
     event = threading.Event()
     for _ in range(int(WAIT * 20)):
         with engine.connect() as conn:
             waiting = conn.execute(text(
                 "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-                "AND wait_event_type = 'Lock' AND wait_event = 'advisory'")).scalar_one()
+                "AND wait_event_type = 'Lock' AND query LIKE '%sync_counter%'")).scalar_one()
         if waiting >= count:
             return
         event.wait(0.05)
