@@ -210,3 +210,29 @@ def test_pooled_postgresql_connections_the_server_ended_are_replaced_at_checkout
     finally:
         killer.dispose()
         app_engine.dispose()
+
+
+def test_a_pooled_postgresql_connection_with_something_to_read_is_kept_when_it_is_alive(engine: Engine) -> None:
+    """A readable idle socket is read before it is judged: a notification (like a notice, or TLS housekeeping)
+    leaves a live connection in use rather than costing a reconnect."""
+    import select
+
+    from app.core.db import create_db_engine
+
+    if engine.dialect.name != "postgresql":
+        pytest.skip("a SQLite file has no server to lose")
+    app_engine = create_db_engine(engine.url.render_as_string(hide_password=False))
+    try:
+        with app_engine.connect() as conn:
+            pid = conn.execute(text("SELECT pg_backend_pid()")).scalar_one()
+            conn.execute(text("LISTEN pool_check"))
+            conn.commit()
+            socket = conn.connection.dbapi_connection.fileno()  # type: ignore[union-attr]
+        with engine.connect() as other:
+            other.execute(text("NOTIFY pool_check"))
+            other.commit()
+        assert select.select([socket], [], [], 10)[0], "the notification never reached the pooled connection"
+        with app_engine.connect() as conn:
+            assert conn.execute(text("SELECT pg_backend_pid()")).scalar_one() == pid
+    finally:
+        app_engine.dispose()
