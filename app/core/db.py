@@ -23,7 +23,6 @@ while its hook is not installed, rather than lose it).
 from __future__ import annotations
 
 import asyncio
-import select
 import sqlite3
 import threading
 import weakref
@@ -34,16 +33,15 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Protocol
 
-import psycopg
-from psycopg.pq import ConnStatus, TransactionStatus
+from psycopg.pq import TransactionStatus
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DisconnectionError
 from sqlmodel import Session
 
 from app.core import context
 from app.core.config import get_settings
 from app.core.errors import ServiceBusy
+from app.core.pool import check_alive
 
 IMMEDIATE = "app_begin_immediate"
 # A read whose statements each see the latest commit, with no BEGIN (and so no ROLLBACK) of its own;
@@ -84,32 +82,10 @@ def create_db_engine(url: str) -> Engine:
     # No overflow: an overflow connection is closed when it comes back, so under load every request would pay
     # for a new one; the admission gate (`admitted`) keeps requests to the pool's size instead.
     engine = create_engine(url, pool_size=settings.db_pool_size, max_overflow=0)
-    event.listen(engine, "checkout", _check_alive)
+    event.listen(engine, "checkout", check_alive)
     return engine
 
 
-def _check_alive(driver: Any, record: Any, proxy: Any) -> None:
-    """A pooled PostgreSQL connection is checked before a request gets it, without a round trip (SQLAlchemy's
-    `pool_pre_ping` sends a `SELECT 1` at every checkout: one more round trip for every request).
-
-    An idle connection has nothing to read. A server that restarted, or ended the backend, has left its FATAL
-    message and its end-of-file on the socket: what is readable is read until nothing is, and a connection that
-    libpq then finds closed is dead; anything else (a notification, TLS housekeeping) leaves it in use.
-    `DisconnectionError` makes the pool drop a dead one and check out another, up to three times. A connection
-    that dies silently (a network cut) is found by its first statement, whose disconnect error invalidates the
-    pool (SQLAlchemy), and the request answers 503 `service_busy` (docs/architecture.md)."""
-    if driver.closed or driver.broken:
-        raise DisconnectionError("connection closed")
-    for _ in range(3):  # the server's FATAL message, then its end-of-file: libpq reads them one at a time
-        if not select.select([driver.fileno()], [], [], 0)[0]:
-            return
-        try:
-            driver.pgconn.consume_input()
-        except psycopg.OperationalError:
-            raise DisconnectionError("the server ended the connection") from None
-        if driver.pgconn.status != ConnStatus.OK:
-            raise DisconnectionError("the server ended the connection")
-    raise DisconnectionError("the server keeps sending on an idle connection")
 
 
 def capacity(engine: Engine) -> int:
