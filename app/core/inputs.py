@@ -86,20 +86,36 @@ class JsonTooDeep(Unprocessable):
 
 
 _STEP = [0] * 256
-_STEP[ord("[")] = _STEP[ord("{")] = 1
-_STEP[ord("]")] = _STEP[ord("}")] = -1
+_STEP[ord("[")] = 1
+_STEP[ord("]")] = -1
 _NOT_STRUCTURE = bytes(b for b in range(256) if b not in b'[]{}"')
+_SQUARE = bytes.maketrans(b"{}", b"[]")  # depth does not depend on the kind of bracket
+_PASS_BUDGET = 8  # the passes below read at most this many times the text before the count takes over
 
 
 def json_depth(data: bytes | str) -> int:
     """How deep the arrays and objects in a JSON text nest (brackets inside strings do not count), read
-    without parsing, at C speed (~10 ms a MB). Exact for valid JSON. For invalid JSON it is at least as deep
+    without parsing, at C speed (~5 ms a MB). Exact for valid JSON. For invalid JSON it is at least as deep
     as a parser gets before it fails: up to the first error, a parser reads strings and escapes as this does."""
     raw = data.encode("utf-8", "surrogatepass") if isinstance(data, str) else data
     if b"\\" in raw:  # escapes first: \\ is a backslash, \" a quote inside a string
         raw = raw.replace(b"\\\\", b"").replace(b'\\"', b"")
-    structure = raw.translate(None, _NOT_STRUCTURE)
-    outside_strings = b"".join(structure.split(b'"')[::2])
+    # A string with no bracket in it is two quotes now: dropping a pair of adjacent quotes leaves every other
+    # bracket on its side of the quotes, and leaves few strings for the split.
+    structure = raw.translate(_SQUARE, _NOT_STRUCTURE).replace(b'""', b"")
+    outside_strings = b"".join(structure.split(b'"')[::2]) if b'"' in structure else structure
+    # Innermost pairs ("[]") removed a level a pass, in C: a pair goes in the pass of its height, so a balanced
+    # text empties after as many passes as it is deep. One that does not (unbalanced, or deep in a long text) is
+    # counted bracket by bracket, which is exact for any text but runs in Python: ~8 times slower than a pass.
+    left, budget, passes = outside_strings, _PASS_BUDGET * len(outside_strings), 0
+    while left and budget > 0:
+        shorter = left.replace(b"[]", b"")
+        if len(shorter) == len(left):
+            break
+        budget -= len(left)
+        left, passes = shorter, passes + 1
+    if not left:
+        return passes
     return max(accumulate(map(_STEP.__getitem__, outside_strings)), default=0)
 
 

@@ -71,6 +71,22 @@ def test_brackets_in_strings_do_not_count() -> None:
     loads_json('["' + "[" * 5000 + '"]')  # deep-looking text inside a string is fine
 
 
+def test_strings_next_to_each_other_keep_their_brackets_inside() -> None:
+    # Empty and bracket-free strings drop out as pairs of quotes first; what is left must still pair up.
+    assert json_depth('["", "[", "", "]", {"": ""}]') == 2
+    assert json_depth('[{"a": "]]", "b": "", "c": "[["}, [[""]]]') == 3
+    assert json_depth('["\\"[", "\\\\", [""]]') == 2
+
+
+def test_a_deep_tail_in_a_long_text_is_still_counted_exactly() -> None:
+    # Each pass takes one level off; past the passes' budget the count goes bracket by bracket.
+    long_and_shallow = "[" + "[1]," * 50_000 + "[" * 40 + "]" * 40 + "]"
+    assert json_depth(long_and_shallow) == 41
+    unbalanced = "[" * 100_000 + "[" * 60 + "]" * 60
+    assert json_depth(unbalanced) == 100_060
+    assert json_depth("[}") == 1 and json_depth("]]][") == -1 and json_depth("") == 0
+
+
 def test_far_too_deep_is_refused_before_any_parser_recurses() -> None:
     for text in ("[" * 1500 + "]" * 1500, "[" * 100_000, '{"a":' * 5000 + "1" + "}" * 5000):
         with pytest.raises(JsonTooDeep):
