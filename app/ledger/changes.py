@@ -284,15 +284,18 @@ def mark_ids(session: Session, table: Table, ids: list[str]) -> None:
     ledger.selects.append(_by_ids(table)(ids, log_writer=ledger.writer))
 
 
-def mark_new(session: Session, table: Table, rows: Iterable[tuple[str, str, str | None]]) -> None:
-    """The log rows of records just inserted, given as (id, area path, district) from the values in hand, for a
-    table whose rows carry their own area: written at the stamp in one insert with the transaction's other log
-    rows, where `mark_ids` would select each table's rows again (a visit and its deliveries: one statement)."""
+def mark_new(session: Session, table: Table, rows: Iterable[tuple[str, str, str | None]],
+             fields: list[str] | None = None) -> None:
+    """The log rows of records just inserted (or updated in bulk: `fields`, the columns changed, as the ORM's
+    flush lists them), given as (id, area path, district) from the values in hand, for a table whose rows carry
+    their own area and did not move: written at the stamp in one insert with the transaction's other log rows,
+    where `mark_ids` would select each table's rows again (a visit and its deliveries: one statement)."""
     if not is_synced(table.name) or _everyone(table) or _via(table) is not None:
         raise ValueError(f"{table.name} is not a synced table with an area of its own")
     ledger = ledger_of(session)
+    changed = _fields(fields)
     ledger.rows.extend({"seq": None, "table_name": table.name, "record_id": record_id, "area_path": area,
-                        "district_code": district, "op": str(SyncOp.upsert), "fields": None,
+                        "district_code": district, "op": str(SyncOp.upsert), "fields": changed,
                         "device_row_id": ledger.writer} for record_id, area, district in rows)
 
 

@@ -362,3 +362,31 @@ def test_a_uuid_resident_is_refused_by_name_and_the_phone_converges(api: Api, wo
     raw = push_raw(api, "worker1", changes(residents={"created": [resident_raw(resident_uuid, dwelling, "131")]}),
                    after["timestamp"])
     assert [(r["id"], r["code"]) for r in raw.json()["rejected"]] == [(resident_uuid, "id_not_accepted")]
+
+
+def test_a_resident_and_their_first_visit_pushed_together_complete_the_arrival_task(
+        api: Api, world: World, engine: Engine) -> None:
+    # Registering the resident makes the new-arrival task in this push's transaction; the visit after it completes
+    # that task as plain rows, with the audit event and the change-log row the ORM would have made.
+    dwelling = world.dwellings[world.community("c1")["id"]][0]
+    last = cursor(api, "worker1")
+    other_last = cursor(api, "worker1", device="phone-0002")
+    rid, vid = wid(), wid()
+    body = push(api, "worker1", changes(residents={"updated": [resident_raw(rid, dwelling, "103")]},
+                                        visits={"updated": [visit_raw(vid, rid, mode="in_person",
+                                                                         no_coordinates_reason="indoors_no_signal")]}),
+                last)
+    assert body["rejected"] == [] and body["applied"] == {"residents": 1, "visits": 1}
+    ((task_id, state, done_by, version),) = rows(engine, select(Task.id, Task.state, Task.completed_by_visit_id,
+                                                                Task.version).where(Task.resident_id == rid))
+    assert (state, done_by, version) == ("done", vid, 2)
+    audited = rows(engine, select(AuditEvent.action, AuditEvent.fields).where(AuditEvent.target_id == task_id)
+                   .order_by(AuditEvent.id))
+    assert [a for a, _ in audited] == ["tasks.create", "tasks.update"]
+    assert audited[1][1] == "completed_at,completed_by_visit_id,state,updated_at,version"
+    logged = rows(engine, select(SyncLog.fields).where(SyncLog.record_id == task_id))
+    assert "completed_by_visit_id,state" in ",".join(f or "" for (f,) in logged)
+    # The worker's other phone is told: a done task leaves the phones (docs/sync.md), the resident arrives.
+    other = pull(api, "worker1", other_last, device="phone-0002")
+    assert task_id in ids(other, "tasks", "deleted") and task_id not in ids(other, "tasks")
+    assert rid in ids(other, "residents")

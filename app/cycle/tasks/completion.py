@@ -12,16 +12,19 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, Protocol
 
-from sqlalchemy import and_, bindparam, or_, select
+from sqlalchemy import and_, bindparam, or_, select, update
+from sqlalchemy.orm.util import identity_key
 from sqlmodel import Session, col
 
 from app.core import events
 from app.core.actor import Actor
-from app.core.lean import run
+from app.core.bulk import BulkWriter, table_of
+from app.core.lean import Lean, run
 from app.core.queries import ByKey, among, chunks
-from app.core.types import UTCDateTime, city_date, utcnow
+from app.core.types import UTCDateTime, city_date, new_id, utcnow
 from app.cycle.models import Task, TaskKind, TaskState
 from app.cycle.periods import day_start, month_bounds, month_of
+from app.ledger import audit, changes
 from app.visits.events import VisitsWritten, VisitTasksWanted, Written
 from app.visits.models import Visit, VisitMode, VisitOutcome
 from app.visits.service import not_superseded
@@ -40,7 +43,22 @@ class VisitLike(Protocol):
     started_at: datetime
 
 
-def visit_completes(task: Task, visit: VisitLike, source_started: datetime | None = None) -> bool:
+class TaskLike(Protocol):
+    """What completion reads of a task (a `Task`, or an `OpenTask` of a batch)."""
+
+    @property
+    def resident_id(self) -> str | None: ...
+    @property
+    def kind(self) -> str: ...
+    @property
+    def period(self) -> str: ...
+    @property
+    def source_visit_id(self) -> str | None: ...
+    @property
+    def created_at(self) -> datetime: ...
+
+
+def visit_completes(task: TaskLike, visit: VisitLike, source_started: datetime | None = None) -> bool:
     """Does `visit` discharge `task`? The rules of docs/visits.md."""
     if visit.outcome != VisitOutcome.met.value or visit.resident_id != task.resident_id:
         return False
@@ -107,15 +125,18 @@ class Facts:
     started_at: datetime
 
 
-# The lookups of every visit written, built once (ByKey).
-def _open_tasks(what: Any, key: Any) -> Any:
-    return select(what).where(key(col(Task.resident_id)), col(Task.state) == TaskState.open.value,
-                              or_(*(col(Task.kind) == kind for kind in COMPLETED_BY_VISITS)))
+# The lookups of every visit written, built once (ByKey); plain columns on the connection (lean), no entities.
+def _open_tasks(what: tuple[Any, ...], key: Any) -> Any:
+    return select(*what).where(key(col(Task.resident_id)), col(Task.state) == TaskState.open.value,
+                               or_(*(col(Task.kind) == kind for kind in COMPLETED_BY_VISITS)))
 
 
-# Whether any is open (lean), before the entities are read and locked: most visits have none to complete.
-_ANY_OPEN = ByKey(lambda key: _open_tasks(col(Task.resident_id), key).limit(1), lean=True)
-_OPEN_TASKS = ByKey(lambda key: _open_tasks(Task, key).order_by(col(Task.due_date), col(Task.id)).with_for_update())
+_TASK = (col(Task.id), col(Task.resident_id), col(Task.kind), col(Task.period), col(Task.state),
+         col(Task.source_visit_id), col(Task.created_at), col(Task.area_path), col(Task.district_code),
+         col(Task.version))
+# Locked as read (the task a concurrent visit completes waits for this transaction), in due order.
+_OPEN_TASKS = ByKey(lambda key: _open_tasks(_TASK, key).order_by(col(Task.due_date), col(Task.id)).with_for_update(),
+                    lean=True)
 _STARTED = ByKey(lambda key: select(col(Visit.id), col(Visit.started_at)).where(key(col(Visit.id))), lean=True)
 _FOLLOW_UPS = ByKey(lambda key: select(col(Task.resident_id), col(Task.period)).where(
     col(Task.kind) == TaskKind.follow_up.value, key(col(Task.period))), lean=True)
@@ -123,27 +144,53 @@ _MET_SINCE = ByKey(lambda key: select(
     col(Visit.id), col(Visit.resident_id), col(Visit.mode), col(Visit.outcome), col(Visit.started_at))
     .where(key(col(Visit.resident_id)), col(Visit.outcome) == VisitOutcome.met.value,
            col(Visit.started_at) > bindparam("since", type_=UTCDateTime), not_superseded(col(Visit.id))), lean=True)
+# What completing changes (`complete` for an entity): one executemany for a batch's stored tasks.
+_DONE_FIELDS = ["completed_at", "completed_by_visit_id", "state", "updated_at", "version"]
+_COMPLETE = Lean(update(Task).where(col(Task.id) == bindparam("task_id")).values(
+    state=TaskState.done.value, completed_by_visit_id=bindparam("visit_id"), completed_at=bindparam("at"),
+    updated_at=bindparam("at"), version=col(Task.version) + 1))
+
+
+@dataclass
+class OpenTask:
+    """An open task a visit of the batch may complete: a stored one (read, locked) or a follow-up created by an
+    earlier visit of the batch (inserted at the end). What `visit_completes` reads of a Task, and its area."""
+
+    id: str
+    resident_id: str
+    kind: str
+    period: str
+    state: str
+    source_visit_id: str | None
+    created_at: datetime
+    area_path: str
+    district_code: str
+    version: int
+    row: dict[str, Any] | None = None  # a follow-up created here: its row, to insert
+    completed_by: str | None = None  # a stored task completed here: by this visit
 
 
 def complete_and_follow_up(session: Session, actor: Actor, written: list[Written]) -> None:
     """Complete the open tasks the visits discharge and create the follow-ups asked for, in item order —
-    the same outcome as recording the visits one by one."""
+    the same outcome as recording the visits one by one. Plain rows, as the visits themselves: the stored tasks
+    completed in one executemany, the follow-ups in bulk, and their change-log rows from the values in hand."""
     met = {w.visit["resident_id"] for w in written if w.visit["outcome"] == VisitOutcome.met.value}
-    open_tasks: dict[str, list[Task]] = {}
+    conn = session.connection()  # flushed (`recording._insert`): nothing ORM is pending
+    open_tasks: dict[str, list[OpenTask]] = {}
     for chunk in chunks(met):
-        # Nothing ORM is pending (`recording._round` and `_insert` flushed; the visits are bulk rows).
-        if len(chunk) > 1 or run(session.connection(), *_ANY_OPEN(chunk)):
-            for task in session.execute(*_OPEN_TASKS(chunk)).scalars():
-                open_tasks.setdefault(task.resident_id, []).append(task)
+        for row in run(conn, *_OPEN_TASKS(chunk)):
+            open_tasks.setdefault(row.resident_id, []).append(OpenTask(*row))
     sources = {t.source_visit_id for ts in open_tasks.values() for t in ts
                if t.kind == TaskKind.follow_up.value and t.source_visit_id is not None}
     started: dict[str, datetime] = {}
     for chunk in chunks(s for s in sources if s is not None):
-        # Plain columns on the connection: the task query above has flushed, and nothing was written since.
-        started.update((visit_id, at) for visit_id, at in run(session.connection(), *_STARTED(chunk)))
+        started.update((visit_id, at) for visit_id, at in run(conn, *_STARTED(chunk)))
     asks = [w for w in written if w.follow_up is not None and w.registered]
     existing, stored = _follow_up_context(session, asks, {w.visit["id"] for w in written})
     earlier: dict[str, list[Facts]] = {}  # met visits of this batch so far, by resident
+    done: list[OpenTask] = []
+    created: list[OpenTask] = []
+    now = utcnow()
     for w in written:
         v = w.visit
         facts = Facts(v["id"], v["resident_id"], v["mode"], v["outcome"], v["started_at"])
@@ -152,24 +199,60 @@ def complete_and_follow_up(session: Session, actor: Actor, written: list[Written
                 source = started.get(task.source_visit_id) if (
                     task.kind == TaskKind.follow_up.value and task.source_visit_id is not None) else None
                 if task.state == TaskState.open.value and visit_completes(task, facts, source):
-                    complete(session, task, facts)
+                    _done(task, facts.id, now, done)
                     w.tasks_completed.append(task.id)
         if w.follow_up is not None and w.registered and (v["resident_id"], v["id"]) not in existing:
-            task = _follow_up(session, actor, w)
+            task = _follow_up(actor, w, now)
+            created.append(task)
             w.tasks_created.append(task.id)
             # Done at once by a visit stored before it (earlier in time, or earlier in this batch), as
             # tasks.find_completing_visit would find it; otherwise open for the visits still to come.
-            done = min((c for c in [*stored.get(v["resident_id"], []), *earlier.get(v["resident_id"], [])]
-                        if c.started_at > v["started_at"] and c.id != v["id"]),
-                       key=lambda c: (c.started_at, c.id), default=None)
-            if done is not None:
-                complete(session, task, done)
+            by = min((c for c in [*stored.get(v["resident_id"], []), *earlier.get(v["resident_id"], [])]
+                      if c.started_at > v["started_at"] and c.id != v["id"]),
+                     key=lambda c: (c.started_at, c.id), default=None)
+            if by is not None:
+                _done(task, by.id, now, done)
             else:
                 open_tasks.setdefault(v["resident_id"], []).append(task)
                 started[v["id"]] = v["started_at"]
         if v["outcome"] == VisitOutcome.met.value:
             earlier.setdefault(v["resident_id"], []).append(facts)
-    session.flush()
+    _write(session, done, created, now)
+
+
+def _done(task: OpenTask, visit_id: str, now: datetime, done: list[OpenTask]) -> None:
+    task.state = TaskState.done.value
+    if task.row is not None:  # created here: inserted done (created, then completed: version 2, as `complete`)
+        task.row.update(state=TaskState.done.value, completed_by_visit_id=visit_id, completed_at=now,
+                        updated_at=now, version=task.row["version"] + 1)
+    else:
+        task.completed_by = visit_id
+        done.append(task)
+
+
+def _write(session: Session, done: list[OpenTask], created: list[OpenTask], now: datetime) -> None:
+    """The batch's task rows, with the audit events and change-log rows the ORM's flush listeners would make."""
+    tasks = table_of(Task)
+    if created:
+        rows = [t.row for t in created if t.row is not None]
+        BulkWriter(session).write_dicts(tasks, rows)
+        for row in rows:
+            audit.record(session, "tasks.create", target_type="tasks", target_id=row["id"],
+                         fields=[k for k, v in row.items() if v is not None], area_path=row["area_path"],
+                         district_code=row["district_code"])
+        changes.mark_new(session, tasks, [(t.id, t.area_path, t.district_code) for t in created])
+    if done:
+        _COMPLETE.many(session.connection(), [{"task_id": t.id, "visit_id": t.completed_by, "at": now} for t in done])
+        for t in done:
+            audit.record(session, "tasks.update", target_type="tasks", target_id=t.id, fields=_DONE_FIELDS,
+                         area_path=t.area_path, district_code=t.district_code)
+        changes.mark_new(session, tasks, [(t.id, t.area_path, t.district_code) for t in done], fields=_DONE_FIELDS)
+        # An entity of one of these tasks read earlier in this transaction (a resident registered in the same
+        # push made its arrival task) would be stale: its next read loads the row again.
+        for t in done:
+            entity = session.identity_map.get(identity_key(Task, t.id))
+            if entity is not None:
+                session.expire(entity)
 
 
 def _follow_up_context(session: Session, asks: list[Written],
@@ -191,16 +274,20 @@ def _follow_up_context(session: Session, asks: list[Written],
     return existing, stored
 
 
-def _follow_up(session: Session, actor: Actor, w: Written) -> Task:
-    """The follow-up task a visit asks for, in the resident's area (written at the final flush)."""
+def _follow_up(actor: Actor, w: Written, now: datetime) -> OpenTask:
+    """The follow-up task a visit asks for, in the resident's area (inserted at the end of the batch)."""
     assert w.follow_up is not None
     v = w.visit
     community_id, area_path, district_code = w.resident_area
-    task = Task(resident_id=v["resident_id"], community_id=community_id, area_path=area_path,
-                district_code=district_code, kind=TaskKind.follow_up.value, period=v["id"],
-                due_date=w.follow_up[0], created_by=actor.user_id, reason=w.follow_up[1], source_visit_id=v["id"])
-    session.add(task)
-    return task
+    task_id = new_id()
+    row = {"id": task_id, "resident_id": v["resident_id"], "dwelling_id": None, "community_id": community_id,
+           "area_path": area_path, "district_code": district_code, "kind": TaskKind.follow_up.value,
+           "period": v["id"], "due_date": w.follow_up[0], "state": TaskState.open.value, "reason": w.follow_up[1],
+           "note": None, "created_by": actor.user_id, "source_visit_id": v["id"], "completed_by_visit_id": None,
+           "completed_at": None, "cancelled_by": None, "cancel_reason": None, "created_at": now, "updated_at": now,
+           "version": 1}
+    return OpenTask(task_id, v["resident_id"], TaskKind.follow_up.value, v["id"], TaskState.open.value, v["id"], now,
+                    area_path, district_code, 1, row)
 
 
 def on_visits_written(session: Session, event: VisitsWritten) -> None:
