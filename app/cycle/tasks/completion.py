@@ -132,8 +132,7 @@ def _open_tasks(what: tuple[Any, ...], key: Any) -> Any:
 
 
 _TASK = (col(Task.id), col(Task.resident_id), col(Task.kind), col(Task.period), col(Task.state),
-         col(Task.source_visit_id), col(Task.created_at), col(Task.area_path), col(Task.district_code),
-         col(Task.version))
+         col(Task.source_visit_id), col(Task.created_at), col(Task.area_path), col(Task.district_code))
 # Locked as read (the task a concurrent visit completes waits for this transaction), in due order.
 _OPEN_TASKS = ByKey(lambda key: _open_tasks(_TASK, key).order_by(col(Task.due_date), col(Task.id)).with_for_update(),
                     lean=True)
@@ -165,7 +164,6 @@ class OpenTask:
     created_at: datetime
     area_path: str
     district_code: str
-    version: int
     row: dict[str, Any] | None = None  # a follow-up created here: its row, to insert
     completed_by: str | None = None  # a stored task completed here: by this visit
 
@@ -287,7 +285,7 @@ def _follow_up(actor: Actor, w: Written, now: datetime) -> OpenTask:
            "completed_at": None, "cancelled_by": None, "cancel_reason": None, "created_at": now, "updated_at": now,
            "version": 1}
     return OpenTask(task_id, v["resident_id"], TaskKind.follow_up.value, v["id"], TaskState.open.value, v["id"], now,
-                    area_path, district_code, 1, row)
+                    area_path, district_code, row)
 
 
 def on_visits_written(session: Session, event: VisitsWritten) -> None:
