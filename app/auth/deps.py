@@ -187,27 +187,14 @@ Work = Callable[[Session, Actor], Any]
 
 
 @dataclass(frozen=True)
-class Reply:
-    """A one-hop route's answer with a status or headers of its own (else `work` returns the model itself)."""
-
-    model: BaseModel
-    status: int = 200
-    headers: dict[str, str] | None = None
-
-
-@dataclass(frozen=True)
 class Hop:
-    """A route's database work — the caller's check, the route's own statements, the unit of work's end and the
-    response's encoding — in one trip to the thread pool instead of four (the actor, the endpoint, the response's
+    """A route's database work — the caller's check, the route's own statements, the response's encoding and
+    the commit — in one trip to the thread pool instead of four (the actor, the endpoint, the response's
     validation and the unit of work's end each take one otherwise; docs/performance.md).
 
     For the routes every phone calls all day. The route is `async def`, declares `hop: SomeHop` in place of
     `actor: SomeActor`, and answers `await hop.run(work, status)`: `work(session, actor)` returns the response
-    model (encoded with its own `model_dump_json`, so it must be the declared `response_model`), a `Reply` (the
-    model with a status or headers of its own) or a Response.
-
-    A write's transaction begins once the caller is checked, and the answer is encoded once it has committed: on
-    SQLite neither holds the write lock that every other writer waits for (docs/performance.md).
+    model (encoded with its own `model_dump_json`, so it must be the declared `response_model`) or a Response.
     """
 
     session: Session
@@ -217,35 +204,25 @@ class Hop:
     password_expired_ok: bool
 
     async def run(self, work: Work, status: int = 200, headers: dict[str, str] | None = None, *,
-                  long: bool = False, checks_first: bool = False) -> Response:
+                  long: bool = False) -> Response:
         """The hop, on the short lane (app.core.threads); `long=True` for work that may hold its thread for a
-        good part of a second (a push), which runs on the common pool instead. A write's transaction begins once
-        the caller is checked; with `checks_first`, `work` begins it itself (`app.core.db.begin_write`) after
-        the reads that check its input, right before it writes (on SQLite, those reads then hold no lock either;
-        a write made before is refused, never committed on its own)."""
+        good part of a second (a push), which runs on the common pool instead."""
         hop_ = run_in_threadpool if long else run_short
-        response, pending = await hop_(self._run, work, status, headers, checks_first)
+        response, pending = await hop_(self._run, work, status, headers)
         await durable(pending)  # a read's audit record, until the group commit has written it
         return response
 
-    def _run(self, work: Work, status: int, headers: dict[str, str] | None,
-             checks_first: bool) -> tuple[Response, Future[None] | None]:
-        uow = UnitOfWork.of(self.session)
-        assert uow is not None
+    def _run(self, work: Work, status: int, headers: dict[str, str] | None) -> tuple[Response, Future[None] | None]:
         actor = check_rule(load_actor(self.session, self.settings, self.claims), self.allowed,
                            self.password_expired_ok)
-        if not checks_first:
-            uow.begin_write()  # a write: its transaction from here (app.core.db, `reads_first`)
         result = work(self.session, actor)
+        response = result if isinstance(result, Response) else model_response(result, status, headers)
+        uow = UnitOfWork.of(self.session)
+        assert uow is not None
         # Here, in this thread: committed (or the read ended) before the response leaves. A read's audit record,
         # handed in to the group commit, is awaited in the event loop, not here (on SQLite this thread may have
         # written it already: app.ledger.service.GroupCommit).
-        pending = uow.finish(wait=False)
-        if isinstance(result, Response):
-            return result, pending
-        if isinstance(result, Reply):
-            return model_response(result.model, result.status, result.headers), pending
-        return model_response(result, status, headers), pending
+        return response, uow.finish(wait=False)
 
 
 def model_response(model: BaseModel, status: int = 200, headers: dict[str, str] | None = None) -> Response:
@@ -263,7 +240,7 @@ def hop(*roles: Role, password_expired_ok: bool = False) -> Any:
         # One dependency where `allow` has four (the session, the settings, the claims and the rule): FastAPI's
         # own work per dependency was a tenth of a phone's most frequent requests (docs/performance.md). The
         # unit of work opens first, as with `allow`, so a refused token is audited the same way.
-        async with request_unit_of_work(request, reads_first=True) as session:
+        async with request_unit_of_work(request) as session:
             settings = get_settings()
             claims = verified_claims(settings, credentials)
             # A pending password change is refused before the request's input is read, as `allow` does; the role

@@ -8,9 +8,6 @@ transaction after its read transaction has ended and given the connection back (
 guard (`guard_single_checkout`) makes a nested checkout fail loudly.
 
 Writes begin with BEGIN IMMEDIATE on SQLite, so a read-then-write never fails half-way on a stale snapshot.
-The one-hop routes' writes (`reads_first`) check their caller first, statement by statement, and only then
-begin the write (`UnitOfWork.begin_write`): SQLite lets one writer in at a time, and every other writer waits
-for as long as one holds the write lock.
 A request's reads run statement by statement, with no transaction of their own (SQLite: the driver in
 autocommit; PostgreSQL: AUTOCOMMIT, so neither a BEGIN nor a ROLLBACK goes to the server); a route whose reads
 must agree with each other (the sync cursor and the tables a pull reads, the chain's walk, a report's figures)
@@ -26,6 +23,8 @@ while its hook is not installed, rather than lose it).
 from __future__ import annotations
 
 import asyncio
+import sqlite3
+import threading
 import weakref
 from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import Future
@@ -43,16 +42,11 @@ from app.core import context
 from app.core.config import get_settings
 from app.core.errors import ServiceBusy
 from app.core.pool import check_alive
-from app.core.sqlite_writer import (
-    IMMEDIATE,
-    SQLITE_WAIT_SECONDS,
-    STATEMENT_READS,
-    WRITES_LATER,
-    WriterConnection,
-    configure_sqlite,
-    write_lock_for,
-)
 
+IMMEDIATE = "app_begin_immediate"
+# A read whose statements each see the latest commit, with no BEGIN (and so no ROLLBACK) of its own;
+# `UnitOfWork.snapshot()` turns it into one snapshot when the reads must agree with each other.
+STATEMENT_READS = "app_statement_reads"
 UOW = "unit_of_work"  # session.info: the session's UnitOfWork (the ledger keeps its own key)
 _engine_override: Engine | None = None
 
@@ -83,7 +77,7 @@ def create_db_engine(url: str) -> Engine:
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": SQLITE_WAIT_SECONDS,
                                                   "factory": WriterConnection},
                                pool_size=settings.db_pool_size, max_overflow=0)
-        configure_sqlite(engine, write_lock_for(parsed.database or ""))
+        _configure_sqlite(engine, _write_lock(parsed.database or ""))
         return engine
     # No overflow: an overflow connection is closed when it comes back, so under load every request would pay
     # for a new one; the admission gate (`admitted`) keeps requests to the pool's size instead.
@@ -101,6 +95,97 @@ def capacity(engine: Engine) -> int:
     return max(1, int(size) + max(int(getattr(pool, "_max_overflow", 0)), 0))
 
 
+# --- SQLite's one writer -------------------------------------------------------------------------------------
+
+SQLITE_WAIT_SECONDS = 30  # how long a write waits for SQLite's write lock (then 503 service_busy)
+_write_locks: dict[str, threading.Lock] = {}
+_write_locks_guard = threading.Lock()
+
+
+def _write_lock(database: str) -> threading.Lock | None:
+    """The process's lock for writing to one SQLite file (None for an in-memory database: one per connection)."""
+    if not database or database == ":memory:":
+        return None
+    with _write_locks_guard:
+        return _write_locks.setdefault(str(Path(database).resolve()), threading.Lock())
+
+
+class WriterConnection(sqlite3.Connection):
+    """A connection whose write transactions queue on the process's lock for the file before BEGIN IMMEDIATE.
+
+    SQLite lets one writer in at a time; the others wait in its busy handler, which sleeps 1, 2, 5, … up to
+    100 ms between tries. Sixteen phones posting visits at once spent most of their time asleep there: more
+    connections made fewer visits a second than one, and the slowest waited seconds (bench/floor.py). Queued on
+    a lock, the next writer starts the moment the last one commits. Other processes (`--workers 2`, the CLI)
+    still meet in SQLite's busy handler, as before."""
+
+    write_lock: threading.Lock | None = None
+    holds_write_lock = False
+
+    def begin_write(self) -> None:
+        lock = self.write_lock
+        if lock is not None and not self.holds_write_lock:
+            if not lock.acquire(timeout=SQLITE_WAIT_SECONDS):
+                raise sqlite3.OperationalError("database is locked")  # errors.transient: 503 service_busy
+            self.holds_write_lock = True
+        try:
+            self.execute("BEGIN IMMEDIATE")
+        except BaseException:
+            self._release_write_lock()
+            raise
+
+    def commit(self) -> None:
+        try:
+            super().commit()
+        finally:
+            self._release_write_lock()
+
+    def rollback(self) -> None:
+        try:
+            super().rollback()
+        finally:
+            self._release_write_lock()
+
+    def close(self) -> None:
+        try:
+            super().close()
+        finally:
+            self._release_write_lock()
+
+    def _release_write_lock(self) -> None:
+        if self.holds_write_lock and self.write_lock is not None:
+            self.holds_write_lock = False
+            self.write_lock.release()
+
+
+def _configure_sqlite(engine: Engine, write_lock: threading.Lock | None) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.write_lock = write_lock
+        # Take transaction control from the driver so BEGIN is ours to issue (SQLAlchemy's recipe).
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=FULL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_WAIT_SECONDS * 1000}")
+        # LIKE as on PostgreSQL (case-sensitive), which also lets prefix matches use indexes.
+        cursor.execute("PRAGMA case_sensitive_like=ON")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Any) -> None:
+        options = conn.get_execution_options()
+        if options.get(STATEMENT_READS, False):
+            return  # the driver stays in autocommit: each statement is its own read
+        # Straight to the driver: nothing of SQLAlchemy's statement machinery is needed for a BEGIN.
+        driver = conn.connection.driver_connection
+        if options.get(IMMEDIATE, False):
+            driver.begin_write()
+        else:
+            driver.execute("BEGIN")
+
+
 # An option engine costs ~40 µs to make (SQLAlchemy copies the engine's dispatch): made once per engine and kind,
 # not once per unit of work (py-spy, 2026-12-06: 3 % of a `GET /auth/me`).
 # Kept on the engine itself (a weak-keyed map would never let go: each variant refers to its engine).
@@ -113,13 +198,6 @@ def _variant(engine: Engine, kind: str, make: Callable[[], Engine]) -> Engine:
     if found is None:
         found = made[kind] = make()
     return found
-
-
-def writes_later(engine: Engine) -> Engine:
-    """SQLite: the engine (same pool) of a write's first reads, statement by statement, with writes refused until
-    `UnitOfWork.begin_write()` (`reads_first`)."""
-    return _variant(engine, "writes_later",
-                    lambda: engine.execution_options(**{STATEMENT_READS: True, WRITES_LATER: True}))
 
 
 def writing(engine: Engine) -> Engine:
@@ -143,14 +221,6 @@ def statement_reads(engine: Engine) -> Engine:
     if engine.dialect.name == "sqlite":
         return _variant(engine, "statements", lambda: engine.execution_options(**{STATEMENT_READS: True}))
     return _variant(engine, "statements", lambda: engine.execution_options(isolation_level="AUTOCOMMIT"))
-
-
-def begin_write(session: Session) -> None:
-    """Before a service's first write: its unit of work's write transaction begins here if it has not yet
-    (`UnitOfWork(reads_first=True)`, whose route checks what it can before it writes); otherwise nothing."""
-    uow = UnitOfWork.of(session)
-    if uow is not None:
-        uow.begin_write()
 
 
 def begin(session: Session, *, write: bool) -> None:
@@ -224,33 +294,14 @@ def on_commit(hook: CommitHook) -> None:
 class UnitOfWork:
     """One session, one connection at a time, committed (or abandoned) once."""
 
-    def __init__(self, engine: Engine | None = None, *, write: bool, snapshot: bool = True,
-                 reads_first: bool = False) -> None:
+    def __init__(self, engine: Engine | None = None, *, write: bool, snapshot: bool = True) -> None:
         self.engine = engine or get_engine()
         self.write = write
-        # SQLite's one writer: a write whose first reads (the caller's check) need no write transaction begins it
-        # at `begin_write()`, so those reads do not hold the process's write lock (every other writer waits on it).
-        self._write_pending = write and reads_first and self.engine.dialect.name == "sqlite"
-        if self._write_pending:
-            bind = writes_later(self.engine)
-        else:
-            bind = writing(self.engine) if write else reading(self.engine) if snapshot else statement_reads(self.engine)
+        bind = writing(self.engine) if write else reading(self.engine) if snapshot else statement_reads(self.engine)
         self.session = Session(bind, expire_on_commit=False)
         self.session.info[UOW] = self
         self._deferred: list[Work] = []
         self.finished = False
-
-    def begin_write(self) -> None:
-        """A write made with `reads_first`: its write transaction begins here (BEGIN IMMEDIATE, on the connection
-        its reads used), and the side work its reads asked for runs in it. Otherwise, nothing to do: a write
-        transaction begins at its first statement. A commit begins it too, if nothing did."""
-        if not self._write_pending:
-            return
-        self._write_pending = False
-        self._driver().begin_write()
-        deferred, self._deferred = self._deferred, []
-        for work in deferred:
-            work(self.session)
 
     def snapshot(self) -> None:
         """From here on, the reads of this unit of work agree with each other: one snapshot, begun now if its reads
@@ -275,10 +326,9 @@ class UnitOfWork:
 
     def side_write(self, work: Work) -> None:
         """Write work a read must not do in its own (read-only) transaction: a write unit of work runs it now,
-        in its transaction (one made with `reads_first`, once that begins); a read one after its read transaction
-        has ended, in a short write transaction on the same session, whether the request succeeds or fails (a
-        session touch, a device's registration)."""
-        if self.write and not self._write_pending:
+        in its transaction; a read one after its read transaction has ended, in a short write transaction on
+        the same session, whether the request succeeds or fails (a session touch, a device's registration)."""
+        if self.write:
             work(self.session)
         else:
             self._deferred.append(work)
@@ -352,12 +402,10 @@ class UnitOfWork:
         return self.session.connection().connection.driver_connection
 
     def _commit(self) -> None:
-        self.begin_write()
         self.session.flush()
         for hook in [hook for hook in _hooks if hook.pending(self.session)]:
             hook.seal(self.session)
         self.session.commit()
-        self.session.bind = writing(self.engine)  # a next transaction (`commit_and_release`) begins as a write
 
     def _write_deferred(self) -> Future[None] | None:
         pending = [hook for hook in _hooks if hook.pending(self.session)]
@@ -379,7 +427,7 @@ class UnitOfWork:
     def _write(self, work: Callable[[Session], None]) -> None:
         """`work` in a short write transaction on this unit of work's session, sealed and committed."""
         self.session.bind = writing(self.engine)  # the next transaction is a write (one connection again)
-        self.write, self._write_pending = True, False
+        self.write = True
         begin(self.session, write=True)
         try:
             work(self.session)

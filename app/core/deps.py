@@ -53,14 +53,13 @@ setattr(get_session, OPENS_UNIT_OF_WORK, True)
 
 
 @asynccontextmanager
-async def request_unit_of_work(request: Request, *, reads_first: bool = False) -> AsyncIterator[Session]:
+async def request_unit_of_work(request: Request) -> AsyncIterator[Session]:
     """`get_session`'s body, for a dependency that opens the unit of work itself (app.auth.deps.hop: one
-    dependency instead of four on the routes every phone calls). `reads_first`: a write begins its transaction
-    at `UnitOfWork.begin_write()` (the hop: once the caller is checked)."""
+    dependency instead of four on the routes every phone calls)."""
     engine = get_engine()
     async with admitted(engine):  # a connection is free for this request before it takes a thread
         # Reads run statement by statement on SQLite; a route whose reads must agree asks for a snapshot.
-        uow = UnitOfWork(engine, write=request.method not in SAFE_METHODS, snapshot=False, reads_first=reads_first)
+        uow = UnitOfWork(engine, write=request.method not in SAFE_METHODS, snapshot=False)
         try:
             yield uow.session
         except AppError as exc:

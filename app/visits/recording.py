@@ -41,7 +41,6 @@ from app.core import events
 from app.core.actor import Actor, Role
 from app.core.bulk import BulkWriter, table_of
 from app.core.config import get_settings
-from app.core.db import begin_write
 from app.core.errors import AppError, NotFound, StaleVersion
 from app.core.lean import run
 from app.core.queries import ByKey, chunks
@@ -261,7 +260,6 @@ def write(session: Session, actor: Actor, items: list[Pending]) -> list[Written 
             results.append(error)
     written = [r for r in results if isinstance(r, Written)]
     if written:
-        begin_write(session)  # POST /visits checked the above outside SQLite's write lock (Hop, `checks_first`)
         _insert(session, written)
         events.emit(session, VisitsWritten(actor, written))  # the task list completes and creates its tasks
     return results

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Response
 from sqlmodel import Session
 
-from app.auth.deps import Hop, Reply, StaffActor, allow, hop
+from app.auth.deps import Hop, StaffActor, allow, hop, model_response
 from app.core.actor import Actor, Role
 from app.core.deps import SessionDep
 from app.core.inputs import IsoDate
@@ -33,15 +33,13 @@ REPLAY: dict[int | str, dict[str, Any]] = {
 @router.post("/visits", response_model=VisitOut, status_code=201,
              summary="Record a visit (check-in, services, follow-up; retry-safe with a client id)",
              responses={**REPLAY, 409: {"description": "visit_id_taken or delivery_id_taken (an id held by a record "
-                                                       "outside your area is 404 not_found instead); "
-                                                       "concurrent_conflict when another try of the same visit was "
-                                                       "being stored at that moment (retry: it answers the visit)"}})
+                                                       "outside your area is 404 not_found instead)"}})
 async def record_visit(body: VisitCreate, hop: VisitorHop) -> Response:
-    def work(session: Session, actor: Actor) -> Reply:
+    def work(session: Session, actor: Actor) -> Response:
         out, created = recording.record_visit(session, actor, body)
-        return Reply(out, 201 if created else 200)
+        return model_response(out, 201 if created else 200)
 
-    return await hop.run(work, checks_first=True)  # recording.write begins the write
+    return await hop.run(work)
 
 
 @router.get("/visits", response_model=Page[VisitListItem], summary="Visits in your area, newest first")

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, event
+from sqlalchemy import Engine
 
 from app.core.types import CITY_TZ, city_date
 from tests.conftest import Api, World
@@ -274,54 +272,6 @@ def test_delivery_id_taken_is_409(api: Api, world: World, engine: Engine) -> Non
     response = api.as_("worker1", "POST", VISITS, json=visit_body(who, services=[{**EDUCATION, "id": did}]))
     assert (response.status_code, response.json()["code"]) == (409, "delivery_id_taken")
     assert stored_counts(engine) == before
-
-
-# --- SQLite's one writer ----------------------------------------------------------------------------------
-
-
-@contextmanager
-def sqlite_statements(engine: Engine) -> Iterator[list[str]]:
-    """Every statement SQLite runs on the engine's connections meanwhile (BEGINs sent to the driver included)."""
-    seen: list[str] = []
-
-    def trace(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
-        dbapi_connection.set_trace_callback(seen.append)
-
-    event.listen(engine, "checkout", trace)
-    try:
-        yield seen
-    finally:
-        event.remove(engine, "checkout", trace)
-        engine.dispose()  # no connection keeps tracing
-
-
-def _first(statements: list[str], start: str) -> int:
-    return next(i for i, s in enumerate(statements) if s.lstrip().startswith(start))
-
-
-def test_a_visit_is_checked_before_it_takes_the_write_lock(api: Api, world: World, engine: Engine) -> None:
-    """SQLite lets one writer in at a time, and every other writer waits while one holds the lock: the caller's
-    check and the visit's own reads (its id, the resident, the catalogue) run before BEGIN IMMEDIATE, with writes
-    refused on the connection until then; a refused visit never takes the lock."""
-    if engine.dialect.name != "sqlite":
-        pytest.skip("PostgreSQL has no database-wide write lock")
-    who = resident(engine, world)
-    headers = api.headers("worker1")
-    with sqlite_statements(engine) as statements:
-        response = api.client.post(VISITS, json=visit_body(who, services=[EDUCATION]), headers=headers)
-    assert response.status_code == 201, response.text
-    begin = _first(statements, "BEGIN IMMEDIATE")
-    assert [s for s in statements if s.startswith("BEGIN")] == ["BEGIN IMMEDIATE"]
-    assert _first(statements, "PRAGMA query_only=ON") < _first(statements, "SELECT users.id") < begin
-    assert _first(statements, "SELECT residents.id") < begin < _first(statements, "INSERT INTO visits")
-    assert statements[-1] == "COMMIT" and _first(statements, "PRAGMA query_only=OFF") < begin
-
-    before = stored_counts(engine)
-    with sqlite_statements(engine) as statements:
-        response = api.client.post(VISITS, json=visit_body(who, started_at=iso(now() - timedelta(days=400))),
-                                   headers=headers)
-    assert (response.status_code, response.json()["code"]) == (422, "visit_too_old")
-    assert not any(s.startswith("BEGIN") for s in statements) and stored_counts(engine) == before
 
 
 # --- tasks ---------------------------------------------------------------------------------------------------

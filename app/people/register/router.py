@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Response
 from sqlmodel import Session
 
-from app.auth.deps import Reply, StaffActor, StaffHop
+from app.auth.deps import StaffActor, StaffHop, model_response
 from app.core.actor import Actor
 from app.core.deps import SessionDep
 from app.core.pagination import Page, PageDep, paginate
@@ -70,10 +70,10 @@ async def search_residents(
 
 @router.get("/{resident_id}", response_model=ResidentOut, summary="One resident, full record (audited)")
 async def get_resident(resident_id: str, hop: StaffHop, purpose: Annotated[str | None, PURPOSE] = None) -> Response:
-    def work(session: Session, actor: Actor) -> Reply:
+    def work(session: Session, actor: Actor) -> Response:
         resident = service.read_resident(session, actor, resident_id)
         service.audit_read(session, resident, "identity", purpose)
-        return Reply(ResidentOut.model_validate(resident), headers={"ETag": f'W/"{resident.version}"'})
+        return model_response(ResidentOut.model_validate(resident), headers={"ETag": f'W/"{resident.version}"'})
 
     return await hop.run(work)
 
