@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any, ClassVar, cast
 
-from sqlalchemy import Table
+from sqlalchemy import Connection, Table
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
@@ -50,8 +50,9 @@ class BulkWriter:
     # (dialect, table, columns) → the bind processors by column position; shared: every audit seal writes
     _processors: ClassVar[dict[tuple[str, str, tuple[str, ...]], list[tuple[int, Callable[[Any], Any]]]]] = {}
 
-    def __init__(self, session: Session) -> None:
-        self.connection = session.connection()
+    def __init__(self, target: Session | Connection) -> None:
+        """On a session's connection (its transaction), or on a connection in a transaction of its own."""
+        self.connection = target if isinstance(target, Connection) else target.connection()
         self.dialect = self.connection.dialect
         self.postgres = self.dialect.name == "postgresql"
         self.counts: dict[str, int] = {}

@@ -33,7 +33,7 @@ from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from typing import Any, TypedDict
 
-from sqlalchemy import Engine, Row, func, inspect, select, text
+from sqlalchemy import Connection, Engine, Row, func, inspect, select, text
 from sqlalchemy.orm import Session as OrmSession
 from sqlmodel import Session, SQLModel, col
 from typing_extensions import Unpack
@@ -135,29 +135,32 @@ def _chain_keys(value: str) -> ChainKeys:
 def row_hash(values: dict[str, Any], prev_hash: str, keys: ChainKeys | None = None) -> str:
     """The row's hash over the previous hash and its hashed columns, as its chain version lists them:
     SHA-256 for versions 1 and 2, HMAC-SHA-256 under the row's key (`hmac_kid`) from version 3 on."""
-    def norm(v: Any) -> Any:
-        return v.isoformat() if isinstance(v, datetime) else v
-
     version = values.get("chain_version") or 1
-    payload = (prev_hash + json.dumps([norm(values[c]) for c in HASHED[version]], ensure_ascii=False,
-                                      separators=(",", ":"))).encode()
+    hashed = [v.isoformat() if isinstance(v, datetime) else v for v in map(values.__getitem__, HASHED[version])]
+    payload = (prev_hash + _HASHED_JSON(hashed)).encode()
     if version < KEYED_FROM:
         return hashlib.sha256(payload).hexdigest()
     secret = (keys or chain_keys()).secrets.get(values.get("hmac_kid") or "")
     if secret is None:
         raise UnknownChainKey(values.get("hmac_kid"))
-    return hmac.new(secret, payload, hashlib.sha256).hexdigest()
+    return hmac.digest(secret, payload, "sha256").hex()
+
+
+# The hashed columns' text: `json.dumps` with these options, without making an encoder per row (a push seals a
+# thousand); `hmac.digest` above is `hmac.new(...).hexdigest()` in one C call.
+_HASHED_JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 
 
 # The chain's last link; built once (every audited request's commit reads it).
 _CHAIN_END = Lean(select(col(AuditEvent.id), col(AuditEvent.hash)).order_by(col(AuditEvent.id).desc()).limit(1))
 
 
-def append(session: Session, events: list[dict[str, Any]]) -> None:
-    """Append queued events to the chain, in the current write transaction (the chain lock is held)."""
+def append(conn: Connection, events: list[dict[str, Any]]) -> None:
+    """Append queued events to the chain, in the connection's write transaction (the chain lock is held; a
+    session has flushed: `ledger.service.seal`)."""
     if not events:
         return
-    last = _CHAIN_END.first(session.connection())  # the session has flushed (`seal`)
+    last = _CHAIN_END.first(conn)
     next_id, prev = (last[0] + 1, last[1]) if last else (1, GENESIS)
     keys = chain_keys()
     rows = []
@@ -166,10 +169,10 @@ def append(session: Session, events: list[dict[str, Any]]) -> None:
         digest = row_hash(values, prev, keys)
         rows.append((*(values[c] for c in HASHED_COLUMNS), prev, digest))
         prev, next_id = digest, next_id + 1
-    BulkWriter(session).write(table_of(AuditEvent), CHAIN_COLUMNS, rows)  # a sync push seals a thousand
+    BulkWriter(conn).write(table_of(AuditEvent), CHAIN_COLUMNS, rows)  # a sync push seals a thousand
 
 
-def lock_chain(session: Session) -> None:
+def lock_chain(conn: Connection) -> None:
     """PostgreSQL: serialise appends (and purges) with the row lock of the change log's counter (`sync_counter`),
     held until the transaction ends. A transaction that stamps change-log rows takes that lock by updating the
     counter (`changes.stamp`), with no statement of its own: `ledger.service.seal` calls this only for one that
@@ -178,8 +181,8 @@ def lock_chain(session: Session) -> None:
     SQLite needs nothing: write transactions begin IMMEDIATE and so already hold the database's single
     write lock. The lock is re-entrant within a transaction.
     """
-    if session.get_bind().dialect.name == "postgresql":
-        _LOCK_CHAIN.rows(session.connection())
+    if conn.dialect.name == "postgresql":
+        _LOCK_CHAIN.rows(conn)
 
 
 _LOCK_CHAIN = Lean(text("SELECT seq FROM sync_counter WHERE id = 1 FOR UPDATE"))
@@ -366,7 +369,7 @@ def purge(session: Session, before: datetime, *, settings: Settings | None = Non
     retention = max(settings.audit_retention_days, MIN_RETENTION_DAYS)
     if before > db_now(session) - timedelta(days=retention):
         raise RetentionNotReached({"retention_days": retention})
-    lock_chain(session)
+    lock_chain(session.connection())
     ids = col(AuditEvent.id)
     first_young = session.execute(select(func.min(ids)).where(col(AuditEvent.at) >= before)).scalar()
     head = session.execute(select(func.min(ids))).scalar()
@@ -378,9 +381,10 @@ def purge(session: Session, before: datetime, *, settings: Settings | None = Non
         anchor_hash = session.execute(select(col(AuditEvent.hash)).where(ids == last_old)).scalar_one()
     anchor_id = last_old if count else None
     # Appended now, not queued: the record must be in the chain before the rows it names go.
-    append(session, [event(PURGE_ACTION, target_type="audit_events", purpose="retention",
-                           detail={**(detail or {}), "count": count, "before": before.astimezone(UTC).isoformat(),
-                                   "retention_days": retention, "anchor_id": anchor_id, "anchor_hash": anchor_hash})])
+    anchor = event(PURGE_ACTION, target_type="audit_events", purpose="retention",
+                   detail={**(detail or {}), "count": count, "before": before.astimezone(UTC).isoformat(),
+                           "retention_days": retention, "anchor_id": anchor_id, "anchor_hash": anchor_hash})
+    append(session.connection(), [anchor])
     if count:
         postgres = session.get_bind().dialect.name == "postgresql"
         if postgres:

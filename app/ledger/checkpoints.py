@@ -103,7 +103,7 @@ class EmptyChain(ValueError):
 def create(session: Session, *, signed_by: str | None = None, via: str = "api") -> AuditCheckpoint:
     """Sign the chain's head now (in the caller's write transaction, under the chain lock), store the
     checkpoint and record it in the chain (`audit.checkpoint`, appended at commit after the head it signs)."""
-    audit.lock_chain(session)
+    audit.lock_chain(session.connection())
     ids = col(AuditEvent.id)
     head = session.execute(select(ids, col(AuditEvent.hash), col(AuditEvent.chain_version))
                            .order_by(ids.desc()).limit(1)).first()

@@ -35,8 +35,8 @@ def seal(session: Session) -> None:
     if ledger is None or not ledger.pending:
         return
     if not changes.stamp(session, ledger):  # stamping takes the chain lock (it updates the counter's row)
-        audit.lock_chain(session)
-    audit.append(session, ledger.events)
+        audit.lock_chain(session.connection())
+    audit.append(session.connection(), ledger.events)
     ledger.clear()
 
 
@@ -44,9 +44,9 @@ class GroupCommit:
     """Audit records of concurrent reads share one durable commit; each request still waits for its own.
 
     A read that leaves only audit events behind (a sensitive read) hands them in here, after its read has ended
-    and given its connection back. While no commit is under way, the first to arrive starts one: in a unit of work
-    of its own, the committer writes every batch handed in meanwhile in one transaction (one fsync), until the
-    queue is empty. Each request waits for the batch with its events, holding no connection and
+    and given its connection back. While no commit is under way, the first to arrive starts one: on a connection of
+    its own (no session: `_write_batch`), the committer writes every batch handed in meanwhile in one transaction
+    (one fsync), until the queue is empty. Each request waits for the batch with its events, holding no connection and
     (`UnitOfWork.finish(wait=False)`) no thread; a failed batch fails each of its requests as it would have failed
     alone. One committer at a time per database (`group_of`).
 
@@ -116,8 +116,12 @@ def group_of(engine: Engine) -> GroupCommit:
 
 
 def _write_batch(engine: Engine, events: list[dict[str, Any]]) -> None:
-    with db.unit_of_work(engine=engine) as session:
-        ledger_of(session).events.extend(events)
+    """The batch in one write transaction on a connection of its own: the chain's lock, its rows, the commit.
+    Audit events are all it writes, so it needs no session: a unit of work's begin, seal and commit took twice
+    the database's own work for a batch of one (docs/performance.md)."""
+    with db.writing(engine).begin() as conn:
+        audit.lock_chain(conn)
+        audit.append(conn, events)
 
 
 class _Hook:
