@@ -215,7 +215,7 @@ def paired(args: argparse.Namespace, tool: str, url: str, data: Inputs) -> None:
         read, insert = (make() for make in floor_specs(data))
         for make in app_specs(data, app.base, 0):
             spec = make()
-            if spec.label not in TARGETS:
+            if spec.label not in TARGETS or (args.only and spec.label not in args.only.split(",")):
                 continue
             target, base_name = TARGETS[spec.label]
             ratios: list[float] = []
@@ -288,6 +288,8 @@ def main() -> None:
     parser.add_argument("--paired", type=int, default=0, metavar="N",
                         help="afterwards, N ratios per route, each to a floor figure taken just before it (median)")
     parser.add_argument("--paired-only", action="store_true", help="only the paired ratios (needs --paired N)")
+    parser.add_argument("--only", default="", help="paired ratios of these routes only (comma-separated labels, "
+                        "as printed: 'POST /visits,GET /auth/me')")
     parser.add_argument("--keep", action="store_true", help="keep the PostgreSQL database afterwards")
     parser.add_argument("--no-install", action="store_true", help="do not apt-get install wrk when it is missing")
     args = parser.parse_args()

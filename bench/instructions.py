@@ -23,6 +23,7 @@ import os
 import random
 import re
 import shutil
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -32,7 +33,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
-ROUTES = ("POST /visits", "GET /auth/me")
+ROUTES = ("POST /visits", "GET /auth/me", "GET /residents/{id}", "GET /residents?id_number=")
 
 
 def child(db: str, route: str, n: int) -> None:
@@ -54,12 +55,19 @@ def child(db: str, route: str, n: int) -> None:
         rng = random.Random(20261207)
         people = bench_visits.residents(os.environ["DATABASE_URL"], worker["username"])
         now = datetime.now(UTC)
+        with sqlite3.connect(db) as conn:  # the ID numbers of the worker's residents, in the order listed
+            numbers = dict(conn.execute("SELECT id, id_number FROM residents").fetchall())
         warm = 20
         for i in range(warm + n):
+            resident_id = people[i % len(people)][0]
             if route == "POST /visits":
                 body = {**bench_visits.body(rng, people[i % len(people)], now), "id": uuid.UUID(
                     int=rng.getrandbits(128)).hex}
                 response = client.post("/api/v1/visits", json=body, headers=auth)
+            elif route == "GET /residents/{id}":
+                response = client.get(f"/api/v1/residents/{resident_id}", headers=auth)
+            elif route == "GET /residents?id_number=":
+                response = client.get("/api/v1/residents", params={"id_number": numbers[resident_id]}, headers=auth)
             else:
                 response = client.get("/api/v1/auth/me", headers=auth)
             if response.status_code not in (200, 201):

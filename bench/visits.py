@@ -318,11 +318,10 @@ def breakdown(url: str, username: str, bodies: list[dict[str, Any]], people: lis
 
     from app.auth.models import AuthSession, User, UserScope
     from app.core.config import get_settings
-    from app.core.db import begin
+    from app.core.db import UnitOfWork, begin
     from app.core.security import decode_access_token, issue_access_token
     from app.core.types import utcnow
-    from app.ledger import audit
-    from app.visits import service as visits_service
+    from app.visits import recording
     from app.visits.schemas import VisitCreate
 
     engine = create_db_engine(url)
@@ -352,16 +351,18 @@ def breakdown(url: str, username: str, bodies: list[dict[str, Any]], people: lis
                 Division.id)).where(col(UserScope.user_id) == user.id)).scalars())
             session.rollback()
 
-    def record(i: int, commit: bool) -> None:  # the service as the route calls it, plus the answer
-        with Session(engine) as session:
-            begin(session, write=True)
-            visit, _ = visits_service.record_visit(session, actor, VisitCreate.model_validate(fresh[i]))
-            visits_service.visit_out(session, visit).model_dump_json()
-            if commit:
-                audit.seal_pending(session)
-                session.commit()
-            else:
-                session.rollback()
+    def record(i: int, commit: bool) -> None:  # the route's work in its unit of work, plus the answer
+        uow = UnitOfWork(engine, write=True)
+        try:
+            out, _ = recording.record_visit(uow.session, actor, VisitCreate.model_validate(fresh[i]))
+            out.model_dump_json(by_alias=True)
+        except BaseException:
+            uow.abandon()
+            raise
+        if commit:
+            uow.finish()  # sealed (audit event, change log) and committed
+        else:
+            uow.abandon()
 
     parts: list[tuple[str, Callable[[int], Any]]] = [
         ("empty write transaction + commit", empty),
