@@ -6,6 +6,7 @@ The register emits these (`app.core.events.emit`) in its own transaction; it nev
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import date
 
 from app.people.models import FpDocument, Resident
 
@@ -16,6 +17,9 @@ class ResidentRegistered:
 
     resident: Resident
     fresh: bool  # a record created just now (it has no history yet)
+    # The city date the worker registered them, when it is not today: a phone that registered them offline says
+    # when (sync push). Its visits made meanwhile must count for the new-arrival visit.
+    registered_on: date | None = None
 
 
 @dataclass(frozen=True)

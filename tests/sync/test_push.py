@@ -4,17 +4,20 @@ next pull, deletes, and what other devices see."""
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Engine, func, select
+from sqlmodel import col
 
-from app.core.types import city_today
+from app.core.config import get_settings
+from app.core.types import city_date, city_today
 from app.cycle.models import Task
 from app.ledger.models import AuditEvent, SyncLog
 from app.people.models import Resident
 from app.places.models import Dwelling
 from app.sync.models import SyncDevice, SyncRejection
-from app.sync.wire import date_to_ms
+from app.sync.wire import date_to_ms, to_ms
 from tests.conftest import Api, World
 from tests.factories import phone_visit_body
 from tests.sync.helpers import V1, ids, pull, rows
@@ -390,3 +393,46 @@ def test_a_resident_and_their_first_visit_pushed_together_complete_the_arrival_t
     other = pull(api, "worker1", other_last, device="phone-0002")
     assert task_id in ids(other, "tasks", "deleted") and task_id not in ids(other, "tasks")
     assert rid in ids(other, "residents")
+
+
+def test_a_resident_registered_offline_days_ago_owes_the_arrival_visit_from_that_day(
+        api: Api, world: World, engine: Engine) -> None:
+    # A phone registered the resident three days ago, visited them the next day and syncs only now: the new-arrival
+    # visit is owed from the phone's day of registration, so that visit completes it (with the server's date, a
+    # visit synced after midnight, or days later, would leave it open for ever).
+    dwelling = world.dwellings[world.community("c1")["id"]][0]
+    last = cursor(api, "worker1")
+    now = datetime.now(UTC)
+    registered, visited = now - timedelta(days=3), now - timedelta(days=2)
+    rid, vid = wid(), wid()
+    body = push(api, "worker1", changes(
+        residents={"updated": [resident_raw(rid, dwelling, "141", created_at=to_ms(registered))]},
+        visits={"updated": [visit_raw(vid, rid, mode="in_person", no_coordinates_reason="indoors_no_signal",
+                                      started_at=to_ms(visited), ended_at=to_ms(visited + timedelta(minutes=5)))]}),
+        last)
+    assert body["rejected"] == []
+    ((period, due, state, done_by),) = rows(engine, select(Task.period, Task.due_date, Task.state,
+                                                           Task.completed_by_visit_id).where(Task.resident_id == rid))
+    day = city_date(registered)
+    assert (period, state, done_by) == (day.isoformat(), "done", vid)
+    assert due == day + timedelta(days=get_settings().new_arrival_visit_days)
+
+
+def test_a_phones_registration_date_is_trusted_only_as_far_back_as_its_visits(
+        api: Api, world: World, engine: Engine) -> None:
+    # A phone's clock decides a visit's time only within VISIT_MAX_AGE_DAYS; its registration date likewise. A date
+    # in the future, or no usable one, is today.
+    dwelling = world.dwellings[world.community("c1")["id"]][0]
+    last = cursor(api, "worker1")
+    now = datetime.now(UTC)
+    long_ago, ahead, garbled = wid(), wid(), wid()
+    body = push(api, "worker1", changes(residents={"updated": [
+        resident_raw(long_ago, dwelling, "142", created_at=to_ms(now - timedelta(days=400))),
+        resident_raw(ahead, dwelling, "143", created_at=to_ms(now + timedelta(days=3))),
+        resident_raw(garbled, dwelling, "144", created_at="yesterday")]}), last)
+    assert body["rejected"] == [] and body["applied"] == {"residents": 3}
+    periods = dict(rows(engine, select(Task.resident_id, Task.period).where(
+        col(Task.resident_id).in_([long_ago, ahead, garbled]))))
+    today = city_today()
+    assert periods == {long_ago: (today - timedelta(days=get_settings().visit_max_age_days)).isoformat(),
+                       ahead: today.isoformat(), garbled: today.isoformat()}

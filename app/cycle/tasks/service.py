@@ -103,15 +103,23 @@ def on_resident_registered(session: Session, event: ResidentRegistered) -> None:
 
     Bulk import does not emit it: an imported register is existing stock, not new arrivals.
     """
-    new_arrival_task(session, event.resident, fresh=event.fresh)
+    new_arrival_task(session, event.resident, fresh=event.fresh, registered_on=event.registered_on)
 
 
-def new_arrival_task(session: Session, resident: Resident, *, fresh: bool = False) -> Task | None:
+def new_arrival_task(session: Session, resident: Resident, *, fresh: bool = False,
+                     registered_on: date | None = None) -> Task | None:
+    """The new-arrival visit, owed from the registration's city date: today, or the day a phone registered them
+    offline (`registered_on`), trusted as far back as the phone's visits are (VISIT_MAX_AGE_DAYS). Its period is
+    that date, and a visit counts from then on (`completion.visit_completes`): the one the worker made right after
+    registering someone offline, synced after midnight, too."""
     if not _registered(resident):
         return None
+    settings = get_settings()
     today = city_today()
-    return _new_task(session, resident, TaskKind.new_arrival_visit, today.isoformat(),
-                     today + timedelta(days=get_settings().new_arrival_visit_days), fresh=fresh)
+    day = today if registered_on is None else min(today, max(registered_on,
+                                                              today - timedelta(days=settings.visit_max_age_days)))
+    return _new_task(session, resident, TaskKind.new_arrival_visit, day.isoformat(),
+                     day + timedelta(days=settings.new_arrival_visit_days), fresh=fresh)
 
 
 def on_transfer_accepted(session: Session, event: TransferAccepted) -> None:

@@ -179,16 +179,17 @@ def touch(resident: Resident) -> None:
 
 
 def create_resident(session: Session, actor: Actor, body: ResidentCreate, *, arrival_task: bool = True,
-                    resident_id: str | None = None) -> Resident:
+                    resident_id: str | None = None, registered_on: date | None = None) -> Resident:
     """Register a person; `arrival_task` (off for bulk import) gives them a new-arrival visit task.
-    `resident_id`: a client-generated id (sync push); ignored when the person already has a record."""
+    `resident_id`: a client-generated id (sync push); ignored when the person already has a record.
+    `registered_on`: the city date a phone registered them offline (sync push), if not today."""
     parsed, verified = check_identity(actor, body)
     phone = normalise_phone(body.phone)
     check_dates(body.arrival_date)
     dwelling = get_dwelling_in_scope(session, actor, body.dwelling_id)
     existing = session.execute(select(Resident).where(col(Resident.id_number) == parsed.number)).scalar_one_or_none()
     if existing is not None:
-        return _existing_person(session, actor, existing, dwelling, body, parsed, arrival_task)
+        return _existing_person(session, actor, existing, dwelling, body, parsed, arrival_task, registered_on)
     resident = Resident(
         community_id=dwelling.community_id, dwelling_id=dwelling.id, area_path=dwelling.area_path,
         district_code=dwelling.district_code, name=body.name, sex=parsed.sex, birth_date=parsed.birth_date,
@@ -206,12 +207,13 @@ def create_resident(session: Session, actor: Actor, body: ResidentCreate, *, arr
     flag_likely_duplicates(session, resident)
     refresh_key_person(session, resident)
     if arrival_task:
-        events.emit(session, ResidentRegistered(resident, fresh=True))
+        events.emit(session, ResidentRegistered(resident, fresh=True, registered_on=registered_on))
     return resident
 
 
 def _existing_person(session: Session, actor: Actor, existing: Resident, dwelling: Dwelling,
-                     body: ResidentCreate, parsed: rules.ParsedId, arrival_task: bool) -> Resident:
+                     body: ResidentCreate, parsed: rules.ParsedId, arrival_task: bool,
+                     registered_on: date | None) -> Resident:
     """One person, one record: never a second row for an ID number that is already held.
 
     The caller learns nothing of a record outside their area: registered there or registered there before the
@@ -229,7 +231,7 @@ def _existing_person(session: Session, actor: Actor, existing: Resident, dwellin
         raise RegisteredElsewhere({"transfer_request_id": transfer.id})
     register_again(session, existing, dwelling, body.arrival_date, body.source.value)
     if arrival_task:
-        events.emit(session, ResidentRegistered(existing, fresh=False))
+        events.emit(session, ResidentRegistered(existing, fresh=False, registered_on=registered_on))
     return existing
 
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import date, datetime
 from typing import Any
 
 from pydantic import ValidationError
@@ -27,6 +28,7 @@ from sqlmodel import Session, SQLModel, select
 
 from app.core.actor import Actor
 from app.core.errors import AppError
+from app.core.types import city_date
 from app.cycle.models import Task, TaskKind, TaskState
 from app.cycle.tasks import service as tasks
 from app.cycle.tasks.schemas import CancelReason, TaskCancel, TaskCreate
@@ -229,7 +231,8 @@ class Pusher:
             values = from_raw("residents", rec.raw, only=sorted(RESIDENT_WRITABLE | {
                 "id_number", "sex", "birth_date", "dwelling_id"}))
             create = ResidentCreate(**{k: v for k, v in values.items() if v is not None or k == "dwelling_id"})
-            resident = people.create_resident(self.session, self.actor, create, resident_id=rec.id)
+            resident = people.create_resident(self.session, self.actor, create, resident_id=rec.id,
+                                              registered_on=_registered_on(rec))
             if resident.id != rec.id:
                 raise ResidentRecordReplaced({"resident_id": resident.id})
             self.out.add("residents")
@@ -325,3 +328,11 @@ def _value(v: Any) -> Any:
     return getattr(v, "value", v)
 
 
+def _registered_on(rec: Incoming) -> date | None:
+    """The city date the phone registered a resident (its `created_at`; the server keeps its own), which starts
+    their new-arrival visit; None when it sent none usable (then it is today)."""
+    try:
+        at = from_raw("residents", rec.raw, only=["created_at"]).get("created_at")
+    except WireError:
+        return None
+    return city_date(at) if isinstance(at, datetime) else None
