@@ -55,7 +55,7 @@ def child(db: str, route: str, n: int) -> None:
         rng = random.Random(20261207)
         people = bench_visits.residents(os.environ["DATABASE_URL"], worker["username"])
         now = datetime.now(UTC)
-        with sqlite3.connect(db) as conn:  # the ID numbers of the worker's residents, in the order listed
+        with sqlite3.connect(db) as conn:  # every resident's ID number by id (the worker's own are looked up)
             numbers = dict(conn.execute("SELECT id, id_number FROM residents").fetchall())
         warm = 20
         for i in range(warm + n):
