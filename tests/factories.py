@@ -83,11 +83,13 @@ def visit_start() -> datetime:
 def visit_body(who: dict[str, Any], **over: Any) -> dict[str, Any]:
     """An in-person visit that met the resident `who` (`id`, `lat`, `lng`: the coordinates of their dwelling)
     ten minutes ago (never before the city's midnight, so it falls on today's date and in this month whenever
-    the suite runs), checked in at their door."""
+    the suite runs), checked in at their door. It lasted five minutes, or less in the first minutes after the city's
+    midnight: a visit never ends in the future (by more than the clock tolerance, it would be flagged `clock_ahead`)."""
     start = visit_start()
+    end = min(start + timedelta(minutes=5), max(start, datetime.now(UTC)))
     body: dict[str, Any] = {
         "resident_id": who["id"], "mode": "in_person", "purpose": "routine", "outcome": "met",
-        "started_at": iso(start), "ended_at": iso(start + timedelta(minutes=5)),
+        "started_at": iso(start), "ended_at": iso(end),
         "notes": ["address_confirmed"],
         "checkin": {"lat": who["lat"], "lng": who["lng"], "coord_system": "wgs84", "accuracy_m": 10.0,
                     "provider": "gps", "fix_time": iso(start - timedelta(seconds=20))},

@@ -6,12 +6,15 @@ refused. Every refusal has its code."""
 from __future__ import annotations
 
 import json
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
 
 import pytest
 from sqlalchemy import Engine
 
+from app.core.types import city_today
+from app.cycle.periods import month_of
+from app.cycle.verification.opening import shift
 from tests.assertions import assert_error, ok
 from tests.conftest import Api, World
 from tests.cycle.report_helpers import REPORTS, P, freeze_clock
@@ -21,12 +24,17 @@ from tests.sync.helpers import pull
 from tests.sync.push_helpers import push
 
 PROPOSALS = "/api/v1/cycle/proposals"
-MONTH = "2026-11"
+# This month on the real clock, which the sync pull's window reads (a fixed month leaves that window as the calendar
+# moves on); the cycle's own today is frozen early in it.
+MONTH = month_of(city_today())
+EARLIER = shift(MONTH, -1)
+DAY = min(city_today(), date.fromisoformat(f"{MONTH}-05"))
+MOVED = f"{MONTH}-02"
 
 
 @pytest.fixture()
-def november(monkeypatch: pytest.MonkeyPatch) -> None:
-    set_today(monkeypatch, date(2026, 11, 5))
+def early_in_month(monkeypatch: pytest.MonkeyPatch) -> None:
+    set_today(monkeypatch, DAY)
 
 
 def propose(api: Api, resident_id: str, outcome: str = "LEFT_CITY", status: int = 200, user: str = "admin",
@@ -37,7 +45,7 @@ def propose(api: Api, resident_id: str, outcome: str = "LEFT_CITY", status: int 
     return response
 
 
-@pytest.mark.usefixtures("november")
+@pytest.mark.usefixtures("early_in_month")
 def test_a_worker_confirms_a_partners_proposal(api: Api, world: World, engine: Engine) -> None:
     open_month(api, MONTH)
     first, second = verifications(api, "worker1", month=MONTH)[:2]
@@ -47,14 +55,14 @@ def test_a_worker_confirms_a_partners_proposal(api: Api, world: World, engine: E
     assert_error(refused, 422, "evidence_missing")
     assert refused.json()["details"] == {"evidence": "partner", "proposal": "none"}
 
-    proposed = propose(api, first["resident_id"], proposed_on="2026-11-02").json()
+    proposed = propose(api, first["resident_id"], proposed_on=MOVED).json()
     assert (proposed["id"], proposed["proposed_outcome"], proposed["proposed_source"]) == (
         first["id"], "LEFT_CITY", "police")
-    assert (proposed["proposed_on"], proposed["proposal_pending"], proposed["outcome"]) == ("2026-11-02", True, None)
+    assert (proposed["proposed_on"], proposed["proposal_pending"], proposed["outcome"]) == (MOVED, True, None)
     assert proposed["version"] == first["version"] + 1
     # The same proposal again changes nothing; another one replaces a pending proposal.
-    assert propose(api, first["resident_id"], proposed_on="2026-11-02").json()["version"] == proposed["version"]
-    replaced = propose(api, first["resident_id"], "RETURNED_HOME", proposed_on="2026-11-02").json()
+    assert propose(api, first["resident_id"], proposed_on=MOVED).json()["version"] == proposed["version"]
+    replaced = propose(api, first["resident_id"], "RETURNED_HOME", proposed_on=MOVED).json()
     assert (replaced["proposed_outcome"], replaced["version"]) == ("RETURNED_HOME", proposed["version"] + 1)
     events = audit_events(engine, "cycle.verification.propose")
     assert len(events) == 2 and json.loads(events[0]["detail"]) == {
@@ -67,7 +75,7 @@ def test_a_worker_confirms_a_partners_proposal(api: Api, world: World, engine: E
         "version": replaced["version"], "outcome": "LEFT_CITY", "evidence": "partner"})
     assert_error(other, 422, "evidence_missing")
     assert other.json()["details"] == {"evidence": "partner", "proposal": "other_outcome"}
-    done = record(api, "worker1", replaced, "RETURNED_HOME", evidence="partner", moved_on="2026-11-02")
+    done = record(api, "worker1", replaced, "RETURNED_HOME", evidence="partner", moved_on=MOVED)
     assert (done["outcome"], done["evidence"], done["proposal_pending"]) == ("RETURNED_HOME", "partner", False)
     assert (done["proposed_outcome"], done["proposed_source"]) == ("RETURNED_HOME", "police")  # kept as history
     assert rows(engine, "SELECT status, left_reason FROM residents WHERE id = :i", i=first["resident_id"]) == [
@@ -81,7 +89,7 @@ def test_a_worker_confirms_a_partners_proposal(api: Api, world: World, engine: E
     assert (found["outcome"], found["proposed_outcome"], found["proposal_pending"]) == ("PRESENT", "DECEASED", False)
 
 
-@pytest.mark.usefixtures("november")
+@pytest.mark.usefixtures("early_in_month")
 def test_the_phone_confirms_offline(api: Api, world: World, engine: Engine) -> None:
     open_month(api, MONTH)
     first, second = verifications(api, "worker1", month=MONTH)[:2]
@@ -105,15 +113,16 @@ def test_the_phone_confirms_offline(api: Api, world: World, engine: Engine) -> N
     assert stored[second["id"]]["outcome"] is None
 
 
-@pytest.mark.usefixtures("november")
+@pytest.mark.usefixtures("early_in_month")
 def test_refusals(api: Api, world: World, engine: Engine) -> None:
     open_month(api, MONTH)
     mine = verifications(api, "worker1", month=MONTH)[0]
     for user in ("worker1", "sup_street", "auditor"):
         assert_error(propose(api, mine["resident_id"], user=user, status=403), 403)
     assert_error(propose(api, "0" * 32, status=404), 404)
-    assert_error(propose(api, mine["resident_id"], month="2026-10", status=404), 404)  # no verification that month
-    assert_error(propose(api, mine["resident_id"], proposed_on="2026-12-25", status=422), 422, "date_out_of_range")
+    assert_error(propose(api, mine["resident_id"], month=EARLIER, status=404), 404)  # no verification that month
+    later = (city_today() + timedelta(days=2)).isoformat()  # the register's real today: not the month's frozen one
+    assert_error(propose(api, mine["resident_id"], proposed_on=later, status=422), 422, "date_out_of_range")
     for bad in ({"source": "neighbour"}, {"outcome": "SOMEWHERE"}, {"month": "2026-13"}, {"note": "x"}):
         response = api.as_("admin", "POST", PROPOSALS, json={"resident_id": mine["resident_id"],
                                                              "outcome": "LEFT_CITY", "source": "police", **bad})
