@@ -23,8 +23,10 @@ What it does, in one run on one machine:
        WatermelonDB sends them (`sendCreatedAsUpdated`: raw records under `updated`, `_status: "created"`),
        `--pushes` rounds; each round is followed, in the same run, by the raw insert of the very rows the push
        stored (read back untimed, given new ids) through the bare driver in one transaction with a durable
-       commit: rows/s of both and the ratio push rows/s / raw rows/s (target ≥ 0.3). Skipped (with a note)
-       when the server has no push route yet.
+       commit: rows/s of both and the ratio push rows/s / raw rows/s (target ≥ 0.3); then, as a ceiling, the
+       bare driver writing everything the push wrote (those rows, their sync-log rows and audit events, one
+       durable commit; the ledger copies deleted afterwards): raw / that is the most any push that keeps a
+       change log and an audit trail could reach. Skipped (with a note) when the server has no push route yet.
 No assertions on time; the load average is printed with the figures.
 """
 
@@ -58,6 +60,7 @@ from app.cli import alembic_config
 from app.core.actor import Role
 from app.core.config import ROOT
 from app.core.db import create_db_engine, unit_of_work
+from app.ledger.models import AuditEvent, SyncLog
 from app.people.models import Resident, ResidentStatus
 from app.places.models import Division, Dwelling, Level
 from app.visits.models import ServiceDelivery, Visit
@@ -68,6 +71,8 @@ V1 = "/api/v1"
 COMMUNITIES = 10  # the demo's minimum; the first one is the worker's
 VISIT_COLUMNS = [c.name for c in Visit.__table__.columns]  # type: ignore[attr-defined]
 DELIVERY_COLUMNS = [c.name for c in ServiceDelivery.__table__.columns]  # type: ignore[attr-defined]
+LOG_COLUMNS = [c.name for c in SyncLog.__table__.columns if c.name != "id"]  # type: ignore[attr-defined]
+AUDIT_COLUMNS = [c.name for c in AuditEvent.__table__.columns]  # type: ignore[attr-defined]
 
 
 # --- the database ----------------------------------------------------------------------------------------
@@ -366,6 +371,77 @@ class Raw:
         else:
             self.conn.commit()
 
+    def ledger_of(self, rows: tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]
+                  ) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
+        """The sync-log rows and the audit events the push wrote for these visits and deliveries (untimed)."""
+        cur = self.conn.cursor()
+        ids = [v[0] for v in rows[0]] + [d[0] for d in rows[1]]
+        log: list[tuple[Any, ...]] = []
+        events: list[tuple[Any, ...]] = []
+        for i in range(0, len(ids), 500):
+            chunk = ids[i:i + 500]
+            marks = ", ".join([self.mark] * len(chunk))
+            cur.execute(f"SELECT {', '.join(LOG_COLUMNS)} FROM sync_log WHERE record_id IN ({marks})", chunk)  # noqa: S608
+            log += cur.fetchall()
+            cur.execute(f"SELECT {', '.join(AUDIT_COLUMNS)} FROM audit_events "  # noqa: S608
+                        f"WHERE target_type = 'visits' AND target_id IN ({marks})", chunk)
+            events += cur.fetchall()
+        if not self.sqlite:
+            self.conn.rollback()
+        return log, events
+
+    def insert_all(self, rows: tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]],
+                   ledger: tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]) -> float:
+        """What the push itself must write, by the bare driver in one durable commit: the rows, their sync-log rows
+        and their audit events. Timed (ms). The ledger's copies go to scratch copies of its two tables (the same
+        columns and indexes; the audit trail is append-only and phones read the log), emptied afterwards, untimed."""
+        log, events = ledger
+        log_table, audit_table = self._scratch("sync_log"), self._scratch("audit_events")
+        cur = self.conn.cursor()
+        started = time.perf_counter()
+        if self.sqlite:
+            cur.execute("BEGIN IMMEDIATE")
+        self._many(cur, "visits", VISIT_COLUMNS, rows[0])
+        self._many(cur, "service_deliveries", DELIVERY_COLUMNS, rows[1])
+        self._many(cur, log_table, LOG_COLUMNS, log)
+        self._many(cur, audit_table, AUDIT_COLUMNS, events)
+        self._commit(cur)
+        elapsed = (time.perf_counter() - started) * 1000
+        if self.sqlite:
+            cur.execute("BEGIN IMMEDIATE")
+        cur.execute(f"DELETE FROM {log_table}")  # noqa: S608 - our own names
+        cur.execute(f"DELETE FROM {audit_table}")  # noqa: S608
+        self._commit(cur)
+        return elapsed
+
+    def _commit(self, cur: Any) -> None:
+        if self.sqlite:
+            cur.execute("COMMIT")
+        else:
+            self.conn.commit()
+
+    def _scratch(self, table: str) -> str:
+        """`bench_<table>`: the table's columns and indexes, without its triggers (made once)."""
+        name = f"bench_{table}"
+        cur = self.conn.cursor()
+        if self.sqlite:
+            cur.execute("SELECT type, name, sql FROM sqlite_master WHERE tbl_name = ? AND sql IS NOT NULL "
+                        "AND type IN ('table', 'index') ORDER BY type DESC", (table,))
+            for kind, index, sql in cur.fetchall():
+                if kind == "table":
+                    cur.execute(sql.replace(f"CREATE TABLE {table} (", f"CREATE TABLE IF NOT EXISTS {name} (", 1))
+                else:
+                    cur.execute(sql.replace(f"CREATE INDEX {index} ON {table} (",
+                                            f"CREATE INDEX IF NOT EXISTS bench_{index} ON {name} (", 1))
+        else:
+            cur.execute(f"CREATE TABLE IF NOT EXISTS {name} (LIKE {table} INCLUDING ALL)")
+            self.conn.commit()
+        return name
+
+    def _many(self, cur: Any, table: str, columns: list[str], values: list[tuple[Any, ...]]) -> None:
+        cur.executemany(f"INSERT INTO {table} ({', '.join(columns)}) "  # noqa: S608
+                        f"VALUES ({', '.join([self.mark] * len(columns))})", values)
+
     def close(self) -> None:
         self.conn.close()
         self.engine.dispose()
@@ -476,6 +552,8 @@ def push_round(args: argparse.Namespace, url: str, username: str, phone: Phone, 
         push_ms: list[float] = []
         raw_ms: list[float] = []
         copy_ms: list[float] = []
+        all_ms: list[float] = []
+        ledger_rows = (0, 0)
         stored: list[int] = []
         for i in range(args.pushes + 1):  # the first round warms up
             changes, ids = push_changes(rng, people, args.push_visits, items, catalog, now)
@@ -489,12 +567,16 @@ def push_round(args: argparse.Namespace, url: str, username: str, phone: Phone, 
             n_rows = len(rows[0]) + len(rows[1])
             if len(rows[0]) != args.push_visits or len(rows[1]) != 2 * args.push_visits:
                 raise SystemExit(f"push stored {len(rows[0])} visits and {len(rows[1])} deliveries")
-            inserted, copied = raw.renamed(rows), raw.renamed(rows)  # untimed
+            inserted, copied, everything = raw.renamed(rows), raw.renamed(rows), raw.renamed(rows)  # untimed
+            ledger = raw.ledger_of(rows)
             raw_elapsed = timed(lambda: raw.insert(inserted))  # noqa: B023 - called at once
             copy_elapsed = None if raw.sqlite else timed(lambda: raw.copy(copied))  # noqa: B023
+            all_elapsed = raw.insert_all(everything, ledger)
             if i:
                 push_ms.append(elapsed)
                 raw_ms.append(raw_elapsed)
+                all_ms.append(all_elapsed)
+                ledger_rows = (len(ledger[0]), len(ledger[1]))
                 if copy_elapsed is not None:
                     copy_ms.append(copy_elapsed)
                 stored.append(n_rows)
@@ -505,6 +587,11 @@ def push_round(args: argparse.Namespace, url: str, username: str, phone: Phone, 
             f"same rows (bare driver executemany, one durable commit) median {rmed:.0f} ms = {1000 * n / rmed:,.0f} "
             f"rows/s; ratio {rmed / pmed:.2f} (target ≥ 0.3); per-round ratios "
             + ", ".join(f"{r / p:.2f}" for p, r in zip(push_ms, raw_ms, strict=True)))
+        amed = statistics.median(all_ms)
+        say(f"    the push's own writes by the bare driver (those rows, their {ledger_rows[0]:,} sync-log rows and "
+            f"{ledger_rows[1]:,} audit events, executemany, one durable commit) median {amed:.0f} ms: the most a push "
+            f"could reach with no work of its own is raw / that = {rmed / amed:.2f}; the push spends "
+            f"{pmed - amed:.0f} ms beyond its writes")
         if copy_ms:
             cmed = statistics.median(copy_ms)
             say(f"    the same rows by bare COPY (the push's own way on PostgreSQL) median {cmed:.0f} ms = "
