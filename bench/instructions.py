@@ -30,10 +30,12 @@ import tempfile
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
-ROUTES = ("POST /visits", "GET /auth/me", "GET /residents/{id}", "GET /residents?id_number=")
+ROUTES = ("POST /visits", "GET /auth/me", "GET /residents/{id}", "GET /residents?id_number=", "POST /sync/push")
+PUSH_VISITS = 100  # a push's visits (two service deliveries each) for "POST /sync/push"
 
 
 def child(db: str, route: str, n: int) -> None:
@@ -58,6 +60,9 @@ def child(db: str, route: str, n: int) -> None:
         with sqlite3.connect(db) as conn:  # every resident's ID number by id (the worker's own are looked up)
             numbers = dict(conn.execute("SELECT id, id_number FROM residents").fetchall())
         warm = 20
+        if route == "POST /sync/push":
+            push(client, auth, worker["username"], n)
+            return
         for i in range(warm + n):
             resident_id = people[i % len(people)][0]
             if route == "POST /visits":
@@ -72,6 +77,22 @@ def child(db: str, route: str, n: int) -> None:
                 response = client.get("/api/v1/auth/me", headers=auth)
             if response.status_code not in (200, 201):
                 raise SystemExit(f"{route}: {response.status_code} {response.text[:300]}")
+
+
+def push(client: Any, auth: dict[str, str], username: str, n: int) -> None:
+    """A first pull, a warm-up push, then `n` pushes of PUSH_VISITS new visits (bench/sync.py's phone's)."""
+    import sync as bench_sync  # bench/sync.py
+
+    pulled = client.get("/api/v1/sync/pull", params={"schema_version": 1, "last_pulled_at": "null"}, headers=auth)
+    cursor = pulled.json()["timestamp"]
+    people, items, catalog = bench_sync.push_inputs(os.environ["DATABASE_URL"], username)
+    rng, now = random.Random(20261207), datetime.now(UTC)
+    for _ in range(1 + n):
+        changes, _ids = bench_sync.push_changes(rng, people, PUSH_VISITS, items, catalog, now)
+        response = client.post("/api/v1/sync/push", params={"last_pulled_at": str(cursor)}, json=changes,
+                               headers=auth)
+        if response.status_code != 200 or response.json()["rejected"]:
+            raise SystemExit(f"POST /sync/push: {response.status_code} {response.text[:300]}")
 
 
 def count(tree: str, route: str, n: int) -> int:
