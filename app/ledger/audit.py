@@ -81,6 +81,11 @@ def record(session: Session, action: str, **values: Unpack[EventFields]) -> None
     ledger_of(session).events.append(event(action, **values))
 
 
+# `json.dumps(detail, sort_keys=True, ensure_ascii=False)` without making an encoder per event (a push records a
+# thousand).
+_DETAIL_JSON = json.JSONEncoder(sort_keys=True, ensure_ascii=False).encode
+
+
 def event(action: str, **values: Unpack[EventFields]) -> dict[str, Any]:
     """An audit event's values: the chain's columns but its position and hashes."""
     ctx = context.current()
@@ -102,7 +107,7 @@ def event(action: str, **values: Unpack[EventFields]) -> dict[str, Any]:
         "purpose": values.get("purpose"),
         "request_id": ctx.request_id,
         "client_ip": ctx.client_ip,
-        "detail": json.dumps(detail, sort_keys=True, ensure_ascii=False) if detail else None,
+        "detail": _DETAIL_JSON(detail) if detail else None,
         "chain_version": CHAIN_VERSION,
         "area_path": area_path,
         "district_code": district_code,

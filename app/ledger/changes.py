@@ -206,9 +206,7 @@ def write(session: OrmSession, ledger: Ledger) -> None:
             ledger.staged = True
         else:
             area, district = e["area"]
-            ledger.rows.append({"seq": None, "table_name": e["table"].name, "record_id": e["id"], "area_path": area,
-                                "district_code": district, "op": str(e["op"]), "fields": e["fields"],
-                                "device_row_id": ledger.writer})
+            ledger.rows.append((e["table"].name, e["id"], area, district, str(e["op"]), e["fields"], ledger.writer))
 
 
 def _log_via_parent(session: OrmSession, e: dict[str, Any]) -> None:
@@ -293,10 +291,8 @@ def mark_new(session: Session, table: Table, rows: Iterable[tuple[str, str, str 
     if not is_synced(table.name) or _everyone(table) or _via(table) is not None:
         raise ValueError(f"{table.name} is not a synced table with an area of its own")
     ledger = ledger_of(session)
-    changed = _fields(fields)
-    ledger.rows.extend({"seq": None, "table_name": table.name, "record_id": record_id, "area_path": area,
-                        "district_code": district, "op": str(SyncOp.upsert), "fields": changed,
-                        "device_row_id": ledger.writer} for record_id, area, district in rows)
+    name, op, changed, writer = table.name, str(SyncOp.upsert), _fields(fields), ledger.writer
+    ledger.rows.extend((name, record_id, area, district, op, changed, writer) for record_id, area, district in rows)
 
 
 @cache
@@ -350,8 +346,7 @@ def stamp(session: Session, ledger: Ledger) -> bool:
     conn = session.connection()
     seq = _NEXT_SEQ.scalar(conn)
     if ledger.rows:  # in bulk (COPY on PostgreSQL): a push's visits and deliveries log thousands
-        BulkWriter(session).write(_log_table(), LOG_COLUMNS, [(seq, *(row[c] for c in LOG_COLUMNS[1:]))
-                                                              for row in ledger.rows])
+        BulkWriter(session).write(_log_table(), LOG_COLUMNS, [(seq, *row) for row in ledger.rows])
     for stmt, params in ledger.selects:
         run(conn, stmt, {**params, "stamp_seq": seq})
     if ledger.staged:  # rows written with seq NULL: the log's, and those of the stamped tables

@@ -24,8 +24,9 @@ class LedgerNotInstalled(RuntimeError):
 class Ledger:
     # Audit events to append to the chain at commit.
     events: list[dict[str, Any]] = field(default_factory=list)
-    # Change-log rows kept aside until the transaction's sequence number is known.
-    rows: list[dict[str, Any]] = field(default_factory=list)
+    # Change-log rows kept aside until the transaction's sequence number is known: the log's columns after `seq`
+    # (`changes.LOG_COLUMNS[1:]`), as tuples (a push logs thousands).
+    rows: list[tuple[Any, ...]] = field(default_factory=list)
     # Change-log rows selected at commit (bulk writes: the rows' state then is what phones must get): INSERT …
     # SELECT statements and their parameters, `stamp_seq` bound at commit.
     selects: list[tuple[Any, dict[str, Any]]] = field(default_factory=list)

@@ -75,4 +75,9 @@ def assess(facts: CheckinFacts, dwelling: tuple[float | None, float | None] | No
         if facts.fix_time < facts.started_at - max_age or facts.fix_time > facts.ended_at + max_age:
             flags.add(CheckinFlag.stale_fix)
 
-    return distance, [flag.value for flag in CheckinFlag if flag in flags]
+    if not flags:  # most visits
+        return distance, []
+    return distance, [flag.value for flag in _ORDER if flag in flags]
+
+
+_ORDER = tuple(CheckinFlag)  # the table's order (iterating the enum itself costs more than the check)
