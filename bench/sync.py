@@ -586,7 +586,7 @@ def push_round(args: argparse.Namespace, url: str, username: str, phone: Phone, 
             f"{len(push_ms)} rounds: push median {pmed:.0f} ms = {1000 * n / pmed:,.0f} rows/s; raw insert of the "
             f"same rows (bare driver executemany, one durable commit) median {rmed:.0f} ms = {1000 * n / rmed:,.0f} "
             f"rows/s; ratio {rmed / pmed:.2f} (target ≥ 0.3); per-round ratios "
-            + ", ".join(f"{r / p:.2f}" for p, r in zip(push_ms, raw_ms, strict=True)))
+            + ", ".join(f"{r / p:.2f} ({p:.0f}/{r:.0f} ms)" for p, r in zip(push_ms, raw_ms, strict=True)))
         amed = statistics.median(all_ms)
         say(f"    the push's own writes by the bare driver (those rows, their {ledger_rows[0]:,} sync-log rows and "
             f"{ledger_rows[1]:,} audit events, executemany, one durable commit) median {amed:.0f} ms: the most a push "
