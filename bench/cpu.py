@@ -7,7 +7,8 @@
 Requests per second swing ±30 % from run to run while other jobs share the cores; the CPU the server process
 spends on a request does not (much). For each route of bench/floor.py (POST /visits only when `--only` names
 it: it adds visits to the city): a warm-up, then wrk at `--connections` for `--seconds`, with the process's user +
-system time (/proc/<pid>/stat) read before and after; CPU ms per request = that time / the requests answered.
+system time (/proc/<pid>/stat) read before and after; CPU ms per request = that time / the requests answered
+("sys": the kernel's part of it).
 With `--pg`, the PostgreSQL processes' CPU per request is printed too ("db"): a round trip saved shows there.
 The floor app (bench/floor_app.py) is measured the same way (its insert, like POST /visits, when `--only` names
 it). Run the same city against two builds of the code (`PYTHONPATH=<other checkout>`) to compare.
@@ -34,8 +35,13 @@ TICK = os.sysconf("SC_CLK_TCK")
 
 
 def cpu_seconds(pid: int) -> float:
+    return sum(cpu_split(pid))
+
+
+def cpu_split(pid: int) -> tuple[float, float]:
+    """User and system time of a process, in seconds."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICK  # utime, stime
+    return int(fields[11]) / TICK, int(fields[12]) / TICK  # utime, stime
 
 
 def database_cpu_seconds() -> float:
@@ -56,7 +62,7 @@ def database_cpu_seconds() -> float:
 
 
 def measure(args: argparse.Namespace, tool: str, pid: int, base: str,
-            make: wrk.Spec) -> tuple[float, float, int, float]:
+            make: wrk.Spec) -> tuple[float, float, float, int, float]:
     wrk.run(tool, base, make, connections=args.connections, threads=2, seconds=1, timeout=4, prefix="w")
     spy = None
     if args.spy:
@@ -64,10 +70,11 @@ def measure(args: argparse.Namespace, tool: str, pid: int, base: str,
         spy = subprocess.Popen([args.spy, "record", "-r", "250", "--format", "raw", "-o", str(out), "--pid", str(pid),
                                 "-d", str(args.seconds), "--nonblocking"] + (["--gil"] if args.gil else []),
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    before, db_before = cpu_seconds(pid), database_cpu_seconds() if args.pg else 0.0
+    before, db_before = cpu_split(pid), database_cpu_seconds() if args.pg else 0.0
     figure = wrk.run(tool, base, make, connections=args.connections, threads=2, seconds=args.seconds, timeout=4,
                      prefix=secrets.token_hex(4))
-    spent = cpu_seconds(pid) - before
+    after = cpu_split(pid)
+    spent, system = sum(after) - sum(before), after[1] - before[1]
     db_spent = database_cpu_seconds() - db_before if args.pg else 0.0
     if spy is not None:
         spy.wait(timeout=60)
@@ -75,7 +82,7 @@ def measure(args: argparse.Namespace, tool: str, pid: int, base: str,
     if bad or figure.failure:
         print(f"  {make.label}: {bad} non-2xx/timeouts {figure.statuses} {figure.failure}", flush=True)
     answered = max(figure.requests, 1)
-    return spent * 1000 / answered, db_spent * 1000 / answered, figure.requests, figure.rps
+    return spent * 1000 / answered, system * 1000 / answered, db_spent * 1000 / answered, figure.requests, figure.rps
 
 
 def city_of(args: argparse.Namespace) -> City:
@@ -123,8 +130,8 @@ def main() -> None:
                     continue
                 cells = [measure(args, tool, server.process.pid, server.base, spec) for _ in range(args.rounds)]
                 print(f"  {spec.label:<28}" + "  ".join(
-                    f"{ms:6.2f} ms" + (f" + db {db_ms:4.2f} ms" if args.pg else "") + f" ({n:>5} req, {rps:5.0f}/s)"
-                    for ms, db_ms, n, rps in cells)
+                    f"{ms:6.2f} ms (sys {sys_ms:4.2f})" + (f" + db {db_ms:4.2f} ms" if args.pg else "")
+                    + f" ({n:>5} req, {rps:5.0f}/s)" for ms, sys_ms, db_ms, n, rps in cells)
                       + f"   load {load_average()}", flush=True)
 
 

@@ -219,6 +219,7 @@ def paired(args: argparse.Namespace, tool: str, url: str, data: Inputs) -> None:
                 continue
             target, base_name = TARGETS[spec.label]
             ratios: list[float] = []
+            pairs: list[str] = []
             for _ in range(args.paired):
                 figures = [wrk.run(tool, server.base, s, connections=args.connections, threads=args.threads,
                                    seconds=args.seconds, timeout=args.timeout, prefix=secrets.token_hex(4))
@@ -227,9 +228,11 @@ def paired(args: argparse.Namespace, tool: str, url: str, data: Inputs) -> None:
                     print(f"    {spec.label}: {figures[1].server_errors} 5xx, {figures[1].timeouts} timeouts "
                           f"{figures[1].failure}", flush=True)
                 ratios.append(figures[1].rps / figures[0].rps if figures[0].rps else 0.0)
+                pairs.append(f"{figures[1].rps:,.0f}/{figures[0].rps:,.0f}")
             goal = f"target ≥ {target}" if target else "no target"
             print(f"  {spec.label:<28} median {statistics.median(ratios):5.2f}  ({goal}; "
-                  + ", ".join(f"{r:.2f}" for r in ratios) + ")", flush=True)
+                  + ", ".join(f"{r:.2f}" for r in ratios) + "; req/s route/floor " + ", ".join(pairs) + ")",
+                  flush=True)
 
 
 def report(db: str, figures: dict[str, dict[str, wrk.Figure]], args: argparse.Namespace) -> None:
