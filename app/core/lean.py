@@ -14,9 +14,11 @@ What stays as with `Connection.execute`:
 - a driver error is raised as SQLAlchemy raises it (`IntegrityError`, `OperationalError`, …), through the
   connection's own handler, which also invalidates a connection that was lost (a restarted PostgreSQL).
 
-A statement with an expanding (`IN` list) or literal-execute parameter (a scope of two districts, say) cannot be
-compiled once: it runs through `Connection.execute` as usual. Use `Lean` for statements built once (module level,
-`queries.Statements`, `queries.ByKey`'s single-key form).
+One expanding parameter (an `IN` list: `queries.ByKey`'s list form) is written here per execution on a driver
+with positional parameters (SQLite: `IN (?, ?, …)`, the text kept per list length), as SQLAlchemy would render
+it. Any other expanding or literal-execute parameter (a scope of two districts on PostgreSQL, say) cannot be
+compiled once: that statement runs through `Connection.execute` as usual. Use `Lean` for statements built once
+(module level, `queries.Statements`, `queries.ByKey`).
 """
 
 from __future__ import annotations
@@ -33,15 +35,21 @@ from sqlalchemy.sql.base import Executable
 class _Form:
     """A statement compiled for one dialect."""
 
-    __slots__ = ("compiled", "dialect", "names", "positional", "processors", "results", "row", "sql", "types")
+    __slots__ = ("compiled", "dialect", "expanding", "names", "positional", "processors", "results", "row", "sql",
+                 "texts", "types")
 
     def __init__(self, statement: Executable, dialect: Dialect) -> None:
         compiled: Any = cast(Any, statement).compile(dialect=dialect)
         self.compiled = compiled
         self.dialect = dialect
-        # None: rendered anew per execution (expanding or literal parameters), so it runs through SQLAlchemy
-        fixed = not compiled.escaped_bind_names and not any(
-            bind.expanding or bind.literal_execute for bind in compiled.binds.values())
+        # None: rendered anew per execution (literal parameters, or lists this module does not write), so it runs
+        # through SQLAlchemy
+        expanding = [name for name, bind in compiled.binds.items() if bind.expanding]
+        fixed = not compiled.escaped_bind_names and not any(bind.literal_execute for bind in compiled.binds.values())
+        if len(expanding) > 1 or (expanding and not compiled.positional):
+            fixed = False
+        self.expanding: str | None = expanding[0] if fixed and expanding else None
+        self.texts: dict[int, str] = {}  # the SQL per length of the expanding list
         self.sql: str | None = compiled.string if fixed else None
         self.positional: bool = compiled.positional
         self.names: Sequence[str] = tuple(compiled.positiontup or ())
@@ -57,8 +65,29 @@ class _Form:
     def parameters(self, params: Mapping[str, Any] | None) -> Any:
         values = self.compiled.construct_params(params)
         for name, processor in self.processors:
-            values[name] = processor(values[name])
+            if name == self.expanding:
+                values[name] = [processor(value) for value in values[name]]
+            else:
+                values[name] = processor(values[name])
+        if self.expanding is not None:  # positional: the list's values in its place
+            flat: list[Any] = []
+            for name in self.names:
+                if name == self.expanding:
+                    flat.extend(values[name])
+                else:
+                    flat.append(values[name])
+            return tuple(flat)
         return tuple(values[name] for name in self.names) if self.positional else values
+
+    def text(self, count: int) -> str:
+        """The SQL with the expanding list's `count` placeholders (`count` > 0)."""
+        found = self.texts.get(count)
+        if found is None:
+            if len(self.texts) >= 256:  # a push's lists come in many lengths
+                self.texts.clear()
+            assert self.sql is not None
+            found = self.texts[count] = self.sql.replace(f"__[POSTCOMPILE_{self.expanding}]", ", ".join("?" * count))
+        return found
 
     def shape(self, rows: list[Any], description: Any) -> list[Any]:
         if self.row is None:
@@ -99,10 +128,14 @@ class Lean:
     def rows(self, conn: Connection, params: Mapping[str, Any] | None = None) -> list[Any]:
         """Every row the statement answers (none for a statement without a result)."""
         form = self._form(conn.dialect)
-        if form.sql is None:
+        sql = form.sql
+        if sql is not None and form.expanding is not None:
+            count = len((params or {}).get(form.expanding) or ())
+            sql = form.text(count) if count else None  # an empty list: SQLAlchemy's own empty-set form
+        if sql is None:
             result = conn.execute(self.statement, params)
             return list(result) if result.returns_rows else []
-        return form.shape(*_run(conn, form.sql, form.parameters(params), many=False))
+        return form.shape(*_run(conn, sql, form.parameters(params), many=False))
 
     def first(self, conn: Connection, params: Mapping[str, Any] | None = None) -> Any:
         found = self.rows(conn, params)
@@ -120,7 +153,7 @@ class Lean:
         if not rows:
             return
         form = self._form(conn.dialect)
-        if form.sql is None:
+        if form.sql is None or form.expanding is not None:
             conn.execute(self.statement, list(rows))
         else:
             _run(conn, form.sql, [form.parameters(row) for row in rows], many=True)

@@ -67,7 +67,7 @@ class _Among(ColumnElement[bool]):
 
     SQLite: the usual `IN (?, ?, …)`. PostgreSQL: `column = ANY(%s)` with the values as one array parameter —
     the same index scan, but one parameter instead of hundreds, so neither SQLAlchemy nor psycopg renders and
-    parses a statement of 500 placeholders per query (a 1,000-visit sync push runs about twenty of them).
+    parses a statement of 500 placeholders per query (the sync pull's lookups by resident; `ByKey` has its own).
     Not cached (the statement text depends on the dialect); that costs less than the rendering it saves.
     """
 
@@ -155,25 +155,53 @@ class Statements:
 
 
 class ByKey(Generic[S]):
-    """A statement over a list of keys (`among` on one column), built once per form, with the keys bound.
+    """A statement over a list of keys (one column's values), built once per form, with the keys bound.
 
     `build(key)` makes the statement, with `key(column)` as the condition on the key column. Called with a chunk
-    of keys, it answers the statement and its parameters: one key as `column = :among_key`, a short list as a
-    cached expanding `IN`, a long one as `among` built for it (a batch's ids, where building is amortised over
-    the rows). The per-request lookups of a single visit or a resident then neither build nor derive a cache
-    key (docs/CONVENTIONS.md, hot paths).
+    of keys, it answers the statement and its parameters: one key as `column = :among_key`, more as `_Keys` (an
+    `IN` list on SQLite, one array on PostgreSQL) bound as `among_keys`. Both are built once: a lookup neither
+    builds a statement nor derives a cache key, and with `lean=True` neither compiles it (app.core.lean writes an
+    `IN` list's placeholders itself). A push's lookups of a thousand ids each were built and compiled on every
+    call before: 1.3 ms of SQLAlchemy's over the driver's 0.7 (docs/performance.md).
     """
 
     def __init__(self, build: Callable[[Callable[[Any], ColumnElement[bool]]], S], *, lean: bool = False) -> None:
-        self._build = build
         one = build(lambda column: column == bindparam("among_key"))
-        # `lean`: the single-key form runs on the driver (app.core.lean; Core statements only, run with `lean.run`)
+        many = build(_Keys)
+        # `lean`: Core statements only, run on the driver (app.core.lean) with `lean.run`
         self._one: Any = Lean(cast(Executable, one)) if lean else one
-        self._short = build(lambda column: column.in_(bindparam("among_keys", expanding=True)))
+        self._many: Any = Lean(cast(Executable, many)) if lean else many
 
     def __call__(self, keys: Sequence[Any], **params: Any) -> tuple[Any, dict[str, Any]]:
-        if len(keys) == 1 and keys[0] is not None:  # None stays IN, as in `among`
+        if len(keys) == 1 and keys[0] is not None:  # None stays in a list, as in `among`
             return self._one, {**params, "among_key": keys[0]}
-        if len(keys) <= SHORT_LIST:
-            return self._short, {**params, "among_keys": list(keys)}
-        return self._build(lambda column: among(column, keys)), params
+        return self._many, {**params, KEYS: list(keys)}
+
+
+KEYS = "among_keys"
+
+
+class _Keys(ColumnElement[bool]):
+    """`column` among the list bound as `among_keys`: SQLite `column IN (?, …)` (one expanding parameter),
+    PostgreSQL `column = ANY(%(among_keys)s)` (one array parameter: no statement of a thousand placeholders to
+    render and parse). The same statement whatever the list: built and compiled once."""
+
+    inherit_cache = True
+    type = Boolean()
+    _is_implicitly_boolean = True  # a condition, not a boolean column: no `= 1` on SQLite
+    _traverse_internals = [("column", InternalTraversal.dp_clauseelement)]  # noqa: RUF012 (SQLAlchemy's own form)
+
+    def __init__(self, column: Any) -> None:
+        self.column = column
+
+
+@compiles(_Keys)
+def _keys_default(element: _Keys, compiler: Any, **kw: Any) -> str:
+    result: str = compiler.process(element.column.in_(bindparam(KEYS, expanding=True)), **kw)
+    return result
+
+
+@compiles(_Keys, "postgresql")
+def _keys_postgresql(element: _Keys, compiler: Any, **kw: Any) -> str:
+    result: str = compiler.process(element.column == any_(bindparam(KEYS, type_=ARRAY(element.column.type))), **kw)
+    return result

@@ -72,8 +72,9 @@ def test_values_round_trip_as_through_sqlalchemy(scratch: Engine) -> None:
         # A bound datetime goes through the column type's conversion too (stored as UTC text on SQLite).
         assert [r.id for r in AFTER.rows(conn, {"since": AT + timedelta(seconds=30)})] == ["r1", "r2"]
         assert AFTER.first(conn, {"since": AT + timedelta(hours=1)}) is None
-        # Lists of keys run through Core (an expanding IN): the same rows.
-        assert [r.id for r in run(conn, *BY_ID(["r2", "r0", "r9"]))] == ["r0", "r2"]
+        # Lists of keys: the same rows and values (SQLite: the IN list written here; PostgreSQL: one array).
+        assert sorted(tuple(r) for r in run(conn, *BY_ID(["r2", "r0", "r9"]))) == [tuple(core[0]), tuple(core[2])]
+        # Another expanding list (not ByKey's): through Core, the same rows.
         assert Lean(select(SCRATCH.c.n).where(SCRATCH.c.id.in_(["r1", "r2"])).order_by(SCRATCH.c.n)).rows(conn) \
             == [(1,), (2,)]
         assert Lean(text("SELECT count(*) FROM lean_scratch")).scalar(conn) == 3
@@ -141,3 +142,28 @@ def test_utc_text_matches_on_sqlite(scratch: Engine) -> None:
         INSERT.many(conn, _rows(1))
         stored = conn.execute(text("SELECT at FROM lean_scratch")).scalar_one()
     assert stored == AT.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
+
+
+def test_lists_of_keys_run_on_the_driver_whatever_their_length(scratch: Engine) -> None:
+    """ByKey's list form is one statement, compiled once: a list of 2 or of 3,000 keys runs as one driver
+    statement (no Core execution), finds exactly the listed rows, and each list length has its own text; an
+    empty list matches nothing; a None among the keys matches nothing."""
+    with scratch.begin() as conn:
+        INSERT.many(conn, _rows(5))
+    core: list[str] = []
+    driver: list[str] = []
+    event.listen(scratch, "before_execute", lambda *args: core.append("execute"))
+    event.listen(scratch, "before_cursor_execute", lambda _c, _cur, sql, *rest: driver.append(sql))
+    wanted = ["r4", "r1"]
+    with scratch.connect() as conn:
+        for keys in (wanted, [*wanted, None], [*(f"absent-{n}" for n in range(3_000)), *wanted]):
+            statement, params = BY_ID(keys)
+            assert statement is BY_ID(["a", "b"])[0]  # one statement object for every list
+            assert sorted(r.id for r in run(conn, statement, params)) == ["r1", "r4"]
+        assert core == [] and len(driver) == 3
+        if scratch.dialect.name == "sqlite":  # the placeholders written per length
+            assert [sql.count("?") for sql in driver] == [2, 3, 3_002]
+        else:  # one array, whatever the length
+            assert len({sql for sql in driver}) == 1 and "ANY" in driver[0]
+        assert run(conn, *BY_ID([])) == []
+        assert run(conn, *BY_ID([None, None])) == []
