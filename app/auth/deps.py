@@ -6,6 +6,7 @@ not); what the caller may *see* is the actor's scope (`app.core.actor`), applied
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
@@ -22,6 +23,7 @@ from starlette.concurrency import run_in_threadpool
 from app.auth.models import AuthSession, User, UserScope
 from app.core import context
 from app.core.actor import AREA_ROLES, CITY_WIDE_ROLES, NO_AREA, Actor, AreaScope, Role, Scope
+from app.core.batches import RunAlone, batches_of
 from app.core.config import Settings, get_settings
 from app.core.db import UnitOfWork
 from app.core.deps import ACCESS_RULE, OPENS_UNIT_OF_WORK, SessionDep, SettingsDep, request_unit_of_work
@@ -204,19 +206,35 @@ class Hop:
     password_expired_ok: bool
 
     async def run(self, work: Work, status: int = 200, headers: dict[str, str] | None = None, *,
-                  long: bool = False) -> Response:
+                  long: bool = False, batched: bool = False) -> Response:
         """The hop, on the short lane (app.core.threads); `long=True` for work that may hold its thread for a
-        good part of a second (a push), which runs on the common pool instead."""
+        good part of a second (a push), which runs on the common pool instead. `batched=True` for a write of one
+        record: on SQLite it shares a transaction and a commit with the others arriving meanwhile
+        (app.core.batches), the caller's check included; if it fails there, it runs here alone."""
+        uow = UnitOfWork.of(self.session)
+        assert uow is not None
+        batches = batches_of(uow.engine) if batched else None
+        if batches is not None:
+            try:
+                response: Response = await asyncio.wrap_future(
+                    batches.submit(lambda session: self._answer(session, work, status, headers)))
+            except RunAlone:
+                pass
+            else:
+                uow.close_unused()
+                return response
         hop_ = run_in_threadpool if long else run_short
         response, pending = await hop_(self._run, work, status, headers)
         await durable(pending)  # a read's audit record, until the group commit has written it
         return response
 
+    def _answer(self, session: Session, work: Work, status: int, headers: dict[str, str] | None) -> Response:
+        actor = check_rule(load_actor(session, self.settings, self.claims), self.allowed, self.password_expired_ok)
+        result = work(session, actor)
+        return result if isinstance(result, Response) else model_response(result, status, headers)
+
     def _run(self, work: Work, status: int, headers: dict[str, str] | None) -> tuple[Response, Future[None] | None]:
-        actor = check_rule(load_actor(self.session, self.settings, self.claims), self.allowed,
-                           self.password_expired_ok)
-        result = work(self.session, actor)
-        response = result if isinstance(result, Response) else model_response(result, status, headers)
+        response = self._answer(self.session, work, status, headers)
         uow = UnitOfWork.of(self.session)
         assert uow is not None
         # Here, in this thread: committed (or the read ended) before the response leaves. A read's audit record,

@@ -386,6 +386,12 @@ class UnitOfWork:
     def close(self) -> None:
         self.session.close()  # rolls back whatever was not committed; gives the connection back
 
+    def close_unused(self) -> None:
+        """Finished without a statement of its own: its work was done elsewhere (app.core.batches)."""
+        assert not self.session.in_transaction(), "a unit of work that did something is finished or abandoned"
+        self.finished = True
+        self.close()
+
     def _end_snapshot(self) -> None:
         """A read that succeeded ends its PostgreSQL snapshot with COMMIT: to a read-only transaction the same as
         ROLLBACK, but at a ROLLBACK psycopg forgets every statement it prepared on the connection (and sends

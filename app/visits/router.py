@@ -39,7 +39,7 @@ async def record_visit(body: VisitCreate, hop: VisitorHop) -> Response:
         out, created = recording.record_visit(session, actor, body)
         return model_response(out, 201 if created else 200)
 
-    return await hop.run(work)
+    return await hop.run(work, batched=True)
 
 
 @router.get("/visits", response_model=Page[VisitListItem], summary="Visits in your area, newest first")

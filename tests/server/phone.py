@@ -85,6 +85,15 @@ def scalar(url: str, sql: str, **params: Any) -> Any:
         engine.dispose()
 
 
+def rows(url: str, sql: str, **params: Any) -> list[tuple[Any, ...]]:
+    engine = create_db_engine(url)
+    try:
+        with engine.connect() as conn:
+            return [tuple(row) for row in conn.execute(text(sql), params)]
+    finally:
+        engine.dispose()
+
+
 def residents_of(url: str, community_id: str) -> list[str]:
     engine = create_db_engine(url)
     try:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -25,6 +26,7 @@ from tests.server.phone import (
     count_in,
     login,
     residents_of,
+    rows,
     scalar,
     sync_headers,
     visits_changes,
@@ -169,4 +171,73 @@ def test_a_mixed_burst_on_a_short_lane_of_one_thread_gets_no_5xx_and_loses_nothi
     assert count_in(server_db, "visits", "id", pushed) == len(pushed)  # each once: ids are the primary key
     reads = scalar(server_db, "SELECT count(*) FROM audit_events WHERE action LIKE 'resident.read.%'")
     assert reads - reads_before == 2 * n  # every audited read's record is durable
+    assert_chain_intact(server_db)
+
+
+def test_visits_posted_at_once_are_each_answered_and_audited_as_if_posted_alone(
+        server_db: str, servers: Callable[..., Server], world: World) -> None:
+    """On SQLite, visits posted at once share transactions (app/core/batches.py); on PostgreSQL they write side by
+    side. Either way each is answered as it would be alone — created, a retry's 200, a taken id's 409, another
+    area's 404 — stored once, and its audit records (the visit's, its follow-up task's, a refusal's) name its own
+    request and its own author."""
+    server = servers(server_db)
+    n = 4 * pool_capacity(server_db)
+    due = (datetime.now(UTC) + timedelta(days=3)).date().isoformat()
+    mine = {name: residents_of(server_db, world.community(c)["id"]) for name, c in (("worker1", "c1"),
+                                                                                   ("worker2", "c2"))}
+    bearer = {name: {"Authorization": "Bearer " + login(server.base, name, PASSWORD)["access_token"]} for name in mine}
+    user_ids = dict(rows(server_db, "SELECT username, id FROM users WHERE username IN ('worker1', 'worker2')"))
+    requests: Requests = []
+    expected: list[set[int]] = []
+    created: dict[str, tuple[str, str]] = {}  # visit id → (request id, author)
+    follow_ups: set[str] = set()  # request ids of visits that ask for a follow-up task
+
+    def post(name: str, body: dict[str, Any], request_id: str, statuses: set[int]) -> None:
+        requests.append(("POST", V1 + "/visits", {"json": body, "headers": {**bearer[name],
+                                                                            "X-Request-ID": request_id}}))
+        expected.append(statuses)
+
+    for i in range(n):
+        for name, residents in mine.items():
+            rid = f"visit-{name}-{i}"
+            body = phone_visit_body(residents[i % len(residents)], id=wid())
+            if i % 4 == 0:
+                body["follow_up"] = {"due_date": due, "reason": "other"}
+                follow_ups.add(rid)
+            created[body["id"]] = (rid, name)
+            post(name, body, rid, {201})
+    for k in range(3):  # worker1 names a resident of worker2's community: 404, as alone, and the refusal is audited
+        post("worker1", phone_visit_body(mine["worker2"][k], id=wid()), f"refused-{k}", {404})
+    # A retry racing its original: one 201, the other 200 — or, on PostgreSQL, where the two inserts can run side by
+    # side, 409 concurrent_conflict for the loser (nothing saved; its own retry answers 200).
+    raced = {200, 201, 409} if server_db.startswith("postgresql") else {200, 201}
+    retried = phone_visit_body(mine["worker1"][0], id=wid())
+    post("worker1", retried, "retry-a", raced)
+    post("worker1", retried, "retry-b", raced)
+    taken = wid()  # one id, two different visits: one 201, one 409 visit_id_taken
+    post("worker1", phone_visit_body(mine["worker1"][1], id=taken), "taken-a", {201, 409})
+    post("worker1", phone_visit_body(mine["worker1"][2], id=taken), "taken-b", {201, 409})
+
+    outcomes = burst(server.base, requests)
+
+    wrong = [o for o, want in zip(outcomes, expected, strict=True) if o.status not in want]
+    if wrong:
+        pytest.fail(f"{len(wrong)} of {len(requests)} answered otherwise ({_summary(outcomes)}); first: "
+                    f"{wrong[0].detail}; the server logged: {server.logged_errors()}", pytrace=False)
+    statuses = [o.status for o in outcomes]
+    assert statuses[-4:-2].count(201) == 1 and statuses[-2:].count(201) == 1
+    assert server.wait_healthy(5), "the server does not answer /healthz after the burst"
+    server.stop()
+
+    assert count_in(server_db, "visits", "id", [*created, retried["id"], taken]) == len(created) + 2
+    events = rows(server_db, "SELECT action, target_id, request_id, actor_id, outcome FROM audit_events "
+                             "WHERE request_id LIKE 'visit-%' OR request_id LIKE 'refused-%' "
+                             "OR request_id LIKE 'retry-%' OR request_id LIKE 'taken-%'")
+    visit_events = {target: (request_id, actor) for action, target, request_id, actor, _ in events
+                    if action == "visits.create"}
+    assert {v: visit_events.get(v) for v in created} == {v: (rid, user_ids[name]) for v, (rid, name) in
+                                                         created.items()}
+    assert sorted(r for a, _, r, _, _ in events if a == "tasks.create") == sorted(follow_ups)
+    refusals = sorted((r, actor, outcome) for _, _, r, actor, outcome in events if r.startswith("refused-"))
+    assert refusals == [(f"refused-{k}", user_ids["worker1"], "not_found") for k in range(3)]
     assert_chain_intact(server_db)
