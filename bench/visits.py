@@ -152,8 +152,8 @@ def body(rng: random.Random, resident: tuple[str, bool, float, float], now: date
                     "accuracy_m": round(rng.uniform(3, 35), 1), "provider": rng.choice(("gps", "fused", "network")),
                     "mock_location": False, "fix_time": (started - timedelta(seconds=rng.uniform(0, 60))).isoformat()},
     }
-    if rng.random() < 0.05:
-        out["follow_up"] = {"due_date": (started + timedelta(days=7)).date().isoformat(), "reason": "other"}
+    if rng.random() < 0.05:  # due a week from now, as a follow-up is: not on today's route (GET /me/tasks) already
+        out["follow_up"] = {"due_date": (now + timedelta(days=7)).date().isoformat(), "reason": "other"}
     return out
 
 

@@ -209,7 +209,7 @@ class Hop:
                   long: bool = False, batched: bool = False) -> Response:
         """The hop, on the short lane (app.core.threads); `long=True` for work that may hold its thread for a
         good part of a second (a push), which runs on the common pool instead. `batched=True` for a write of one
-        record: on SQLite it shares a transaction and a commit with the others arriving meanwhile
+        record: it shares a transaction and a commit with the others arriving meanwhile
         (app.core.batches), the caller's check included; if it fails there, it runs here alone."""
         uow = UnitOfWork.of(self.session)
         assert uow is not None

@@ -1,24 +1,26 @@
-"""Write batches: on SQLite, concurrent one-record writes share one transaction and one durable commit.
+"""Write batches: concurrent one-record writes share one transaction and one durable commit.
 
-SQLite lets one writer in at a time, so sixteen phones posting visits at once queue for its write lock, and each
-pays for a transaction of its own: the lock's hand-over between threads, BEGIN, the audit chain's tail, the sync
-counter, the log frames of pages the others touch too, and a commit with its fsync. A route that writes one
-record (`POST /visits`) hands its work in here instead (`app.auth.deps.Hop.run(batched=True)`), from the event
-loop, holding no connection and no thread. While no batch is under way, the first to arrive starts a writer
-thread (`WRITERS`), which takes every job waiting (at most `MAX_BATCH`), runs each on one session in one write
-unit of work — each under its own request's context, so its audit records name its request — and commits once.
-Each request then answers from its own job's result, once the commit that holds it is durable. The writer takes
-a pooled connection outside the admission gate (`db.admitted`), as the ledger's committer does: every request whose
-job waits holds a place at the gate and no connection, so a connection is free for it.
+Sixteen phones posting visits at once each paid for a transaction of its own, and queued anyway: on SQLite for its
+one writer's lock, on PostgreSQL for the audit chain's lock (the change log's counter row, which every write
+transaction holds from its seal to the end of its commit). Each paid the lock's hand-over between threads, BEGIN,
+the chain's tail, the counter, a commit with its flush (and on SQLite the log frames of pages the others touch
+too). A route that writes one record (`POST /visits`) hands its work in here instead
+(`app.auth.deps.Hop.run(batched=True)`), from the event loop, holding no connection and no thread. While no batch
+is under way, the first to arrive starts a writer thread (`WRITERS`), which takes every job waiting (at most
+`MAX_BATCH`), runs each on one session in one write unit of work — each under its own request's context, so its
+audit records name its request — and commits once. Each request then answers from its own job's result, once the
+commit that holds it is durable. The writer takes a pooled connection outside the admission gate (`db.admitted`),
+as the ledger's committer does: every request whose job waits holds a place at the gate and no connection, so a
+connection is free for it.
 
 A job that fails in a batch is taken out and the rest run again without it: nothing of the failed attempt is
 kept (it was one transaction). The failed job's request then runs alone, on its own unit of work, exactly as it
 would have without batches (`RunAlone`): its refusal, the changes a refusal keeps, its audit of the denial. A
-failed commit sends every job of the batch that way. So a batch never changes what a request answers, only how
-many commits it takes.
+failed commit (a deadlock's victim, a lost connection, a full disk) sends every job of the batch that way. So a
+batch never changes what a request answers, only how many commits it takes. One writer per process and database:
+with `--workers 2` each process batches its own requests.
 
-PostgreSQL lets writers in side by side and groups their commits in its own log: no batches there
-(`batches_of` answers None), nor for an in-memory SQLite database (one per connection).
+Not for an in-memory SQLite database (one per connection: `batches_of` answers None).
 """
 
 from __future__ import annotations
@@ -124,8 +126,8 @@ class WriteBatches:
 
 
 def batches_of(engine: Engine) -> WriteBatches | None:
-    """The engine's write batches: on a SQLite file only (see the module docstring)."""
-    if engine.dialect.name != "sqlite" or engine.url.database in (None, "", ":memory:"):
+    """The engine's write batches (one queue per engine; None for an in-memory SQLite database)."""
+    if engine.dialect.name == "sqlite" and engine.url.database in (None, "", ":memory:"):
         return None
     found = engine.__dict__.get(BATCHES)
     if found is None:

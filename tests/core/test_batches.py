@@ -1,4 +1,4 @@
-"""Write batches (app/core/batches.py): on a SQLite file, one-record writes that arrive while a batch is being written
+"""Write batches (app/core/batches.py): one-record writes that arrive while a batch is being written
 share the next transaction and its one commit, each under its own request's context; a job that fails there is
 taken out (nothing of it kept) and its request told to run it alone; a commit that fails sends every job of its
 batch to run alone. Through the test's real database, its ledger and its audit chain."""
@@ -23,9 +23,7 @@ from app.ledger.models import AuditEvent
 @pytest.fixture()
 def batches(engine: Engine) -> Iterator[WriteBatches]:
     found = batches_of(engine)
-    if found is None:
-        assert engine.dialect.name == "postgresql"
-        pytest.skip("PostgreSQL writers run side by side: no batches")
+    assert found is not None
     with engine.begin() as conn:
         conn.execute(text("CREATE TABLE batch_probe (id TEXT PRIMARY KEY, request_id TEXT)"))
     yield found
@@ -146,11 +144,8 @@ def test_a_request_cancelled_while_it_waits_is_not_written(engine: Engine, batch
     assert set(_stored(engine)) == {"first", "kept"}
 
 
-def test_one_queue_per_sqlite_file_and_none_where_writers_run_side_by_side(engine: Engine, tmp_path: Any) -> None:
-    if engine.dialect.name == "postgresql":
-        assert batches_of(engine) is None
-    else:
-        assert batches_of(engine) is batches_of(engine) is not None
+def test_one_queue_per_database_and_none_for_an_in_memory_one(engine: Engine) -> None:
+    assert batches_of(engine) is batches_of(engine) is not None
     memory = create_engine("sqlite://")
     try:
         assert batches_of(memory) is None  # an in-memory database is one per connection

@@ -176,10 +176,9 @@ def test_a_mixed_burst_on_a_short_lane_of_one_thread_gets_no_5xx_and_loses_nothi
 
 def test_visits_posted_at_once_are_each_answered_and_audited_as_if_posted_alone(
         server_db: str, servers: Callable[..., Server], world: World) -> None:
-    """On SQLite, visits posted at once share transactions (app/core/batches.py); on PostgreSQL they write side by
-    side. Either way each is answered as it would be alone — created, a retry's 200, a taken id's 409, another
-    area's 404 — stored once, and its audit records (the visit's, its follow-up task's, a refusal's) name its own
-    request and its own author."""
+    """Visits posted at once share transactions (app/core/batches.py), yet each is answered as it would be alone —
+    created, a retry's 200, a taken id's 409, another area's 404 — stored once, and its audit records (the visit's,
+    its follow-up task's, a refusal's) name its own request and its own author."""
     server = servers(server_db)
     n = 4 * pool_capacity(server_db)
     due = (datetime.now(UTC) + timedelta(days=3)).date().isoformat()
@@ -208,8 +207,8 @@ def test_visits_posted_at_once_are_each_answered_and_audited_as_if_posted_alone(
             post(name, body, rid, {201})
     for k in range(3):  # worker1 names a resident of worker2's community: 404, as alone, and the refusal is audited
         post("worker1", phone_visit_body(mine["worker2"][k], id=wid()), f"refused-{k}", {404})
-    # A retry racing its original: one 201, the other 200 — or, on PostgreSQL, where the two inserts can run side by
-    # side, 409 concurrent_conflict for the loser (nothing saved; its own retry answers 200).
+    # A retry racing its original: one 201, the other 200 — or, on PostgreSQL, where a batch and a request running
+    # alone can insert side by side, 409 concurrent_conflict for the loser (nothing saved; its retry answers 200).
     raced = {200, 201, 409} if server_db.startswith("postgresql") else {200, 201}
     retried = phone_visit_body(mine["worker1"][0], id=wid())
     post("worker1", retried, "retry-a", raced)
