@@ -88,7 +88,12 @@ class WriteBatches:
                     return
             # A request cancelled while it waited is not written; from here on, its job runs to the end.
             batch = [job for job in taken if job.done.set_running_or_notify_cancel()]
-            self._write(batch)
+            try:
+                self._write(batch)
+            except BaseException:  # even the rollback failed: no request may wait for ever, nor the queue stop
+                for job in batch:
+                    if not job.done.done():
+                        job.done.set_exception(RunAlone())
 
     def _write(self, batch: list[_Job]) -> None:
         while batch:

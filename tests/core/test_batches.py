@@ -133,6 +133,24 @@ def test_a_batch_whose_commit_fails_sends_every_job_to_run_alone(engine: Engine,
     assert _submit(batches, "after").result(timeout=30) == "answer of after"  # the writer goes on
 
 
+def test_a_writer_whose_rollback_fails_answers_every_job_and_goes_on(
+        engine: Engine, batches: WriteBatches, monkeypatch: pytest.MonkeyPatch) -> None:
+    from app.core.db import UnitOfWork
+
+    real = UnitOfWork.abandon
+
+    def broken(self: UnitOfWork, **kwargs: Any) -> None:
+        real(self, **kwargs)
+        raise OSError("the connection died during the rollback")
+
+    monkeypatch.setattr(UnitOfWork, "abandon", broken)
+    with pytest.raises(RunAlone):  # no request waits for ever
+        _submit(batches, "bad", _probe("bad", fail=True)).result(timeout=30)
+    monkeypatch.setattr(UnitOfWork, "abandon", real)
+    assert _submit(batches, "after").result(timeout=30) == "answer of after"  # the queue did not stop
+    assert set(_stored(engine)) == {"after"}
+
+
 def test_a_request_cancelled_while_it_waits_is_not_written(engine: Engine, batches: WriteBatches) -> None:
     first, release = _blocked_first(batches)
     gone, kept = _submit(batches, "gone"), _submit(batches, "kept")
