@@ -165,7 +165,7 @@ def _round(session: Session, actor: Actor, round_: list[tuple[int, VisitCreate, 
     stored: dict[str, Visit] = {}
     delivered: dict[str, list[tuple[str, str, int]]] = {}
     for chunk in chunks(client_ids):  # ids first (lean): a new visit's id is not stored yet
-        taken = [visit_id for visit_id, in run(conn, *_STORED_IDS(chunk))]
+        taken = [visit_id for visit_id, in run(conn, *STORED_IDS(chunk))]
         if taken:
             stored.update((v.id, v) for v in session.execute(*_STORED(taken)).scalars())
     for chunk in chunks(stored):
@@ -206,7 +206,7 @@ def _round(session: Session, actor: Actor, round_: list[tuple[int, VisitCreate, 
 
 
 # Built once (ByKey); the residents' with the caller's area once per scope and dialect (`lookups.homes_statement`).
-_STORED_IDS = ByKey(lambda key: select(col(Visit.id)).where(key(col(Visit.id))), lean=True)
+STORED_IDS = ByKey(lambda key: select(col(Visit.id)).where(key(col(Visit.id))), lean=True)  # sync push too
 _STORED = ByKey(lambda key: select(Visit).where(key(col(Visit.id))))
 _STORED_DELIVERIES = ByKey(lambda key: select(
     col(ServiceDelivery.visit_id), col(ServiceDelivery.id), col(ServiceDelivery.item_code),

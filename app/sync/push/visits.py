@@ -17,11 +17,12 @@ from sqlmodel import col, select
 
 from app.core.errors import AppError, Conflict, Unprocessable
 from app.core.inputs import JsonTooDeep, loads_json
-from app.core.queries import ByKey, chunks
+from app.core.lean import run
+from app.core.queries import chunks
 from app.sync.models import RejectionKind
 from app.sync.wire import WireError, from_raw
 from app.visits.models import ServiceDelivery, Visit
-from app.visits.recording import VisitItem, record_visits
+from app.visits.recording import STORED_IDS, VisitItem, record_visits
 from app.visits.schemas import VisitCreate
 from app.visits.service import seen_records
 
@@ -33,7 +34,6 @@ VISIT_COLUMNS = ("resident_id", "dwelling_id", "mode", "purpose", "outcome", "st
                  "catalog_version", "lat", "lng", "coord_system", "accuracy_m", "provider", "mock_location",
                  "fix_time", "no_coordinates_reason")
 DELIVERY_COLUMNS = ("visit_id", "item_code", "quantity", "notes")
-_STORED_IDS = ByKey(lambda key: select(col(Visit.id)).where(key(col(Visit.id))))  # built once (app.core.queries)
 
 
 class VisitMissing(Unprocessable):
@@ -99,7 +99,7 @@ def push_visits(pusher: Pusher, visits: list[Incoming], deliveries: list[Incomin
     pushed = {v.id for v in visits}
     stored: set[str] = set()
     for chunk in chunks(pushed | set(by_visit)):
-        stored |= set(session.execute(*_STORED_IDS(chunk)).scalars())
+        stored.update(visit_id for visit_id, in run(session.connection(), *STORED_IDS(chunk)))
     for visit_id, group in by_visit.items():
         if visit_id not in pushed:
             _orphans(pusher, visit_id in stored, visit_id, group)
